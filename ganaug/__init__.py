@@ -1,0 +1,39 @@
+"""ganaug: synthetic data augmentation with class-conditional DCGANs.
+
+Train (:mod:`ganaug.training`), export to ONNX (:mod:`ganaug.export`), generate fast with ONNX Runtime
+(:mod:`ganaug.runtime`) and hand the images to training code as a torchvision dataset
+(:mod:`ganaug.dataset`). Heavy modules load lazily, so ``import ganaug`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ModelConfig": "ganaug.config",
+    "TrainConfig": "ganaug.config",
+    "Generator": "ganaug.models",
+    "Discriminator": "ganaug.models",
+    "Trainer": "ganaug.training",
+    "load_generator": "ganaug.training",
+    "load_training_data": "ganaug.data",
+    "load_source": "ganaug.data",
+    "InputError": "ganaug.errors",
+    "TrainingDiverged": "ganaug.errors",
+    "GanaugError": "ganaug.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ganaug' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,57 @@
+"""DiffAugment (Zhao et al., 2020): differentiable augmentations applied to real and fake images before D.
+
+Each op takes images float [N, C, H, W] and a ``torch.Generator`` so that a run stays reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def brightness(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Add a per-image offset uniform in [-0.5, 0.5) (images in [-1, 1])."""
+    return x + (torch.rand(x.size(0), 1, 1, 1, generator=gen, device=x.device, dtype=x.dtype) - 0.5)
+
+
+def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to ``ratio`` of its size, filling with background (-1)."""
+    n, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    tx = torch.randint(-sh, sh + 1, (n, 1, 1), generator=gen, device=x.device)
+    ty = torch.randint(-sw, sw + 1, (n, 1, 1), generator=gen, device=x.device)
+    gi, gx, gy = torch.meshgrid(
+        torch.arange(n, device=x.device), torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+    )
+    gx = torch.clamp(gx + tx + 1, 0, h + 1)
+    gy = torch.clamp(gy + ty + 1, 0, w + 1)
+    padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
+    return padded.permute(0, 2, 3, 1)[gi, gx, gy].permute(0, 3, 1, 2)
+
+
+def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+    """Blank a random square of ``ratio`` of the image size to background (-1)."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen, device=x.device)
+    oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen, device=x.device)
+    gi, gx, gy = torch.meshgrid(
+        torch.arange(n, device=x.device), torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij"
+    )
+    gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
+    gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)
+    mask = torch.ones(n, h, w, device=x.device, dtype=x.dtype)
+    mask[gi, gx, gy] = 0
+    return x * mask.unsqueeze(1) - (1 - mask.unsqueeze(1))
+
+
+OPS = {"brightness": brightness, "translation": translation, "cutout": cutout}
+
+
+def diff_augment(x: torch.Tensor, policies: Sequence[str], gen: torch.Generator) -> torch.Tensor:
+    """Apply ``policies`` (names in :data:`OPS`) in order; identity when empty."""
+    for name in policies:
+        x = OPS[name](x, gen)
+    return x

@@ -1,0 +1,35 @@
+"""Shared CLI plumbing: library errors become one-line click errors with the right exit code."""
+
+from __future__ import annotations
+
+import click
+
+from ganaug.errors import GanaugError, InputError, TrainingDiverged
+
+
+class InputProblem(click.ClickException):
+    """Bad input: printed as ``Error: <message>``, exit code 2 (click's usage-error code)."""
+
+    exit_code = 2
+
+
+class GanaugGroup(click.Group):
+    """A group whose commands turn ganaug's own exceptions into click errors."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (InputError, TrainingDiverged) as e:
+            raise InputProblem(str(e)) from None
+        except GanaugError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def parse_int_list(value: str | None, *, name: str) -> list[int] | None:
+    """``"3,5,8"`` -> ``[3, 5, 8]``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 3,5,8, got {value!r}", param_hint=name) from None

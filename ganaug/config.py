@@ -1,0 +1,98 @@
+"""Typed, frozen configuration, resolved once and written into every file ganaug produces."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DatasetName = Literal["digits", "mnist", "fashion-mnist", "imagefolder"]
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "imagefolder")
+DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the class-conditional DCGAN pair (28x28x1 images).
+
+    Attributes:
+        num_classes: number of classes the generator is conditioned on.
+        z_dim: size of the latent vector ``z``.
+        embed_dim: size of the generator's label embedding (concatenated to ``z``).
+        g_width: generator width; its 7x7 stage has ``2 * g_width`` channels.
+        d_width: discriminator width; its 7x7 stage has ``2 * d_width`` channels.
+        spectral_norm: wrap every discriminator weight in spectral normalization.
+    """
+
+    num_classes: int = 10
+    z_dim: int = 64
+    embed_dim: int = 16
+    g_width: int = 64
+    d_width: int = 64
+    spectral_norm: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run.
+
+    ``epochs`` is the configured total: ``--resume`` continues up to it.
+    ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``).
+    ``diffaugment`` is a tuple of DiffAugment policies applied to real and fake images before D.
+    ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    per_class: int | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.999
+    diffaugment: tuple[str, ...] = ()
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = False
+    seed: int = 0
+    log_every: int = 50
+    export_onnx: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.per_class is not None and self.per_class < 1:
+            raise ValueError(f"per_class must be >= 1, got {self.per_class}")
+        for name in ("epochs", "batch_size", "d_steps", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        unknown = set(self.diffaugment) - set(DIFFAUGMENT_POLICIES)
+        if unknown:
+            raise ValueError(
+                f"unknown DiffAugment policy {sorted(unknown)}; choose from {', '.join(DIFFAUGMENT_POLICIES)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        d["model"] = ModelConfig(**d.get("model", {}))
+        d["diffaugment"] = tuple(d.get("diffaugment", ()))
+        return cls(**d)

@@ -1,0 +1,103 @@
+"""Class-conditional DCGAN generator and discriminator for 1x28x28 images.
+
+Both follow the DCGAN rules: strided (transposed) convolutions instead of pooling, BatchNorm in the
+generator, LeakyReLU in the discriminator and a tanh output. The generator sees the label through an
+embedding concatenated to ``z``; the discriminator uses a projection (Miyato & Koyama, 2018): its logit
+is ``linear(h) + <embed(y), h>`` for image features ``h``.
+
+The default generator costs about 14.7 MFLOP per image (see :func:`generator_flops`), roughly a quarter
+of the common 256-channel cDCGAN, so it trains and generates fast on a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganaug.config import ModelConfig
+
+IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)
+
+
+class Generator(nn.Module):
+    """``G(z, y)``: latent ``z`` float [N, z_dim] and labels ``y`` int64 [N] -> images float [N, 1, 28, 28] in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = 2 * config.g_width
+        self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+        self.project = nn.Sequential(
+            nn.Linear(config.z_dim + config.embed_dim, c * 7 * 7, bias=False),  # [N, c*49]
+            nn.BatchNorm1d(c * 7 * 7),
+            nn.ReLU(inplace=True),
+            nn.Unflatten(1, (c, 7, 7)),  # [N, c, 7, 7]
+        )
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(c, config.g_width, 4, 2, 1, bias=False),  # [N, g_width, 14, 14]
+            nn.BatchNorm2d(config.g_width),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(config.g_width, 1, 4, 2, 1),  # [N, 1, 28, 28]
+            nn.Tanh(),
+        )
+        init_dcgan_weights(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, self.embed(labels)], dim=1)  # [N, z_dim + embed_dim]
+        return self.up(self.project(h))
+
+
+class Discriminator(nn.Module):
+    """``D(x, y)``: images float [N, 1, 28, 28] in [-1, 1] and labels int64 [N] -> logits float [N]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.d_width
+        sn = spectral_norm if config.spectral_norm else (lambda m: m)
+        self.features = nn.Sequential(
+            sn(nn.Conv2d(1, w, 4, 2, 1)),  # [N, w, 14, 14]
+            nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N, 2w, 7, 7]
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),  # [N, 2w*49]
+        )
+        self.linear = sn(nn.Linear(2 * w * 7 * 7, 1))  # [N, 1]
+        self.embed = sn(nn.Embedding(config.num_classes, 2 * w * 7 * 7))  # [N, 2w*49]
+        init_dcgan_weights(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def generator_flops(config: ModelConfig) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one generated image, counting the linear and conv layers."""
+    c = 2 * config.g_width
+    linear = (config.z_dim + config.embed_dim) * c * 49
+    up1 = 7 * 7 * c * config.g_width * 16  # each input pixel scatters a 4x4 kernel per (in, out) pair
+    up2 = 14 * 14 * config.g_width * 1 * 16
+    return 2 * (linear + up1 + up2)
+
+
+def discriminator_flops(config: ModelConfig) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one discriminator forward pass on one image."""
+    w = config.d_width
+    conv1 = 14 * 14 * w * 1 * 16
+    conv2 = 7 * 7 * 2 * w * w * 16
+    head = 2 * (2 * w * 49)
+    return 2 * (conv1 + conv2 + head)
