@@ -21,6 +21,8 @@ _EXPORTS = {
     "load_generator": "ganaug.training",
     "load_training_data": "ganaug.data",
     "load_source": "ganaug.data",
+    "export_onnx": "ganaug.export",
+    "OnnxGenerator": "ganaug.runtime",
     "InputError": "ganaug.errors",
     "TrainingDiverged": "ganaug.errors",
     "GanaugError": "ganaug.errors",

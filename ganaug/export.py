@@ -1,0 +1,245 @@
+"""Export a run's generator to one self-contained, self-verified ONNX file.
+
+The exported graph is the EMA generator in eval mode with every BatchNorm folded into the Linear /
+(transposed) convolution before it and spectral-norm parametrizations removed, so it computes exactly
+``G(z, labels)`` with a batch axis that really is dynamic:
+
+- inputs: ``z`` float32 [N, z_dim], ``labels`` int64 [N] in ``[0, num_classes)``
+- output: ``images`` float32 [N, 1, 28, 28] in [-1, 1]
+
+ONNX Runtime fuses Conv+BatchNorm but not ConvTranspose+BatchNorm, so folding here is what keeps the
+ConvTranspose layers (most of the generator's time) free of a separate normalization pass.
+
+Facts about the model travel in ``metadata_props`` under ``ganaug.`` keys with JSON values (see
+:data:`METADATA_KEYS`); ONNX Runtime hands them back as ``custom_metadata_map``. Before the file appears,
+:func:`export_onnx` runs ``onnx.checker`` and compares ONNX Runtime (CPU) with PyTorch on fresh random
+inputs at :data:`PARITY_BATCHES`; a mismatch raises :class:`ExportParityError` and leaves no file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug import __version__
+from ganaug.errors import GanaugError, InputError
+
+PARITY_BATCHES: tuple[int, ...] = (1, 7, 256, 4096)
+PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
+OUTPUT_RANGE: tuple[float, float] = (-1.0, 1.0)
+KIND = "ganaug.conditional-generator"
+METADATA_KEYS: tuple[str, ...] = (
+    "kind", "z_dim", "num_classes", "classes", "image_shape", "output_range", "precision", "model_config",
+    "data", "step", "checkpoint_sha256", "ganaug_version", "opset", "parity",
+)
+"""Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
+
+
+class ExportParityError(GanaugError, RuntimeError):
+    """The exported graph's outputs differ from PyTorch's by more than the tolerance; no file was written."""
+
+
+def fold_for_inference(generator: "torch.nn.Module") -> "torch.nn.Module":
+    """An eval-mode copy of ``generator`` with parametrizations removed and BatchNorm folded away.
+
+    Every ``BatchNorm1d``/``BatchNorm2d`` that directly follows a ``Linear``, ``Conv2d`` or ``ConvTranspose2d``
+    inside an ``nn.Sequential`` is folded into that layer's weight and bias and replaced by ``nn.Identity``.
+    The copy computes the same function as ``generator.eval()`` (up to float rounding).
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    model = copy.deepcopy(generator).eval()
+    for m in model.modules():
+        if parametrize.is_parametrized(m):
+            for name in list(m.parametrizations):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            layer, bn = seq[i], seq[i + 1]
+            if not isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                continue
+            if isinstance(layer, nn.Linear):
+                seq[i] = fuse_linear_bn_eval(layer, bn)
+            elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                seq[i] = fuse_conv_bn_eval(layer, bn, transpose=isinstance(layer, nn.ConvTranspose2d))
+            else:
+                continue
+            seq[i + 1] = nn.Identity()
+    return model.requires_grad_(False).to(torch.float32)
+
+
+def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool = False) -> Path:
+    """Export the EMA generator of a run folder or checkpoint to ONNX, verify it, and return the file's path.
+
+    Args:
+        source: a run folder or its ``checkpoint.pt``.
+        out: the ``.onnx`` file to write; default ``<run folder>/generator.onnx``
+            (``generator_fp16.onnx`` with ``fp16``). An existing file is replaced.
+        fp16: store weights and compute in float16 (for GPU providers; inputs and output stay float32).
+
+    Returns:
+        The path of the written file (one self-contained file, no ``.onnx.data`` sidecar).
+
+    Raises:
+        InputError: no checkpoint at ``source``; ``out`` is not writable.
+        ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
+            :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
+    """
+    import onnx
+    import torch
+
+    from ganaug.models import IMAGE_SHAPE
+    from ganaug.training import CHECKPOINT, load_generator
+
+    source = Path(source)
+    generator, meta = load_generator(source)
+    checkpoint = source / CHECKPOINT if source.is_dir() else source
+    run_dir = checkpoint.parent
+    precision = "fp16" if fp16 else "fp32"
+    out = Path(out) if out is not None else run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx")
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'generator.onnx'}")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+
+    model = fold_for_inference(generator)
+    config = generator.config
+    with torch.no_grad():
+        proto = _to_onnx(_half_precision(model) if fp16 else model, config.z_dim, config.num_classes)
+    run_config = run_dir / "config.json"
+    data = json.loads(run_config.read_text()).get("data") if run_config.is_file() else None
+    metadata: dict[str, Any] = {
+        "kind": KIND,
+        "z_dim": config.z_dim,
+        "num_classes": config.num_classes,
+        "classes": list(meta["classes"]),
+        "image_shape": list(IMAGE_SHAPE),
+        "output_range": list(OUTPUT_RANGE),
+        "precision": precision,
+        "model_config": meta["config"]["model"],
+        "data": data,
+        "step": meta["step"],
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "ganaug_version": __version__,
+        "opset": next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+    }
+    _set_metadata(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    parity = check_parity(proto.SerializeToString(), generator, tolerance=PARITY_TOLERANCE[precision])
+    _set_metadata(proto, {"parity": parity})
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        onnx.save_model(proto, tmp, save_as_external_data=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def check_parity(model: bytes | str | Path, generator: "torch.nn.Module", *, tolerance: float,
+                 batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0) -> dict[str, Any]:
+    """Max abs difference between the ONNX model (ONNX Runtime, CPU) and ``generator`` (eval) per batch size.
+
+    Inputs are fresh standard-normal ``z`` and uniform labels drawn from ``seed``.
+
+    Returns:
+        ``{"provider": "CPUExecutionProvider", "tolerance": t, "max_abs_err": {"1": e1, "7": e7, ...}}``.
+
+    Raises:
+        ExportParityError: some batch size differs by more than ``tolerance``.
+    """
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    z_dim, num_classes = generator.config.z_dim, generator.config.num_classes
+    errors: dict[str, float] = {}
+    for n in batches:
+        z = rng.standard_normal((n, z_dim), dtype=np.float32)
+        labels = rng.integers(0, num_classes, n, dtype=np.int64)
+        (onnx_out,) = session.run(["images"], {"z": z, "labels": labels})
+        with torch.no_grad():
+            torch_out = generator.eval()(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+        errors[str(n)] = float(np.abs(onnx_out - torch_out).max())
+    worst = max(errors, key=errors.get)
+    if errors[worst] > tolerance:
+        raise ExportParityError(
+            f"ONNX Runtime differs from PyTorch by {errors[worst]:.3g} at batch {worst} (tolerance {tolerance:g}); "
+            f"nothing was written; please report this with your torch {torch.__version__} and onnxruntime {ort.__version__}"
+        )
+    return {"provider": "CPUExecutionProvider", "tolerance": tolerance, "max_abs_err": errors}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_metadata(model: "onnx.ModelProto") -> dict[str, Any]:
+    """The ``ganaug.`` metadata of an ONNX model, keys without the prefix, values JSON-decoded."""
+    prefix = "ganaug."
+    return {p.key[len(prefix):]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(prefix)}
+
+
+def _set_metadata(proto: "onnx.ModelProto", values: dict[str, Any]) -> None:
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update({f"ganaug.{k}": json.dumps(v) for k, v in values.items()})
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def _to_onnx(model: "torch.nn.Module", z_dim: int, num_classes: int) -> "onnx.ModelProto":
+    # The dynamo exporter gives the cleanest graph here (Gather, Concat, Gemm, Relu, one constant Reshape,
+    # ConvTranspose...); the TorchScript one adds a Shape/Slice/Concat chain to build the Reshape target.
+    # A batch of 2 while tracing keeps batch-1 specialisation out of the graph.
+    import warnings
+
+    import torch
+
+    z = torch.randn(2, z_dim)
+    labels = torch.arange(2) % num_classes
+    with warnings.catch_warnings():
+        # Both inputs share the one batch axis; the exporter says so once per export, harmlessly.
+        warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
+        program = torch.onnx.export(
+            model, (z, labels), input_names=["z", "labels"], output_names=["images"], dynamo=True,
+            dynamic_shapes={"z": {0: "batch"}, "labels": {0: "batch"}}, external_data=False, optimize=True,
+            verbose=False,
+        )
+    return program.model_proto
+
+
+def _half_precision(model: "torch.nn.Module") -> "torch.nn.Module":
+    """``model`` with float16 weights and compute behind float32 ``z`` and ``images``."""
+    from torch import nn
+
+    class HalfPrecision(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner.half()
+
+        def forward(self, z, labels):
+            return self.inner(z.half(), labels).float()
+
+    return HalfPrecision(model).eval()
