@@ -1,0 +1,385 @@
+"""Fast batched generation with ONNX Runtime, and label/latent helpers shared by every generation path.
+
+The law of generation: sample ``i`` of ``(model, seed)`` is ``G(latents(seed, i, i + 1), labels[i])``
+(:func:`ganaug.sampling.latents`), so results never depend on batch size, worker count or access order.
+
+:class:`OnnxGenerator` wraps an exported generator (:func:`ganaug.export.export_onnx`). Its ONNX Runtime
+session is created on first use and left out of pickling, so the object can be handed to DataLoader
+workers (each builds its own session). Provider ``auto`` takes CUDA only when a GPU is really there and
+the session really got the CUDA provider; otherwise it runs on the CPU without printing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+
+from ganaug.errors import InputError
+from ganaug.sampling import labels_from_counts, latents
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import torch
+
+Provider = Literal["auto", "cpu", "cuda", "tensorrt"]
+PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+ONNX_FILE = "generator.onnx"
+_ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+_GPU_INSTALL = {
+    "cuda": "an NVIDIA GPU with its driver and `pip install onnxruntime-gpu` (CUDA 12/13 libraries come with torch)",
+    "tensorrt": "an NVIDIA GPU with its driver, `pip install onnxruntime-gpu tensorrt`",
+}
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, checked without initialising CUDA (safe before forking workers)."""
+    if sys.platform.startswith("linux"):
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() in ("", "-1"):
+            return False
+        return any(Path("/dev").glob("nvidia[0-9]*"))
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float [N, 1, H, W] in [-1, 1] -> uint8 [N, H, W] in [0, 255], rounded as torchvision's ``save_image``.
+
+    The value is ``floor((x + 1) / 2 * 255 + 0.5)`` clipped to [0, 255], the exact inverse of
+    :func:`ganaug.data.to_model_range` (``u / 127.5 - 1``) on real images.
+    """
+    scaled = (images[:, 0] + 1.0) * 127.5 + 0.5
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def resolve_class(classes: Sequence[str], key: int | str) -> int:
+    """The index of one class given by index (int, or a digit string that is not a class name) or by name.
+
+    Raises:
+        InputError: an index out of range or an unknown name (the message lists the valid ones).
+    """
+    if isinstance(key, str) and key in classes:
+        return list(classes).index(key)
+    if isinstance(key, (int, np.integer)) or (isinstance(key, str) and key.strip().lstrip("-").isdigit()):
+        index = int(key)
+        if 0 <= index < len(classes):
+            return index
+    valid = ", ".join(f"{i}={name!r}" for i, name in enumerate(classes))
+    raise InputError(f"unknown class {key!r}; give an index 0..{len(classes) - 1} or a name: {valid}")
+
+
+def make_labels(classes: Sequence[str], counts: int | Mapping[int | str, int], *,
+                select: Sequence[int | str] | None = None) -> np.ndarray:
+    """int64 labels laid out class by class (as :func:`ganaug.sampling.labels_from_counts`).
+
+    Args:
+        classes: the model's class names (index = label).
+        counts: images per class, either one int for every selected class or ``{class: count}`` with
+            classes given by index or name.
+        select: with an int ``counts``, the classes to generate (index or name); default all.
+
+    Raises:
+        InputError: a count <= 0, an unknown class, a class given twice, or ``select`` with a mapping.
+    """
+    if isinstance(counts, Mapping):
+        if select is not None:
+            raise InputError("give per-class counts either as a mapping or as one count with select, not both")
+        wanted = {}
+        for key, n in counts.items():
+            index = resolve_class(classes, key)
+            if index in wanted:
+                raise InputError(f"class {key!r} is given twice")
+            wanted[index] = n
+    else:
+        keys = range(len(classes)) if select is None else select
+        indices = [resolve_class(classes, k) for k in keys]
+        if len(set(indices)) != len(indices):
+            raise InputError(f"a class is given twice in {list(keys)}")
+        wanted = {i: counts for i in indices}
+    if not wanted:
+        raise InputError("no classes selected; select at least one")
+    bad = sorted({int(n) for n in wanted.values() if int(n) <= 0})
+    if bad:
+        raise InputError(f"counts per class must be >= 1, got {bad[0]}")
+    return labels_from_counts(wanted)
+
+
+class OnnxGenerator:
+    """An exported ganaug generator run with ONNX Runtime.
+
+    Args:
+        path: a ``.onnx`` file written by :func:`ganaug.export.export_onnx`, or a run folder holding ``generator.onnx``.
+        provider: ``cpu``; ``cuda`` or ``tensorrt`` (a GPU is required); ``auto`` = CUDA when a GPU is
+            really present and onnxruntime-gpu can use it, else CPU.
+        threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per physical core).
+        cudnn_conv_algo_search: CUDA provider's convolution algorithm search. ``HEURISTIC`` (default) avoids
+            ``EXHAUSTIVE``'s slow first call at every new batch size.
+
+    Raises:
+        InputError: missing file, a file that is not ONNX or not a ganaug generator, an unknown provider,
+            or a GPU provider asked for where none is available (the message says what to install).
+
+    Example:
+        >>> gen = OnnxGenerator("runs/digits")                                  # doctest: +SKIP
+        >>> images = gen.generate(gen.labels(100, select=[3, 5]), seed=0)      # uint8 [200, 28, 28]
+    """
+
+    def __init__(self, path: str | Path, *, provider: Provider = "auto", threads: int | None = None,
+                 cudnn_conv_algo_search: Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"] = "HEURISTIC") -> None:
+        from ganaug.export import KIND, read_metadata
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / ONNX_FILE
+        if not path.is_file():
+            raise InputError(f"no ONNX model at {path}; give a .onnx file or a run folder (export one with `ganaug export RUN_DIR`)")
+        if provider not in PROVIDERS:
+            raise InputError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        proto = _load_onnx(path)
+        metadata = read_metadata(proto)
+        if metadata.get("kind") != KIND:
+            raise InputError(f"{path} is an ONNX model but not a ganaug generator (no ganaug.kind metadata); export one with `ganaug export RUN_DIR`")
+        self.path = path
+        self.metadata: dict[str, Any] = metadata
+        self.inputs = {i.name: _value_info(i) for i in proto.graph.input}
+        self.outputs = {o.name: _value_info(o) for o in proto.graph.output}
+        self.threads = threads
+        self.cudnn_conv_algo_search = cudnn_conv_algo_search
+        self.requested_provider = provider
+        self._provider = _resolve_provider(provider)
+        self._session: onnxruntime.InferenceSession | None = None
+
+    # ---- facts about the model ----------------------------------------------------------------
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.metadata["z_dim"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metadata["classes"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.metadata["classes"])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.metadata["image_shape"])
+
+    @property
+    def providers(self) -> list[str]:
+        """The ONNX Runtime providers the session really uses (creates the session)."""
+        return self.session.get_providers()
+
+    @property
+    def device(self) -> Literal["cpu", "cuda"]:
+        """Where the model runs (creates the session)."""
+        return "cpu" if self.session.get_providers()[0] == "CPUExecutionProvider" else "cuda"
+
+    # ---- running ------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> "onnxruntime.InferenceSession":
+        """The ONNX Runtime session, created on first use."""
+        if self._session is None:
+            self._session = self._create_session()
+        return self._session
+
+    def labels(self, counts: int | Mapping[int | str, int], *, select: Sequence[int | str] | None = None) -> np.ndarray:
+        """int64 labels, class by class, for this model's classes; see :func:`make_labels`."""
+        return make_labels(self.classes, counts, select=select)
+
+    def run(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``G(z, labels)``: z float32 [N, z_dim], labels int64 [N] -> images float32 [N, 1, 28, 28] in [-1, 1].
+
+        Raises:
+            InputError: wrong shapes or dtypes, or a label outside ``[0, num_classes)``.
+        """
+        z = np.asarray(z)
+        labels = np.asarray(labels)
+        if z.dtype != np.float32 or z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise InputError(f"z must be float32 [N, {self.z_dim}], got {z.dtype} {list(z.shape)}")
+        if labels.dtype != np.int64 or labels.shape != (len(z),):
+            raise InputError(f"labels must be int64 [{len(z)}], got {labels.dtype} {list(labels.shape)}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise InputError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
+        if len(z) == 0:
+            return np.zeros((0, *self.image_shape), np.float32)
+        session = self.session
+        if self.device == "cpu":
+            return session.run(["images"], {"z": z, "labels": labels})[0]
+        # On a GPU, bind the output to device memory: ONNX Runtime then copies it to the host once, here.
+        binding = session.io_binding()
+        binding.bind_cpu_input("z", np.ascontiguousarray(z))
+        binding.bind_cpu_input("labels", np.ascontiguousarray(labels))
+        binding.bind_output("images", "cuda")
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def iter_batches(self, labels: np.ndarray, *, seed: int, start: int = 0, batch_size: int = 1024,
+                     dtype: Literal["uint8", "float"] = "uint8") -> Iterator[np.ndarray]:
+        """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
+        labels = np.asarray(labels)
+        if labels.dtype != np.int64 or labels.ndim != 1:
+            raise InputError(f"labels must be int64 [N], got {labels.dtype} {list(labels.shape)}")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if dtype not in ("uint8", "float"):
+            raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
+        if seed < 0 or start < 0:
+            raise InputError(f"seed and start must be >= 0, got seed={seed}, start={start}")
+        for lo in range(0, len(labels), batch_size):
+            hi = min(lo + batch_size, len(labels))
+            images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
+            yield to_uint8(images) if dtype == "uint8" else images
+
+    def generate(self, labels: np.ndarray, *, seed: int, start: int = 0, batch_size: int = 1024,
+                 dtype: Literal["uint8", "float"] = "uint8") -> np.ndarray:
+        """Images for ``labels``; image ``k`` is sample ``start + k`` of ``seed`` whatever ``batch_size`` is.
+
+        Args:
+            labels: int64 [N] in ``[0, num_classes)`` (see :meth:`labels`).
+            seed: >= 0; with ``start + k`` it alone fixes image k's latent.
+            start: index of the first sample (to continue a sequence or split it across workers).
+            batch_size: images per ONNX Runtime call; changes speed and memory, never the images.
+            dtype: ``uint8`` -> uint8 [N, 28, 28] in [0, 255] (see :func:`to_uint8`);
+                ``float`` -> float32 [N, 1, 28, 28] in [-1, 1].
+
+        Raises:
+            InputError: bad labels, ``seed`` / ``start`` < 0, ``batch_size`` < 1 or an unknown ``dtype``.
+        """
+        batches = list(self.iter_batches(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype))
+        if batches:
+            return np.concatenate(batches)
+        return np.zeros((0, *self.image_shape[1:]) if dtype == "uint8" else (0, *self.image_shape),
+                        np.uint8 if dtype == "uint8" else np.float32)
+
+    # ---- pickling and sessions ----------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_session"] = None  # sessions cannot be pickled; each process creates its own on first use
+        return state
+
+    def __repr__(self) -> str:
+        return (f"OnnxGenerator({str(self.path)!r}, provider={self.requested_provider!r}, z_dim={self.z_dim}, "
+                f"classes={self.num_classes})")
+
+    def _create_session(self) -> "onnxruntime.InferenceSession":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no per-session warnings on users' terminals
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if self._provider in ("cuda", "tensorrt"):
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()  # the CUDA / cuDNN libraries that the torch wheels installed
+            cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": self.cudnn_conv_algo_search})
+            providers = [cuda, "CPUExecutionProvider"]
+            if self._provider == "tensorrt":
+                providers.insert(0, ("TensorrtExecutionProvider", {
+                    "trt_profile_min_shapes": f"z:1x{self.z_dim},labels:1",
+                    "trt_profile_opt_shapes": f"z:1024x{self.z_dim},labels:1024",
+                    "trt_profile_max_shapes": f"z:4096x{self.z_dim},labels:4096",
+                }))
+        session = ort.InferenceSession(str(self.path), options, providers=providers)
+        wanted = _ORT_NAMES[self._provider]
+        if wanted not in session.get_providers() and self.requested_provider != "auto":
+            raise InputError(f"ONNX Runtime could not start its {wanted} (it got {session.get_providers()}); "
+                             f"this needs {_GPU_INSTALL[self._provider]}, or use --provider cpu")
+        return session
+
+
+def _resolve_provider(provider: str) -> str:
+    """``auto`` -> ``cuda`` or ``cpu``; a GPU provider that cannot work here -> :class:`InputError`."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider == "auto":
+        return "cuda" if gpu_present() and _ORT_NAMES["cuda"] in available else "cpu"
+    if provider in ("cuda", "tensorrt"):
+        if not gpu_present():
+            raise InputError(f"--provider {provider} needs {_GPU_INSTALL[provider]}, but no NVIDIA GPU is visible here; use --provider cpu")
+        if _ORT_NAMES[provider] not in available:
+            raise InputError(f"this onnxruntime has no {_ORT_NAMES[provider]}; --provider {provider} needs {_GPU_INSTALL[provider]}")
+    return provider
+
+
+def _load_onnx(path: Path) -> "onnx.ModelProto":
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(path), format="protobuf", load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError):
+        proto = None
+    if proto is None or proto.ir_version == 0:  # protobuf parses some non-ONNX bytes (an empty file) without error
+        raise InputError(f"{path} is not an ONNX file; give a generator.onnx written by `ganaug export`")
+    return proto
+
+
+def _value_info(value: Any) -> dict[str, Any]:
+    import onnx
+
+    tensor = value.type.tensor_type
+    shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+    return {"dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name, "shape": shape}
+
+
+def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, steps: int, seed: int = 0,
+                mode: Literal["slerp", "lerp"] = "slerp") -> tuple["torch.Tensor", list[str]]:
+    """Walk from a sample of one class to a sample of another: images float [steps, 1, 28, 28] in [-1, 1].
+
+    Frame ``t`` (``t`` from 0 to 1) feeds the generator ``z_t`` = slerp (or lerp) between samples 0 and 1
+    of ``seed`` (:func:`ganaug.sampling.latents`) and the label embedding ``(1 - t) e(from) + t e(to)``.
+    The blended embedding is not an integer label, so this uses the PyTorch EMA generator of the run's
+    checkpoint, not the ONNX file.
+
+    Args:
+        run: a run folder or its ``checkpoint.pt`` (a ``generator.onnx`` inside a run folder works too).
+
+    Returns:
+        The frames and the two classes' names.
+
+    Raises:
+        InputError: no checkpoint, an unknown class, ``steps`` < 2, an unknown ``mode``.
+    """
+    import torch
+
+    from ganaug.training import load_generator
+
+    run = Path(run)
+    if run.suffix == ".onnx":
+        run = run.parent
+    if steps < 2:
+        raise InputError(f"steps must be >= 2, got {steps}")
+    if mode not in ("slerp", "lerp"):
+        raise InputError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
+    generator, meta = load_generator(run)
+    classes = meta["classes"]
+    a, b = resolve_class(classes, from_class), resolve_class(classes, to_class)
+    z = torch.from_numpy(latents(seed, 0, 2, generator.config.z_dim)).double()
+    t = torch.linspace(0, 1, steps, dtype=torch.float64)[:, None]
+    if mode == "lerp":
+        zt = (1 - t) * z[0] + t * z[1]
+    else:
+        omega = torch.arccos((z[0] / z[0].norm()).dot(z[1] / z[1].norm()).clamp(-1, 1))
+        zt = (torch.sin((1 - t) * omega) * z[0] + torch.sin(t * omega) * z[1]) / torch.sin(omega)
+    with torch.no_grad():
+        e = generator.embed(torch.tensor([a, b]))
+        et = (1 - t.float()) * e[0] + t.float() * e[1]
+        # Generator.forward embeds integer labels; this is its body with the embedding given directly.
+        images = generator.up(generator.project(torch.cat([zt.float(), et], dim=1)))
+    return images, [classes[a], classes[b]]
