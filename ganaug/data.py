@@ -27,7 +27,8 @@ from ganaug.config import DATASETS
 from ganaug.errors import InputError
 
 Split = Literal["train", "test"]
-MNIST_CLASSES = [str(i) for i in range(10)]
+# torchvision.datasets.MNIST.classes, so digits and MNIST runs name their classes alike.
+MNIST_CLASSES = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _load_digits(split: Split) -> SourceData:
     big = torch.nn.functional.pad(big, (4, 4, 4, 4))  # [N, 1, 28, 28], digit centred like MNIST
     images = big.squeeze(1).clamp(0, 1).mul(255).round().to(torch.uint8)
     labels = torch.from_numpy(bunch.target[idx]).long()
-    return SourceData("digits", split, images, labels, [str(c) for c in bunch.target_names])
+    return SourceData("digits", split, images, labels, list(MNIST_CLASSES))
 
 
 def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool) -> SourceData:

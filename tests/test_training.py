@@ -1,0 +1,111 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.errors import InputError, TrainingDiverged
+from ganaug.training import CHECKPOINT, Trainer, load_generator
+from tests.conftest import tiny_config
+
+
+def _state(run_dir):
+    return torch.load(run_dir / CHECKPOINT, weights_only=True)
+
+
+def _assert_same_tensors(a, b, path=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"differs at {path}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_same_tensors(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_tensors(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"differs at {path}: {a} != {b}"
+
+
+def test_run_folder_has_everything(tiny_run):
+    for name in ("config.json", "metrics.csv", "checkpoint.pt", "samples.png", "samples.gif", "losses.png",
+                 "summary.json", "indices.npy", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+        assert (tiny_run / name).is_file(), name
+    meta = json.loads((tiny_run / "config.json").read_text())
+    assert meta["config"]["epochs"] == 2 and meta["ganaug_version"]
+    assert meta["data"]["dataset"] == "digits" and meta["data"]["size"] == 200
+    assert np.load(tiny_run / "indices.npy").shape == (200,)
+    with open(tiny_run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "wall_time"]
+    assert int(rows[-1]["step"]) == 12 and 0 < float(rows[-1]["d_real"]) < 1
+
+
+def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path):
+    config = tiny_config(epochs=3, diffaugment=("translation", "cutout", "brightness"), d_steps=2)
+    Trainer.new(config, tmp_path / "full", progress=False).fit()
+    Trainer.new(tiny_config(epochs=1, diffaugment=config.diffaugment, d_steps=2), tmp_path / "cut", progress=False).fit()
+    Trainer.resume(tmp_path / "cut", epochs=3, progress=False).fit()
+    full, cut = _state(tmp_path / "full"), _state(tmp_path / "cut")
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step"):
+        _assert_same_tensors(full[key], cut[key], key)
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        Trainer.new(tiny_config(seed=seed), tmp_path / name, progress=False).fit()
+    a, b, c = (_state(tmp_path / n)["G"] for n in "abc")
+    _assert_same_tensors(a, b)
+    assert not torch.equal(a["project.0.weight"], c["project.0.weight"])
+
+
+def test_ema_generator_loads_in_eval_mode(tiny_run):
+    g, meta = load_generator(tiny_run)
+    assert not g.training and meta["step"] == 12 and len(meta["classes"]) == 10
+    raw, _ = load_generator(tiny_run, ema=False)
+    assert not torch.equal(g.project[0].weight, raw.project[0].weight)
+
+
+def test_non_empty_run_folder_is_refused_and_kept(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="--resume .* or --overwrite"):
+        Trainer.new(tiny_config(), run, progress=False)
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(InputError, match="not a ganaug run folder"):
+        Trainer.resume(tmp_path)
+
+
+def test_budget_larger_than_a_class_is_refused_before_writing(tmp_path):
+    with pytest.raises(InputError, match="--per-class 500 is larger than class"):
+        Trainer.new(tiny_config(per_class=500), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_finite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    Trainer.new(tiny_config(epochs=1), run, progress=False).fit()
+    good = (run / CHECKPOINT).read_bytes()
+    trainer = Trainer.resume(run, epochs=3, progress=False)
+    real_step = trainer._d_step
+
+    def poisoned(*args, **kwargs):
+        loss, *rest = real_step(*args, **kwargs)
+        return (loss * float("nan"), *rest)
+
+    monkeypatch.setattr(trainer, "_d_step", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite.*last good checkpoint"):
+        trainer.fit()
+    assert (run / CHECKPOINT).read_bytes() == good
+
+
+def test_cuda_without_gpu_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        Trainer.new(tiny_config(device="cuda"), tmp_path / "run", progress=False)
