@@ -20,3 +20,4 @@ def main() -> None:
 
 
 from ganaug.cli import train as _train  # noqa: E402,F401  (registers its commands)
+from ganaug.cli import generate as _generate  # noqa: E402,F401

@@ -1,0 +1,263 @@
+"""``ganaug export``, ``generate``, ``interpolate`` and ``info``: thin wrappers over export and runtime.
+
+Outputs are written under a temporary name beside the target and renamed at the end, so an interrupted
+command leaves no half-written file or folder; an existing target is replaced only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ganaug import __version__
+from ganaug.cli import main
+from ganaug.cli._common import InputProblem
+
+FORMATS = ("png", "npz", "pt")
+PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ONNX file to write  [default: RUN_DIR/generator.onnx, or generator_fp16.onnx with --fp16].")
+@click.option("--fp16", is_flag=True, help="float16 weights and compute (for GPU providers; benchmark before use).")
+def export(source: Path, out: Path | None, fp16: bool) -> None:
+    """Export the EMA generator of a run folder or checkpoint to one verified ONNX file.
+
+    The file is checked with onnx.checker and against PyTorch at batch sizes 1, 7, 256 and 4096; if they
+    differ by more than 1e-4 (fp32) nothing is written.
+    """
+    from ganaug.export import export_onnx, read_metadata
+
+    import onnx
+
+    path = export_onnx(source, out, fp16=fp16)
+    parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
+    worst = max(parity["max_abs_err"].values())
+    click.echo(f"wrote {path} (max abs difference from PyTorch {worst:.2g} over batch sizes "
+               f"{', '.join(parity['max_abs_err'])}; tolerance {parity['tolerance']:g})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--per-class", type=click.IntRange(min=1), required=True, help="Images to generate per class.")
+@click.option("--classes", "select", default=None,
+              help="Comma-separated classes to generate, by index or name (e.g. 3,5,8)  [default: all].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Image i depends only on (model, seed, i).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="A folder (png) or a file (npz, pt); a manifest JSON is written with it.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="png: ImageFolder tree <out>/<class>/<i>.png; npz/pt: one file with uint8 `images` "
+                   "[N, 28, 28] and int64 `labels`  [default: from the suffix of --out, else png].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Images per ONNX Runtime call (speed only; never changes the images).")
+@click.option("--provider", type=PROVIDER_CHOICE, default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads  [default: all cores].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(model: Path, per_class: int, select: str | None, seed: int, out: Path, fmt: str | None,
+             batch_size: int, provider: str, threads: int | None, overwrite: bool, quiet: bool) -> None:
+    """Generate labelled images with an exported generator (a .onnx file or a run folder).
+
+    Writes --per-class images of each class as an ImageFolder tree (--format png, with manifest.json
+    inside) or one .npz/.pt file (with <name>.manifest.json beside it). The manifest records the model's
+    sha256, the seed, the counts and the ganaug version.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from ganaug.export import file_sha256
+    from ganaug.runtime import OnnxGenerator
+
+    fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
+    manifest_path = out / "manifest.json" if fmt == "png" else out.with_suffix(".manifest.json")
+    _check_writable(out, overwrite=overwrite, also=None if fmt == "png" else manifest_path)
+    gen = OnnxGenerator(model, provider=provider, threads=threads)
+    keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
+    labels = gen.labels(per_class, select=keys)
+    chosen = list(dict.fromkeys(labels.tolist()))
+    folders = {gen.classes[c]: _folder_name(gen.classes[c]) for c in chosen}
+    label_folders = {c: folders[gen.classes[c]] for c in chosen}
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp_manifest = manifest_path.with_name(f".{manifest_path.name}.tmp-{os.getpid()}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start_time = time.perf_counter()
+    try:
+        bar = tqdm(total=len(labels), unit="img", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+        batches = []
+        done = 0
+        for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size):
+            if fmt == "png":
+                _write_pngs(tmp, images, labels[done:done + len(images)], start=done, folders=label_folders)
+            else:
+                batches.append(images)
+            done += len(images)
+            bar.update(len(images))
+        bar.close()
+        seconds = time.perf_counter() - start_time
+        manifest = {
+            "ganaug_version": __version__,
+            "model": str(gen.path),
+            "model_sha256": file_sha256(gen.path),
+            "seed": seed,
+            "start": 0,
+            "format": fmt,
+            "counts": {gen.classes[c]: int((labels == c).sum()) for c in chosen},
+            "labels": {gen.classes[c]: c for c in chosen},
+            "classes": gen.classes,
+            "image": {"dtype": "uint8", "shape": list(gen.image_shape[1:]), "range": [0, 255]},
+        }
+        if fmt == "png":
+            manifest["folders"] = folders
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        else:
+            images = np.concatenate(batches) if batches else np.zeros((0, *gen.image_shape[1:]), np.uint8)
+            _write_array_file(tmp, fmt, images, labels, gen.classes)
+            tmp_manifest.write_text(json.dumps(manifest, indent=2))
+            _replace(tmp_manifest, manifest_path)
+        _replace(tmp, out)
+    finally:
+        for leftover in (tmp, tmp_manifest):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+    click.echo(f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
+               f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--from", "from_class", required=True, help="Start class (index or name).")
+@click.option("--to", "to_class", required=True, help="End class (index or name).")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames, ends included.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The walk goes from sample 0 to sample 1 of this seed.")
+@click.option("--mode", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True,
+              help="Interpolation of the latent z (the label embedding is always linear).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG strip to write.")
+@click.option("--gif", is_flag=True, help="Also write an animated GIF (there and back) beside --out.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+def interpolate(model: Path, from_class: str, to_class: str, steps: int, seed: int, mode: str, out: Path,
+                gif: bool, overwrite: bool) -> None:
+    """Walk the latent and the label embedding from one class to another (e.g. a 4 turning into an 8).
+
+    The blended label embedding is not an integer label, so this uses the PyTorch generator in the run's
+    checkpoint: MODEL is a run folder, its checkpoint.pt, or a generator.onnx inside a run folder.
+    """
+    from PIL import Image
+
+    from ganaug import viz
+    from ganaug.runtime import interpolate as walk, to_uint8
+
+    if out.suffix.lower() != ".png":
+        raise click.BadParameter(f"expected a .png file name, got {out.name}", param_hint="--out")
+    gif_path = out.with_suffix(".gif")
+    _check_writable(out, overwrite=overwrite, also=gif_path if gif else None)
+    images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
+    tmp_png = out.with_name(f".{out.stem}.tmp-{os.getpid()}.png")
+    tmp_gif = gif_path.with_name(f".{gif_path.stem}.tmp-{os.getpid()}.gif")
+    try:
+        viz.save_grid(images, tmp_png, nrow=steps)
+        if gif:
+            frames = [Image.fromarray(f).resize((112, 112), Image.NEAREST) for f in to_uint8(images.numpy())]
+            frames += frames[-2:0:-1]  # there and back
+            frames[0].save(tmp_gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
+            _replace(tmp_gif, gif_path)
+        _replace(tmp_png, out)
+    finally:
+        tmp_png.unlink(missing_ok=True)
+        tmp_gif.unlink(missing_ok=True)
+    click.echo(f"wrote {out}" + (f" and {gif_path}" if gif else "") + f": {steps} frames from {a!r} to {b!r} ({mode})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(model: Path, as_json: bool) -> None:
+    """Show an exported generator's metadata, inputs and outputs, and the providers available here."""
+    import onnxruntime as ort
+
+    from ganaug.export import file_sha256
+    from ganaug.runtime import OnnxGenerator, gpu_present
+
+    gen = OnnxGenerator(model, provider="cpu")
+    report = {
+        "path": str(gen.path),
+        "sha256": file_sha256(gen.path),
+        "size_bytes": gen.path.stat().st_size,
+        "metadata": gen.metadata,
+        "inputs": gen.inputs,
+        "outputs": gen.outputs,
+        "onnxruntime": ort.__version__,
+        "providers_available": ort.get_available_providers(),
+        "gpu_present": gpu_present(),
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for key in ("path", "sha256", "size_bytes"):
+        click.echo(f"{key}: {report[key]}")
+    click.echo("metadata:")
+    for key, value in gen.metadata.items():
+        click.echo(f"  {key}: {json.dumps(value)}")
+    for kind in ("inputs", "outputs"):
+        click.echo(f"{kind}:")
+        for name, spec in report[kind].items():
+            click.echo(f"  {name}: {spec['dtype']} {spec['shape']}")
+    gpu = "an NVIDIA GPU is visible" if report["gpu_present"] else "no NVIDIA GPU visible: auto runs on the CPU"
+    click.echo(f"onnxruntime {ort.__version__} providers: {', '.join(report['providers_available'])} ({gpu})")
+
+
+def _check_writable(out: Path, *, overwrite: bool, also: Path | None) -> None:
+    """Refuse before any work: an existing target without --overwrite, or a place that cannot be written."""
+    for target in (out, also) if also is not None else (out,):
+        if target.exists() and not overwrite:
+            raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+    parent = out.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputProblem(f"cannot write {out}: {parent} is not a writable folder; choose another --out")
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` onto ``target``, removing an existing ``target`` (file or folder) first."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def _folder_name(class_name: str) -> str:
+    """An ImageFolder class folder for ``class_name`` (path separators become ``_``, e.g. ``T-shirt_top``)."""
+    return class_name.replace("/", "_").replace("\\", "_")
+
+
+def _write_pngs(root: Path, images, labels, *, start: int, folders: dict[int, str]) -> None:
+    from PIL import Image
+
+    for k, (image, label) in enumerate(zip(images, labels.tolist())):
+        folder = root / folders[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{start + k:07d}.png")
+
+
+def _write_array_file(path: Path, fmt: str, images, labels, classes: list[str]) -> None:
+    import numpy as np
+
+    if fmt == "npz":
+        with open(path, "wb") as f:  # a file object: np.savez would otherwise append .npz to the temp name
+            np.savez(f, images=images, labels=labels, classes=np.array(classes))
+    else:
+        import torch
+
+        torch.save({"images": torch.from_numpy(images), "labels": torch.from_numpy(labels), "classes": classes}, path)
