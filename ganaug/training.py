@@ -51,15 +51,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def make_ema(generator: Generator, decay: float) -> AveragedModel:
-    """EMA copy of ``generator`` (parameters and BatchNorm buffers), with a warm-up so short runs move it:
-    the decay at update n is ``min(decay, (1 + n) / (10 + n))``."""
+class EMA(AveragedModel):
+    """EMA copy of a generator (parameters and BatchNorm buffers), with a warm-up so short runs move it:
+    the decay at update ``n`` is ``min(decay, (1 + n) / (10 + n))``. The update count is kept on the host
+    too, so an update never waits for the device."""
 
-    def ema_avg(avg: torch.Tensor, cur: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+    def __init__(self, generator: Generator, decay: float) -> None:
+        super().__init__(generator, avg_fn=self._lerp, use_buffers=True)
+        self.decay = decay
+        self.updates = 0
+
+    def _lerp(self, avg: torch.Tensor, cur: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
         return avg * d + cur * (1.0 - d)
 
-    return AveragedModel(generator, avg_fn=ema_avg, use_buffers=True)
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        super().update_parameters(model)
+        self.updates += 1
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.updates = int(self.n_averaged)
+        return result
 
 
 def fixed_grid_inputs(config: ModelConfig, *, seed: int, columns: int = GRID_COLUMNS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +111,7 @@ class Trainer:
         if config.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        self.G_ema = make_ema(self.G, config.ema_decay)
+        self.G_ema = EMA(self.G, config.ema_decay)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
