@@ -58,10 +58,13 @@ def fold_for_inference(generator: "torch.nn.Module") -> "torch.nn.Module":
     from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
     model = copy.deepcopy(generator).eval()
-    for m in model.modules():
-        if parametrize.is_parametrized(m):
-            for name in list(m.parametrizations):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    for m in [m for m in model.modules() if parametrize.is_parametrized(m)]:
+        # deepcopy shares the injected Parametrized<Module> class with the original, and removal edits that
+        # class: give the copy its own so the caller's module keeps working.
+        cls = type(m)
+        m.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+        for name in list(m.parametrizations):
+            parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     for seq in model.modules():
         if not isinstance(seq, nn.Sequential):
             continue
