@@ -1,0 +1,498 @@
+"""Real plus generated data in one training set, and the label-fidelity filter.
+
+:func:`augment` returns an :class:`AugmentedDataset` (a ``ConcatDataset``): the real items first, then
+synthetic ones, by ratio, per-class quota or balancing up to a per-class target. Synthetic items have the
+real data's item type (a PIL image of the same size and mode, then the real dataset's own ``transform``
+and ``target_transform``), so one transform normalizes both::
+
+    real = datasets.MNIST("data", train=True, transform=transform)
+    train = augment(real, "runs/mnist/generator.onnx", ratio=0.5, seed=0)
+    train.mix.to_dict()  # per class: real and synthetic counts
+
+:func:`draw_synthetic` picks the synthetic items; with a :class:`LabelFilter` it keeps only images that a
+classifier assigns to the requested class, over-generating deterministically in rounds until every quota
+is filled, and reports each class's acceptance rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from ganaug.dataset import ClassKey, GeneratedDataset, derive_seed
+from ganaug.errors import InputError
+from ganaug.runtime import resolve_class
+
+_ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
+
+
+@dataclass(frozen=True)
+class LabelFilter:
+    """Keep a generated image only if ``classifier`` assigns it to the class it was generated for.
+
+    The classifier sees each image exactly as the dataset hands it out, as a float32 batch [N, 1, H, W]:
+    the uint8 image scaled to ``input_range``, then ``(x - mean) / std`` if ``normalize=(mean, std)``. For a
+    classifier trained on ``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))`` that is
+    ``input_range=(0, 1), normalize=(0.1307, 0.3081)``; for one trained on ganaug's [-1, 1] tensors,
+    ``input_range=(-1, 1)``. It must return logits (or any scores) [N, num_classes]; the prediction is their
+    argmax. An ``nn.Module`` must be in eval mode (so a sample's verdict does not depend on its batch) and
+    gets its batches on the device of its first parameter.
+
+    Args:
+        classifier: ``float32 [N, 1, H, W] -> [N, num_classes]``.
+        input_range: ``(low, high)`` that pixel values 0 and 255 map to.
+        normalize: optional ``(mean, std)`` applied after scaling.
+        max_rounds: over-generation rounds before giving up on a class.
+        oversample: candidates generated per missing image, divided by the class's acceptance rate so far.
+        batch_size: images per classifier call.
+    """
+
+    classifier: Callable[[torch.Tensor], torch.Tensor]
+    input_range: tuple[float, float] = (0.0, 1.0)
+    normalize: tuple[float, float] | None = None
+    max_rounds: int = 8
+    oversample: float = 1.25
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if not callable(self.classifier):
+            raise InputError(f"classifier must be callable (a float batch [N, 1, H, W] -> logits), got {type(self.classifier).__name__}")
+        low, high = self.input_range
+        if not low < high:
+            raise InputError(f"input_range must be (low, high) with low < high, got {self.input_range}")
+        if self.normalize is not None and not self.normalize[1] > 0:
+            raise InputError(f"normalize must be (mean, std) with std > 0, got {self.normalize}")
+        if self.max_rounds < 1 or self.batch_size < 1 or not self.oversample >= 1:
+            raise InputError("max_rounds and batch_size must be >= 1 and oversample >= 1")
+
+    def predict(self, images: np.ndarray, num_classes: int) -> np.ndarray:
+        """Predicted classes int64 [N] of uint8 images [N, H, W].
+
+        Raises:
+            InputError: a classifier in training mode, or scores that are not [N, num_classes].
+        """
+        model = self.classifier
+        device = torch.device("cpu")
+        if isinstance(model, torch.nn.Module):
+            if model.training:
+                raise InputError("the classifier is in training mode; call .eval() on it first")
+            device = next(model.parameters(), torch.empty(0)).device
+        low, high = self.input_range
+        predictions = []
+        for start in range(0, len(images), self.batch_size):
+            x = torch.from_numpy(images[start : start + self.batch_size]).unsqueeze(1).float()
+            x = x * ((high - low) / 255.0) + low
+            if self.normalize is not None:
+                x = (x - self.normalize[0]) / self.normalize[1]
+            with torch.inference_mode():
+                scores = model(x.to(device))
+            if scores.ndim != 2 or scores.shape != (len(x), num_classes):
+                raise InputError(f"the classifier returned shape {list(scores.shape)}; it must return scores [N, {num_classes}]")
+            predictions.append(scores.argmax(dim=1).cpu().numpy())
+        return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+
+
+class SyntheticSet(Dataset):
+    """Chosen items of :class:`GeneratedDataset` s, handed out as ``(PIL image of mode `mode`, int)``.
+
+    Item ``k`` is item ``picks[k, 1]`` of ``sources[picks[k, 0]]``, converted from mode ``"L"`` to
+    ``mode`` (e.g. ``"RGB"`` for ``ImageFolder`` data) and passed through ``transform`` / ``target_transform``.
+
+    Attributes:
+        sources: the generated datasets (``output="pil"``, no transforms).
+        picks: int64 [M, 2] of (source, index).
+        targets: int64 [M].
+        candidates: images generated per class to fill the quotas (equal to the quotas without a filter).
+        acceptance: per class, the share of candidates the filter kept (``None`` without a filter or quota).
+    """
+
+    def __init__(self, sources: Sequence[GeneratedDataset], picks: np.ndarray, *, candidates: Sequence[int],
+                 acceptance: Sequence[float | None] | None, mode: str = "L", transform: Callable | None = None,
+                 target_transform: Callable | None = None) -> None:
+        self.sources = list(sources)
+        self.picks = np.asarray(picks, dtype=np.int64).reshape(-1, 2)
+        targets = np.zeros(len(self.picks), dtype=np.int64)
+        for s, source in enumerate(self.sources):
+            at = self.picks[:, 0] == s
+            targets[at] = source.targets.numpy()[self.picks[at, 1]]
+        self.targets = torch.from_numpy(targets)
+        self.candidates = list(candidates)
+        self.acceptance = None if acceptance is None else list(acceptance)
+        self.mode = mode
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """The items at ``indices``; each source generates its missing ones in one batch."""
+        n = len(self)
+        rows = []
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of range for {n} synthetic items")
+            rows.append(i % n)
+        picks = self.picks[rows]
+        arrays = np.empty((len(rows), *self.sources[0].image_shape[1:]) if rows else (0,), np.uint8)
+        for s in np.unique(picks[:, 0]).tolist():
+            at = picks[:, 0] == s
+            arrays[at] = self.sources[s].arrays(picks[at, 1])
+        return [self._item(a, int(self.targets[r])) for a, r in zip(arrays, rows)]
+
+    def _item(self, array: np.ndarray, target: int) -> tuple[Any, Any]:
+        image = Image.fromarray(array)
+        if self.mode != "L":
+            image = image.convert(self.mode)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What :func:`augment` put together, per class (index = label)."""
+
+    classes: list[str]
+    real: list[int]
+    synthetic: list[int]
+    generator: str
+    seed: int
+    rule: dict[str, Any]
+    candidates: list[int]
+    acceptance: list[float | None] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: the rule, totals and, per class name, real / synthetic counts (and acceptance)."""
+        per_class = {}
+        for c, name in enumerate(self.classes):
+            row: dict[str, Any] = {"real": self.real[c], "synthetic": self.synthetic[c]}
+            if self.acceptance is not None:
+                row["candidates"] = self.candidates[c]
+                row["acceptance"] = self.acceptance[c]
+            per_class[name] = row
+        return {
+            "rule": self.rule,
+            "generator": self.generator,
+            "seed": self.seed,
+            "label_filter": self.acceptance is not None,
+            "total": {"real": sum(self.real), "synthetic": sum(self.synthetic)},
+            "per_class": per_class,
+        }
+
+
+class AugmentedDataset(ConcatDataset):
+    """The real dataset followed by a :class:`SyntheticSet`: items ``0 .. len(real) - 1`` are the real ones.
+
+    Attributes:
+        real, synthetic: the two parts.
+        mix: the :class:`Mix` (counts per class, real vs synthetic), ``to_dict()`` for reports.
+        classes, class_to_idx: the real data's classes (the generator's when the real data names none).
+        targets: int64 [len(self)], real labels then synthetic ones.
+    """
+
+    def __init__(self, real: Dataset, synthetic: SyntheticSet, mix: Mix, real_targets: np.ndarray) -> None:
+        super().__init__([real, synthetic])
+        self.real, self.synthetic, self.mix = real, synthetic, mix
+        self.classes: list[str] = list(mix.classes)
+        self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
+        self.targets = torch.cat([torch.as_tensor(real_targets, dtype=torch.int64), synthetic.targets])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """The items at ``indices``; the synthetic ones are generated in one batch."""
+        n, n_real = len(self), len(self.real)
+        rows = []
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of range for an AugmentedDataset of {n} items")
+            rows.append(i % n)
+        out: list[Any] = [None] * len(rows)
+        synthetic_at = [k for k, r in enumerate(rows) if r >= n_real]
+        for k, item in zip(synthetic_at, self.synthetic.__getitems__([rows[k] - n_real for k in synthetic_at])):
+            out[k] = item
+        for k, r in enumerate(rows):
+            if r < n_real:
+                out[k] = self.real[r]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """:meth:`Mix.to_dict` of this dataset's mix."""
+        return self.mix.to_dict()
+
+
+def draw_synthetic(
+    generated: GeneratedDataset | str | Path,
+    per_class: int | Mapping[ClassKey, int] | Sequence[int],
+    *,
+    seed: int | None = None,
+    label_filter: LabelFilter | None = None,
+    mode: str = "L",
+    transform: Callable | None = None,
+    target_transform: Callable | None = None,
+) -> SyntheticSet:
+    """Exactly ``per_class`` generated items of each class, optionally only those a classifier agrees with.
+
+    Without a filter, from a generator file: the items of ``GeneratedDataset(generated,
+    per_class={c: n_c, ...}, seed=seed)`` (classes in index order); from a :class:`GeneratedDataset`: the
+    first ``n_c`` items of each class ``c``. With a ``label_filter``, candidates are classified in rounds:
+    round 0 takes them from the same place; round ``r >= 1`` generates new ones with the latent seed
+    ``derive_seed(s, 1, r)`` (``s`` the round-0 seed), ``ceil(missing * oversample / rate)`` per short class
+    (``rate`` its acceptance so far, at least 0.02); a class keeps its first accepted candidates in order.
+    So the result depends only on (generator file, seed, quotas, classifier).
+
+    Args:
+        generated: a generator (``.onnx`` file or run folder) or a :class:`GeneratedDataset` with
+            ``output="pil"`` and no transforms, whose seed is used.
+        per_class: quota, an int for every class, ``{class (index or name): count}``, or a count per class index.
+        seed: the latent seed with a generator file (default 0); not allowed with a :class:`GeneratedDataset`.
+        label_filter: keep only images its classifier assigns to their class.
+        mode, transform, target_transform: how :class:`SyntheticSet` hands the items out.
+
+    Raises:
+        InputError: bad quotas or classes; a :class:`GeneratedDataset` with tensor output, transforms, or
+            too few items of a class (without a filter); a class whose quota the filter cannot fill in
+            ``max_rounds`` rounds (the message gives its acceptance rate).
+    """
+    pool, path, base_seed = _pool(generated, seed)
+    template = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
+    classes = template.classes
+    quotas = _quotas(per_class, classes)
+    num_classes = len(classes)
+    got: list[list[tuple[int, int]]] = [[] for _ in classes]
+    tried, passed = [0] * num_classes, [0] * num_classes
+    sources: list[GeneratedDataset] = []
+    for round_no in range(label_filter.max_rounds if label_filter is not None else 1):
+        short = [c for c in range(num_classes) if len(got[c]) < quotas[c]]
+        if not short:
+            break
+        wanted = {c: _candidates(quotas[c] - len(got[c]), tried[c], passed[c], label_filter) for c in short}
+        if round_no == 0 and pool is not None:
+            source, positions = pool, {c: np.flatnonzero(pool._labels == c)[: wanted[c]] for c in short}
+            if label_filter is None:
+                for c in short:
+                    if len(positions[c]) < quotas[c]:
+                        raise InputError(
+                            f"the GeneratedDataset holds {len(positions[c])} items of class {classes[c]!r} but "
+                            f"{quotas[c]} are needed; build it with per_class >= {quotas[c]}, or pass the generator file"
+                        )
+        else:
+            round_seed = base_seed if round_no == 0 else derive_seed(base_seed, _ROUND_PURPOSE, round_no)
+            source = GeneratedDataset(template.generator_path, per_class=wanted, seed=round_seed,
+                                      provider=template.provider, threads=template.threads, chunk_size=template.chunk_size)
+            positions = {c: np.flatnonzero(source._labels == c) for c in short}
+        sources.append(source)
+        order = np.concatenate([positions[c] for c in short])
+        if label_filter is not None:
+            labels = np.concatenate([np.full(len(positions[c]), c) for c in short])
+            ok = label_filter.predict(source.arrays(order), num_classes) == labels
+        else:
+            ok = np.ones(len(order), dtype=bool)
+        at = 0
+        for c in short:
+            kept = positions[c][ok[at : at + len(positions[c])]]
+            tried[c] += len(positions[c])
+            passed[c] += len(kept)
+            got[c] += [(len(sources) - 1, int(i)) for i in kept[: quotas[c] - len(got[c])]]
+            at += len(positions[c])
+    still = [c for c in range(num_classes) if len(got[c]) < quotas[c]]
+    if still:
+        c = still[0]
+        raise InputError(
+            f"the label filter kept {passed[c]} of {tried[c]} generated images of class {classes[c]!r} "
+            f"(acceptance {passed[c] / max(tried[c], 1):.1%}) in {label_filter.max_rounds} rounds, short of {quotas[c]}; "
+            f"check the classifier's input_range/normalize, lower the quota or raise max_rounds"
+        )
+    used = sorted({s for picks in got for s, _ in picks})
+    renumber = {s: k for k, s in enumerate(used)}
+    picks = np.array([(renumber[s], i) for picks in got for s, i in picks], dtype=np.int64).reshape(-1, 2)
+    acceptance = None
+    if label_filter is not None:
+        acceptance = [passed[c] / tried[c] if tried[c] else None for c in range(num_classes)]
+    return SyntheticSet([sources[s] for s in used], picks, candidates=tried, acceptance=acceptance, mode=mode,
+                        transform=transform, target_transform=target_transform)
+
+
+def augment(
+    real: Dataset,
+    generated: GeneratedDataset | str | Path,
+    *,
+    ratio: float | None = None,
+    per_class: int | Mapping[ClassKey, int] | None = None,
+    balance_to: int | Literal["max"] | None = None,
+    seed: int | None = None,
+    label_filter: LabelFilter | None = None,
+    match_class_names: bool = True,
+) -> AugmentedDataset:
+    """``real`` plus synthetic items of its own item type, in one dataset that records the mix.
+
+    Exactly one rule sets the synthetic count ``n_c`` of each class ``c`` (``r_c`` = its real count):
+
+    - ``ratio=q``: ``n_c = floor(q * r_c + 0.5)`` synthetic per real, class by class;
+    - ``per_class=n`` (or ``{class: n}``): ``n_c = n`` (classes left out of a mapping get none);
+    - ``balance_to=t`` (or ``"max"``, the largest ``r_c``): ``n_c = max(0, t - r_c)``, so every class reaches ``t``.
+
+    ``real`` is a map-style dataset of ``(PIL.Image, int)`` items: ``torchvision.datasets.MNIST``,
+    ``ImageFolder``, :class:`ganaug.dataset.SourceDataset`, or a ``Subset`` of one. Its transforms are found
+    on the innermost dataset and applied to the synthetic items too, after converting them to the real
+    images' PIL mode (``"RGB"`` for ``ImageFolder``). Labels come from its ``targets`` (read item by item
+    when it has none).
+
+    Args:
+        real: the real data.
+        generated: a generator (``.onnx`` file or run folder) or a :class:`GeneratedDataset`; see
+            :func:`draw_synthetic`.
+        ratio, per_class, balance_to: the rule (exactly one).
+        seed: latent seed with a generator file (default 0).
+        label_filter: keep only synthetic images a classifier assigns to their class.
+        match_class_names: require the real class names to equal the generator's (not just their number).
+
+    Raises:
+        InputError: not exactly one rule, or a bad value for it; an empty real dataset; items that are not
+            ``(PIL.Image, int)``; images of another size than the generator's; other classes than the
+            generator's; and everything :func:`draw_synthetic` raises.
+    """
+    rules = {"ratio": ratio, "per_class": per_class, "balance_to": balance_to}
+    given = {k: v for k, v in rules.items() if v is not None}
+    if len(given) != 1:
+        raise InputError("give exactly one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class target)")
+    if len(real) == 0:
+        raise InputError("the real dataset is empty")
+    pool, path, base_seed = _pool(generated, seed)
+    facts = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
+    classes, (_, height, width) = facts.classes, facts.image_shape
+    base, index_map = _innermost(real)
+    raw_image = _raw_item(base, 0 if index_map is None else int(index_map[0]))[0]
+    if not isinstance(raw_image, Image.Image):
+        raise InputError(
+            f"augment() mixes datasets whose raw items are (PIL.Image, int), like torchvision's MNIST, ImageFolder "
+            f"or ganaug.dataset.SourceDataset; this one gives {type(raw_image).__name__} before its transform"
+        )
+    if raw_image.size != (width, height):
+        raise InputError(
+            f"the real images are {raw_image.size[0]}x{raw_image.size[1]} but the generator makes {width}x{height}; "
+            f"mix it with real data of its size (e.g. ganaug.dataset.SourceDataset('imagefolder', root) resizes to 28x28)"
+        )
+    real_classes = getattr(base, "classes", None)
+    if real_classes is not None:
+        if len(real_classes) != len(classes):
+            raise InputError(f"the real data has {len(real_classes)} classes but the generator has {len(classes)} ({classes})")
+        if match_class_names and list(real_classes) != list(classes):
+            raise InputError(
+                f"the real classes {list(real_classes)} differ from the generator's {classes}; "
+                f"pass match_class_names=False if label i means the same class in both"
+            )
+    real_targets = _targets(real, base, index_map)
+    if real_targets.size and (real_targets.min() < 0 or real_targets.max() >= len(classes)):
+        raise InputError(f"real labels span {real_targets.min()}..{real_targets.max()} but the generator has classes 0..{len(classes) - 1}")
+    real_counts = np.bincount(real_targets, minlength=len(classes)).tolist()
+    quotas = _rule_counts(given, real_counts, classes)
+    synthetic = draw_synthetic(pool if pool is not None else path, quotas, seed=None if pool is not None else base_seed,
+                               label_filter=label_filter, mode=raw_image.mode,
+                               transform=getattr(base, "transform", None),
+                               target_transform=getattr(base, "target_transform", None))
+    (name, value), = given.items()
+    mix = Mix(
+        classes=list(real_classes) if real_classes is not None else classes,
+        real=real_counts, synthetic=quotas, generator=str(facts.generator_path), seed=facts.latent_seed,
+        rule={name: value}, candidates=synthetic.candidates, acceptance=synthetic.acceptance,
+    )
+    return AugmentedDataset(real, synthetic, mix, real_targets)
+
+
+def _pool(generated: GeneratedDataset | str | Path, seed: int | None) -> tuple[GeneratedDataset | None, Path | None, int]:
+    """(the GeneratedDataset to draw from first, or None; the generator path, or None; the round-0 seed)."""
+    if isinstance(generated, GeneratedDataset):
+        if seed is not None:
+            raise InputError("a GeneratedDataset brings its own seed; pass seed= only with a generator file")
+        if generated.output != "pil" or generated.transform is not None or generated.target_transform is not None:
+            raise InputError("mix a GeneratedDataset with output='pil' and no transforms; the real data's transforms are applied to both")
+        return generated, None, generated.latent_seed
+    if not isinstance(generated, (str, Path)):
+        raise InputError(f"generated must be a generator file or run folder, or a GeneratedDataset; got {type(generated).__name__}")
+    return None, Path(generated), 0 if seed is None else seed
+
+
+def _quotas(per_class: int | Mapping[ClassKey, int] | Sequence[int], classes: Sequence[str]) -> list[int]:
+    if isinstance(per_class, Mapping):
+        quotas = [0] * len(classes)
+        for key, n in per_class.items():
+            quotas[resolve_class(classes, key)] = _whole(n, f"per_class[{key!r}]", minimum=1)
+        return quotas
+    if isinstance(per_class, Sequence):
+        if len(per_class) != len(classes):
+            raise InputError(f"per_class has {len(per_class)} counts but the generator has {len(classes)} classes")
+        return [_whole(n, "a per-class count", minimum=0) for n in per_class]
+    return [_whole(per_class, "per_class", minimum=1)] * len(classes)
+
+
+def _whole(value: Any, what: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _candidates(missing: int, tried: int, passed: int, label_filter: LabelFilter | None) -> int:
+    if label_filter is None:
+        return missing
+    rate = max(passed / tried, 0.02) if tried else 1.0
+    return math.ceil(missing * label_filter.oversample / rate)
+
+
+def _rule_counts(given: dict[str, Any], real_counts: list[int], classes: list[str]) -> list[int]:
+    (name, value), = given.items()
+    if name == "ratio":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise InputError(f"ratio must be a number > 0 (synthetic images per real image), got {value!r}")
+        return [math.floor(value * r + 0.5) for r in real_counts]
+    if name == "per_class":
+        if not isinstance(value, Mapping):
+            return [_whole(value, "per_class", minimum=1)] * len(classes)
+        return _quotas(value, classes)
+    target = max(real_counts) if value == "max" else _whole(value, "balance_to (or 'max')", minimum=1)
+    return [max(0, target - r) for r in real_counts]
+
+
+def _innermost(real: Dataset) -> tuple[Dataset, np.ndarray | None]:
+    """The dataset under any nested ``Subset`` s, and the indices into it (``None``: all, in order)."""
+    index_map = None
+    while isinstance(real, Subset):
+        sub = np.asarray(real.indices, dtype=np.int64)
+        index_map = sub if index_map is None else sub[index_map]
+        real = real.dataset
+    return real, index_map
+
+
+def _raw_item(base: Dataset, index: int) -> tuple[Any, Any]:
+    """Item ``index`` of ``base`` before its transforms (torchvision datasets keep them as attributes)."""
+    if hasattr(base, "transform") or hasattr(base, "target_transform"):
+        base = copy.copy(base)
+        base.transform = base.target_transform = None
+        if hasattr(base, "transforms"):
+            base.transforms = None
+    return base[index]
+
+
+def _targets(real: Dataset, base: Dataset, index_map: np.ndarray | None) -> np.ndarray:
+    targets = getattr(base, "targets", None)
+    if targets is None:
+        labels = [real[i][1] for i in range(len(real))]
+    else:
+        labels = np.asarray(targets)
+        labels = labels if index_map is None else labels[index_map]
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"the real labels must be whole numbers (class indices), got {labels.dtype} {list(labels.shape)}")
+    return labels.astype(np.int64)
