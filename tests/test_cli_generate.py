@@ -1,0 +1,173 @@
+"""``ganaug export | generate | interpolate | info`` through CliRunner, incl. every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+from torchvision.datasets import ImageFolder
+
+from ganaug.cli import main
+from ganaug.runtime import OnnxGenerator, gpu_present
+
+COMMANDS = ("export", "generate", "interpolate", "info")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run: Path, tmp_path_factory) -> Path:
+    """The tiny run exported through the CLI into a temporary folder."""
+    out = tmp_path_factory.mktemp("cli") / "g.onnx"
+    result = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out} (max abs difference from PyTorch")
+    return out
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and f"Usage: main {command}" in result.output
+
+
+def test_info(model: Path) -> None:
+    result = invoke("info", model)
+    assert result.exit_code == 0, result.output
+    assert "z: float32 ['batch', 8]" in result.output and "CPUExecutionProvider" in result.output
+    report = json.loads(invoke("info", model, "--json").stdout)
+    assert report["metadata"]["z_dim"] == 8 and report["outputs"]["images"]["shape"] == ["batch", 1, 28, 28]
+
+
+def test_generate_png_is_an_imagefolder(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    result = invoke("generate", model, "--per-class", 3, "--classes", "3,5 - five,8", "--seed", 7, "--out", out,
+                    "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    gen = OnnxGenerator(model)
+    names = [gen.classes[c] for c in (3, 5, 8)]
+    ds = ImageFolder(str(out))
+    assert ds.classes == sorted(names) and len(ds) == 9
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == dict.fromkeys(names, 3) and manifest["seed"] == 7
+    assert manifest["model_sha256"] and manifest["ganaug_version"]
+    expected = gen.generate(gen.labels(3, select=[3, 5, 8]), seed=7)
+    for k, (path, target) in enumerate(ds.samples):
+        assert ds.classes[target] == names[k // 3]
+        assert Path(path).name == f"{k:07d}.png"
+        np.testing.assert_array_equal(np.asarray(ds.loader(path).convert("L")), expected[k])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]  # no temporary leftovers
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pt"])
+def test_generate_file_formats(model: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"synth.{fmt}"
+    result = invoke("generate", model, "--per-class", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    if fmt == "npz":
+        with np.load(out) as f:
+            images, labels = f["images"], f["labels"]
+    else:
+        data = torch.load(out, weights_only=True)
+        images, labels = data["images"].numpy(), data["labels"].numpy()
+    assert images.dtype == np.uint8 and images.shape == (20, 28, 28)
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 2))
+    np.testing.assert_array_equal(images, OnnxGenerator(model).generate(labels, seed=0))
+    manifest = json.loads((tmp_path / "synth.manifest.json").read_text())
+    assert manifest["format"] == fmt and sum(manifest["counts"].values()) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "synth.manifest.json"])
+
+
+def test_overwrite_is_refused_then_allowed(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "synth.npz"
+    out.write_bytes(b"keep me")
+    result = invoke("generate", model, "--per-class", 1, "--out", out)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert out.read_bytes() == b"keep me"
+    assert invoke("generate", model, "--per-class", 1, "--out", out, "--overwrite").exit_code == 0
+    assert np.load(out)["images"].shape == (10, 28, 28)
+
+
+def test_interpolate(tiny_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "walk.png"
+    result = invoke("interpolate", tiny_run, "--from", 4, "--to", 8, "--steps", 6, "--out", out, "--gif")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (6 * 30 + 2, 32)  # one row of 28x28 frames with 2-pixel padding
+    assert Image.open(tmp_path / "walk.gif").n_frames == 10  # there and back
+    again = invoke("interpolate", tiny_run, "--from", 4, "--to", 8, "--out", out)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def _not_ganaug_onnx(path: Path) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])), path)
+    return path
+
+
+BAD_GENERATE = {
+    "not ONNX": (lambda m, d: [(d / "x.onnx").write_text("hello") and d / "x.onnx", "--per-class", 1], "not an ONNX file"),
+    "not ganaug": (lambda m, d: [_not_ganaug_onnx(d / "y.onnx"), "--per-class", 1], "not a ganaug generator"),
+    "class out of range": (lambda m, d: [m, "--per-class", 1, "--classes", "3,10"], "unknown class '10'"),
+    "unknown class name": (lambda m, d: [m, "--per-class", 1, "--classes", "cat"], "unknown class 'cat'"),
+    "count 0": (lambda m, d: [m, "--per-class", 0], "0 is not in the range"),
+    "count < 0": (lambda m, d: [m, "--per-class", -3], "-3 is not in the range"),
+    "bad class list": (lambda m, d: [m, "--per-class", 1, "--classes", "3,3"], "given twice"),
+    "unknown provider": (lambda m, d: [m, "--per-class", 1, "--provider", "npu"], "'npu' is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GENERATE))
+def test_generate_bad_input_exits_2_and_writes_nothing(model: Path, tmp_path: Path, case: str) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    make_args, message = BAD_GENERATE[case]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = invoke("generate", *make_args(model, inputs), "--out", out_dir / "synth.npz")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:")
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.skipif(gpu_present(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_gpu_provider_without_gpu(model: Path, tmp_path: Path, provider: str) -> None:
+    result = invoke("generate", model, "--per-class", 1, "--provider", provider, "--out", tmp_path / "s.npz")
+    assert result.exit_code == 2 and "no NVIDIA GPU is visible" in result.output and "pip install" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output(model: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke("generate", model, "--per-class", 1, "--out", blocker / "synth")
+    assert result.exit_code == 2 and "not a writable folder" in result.output
+    result = invoke("interpolate", model, "--from", 1, "--to", 2, "--out", blocker / "walk.png")
+    assert result.exit_code == 2 and "not a writable folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_other_bad_input(model: Path, tiny_run: Path, tmp_path: Path) -> None:
+    cases = [
+        (["export", tmp_path], "no checkpoint"),
+        (["info", _not_ganaug_onnx(tmp_path / "y.onnx")], "not a ganaug generator"),
+        (["interpolate", tiny_run, "--from", 4, "--to", "cat", "--out", tmp_path / "w.png"], "unknown class 'cat'"),
+        (["interpolate", tiny_run, "--from", 4, "--to", 8, "--out", tmp_path / "w.jpg"], "expected a .png"),
+        (["interpolate", model.parent, "--from", 4, "--to", 8, "--out", tmp_path / "w.png"], "no checkpoint"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.onnx"]
