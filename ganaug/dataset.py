@@ -130,7 +130,8 @@ class GeneratedDataset(VisionDataset):
 
     Law: item ``i`` is ``G(ganaug.sampling.latents(s, i, i + 1, z_dim), targets[i])`` with ``s = seed``, or
     ``s = epoch_seed(seed, e)`` after :meth:`set_epoch` ``(e)``; ``targets`` lays the classes out one after
-    another (:func:`resolve_labels`), ``counts[c]`` items of class ``c``. PIL images are :func:`ganaug.runtime.to_uint8` of the float output.
+    another (:func:`resolve_labels`), ``counts[c]`` items of class ``c``. PIL images are
+    :func:`ganaug.runtime.to_uint8` of the float output.
 
     Args:
         generator: an exported ``generator.onnx`` or a run folder that holds one.

@@ -64,7 +64,9 @@ class LabelFilter:
 
     def __post_init__(self) -> None:
         if not callable(self.classifier):
-            raise InputError(f"classifier must be callable (a float batch [N, 1, H, W] -> logits), got {type(self.classifier).__name__}")
+            raise InputError(
+                f"classifier must be callable (a float batch [N, 1, H, W] -> logits), got {type(self.classifier).__name__}"
+            )
         low, high = self.input_range
         if not low < high:
             raise InputError(f"input_range must be (low, high) with low < high, got {self.input_range}")
@@ -367,7 +369,9 @@ def augment(
     rules = {"ratio": ratio, "per_class": per_class, "balance_to": balance_to}
     given = {k: v for k, v in rules.items() if v is not None}
     if len(given) != 1:
-        raise InputError("give exactly one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class target)")
+        raise InputError(
+            "give exactly one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class target)"
+        )
     if len(real) == 0:
         raise InputError("the real dataset is empty")
     pool, path, base_seed = _pool(generated, seed)
@@ -396,7 +400,9 @@ def augment(
             )
     real_targets = _targets(real, base, index_map)
     if real_targets.size and (real_targets.min() < 0 or real_targets.max() >= len(classes)):
-        raise InputError(f"real labels span {real_targets.min()}..{real_targets.max()} but the generator has classes 0..{len(classes) - 1}")
+        raise InputError(
+            f"real labels span {real_targets.min()}..{real_targets.max()} but the generator has classes 0..{len(classes) - 1}"
+        )
     real_counts = np.bincount(real_targets, minlength=len(classes)).tolist()
     quotas = _rule_counts(given, real_counts, classes)
     synthetic = draw_synthetic(pool if pool is not None else path, quotas, seed=None if pool is not None else base_seed,
@@ -418,10 +424,14 @@ def _pool(generated: GeneratedDataset | str | Path, seed: int | None) -> tuple[G
         if seed is not None:
             raise InputError("a GeneratedDataset brings its own seed; pass seed= only with a generator file")
         if generated.output != "pil" or generated.transform is not None or generated.target_transform is not None:
-            raise InputError("mix a GeneratedDataset with output='pil' and no transforms; the real data's transforms are applied to both")
+            raise InputError(
+                "mix a GeneratedDataset with output='pil' and no transforms; the real data's transforms are applied to both"
+            )
         return generated, None, generated.latent_seed
     if not isinstance(generated, (str, Path)):
-        raise InputError(f"generated must be a generator file or run folder, or a GeneratedDataset; got {type(generated).__name__}")
+        raise InputError(
+            f"generated must be a generator file or run folder, or a GeneratedDataset; got {type(generated).__name__}"
+        )
     return None, Path(generated), 0 if seed is None else seed
 
 

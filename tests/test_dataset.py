@@ -163,7 +163,8 @@ def test_pickles_without_a_session_and_keeps_the_cache(onnx_path, reference):
     assert not any(isinstance(v, OnnxGenerator) for v in vars(ds).values())
     copy = pickle.loads(pickle.dumps(ds))
     assert copy._have.all() and np.array_equal(copy.arrays(range(60)), reference)
-    assert np.array_equal(pickle.loads(pickle.dumps(GeneratedDataset(onnx_path, per_class=6, seed=3))).arrays(range(60)), reference)
+    fresh = pickle.loads(pickle.dumps(GeneratedDataset(onnx_path, per_class=6, seed=3)))
+    assert np.array_equal(fresh.arrays(range(60)), reference)
 
 
 def test_source_dataset_contract():

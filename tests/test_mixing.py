@@ -1,0 +1,205 @@
+"""augment(): counts, item types across torchvision MNIST / ImageFolder / SourceDataset, the label filter, bad input."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Subset, TensorDataset
+from torchvision import datasets, transforms
+
+from ganaug.dataset import GeneratedDataset, SourceDataset, derive_seed
+from ganaug.errors import InputError
+from ganaug.mixing import AugmentedDataset, LabelFilter, augment, draw_synthetic
+from tests.test_dataset import export_tiny_once
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, tiny_run) -> Path:
+    return export_tiny_once(tmp_path_factory, tiny_run)
+
+
+@pytest.fixture(scope="module")
+def digits() -> SourceDataset:
+    return SourceDataset("digits")
+
+
+def imbalanced(real, per_class: list[int]) -> Subset:
+    """The first ``per_class[c]`` items of each class ``c``."""
+    targets = np.asarray(real.targets)
+    return Subset(real, np.concatenate([np.flatnonzero(targets == c)[:n] for c, n in enumerate(per_class)]).tolist())
+
+
+class PixelSumClassifier(torch.nn.Module):
+    """A fake classifier that looks only at the image: class = round(100 * pixel sum) mod 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x)
+        return torch.nn.functional.one_hot((x.sum(dim=(1, 2, 3)) * 100).round().long() % 10, 10).float()
+
+
+def test_ratio_counts_items_and_report(onnx_path, digits):
+    real_counts = [3, 5, 8, 2, 4, 6, 1, 7, 9, 10]
+    real = imbalanced(digits, real_counts)
+    mixed = augment(real, onnx_path, ratio=0.5, seed=4)
+    expected = [int(np.floor(0.5 * r + 0.5)) for r in real_counts]
+    assert isinstance(mixed, AugmentedDataset) and len(mixed) == len(real) + sum(expected)
+    assert mixed.mix.real == real_counts and mixed.mix.synthetic == expected
+    assert np.bincount(mixed.targets.numpy(), minlength=10).tolist() == [r + s for r, s in zip(real_counts, expected)]
+    report = mixed.to_dict()
+    assert report["total"] == {"real": 55, "synthetic": sum(expected)} and report["rule"] == {"ratio": 0.5}
+    assert report["per_class"][digits.classes[2]] == {"real": 8, "synthetic": 4} and report["seed"] == 4
+    for i in (0, len(real) - 1, len(real), len(mixed) - 1):
+        image, label = mixed[i]
+        assert isinstance(image, Image.Image) and image.mode == "L" and image.size == (28, 28)
+        assert label == int(mixed.targets[i])
+    batch = mixed.__getitems__([len(mixed) - 1, 0, len(real)])
+    assert [label for _, label in batch] == [int(mixed.targets[i]) for i in (len(mixed) - 1, 0, len(real))]
+    # Without a filter the synthetic items are exactly GeneratedDataset(per_class=quotas, seed=seed).
+    same = GeneratedDataset(onnx_path, per_class={c: n for c, n in enumerate(expected) if n}, seed=4)
+    assert np.array_equal(np.stack([np.asarray(mixed[len(real) + k][0]) for k in range(len(same))]),
+                          same.arrays(range(len(same))))
+
+
+def test_per_class_and_balancing(onnx_path, digits):
+    real = imbalanced(digits, [4, 2, 6, 1, 3, 5, 2, 2, 2, 2])
+    assert augment(real, onnx_path, per_class=3).mix.synthetic == [3] * 10
+    by_name = augment(real, onnx_path, per_class={digits.classes[1]: 4, 7: 1})
+    assert by_name.mix.synthetic == [0, 4, 0, 0, 0, 0, 0, 1, 0, 0]
+    assert by_name.targets[len(real):].tolist() == [1, 1, 1, 1, 7]
+    to_max = augment(real, onnx_path, balance_to="max")
+    assert np.bincount(to_max.targets.numpy()).tolist() == [6] * 10
+    to_five = augment(real, onnx_path, balance_to=5)
+    assert to_five.mix.synthetic == [1, 3, 0, 4, 2, 0, 3, 3, 3, 3]
+    assert augment(real, onnx_path, balance_to=1).mix.synthetic == [0] * 10
+
+
+def test_one_transform_normalizes_mnist_and_synthetic(onnx_path, fake_mnist_root):
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    mnist = datasets.MNIST(str(fake_mnist_root), train=True, transform=tf)
+    mixed = augment(Subset(mnist, range(20)), onnx_path, ratio=1.0)
+    real_image, _ = mixed[0]
+    synthetic_image, label = mixed[len(mixed) - 1]
+    assert real_image.shape == synthetic_image.shape == (1, 28, 28) and real_image.dtype == synthetic_image.dtype
+    raw = np.asarray(mixed.synthetic.sources[0].arrays([mixed.synthetic.picks[-1, 1]])[0])
+    assert torch.allclose(synthetic_image, tf(Image.fromarray(raw)))
+    x, y = next(iter(DataLoader(mixed, batch_size=len(mixed), num_workers=2)))
+    assert x.shape == (len(mixed), 1, 28, 28) and y.tolist() == mixed.targets.tolist()
+    assert pickle.loads(pickle.dumps(mixed)).mix == mixed.mix
+
+
+def write_image_folder(root: Path, classes: list[str], *, size: int = 28, per_class: int = 2) -> Path:
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for k in range(per_class):
+            Image.new("RGB", (size, size), (c * 20, k * 50, 0)).save(root / name / f"{k}.png")
+    return root
+
+
+def test_image_folder_items_are_rgb_like_the_real_ones(onnx_path, digits, tmp_path):
+    folder = datasets.ImageFolder(str(write_image_folder(tmp_path / "f", [str(c) for c in range(10)])))
+    mixed = augment(folder, onnx_path, per_class=1, match_class_names=False)
+    image, _ = mixed[len(mixed) - 1]
+    assert image.mode == folder[0][0].mode == "RGB" and image.size == (28, 28)
+    assert mixed.classes == folder.classes
+    with pytest.raises(InputError, match="differ from the generator's"):
+        augment(folder, onnx_path, per_class=1)
+
+
+def test_label_filter(onnx_path):
+    clf = PixelSumClassifier().eval()
+    chosen = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf))
+    assert len(chosen) == 40 and np.bincount(chosen.targets.numpy()).tolist() == [4] * 10
+    images = np.stack([np.asarray(image) for image, _ in (chosen[k] for k in range(len(chosen)))])
+    predictions = LabelFilter(clf).predict(images, 10)
+    assert predictions.tolist() == chosen.targets.tolist()
+    assert all(0 < a <= 1 for a in chosen.acceptance) and all(n >= 4 for n in chosen.candidates)
+    assert min(chosen.acceptance) < 1  # the fake classifier does reject some
+    again = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf, batch_size=7))
+    assert np.array_equal(again.picks, chosen.picks) and again.acceptance == chosen.acceptance
+    assert again.sources[0].seed == 1 and {s.seed for s in again.sources[1:]} <= {derive_seed(1, 1, r) for r in range(1, 8)}
+    first_round = GeneratedDataset(onnx_path, per_class=5, seed=1)  # ceil(4 * 1.25) candidates in round 0
+    kept_from_first = chosen.picks[chosen.picks[:, 0] == 0, 1]
+    assert np.array_equal(chosen.sources[0].arrays(kept_from_first), first_round.arrays(kept_from_first))
+
+
+def test_label_filter_input_range_and_report(onnx_path, digits):
+    clf = PixelSumClassifier().eval()
+    real = imbalanced(digits, [2] * 10)
+    mixed = augment(real, onnx_path, per_class=2, label_filter=LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5)))
+    seen = torch.cat(clf.seen)
+    assert seen.min() >= -3 - 1e-6 and seen.max() <= 1 + 1e-6  # ((x in [-1, 1]) - 0.5) / 0.5
+    report = mixed.to_dict()
+    assert report["label_filter"] and all(0 < row["acceptance"] <= 1 for row in report["per_class"].values())
+    assert report["total"]["synthetic"] == 20
+
+
+def test_label_filter_errors(onnx_path):
+    with pytest.raises(InputError, match="training mode"):
+        draw_synthetic(onnx_path, 2, label_filter=LabelFilter(PixelSumClassifier()))
+    with pytest.raises(InputError, match=r"scores \[N, 10\]"):
+        draw_synthetic(onnx_path, 2, label_filter=LabelFilter(lambda x: x.flatten(1)))
+    always_zero = LabelFilter(lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float(),
+                              max_rounds=2)
+    with pytest.raises(InputError, match=r"kept 0 of \d+ generated images of class .* \(acceptance 0.0%\) in 2 rounds"):
+        draw_synthetic(onnx_path, 2, label_filter=always_zero)
+    with pytest.raises(InputError, match="input_range"):
+        LabelFilter(lambda x: x, input_range=(1, 0))
+
+
+def test_generated_dataset_as_the_pool(onnx_path, digits):
+    real = imbalanced(digits, [2] * 10)
+    pool = GeneratedDataset(onnx_path, per_class=3, seed=9)
+    mixed = augment(real, pool, per_class=2)
+    assert mixed.mix.seed == 9 and mixed.synthetic.sources == [pool]
+    assert mixed.synthetic.picks[:, 1].tolist() == [i for c in range(10) for i in (3 * c, 3 * c + 1)]
+    with pytest.raises(InputError, match="holds 3 items of class .* but 4 are needed"):
+        augment(real, pool, per_class=4)
+    with pytest.raises(InputError, match="brings its own seed"):
+        augment(real, pool, per_class=1, seed=1)
+    with pytest.raises(InputError, match="output='pil' and no transforms"):
+        augment(real, GeneratedDataset(onnx_path, per_class=1, output="tensor"), per_class=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(), "exactly one of ratio="),
+        (dict(ratio=1.0, per_class=1), "exactly one of ratio="),
+        (dict(ratio=0), "ratio must be a number > 0"),
+        (dict(ratio=-0.5), "ratio must be a number > 0"),
+        (dict(per_class=0), "per_class must be a whole number >= 1"),
+        (dict(per_class={"eleven": 3}), "unknown class 'eleven'"),
+        (dict(per_class={3: 0}), ">= 1"),
+        (dict(balance_to=0), "balance_to"),
+        (dict(balance_to="min"), "balance_to"),
+    ],
+)
+def test_bad_rules(onnx_path, digits, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        augment(imbalanced(digits, [1] * 10), onnx_path, **kwargs)
+
+
+def test_incompatible_real_data(onnx_path, tmp_path):
+    big = datasets.ImageFolder(str(write_image_folder(tmp_path / "big", [str(c) for c in range(10)], size=32)))
+    with pytest.raises(InputError, match="real images are 32x32 but the generator makes 28x28"):
+        augment(big, onnx_path, ratio=1.0, match_class_names=False)
+    three = datasets.ImageFolder(str(write_image_folder(tmp_path / "three", ["a", "b", "c"])))
+    with pytest.raises(InputError, match="real data has 3 classes but the generator has 10"):
+        augment(three, onnx_path, ratio=1.0)
+    tensors = TensorDataset(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(InputError, match=r"raw items are \(PIL.Image, int\).*gives Tensor"):
+        augment(tensors, onnx_path, ratio=1.0)
+    with pytest.raises(InputError, match="empty"):
+        augment(Subset(tensors, []), onnx_path, ratio=1.0)
+    (tmp_path / "fake.onnx").write_bytes(b"\x00" * 10)
+    with pytest.raises(InputError, match="not an ONNX file"):
+        augment(big, tmp_path / "fake.onnx", ratio=1.0)
