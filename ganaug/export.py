@@ -19,16 +19,23 @@ inputs at :data:`PARITY_BATCHES`; a mismatch raises :class:`ExportParityError` a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import GanaugError, InputError
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+    from ganaug.models import Generator
 
 PARITY_BATCHES: tuple[int, ...] = (1, 7, 256, 4096)
 PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
@@ -99,41 +106,70 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
         ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
-    import onnx
-    import torch
-
-    from ganaug.models import IMAGE_SHAPE
     from ganaug.training import CHECKPOINT, load_generator
 
     source = Path(source)
     generator, meta = load_generator(source)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
     run_dir = checkpoint.parent
-    precision = "fp16" if fp16 else "fp32"
     out = Path(out) if out is not None else run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx")
+    run_config = run_dir / "config.json"
+    provenance = {
+        "data": json.loads(run_config.read_text()).get("data") if run_config.is_file() else None,
+        "step": meta["step"],
+        "checkpoint_sha256": file_sha256(checkpoint),
+    }
+    return export_generator(generator, out, classes=meta["classes"], fp16=fp16, provenance=provenance)
+
+
+def export_generator(generator: "Generator", out: str | Path, *, classes: list[str] | None = None, fp16: bool = False,
+                     provenance: dict[str, Any] | None = None) -> Path:
+    """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
+
+    Args:
+        generator: the generator to export (its eval-mode function is exported; it is not modified).
+        out: the ``.onnx`` file to write (replaced if it exists).
+        classes: class names; default ``"0"``, ``"1"``, ...
+        fp16: float16 weights and compute.
+        provenance: extra metadata, e.g. ``{"data": ..., "step": ..., "checkpoint_sha256": ...}``
+            (each of those three defaults to null).
+
+    Raises:
+        InputError: ``out`` is a folder or its folder is missing or not writable.
+        ExportParityError: see :func:`export_onnx`; nothing is written.
+    """
+    import onnx
+    import torch
+
+    from ganaug.models import IMAGE_SHAPE
+
+    out = Path(out)
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name such as {out / 'generator.onnx'}")
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    config = generator.config
+    classes = list(classes) if classes is not None else [str(c) for c in range(config.num_classes)]
+    if len(classes) != config.num_classes:
+        raise InputError(f"the generator has {config.num_classes} classes but {len(classes)} names were given")
+    precision = "fp16" if fp16 else "fp32"
 
     model = fold_for_inference(generator)
-    config = generator.config
     with torch.no_grad():
         proto = _to_onnx(_half_precision(model) if fp16 else model, config.z_dim, config.num_classes)
-    run_config = run_dir / "config.json"
-    data = json.loads(run_config.read_text()).get("data") if run_config.is_file() else None
     metadata: dict[str, Any] = {
         "kind": KIND,
         "z_dim": config.z_dim,
         "num_classes": config.num_classes,
-        "classes": list(meta["classes"]),
+        "classes": classes,
         "image_shape": list(IMAGE_SHAPE),
         "output_range": list(OUTPUT_RANGE),
         "precision": precision,
-        "model_config": meta["config"]["model"],
-        "data": data,
-        "step": meta["step"],
-        "checkpoint_sha256": file_sha256(checkpoint),
+        "model_config": dataclasses.asdict(config),
+        "data": None,
+        "step": None,
+        "checkpoint_sha256": None,
+        **(provenance or {}),
         "ganaug_version": __version__,
         "opset": next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
     }
