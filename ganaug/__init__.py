@@ -32,6 +32,13 @@ _EXPORTS = {
     "InputError": "ganaug.errors",
     "TrainingDiverged": "ganaug.errors",
     "GanaugError": "ganaug.errors",
+    "Evaluator": "ganaug.evaluator",
+    "train_evaluator": "ganaug.evaluator",
+    "load_evaluator": "ganaug.evaluator",
+    "evaluate_generator": "ganaug.metrics",
+    "frechet_distance": "ganaug.metrics",
+    "precision_recall": "ganaug.metrics",
+    "class_fidelity": "ganaug.metrics",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,130 @@
+"""Metric laws: FD(x, x) = 0 and symmetry, precision/recall of identical sets, fidelity, memorization."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ganaug.errors import InputError
+from ganaug.metrics import (
+    class_fidelity,
+    evaluate_generator,
+    frechet_distance,
+    memorization,
+    nearest_distances,
+    open_generator,
+    precision_recall,
+    training_images,
+)
+
+
+def _features(seed: int, n: int = 200, d: int = 8, shift: float = 0.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(shift, 1.0, size=(n, d))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), shift=st.floats(0.0, 3.0))
+def test_frechet_distance_is_zero_on_itself_symmetric_and_grows_with_shift(seed, shift):
+    a, b = _features(seed), _features(seed + 1, shift=shift)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6, abs=1e-6)
+    assert frechet_distance(a, b + 5.0) > frechet_distance(a, b)
+
+
+def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
+    a = torch.randn(20000, 4, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(a, a + 2.0) == pytest.approx(4 * 4.0, rel=1e-6)
+
+
+def test_frechet_distance_survives_singular_covariances():
+    a = np.zeros((50, 6))
+    a[:, 0] = np.arange(50)  # five dead dimensions
+    assert np.isfinite(frechet_distance(a, a + 1.0))
+
+
+def test_precision_recall_of_identical_sets_is_one_and_of_disjoint_sets_zero():
+    a = _features(0)
+    assert precision_recall(a, a, k=3) == precision_recall(a.copy(), a, k=3)
+    pr = precision_recall(a, a, k=3)
+    assert (pr.precision, pr.recall) == (1.0, 1.0)
+    far = precision_recall(a, a + 100.0, k=3)
+    assert (far.precision, far.recall) == (0.0, 0.0)
+
+
+def test_mode_collapse_keeps_precision_and_loses_recall():
+    real = _features(0, n=400)
+    collapsed = _features(1, n=400) * 0.05  # every sample near the centre of the real cloud
+    pr = precision_recall(real, collapsed, k=3)
+    assert pr.precision > 0.9 and pr.recall < 0.5
+
+
+def test_nearest_distances_matches_brute_force():
+    q, r = _features(0, n=7, d=3), _features(1, n=11, d=3)
+    brute = np.sort(np.linalg.norm(q[:, None] - r[None], axis=2), axis=1)[:, 1]
+    np.testing.assert_allclose(nearest_distances(q, r, k=2, batch_size=3).numpy(), brute, rtol=1e-5)
+
+
+def test_fidelity_of_a_perfect_fake_is_one_and_per_class_counts():
+    requested = np.repeat(np.arange(3), 4)
+    assert class_fidelity(requested, requested, num_classes=3).overall == 1.0
+    predicted = requested.copy()
+    predicted[:2] = 1  # half of class 0 wrong
+    fid = class_fidelity(predicted, requested, num_classes=4)
+    assert fid.overall == pytest.approx(10 / 12)
+    assert fid.per_class[:3] == [0.5, 1.0, 1.0] and np.isnan(fid.per_class[3])
+    again = pickle.loads(pickle.dumps(fid))
+    assert again.overall == fid.overall and again.per_class[:3] == fid.per_class[:3]
+
+
+def test_memorization_flags_copies():
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, size=(100, 1, 28, 28)).astype(np.float32)
+    test = rng.uniform(-1, 1, size=(50, 1, 28, 28)).astype(np.float32)
+    fresh = memorization(rng.uniform(-1, 1, size=(50, 1, 28, 28)), train, test)
+    copies = memorization(train[:50] + 0.01, train, test)
+    assert 0.9 < fresh.ratio < 1.1 and fresh.near_copy_share < 0.2
+    assert copies.ratio < 0.1 and copies.near_copy_share == 1.0 and copies.train_size == 100
+
+
+def test_bad_inputs_raise_one_line_errors():
+    with pytest.raises(InputError, match="feature sizes differ"):
+        frechet_distance(_features(0, d=3), _features(0, d=4))
+    with pytest.raises(InputError, match="more than k"):
+        precision_recall(_features(0, n=3), _features(1, n=3), k=3)
+    with pytest.raises(InputError, match="equal length"):
+        class_fidelity([0, 1], [0], num_classes=2)
+
+
+def test_evaluate_generator_on_a_tiny_run(tiny_run):
+    from ganaug.data import load_source, to_model_range
+    from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator
+
+    train, test = load_source("digits", split="train"), load_source("digits", split="test")
+    ev = train_evaluator(train.images[:100], train.labels[:100],
+                         settings=EvaluatorTraining(epochs=1, model=EvaluatorConfig(width=4, hidden=16)))
+    gen = open_generator(tiny_run, backend="pytorch")
+    gen_train = training_images(gen.data, root=None)
+    assert len(gen_train) == 20 * 10  # the run's per_class subset, re-drawn and hash-checked
+    report = evaluate_generator(
+        gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
+        train_images=to_model_range(train.images), train_labels=train.labels, generator_train_images=gen_train,
+        per_class=12, seed=1, memorization_queries=50,
+    )
+    d = report.to_dict()
+    assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10
+    assert report.frechet_distance >= 0 and report.frechet_distance_floor >= 0
+    assert 0 <= report.precision_recall.precision <= 1 and report.memorization.train_size == 200
+    again = evaluate_generator(
+        gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
+        train_images=to_model_range(train.images), train_labels=train.labels, generator_train_images=gen_train,
+        per_class=12, seed=1, memorization_queries=50,
+    )
+    assert again.to_dict() == d
+    with pytest.raises(InputError, match="per-class"):
+        evaluate_generator(gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
+                           train_images=to_model_range(train.images), train_labels=train.labels, per_class=10_000)
