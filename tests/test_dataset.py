@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -119,7 +119,7 @@ def test_set_epoch_gives_fresh_reproducible_samples(onnx_path, reference):
     assert ds.targets.tolist() == np.repeat(np.arange(10), 6).tolist()
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None)
 @given(order=st.permutations(range(60)), batch=st.integers(1, 17), chunk=st.sampled_from([1, 7, 64, 1024]))
 def test_items_do_not_depend_on_order_batch_or_chunk(onnx_path, reference, order, batch, chunk):
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, chunk_size=chunk)
@@ -133,13 +133,15 @@ def test_items_do_not_depend_on_order_batch_or_chunk(onnx_path, reference, order
     assert np.array_equal(got, reference)
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_dataloader_workers(onnx_path, reference, start_method):
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # 4 workers on 2 cores, on purpose
+@pytest.mark.parametrize(("start_method", "workers"), [("fork", 2), ("fork", 4), ("spawn", 2)])
+def test_dataloader_workers(onnx_path, reference, start_method, workers):
     if start_method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"{start_method} is not available here")
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, transform=transforms.PILToTensor())
     order = torch.randperm(60, generator=torch.Generator().manual_seed(0)).tolist()
-    loader = DataLoader(ds, batch_size=8, sampler=order, num_workers=2, multiprocessing_context=start_method)
+    loader = DataLoader(ds, batch_size=8, sampler=order, num_workers=workers,
+                        multiprocessing_context=start_method)
     images, labels = zip(*loader)
     assert torch.equal(torch.cat(images)[:, 0], torch.from_numpy(reference)[order])
     assert torch.cat(labels).tolist() == [i // 6 for i in order]
