@@ -263,7 +263,7 @@ def _to_onnx(model: "torch.nn.Module", z_dim: int, num_classes: int) -> "onnx.Mo
         warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
         program = torch.onnx.export(
             model, (z, labels), input_names=["z", "labels"], output_names=["images"], dynamo=True,
-            dynamic_shapes={"z": {0: "batch"}, "labels": {0: "batch"}}, external_data=False, optimize=True,
+            dynamic_shapes=({0: "batch"}, {0: "batch"}), external_data=False, optimize=True,
             verbose=False,
         )
     return program.model_proto

@@ -157,3 +157,14 @@ def test_interpolate_walks_from_one_class_to_the_other(tiny_run: Path) -> None:
         interpolate(tiny_run, from_class=4, to_class=8, steps=1)
     with pytest.raises(InputError, match="unknown class"):
         interpolate(tiny_run, from_class=4, to_class=10, steps=3)
+
+
+@pytest.mark.gpu
+def test_cuda_provider_matches_cpu(onnx_path: Path) -> None:
+    cuda = OnnxGenerator(onnx_path, provider="cuda")
+    labels = cuda.labels(30)
+    out = cuda.generate(labels, seed=0, dtype="float", batch_size=64)
+    assert cuda.device == "cuda" and cuda.providers[0] == "CUDAExecutionProvider"
+    np.testing.assert_allclose(out, OnnxGenerator(onnx_path, provider="cpu").generate(labels, seed=0, dtype="float"),
+                               atol=1e-3, rtol=0)  # TF32 on by default in ONNX Runtime CUDA
+    assert OnnxGenerator(onnx_path, provider="auto").device == "cuda"
