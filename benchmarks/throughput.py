@@ -29,20 +29,25 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ganaug import __version__
 from ganaug.config import ModelConfig
+from ganaug.errors import InputError
 from ganaug.export import export_generator, fold_for_inference, read_metadata
 from ganaug.models import Generator, generator_flops
 from ganaug.runtime import OnnxGenerator, gpu_present
 from ganaug.sampling import latents
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def machine() -> dict:
@@ -184,7 +189,6 @@ def main(argv: list[str] | None = None) -> dict:
     config = generator.config
     flops = generator_flops(config)
     folded = fold_for_inference(generator)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"model: {described}; {flops / 1e6:.2f} MFLOP/image; threads {args.threads}")
     gemm = gemm_gflops(n=2048, repeats=7 if not args.quick else 3)
     log(f"fp32 GEMM (torch.matmul 2048^3): {gemm:.1f} GFLOP/s")
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
             trt = OnnxGenerator(onnx_path, provider="tensorrt")
             trt.run(latents(0, 0, 1, config.z_dim), np.zeros(1, np.int64))
             runners["onnxruntime tensorrt"] = ort_runner(trt)
-        except Exception as e:  # TensorRT libraries are optional: report and go on
+        except (InputError, RuntimeError) as e:  # TensorRT libraries are optional: report and go on
             log(f"tensorrt skipped: {str(e).splitlines()[0]}")
 
     rows = []
@@ -279,8 +283,8 @@ def markdown(report: dict) -> str:
         "",
         f"`{report['command']}`",
         "",
-        f"- machine: {m['cpu']} ({m.get('physical_cores')} physical cores, {m['logical_cpus']} logical; "
-        f"SIMD {', '.join(m.get('simd', [])) or 'unknown'}){'; GPU ' + m['gpu'] if 'gpu' in m else ''}",
+        (f"- machine: {m['cpu']} ({m.get('physical_cores')} physical cores, {m['logical_cpus']} logical; "
+         f"SIMD {', '.join(m.get('simd', [])) or 'unknown'}){'; GPU ' + m['gpu'] if 'gpu' in m else ''}"),
         f"- torch {m['torch']}, onnxruntime {m['onnxruntime']}, ganaug {m['ganaug']}, threads {report['settings']['threads']}",
         f"- model: {report['model']['source']}; {report['model']['mflop_per_image']:.2f} MFLOP/image",
         f"- CPU fp32 GEMM (torch.matmul, 2048^3, median): {report['cpu_gemm_gflop_per_s']:.1f} GFLOP/s",

@@ -52,7 +52,7 @@ class ExportParityError(GanaugError, RuntimeError):
     """The exported graph's outputs differ from PyTorch's by more than the tolerance; no file was written."""
 
 
-def fold_for_inference(generator: "torch.nn.Module") -> "torch.nn.Module":
+def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
     """An eval-mode copy of ``generator`` with parametrizations removed and BatchNorm folded away.
 
     Every ``BatchNorm1d``/``BatchNorm2d`` that directly follows a ``Linear``, ``Conv2d`` or ``ConvTranspose2d``
@@ -122,7 +122,7 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
     return export_generator(generator, out, classes=meta["classes"], fp16=fp16, provenance=provenance)
 
 
-def export_generator(generator: "Generator", out: str | Path, *, classes: list[str] | None = None, fp16: bool = False,
+def export_generator(generator: Generator, out: str | Path, *, classes: list[str] | None = None, fp16: bool = False,
                      provenance: dict[str, Any] | None = None) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
 
@@ -187,7 +187,7 @@ def export_generator(generator: "Generator", out: str | Path, *, classes: list[s
     return out
 
 
-def check_parity(model: bytes | str | Path, generator: "torch.nn.Module", *, tolerance: float,
+def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, tolerance: float,
                  batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0) -> dict[str, Any]:
     """Max abs difference between the ONNX model (ONNX Runtime, CPU) and ``generator`` (eval) per batch size.
 
@@ -234,13 +234,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_metadata(model: "onnx.ModelProto") -> dict[str, Any]:
+def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
     """The ``ganaug.`` metadata of an ONNX model, keys without the prefix, values JSON-decoded."""
     prefix = "ganaug."
     return {p.key[len(prefix):]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(prefix)}
 
 
-def _set_metadata(proto: "onnx.ModelProto", values: dict[str, Any]) -> None:
+def _set_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:
     props = {p.key: p.value for p in proto.metadata_props}
     props.update({f"ganaug.{k}": json.dumps(v) for k, v in values.items()})
     del proto.metadata_props[:]
@@ -248,7 +248,7 @@ def _set_metadata(proto: "onnx.ModelProto", values: dict[str, Any]) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def _to_onnx(model: "torch.nn.Module", z_dim: int, num_classes: int) -> "onnx.ModelProto":
+def _to_onnx(model: torch.nn.Module, z_dim: int, num_classes: int) -> onnx.ModelProto:
     # The dynamo exporter gives the cleanest graph here (Gather, Concat, Gemm, Relu, one constant Reshape,
     # ConvTranspose...); the TorchScript one adds a Shape/Slice/Concat chain to build the Reshape target.
     # A batch of 2 while tracing keeps batch-1 specialisation out of the graph.
@@ -269,7 +269,7 @@ def _to_onnx(model: "torch.nn.Module", z_dim: int, num_classes: int) -> "onnx.Mo
     return program.model_proto
 
 
-def _half_precision(model: "torch.nn.Module") -> "torch.nn.Module":
+def _half_precision(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` with float16 weights and compute behind float32 ``z`` and ``images``."""
     from torch import nn
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ganaug.errors import InputError
 from ganaug.sampling import labels_from_counts, latents
 
 if TYPE_CHECKING:
+    import onnx
     import onnxruntime
     import torch
 
@@ -187,7 +189,7 @@ class OnnxGenerator:
     # ---- running ------------------------------------------------------------------------------
 
     @property
-    def session(self) -> "onnxruntime.InferenceSession":
+    def session(self) -> onnxruntime.InferenceSession:
         """The ONNX Runtime session, created on first use."""
         if self._session is None:
             self._session = self._create_session()
@@ -273,7 +275,7 @@ class OnnxGenerator:
         return (f"OnnxGenerator({str(self.path)!r}, provider={self.requested_provider!r}, z_dim={self.z_dim}, "
                 f"classes={self.num_classes})")
 
-    def _create_session(self) -> "onnxruntime.InferenceSession":
+    def _create_session(self) -> onnxruntime.InferenceSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -317,7 +319,7 @@ def _resolve_provider(provider: str) -> str:
     return provider
 
 
-def _load_onnx(path: Path) -> "onnx.ModelProto":
+def _load_onnx(path: Path) -> onnx.ModelProto:
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -339,7 +341,7 @@ def _value_info(value: Any) -> dict[str, Any]:
 
 
 def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, steps: int, seed: int = 0,
-                mode: Literal["slerp", "lerp"] = "slerp") -> tuple["torch.Tensor", list[str]]:
+                mode: Literal["slerp", "lerp"] = "slerp") -> tuple[torch.Tensor, list[str]]:
     """Walk from a sample of one class to a sample of another: images float [steps, 1, 28, 28] in [-1, 1].
 
     Frame ``t`` (``t`` from 0 to 1) feeds the generator ``z_t`` = slerp (or lerp) between samples 0 and 1

@@ -10,7 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -89,7 +90,7 @@ def test_fold_removes_batchnorm_and_spectral_norm() -> None:
 
 
 def test_parity_failure_leaves_no_file(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
-    import ganaug.export as export
+    from ganaug import export
 
     def broken(generator):
         model = fold_for_inference(generator)

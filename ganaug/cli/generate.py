@@ -34,9 +34,9 @@ def export(source: Path, out: Path | None, fp16: bool) -> None:
     The file is checked with onnx.checker and against PyTorch at batch sizes 1, 7, 256 and 4096; if they
     differ by more than 1e-4 (fp32) nothing is written.
     """
-    from ganaug.export import export_onnx, read_metadata
-
     import onnx
+
+    from ganaug.export import export_onnx, read_metadata
 
     path = export_onnx(source, out, fp16=fp16)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
@@ -157,7 +157,8 @@ def interpolate(model: Path, from_class: str, to_class: str, steps: int, seed: i
     from PIL import Image
 
     from ganaug import viz
-    from ganaug.runtime import interpolate as walk, to_uint8
+    from ganaug.runtime import interpolate as walk
+    from ganaug.runtime import to_uint8
 
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"expected a .png file name, got {out.name}", param_hint="--out")
