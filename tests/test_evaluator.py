@@ -23,6 +23,13 @@ from tests.conftest import make_fake_mnist
 TINY = EvaluatorConfig(width=4, hidden=16)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, and a shared CPU makes two threads stall at every OpenMP barrier."""
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture(scope="module")
 def digits_small():
     src = load_source("digits", split="train")
@@ -37,6 +44,7 @@ def fake_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_evaluator(fake_root):
     """Trained on 200 fake MNIST images (one blob position per class), which a tiny CNN learns in 3 epochs."""
+    torch.set_num_threads(1)
     return train_evaluator_on("mnist", root=fake_root, settings=EvaluatorTraining(epochs=3, batch_size=16, seed=3, model=TINY))
 
 

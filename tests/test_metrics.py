@@ -23,6 +23,13 @@ from ganaug.metrics import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, and a shared CPU makes two threads stall at every OpenMP barrier."""
+    torch.set_num_threads(1)
+    yield
+
+
 def _features(seed: int, n: int = 200, d: int = 8, shift: float = 0.0) -> np.ndarray:
     return np.random.default_rng(seed).normal(shift, 1.0, size=(n, d))
 

@@ -22,3 +22,4 @@ def main() -> None:
 from ganaug.cli import train as _train  # noqa: E402,F401  (registers its commands)
 from ganaug.cli import generate as _generate  # noqa: E402,F401
 from ganaug.cli import evaluate as _evaluate  # noqa: E402,F401
+from ganaug.cli import bench as _bench  # noqa: E402,F401

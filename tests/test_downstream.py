@@ -1,0 +1,91 @@
+"""The downstream benchmark end to end on a tiny profile (digits), its cache/resume, and its statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ganaug.cli.bench import _load_benchmark
+from ganaug.config import ModelConfig
+
+downstream = _load_benchmark("downstream")
+
+TINY = downstream.Profile(
+    name="tiny", dataset="digits", budgets=(3,), seeds=2, synthetic_per_class=5, sweep=(10,), sweep_budgets=(3,),
+    gan_steps=3, gan_batch=16, gan_model=ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8),
+    clf_steps=3, clf_batch=16, clf_width=4, cas_gan_steps=2, cas_per_class=5,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("downstream")
+    logs: list[str] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread avoids OpenMP barrier stalls when the CPU is shared
+    try:
+        results = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out", command="test",
+                                 log=logs.append)
+    finally:
+        torch.set_num_threads(threads)
+    return root, results, logs
+
+
+def test_every_condition_is_run_and_reported(tiny_results):
+    root, results, logs = tiny_results
+    table = results["table"]
+    assert set(table) == {"3/a/0", "3/b/5", "3/b/10", "3/c/0", "3/d/5", "3/e/5"}
+    assert table["3/a/0"]["accuracy"]["n"] == 2 and len(table["3/a/0"]["per_class"]) == 10
+    assert "vs_a" in table["3/b/5"] and "vs_c" in table["3/d/5"] and "vs_a" not in table["3/a/0"]
+    assert results["cas"]["accuracy"]["n"] == 2
+    assert all(ok for _, ok in results["honesty"])
+    out = root / "out"
+    for name in ("report.md", "results.json", "accuracy_vs_budget.png", "per_class_gain.png", "samples_3.png",
+                 "samples_cas.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["profile"]["name"] == "tiny" and saved["machine"]["torch_threads"] >= 1
+    report = (out / "report.md").read_text()
+    assert "Honesty checks" in report and "CAS" in report and "FAIL" not in report
+
+
+def test_gans_see_only_their_subset(tiny_results):
+    _, results, _ = tiny_results
+    cells = [c for c in results["raw_cells"] if c["condition"] in "bd"]
+    assert cells and all(c["honesty"]["gan_saw_only_the_subset"] for c in cells)
+    assert len({c["honesty"]["subset_sha256"] for c in cells}) == 2  # the seed changes the subset
+
+
+def test_rerun_uses_the_cache_and_report_only_rebuilds(tiny_results):
+    root, results, _ = tiny_results
+    logs: list[str] = []
+    torch.set_num_threads(1)
+    again = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out2", log=logs.append)
+    assert not logs  # nothing trained again
+    assert again["table"] == results["table"]
+    rebuilt = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out3", report_only=True,
+                             log=logs.append)
+    assert rebuilt["table"] == results["table"] and rebuilt["cas"] == results["cas"]
+
+
+def test_summary_statistics():
+    s = downstream.summary([0.5, 0.7])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(math.sqrt(0.02))
+    assert s["ci_low"] < 0.5 and s["ci_high"] > 0.7  # t(1) makes a 2-seed interval wide
+    assert downstream.verdict({"mean": 0.02, "ci_low": 0.01, "ci_high": 0.03}).startswith("helps")
+    assert downstream.verdict({"mean": -0.02, "ci_low": -0.03, "ci_high": -0.01}).startswith("HURTS")
+    assert downstream.verdict({"mean": 0.0, "ci_low": -0.01, "ci_high": 0.01}).startswith("no significant")
+
+
+def test_cli_help_and_unknown_profile():
+    from click.testing import CliRunner
+
+    from ganaug.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["bench", "downstream", "--help"])
+    assert res.exit_code == 0 and "--profile" in res.output
+    assert runner.invoke(main, ["bench", "downstream", "--profile", "nope"]).exit_code == 2
