@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -336,7 +337,7 @@ class GeneratorReport:
 
 def evaluate_generator(
     generator: LoadedGenerator,
-    evaluator: "Evaluator",
+    evaluator: Evaluator,
     *,
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
@@ -387,7 +388,7 @@ def evaluate_generator(
     pr_floor = precision_recall(f_test, f_floor, k=k)
 
     rng = np.random.default_rng(seed)
-    pick = lambda n: torch.from_numpy(np.sort(rng.choice(n, size=min(n, memorization_queries), replace=False)))  # noqa: E731
+    pick = lambda n: torch.from_numpy(np.sort(rng.choice(n, size=min(n, memorization_queries), replace=False)))
     gen_train = train_images if generator_train_images is None else generator_train_images
     mem = memorization(fake[pick(len(fake))], gen_train, test_images[pick(len(test_images))])
     return GeneratorReport(

@@ -35,7 +35,7 @@ def tiny_results(tmp_path_factory):
 
 
 def test_every_condition_is_run_and_reported(tiny_results):
-    root, results, logs = tiny_results
+    root, results, _ = tiny_results
     table = results["table"]
     assert set(table) == {"3/a/0", "3/b/5", "3/b/10", "3/c/0", "3/d/5", "3/e/5"}
     assert table["3/a/0"]["accuracy"]["n"] == 2 and len(table["3/a/0"]["per_class"]) == 10
