@@ -19,7 +19,9 @@ class ModelConfig:
         num_classes: number of classes the generator is conditioned on.
         z_dim: size of the latent vector ``z``.
         embed_dim: size of the generator's label embedding (concatenated to ``z``).
-        g_width: generator width; its 7x7 stage has ``2 * g_width`` channels.
+        g_width: channels of the generator's 14x14 stage; its 7x7 stage has ``4 * g_width``.
+        upsample: how the generator goes from 7x7 to 14x14: ``"subpixel"`` (3x3 convolution to
+            ``4 * g_width`` channels, then PixelShuffle(2)) or ``"deconv"`` (ConvTranspose2d k4 s2 p1).
         d_width: discriminator width; its 7x7 stage has ``2 * d_width`` channels.
         spectral_norm: wrap every discriminator weight in spectral normalization.
     """
@@ -27,14 +29,17 @@ class ModelConfig:
     num_classes: int = 10
     z_dim: int = 64
     embed_dim: int = 16
-    g_width: int = 64
+    g_width: int = 32
     d_width: int = 64
     spectral_norm: bool = False
+    upsample: Literal["subpixel", "deconv"] = "subpixel"
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.upsample not in ("subpixel", "deconv"):
+            raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
 
 
 @dataclass(frozen=True)

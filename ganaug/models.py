@@ -1,12 +1,16 @@
 """Class-conditional DCGAN generator and discriminator for 1x28x28 images.
 
-Both follow the DCGAN rules: strided (transposed) convolutions instead of pooling, BatchNorm in the
-generator, LeakyReLU in the discriminator and a tanh output. The generator sees the label through an
-embedding concatenated to ``z``; the discriminator uses a projection (Miyato & Koyama, 2018): its logit
-is ``linear(h) + <embed(y), h>`` for image features ``h``.
+Both follow the DCGAN rules: learned strided upsampling and strided convolutions instead of pooling,
+BatchNorm in the generator, LeakyReLU in the discriminator and a tanh output. The generator sees the
+label through an embedding concatenated to ``z``; the discriminator uses a projection (Miyato & Koyama,
+2018): its logit is ``linear(h) + <embed(y), h>`` for image features ``h``.
 
-The default generator costs about 14.7 MFLOP per image (see :func:`generator_flops`), roughly a quarter
-of the common 256-channel cDCGAN, so it trains and generates fast on a CPU.
+The generator's 7x7 -> 14x14 step is by default a sub-pixel convolution (Shi et al., 2016): a 3x3
+convolution to 4x the channels followed by PixelShuffle(2), a learned fractionally-strided convolution
+like ConvTranspose2d. ONNX Runtime runs it as one batched convolution where it runs ConvTranspose as a
+small GEMM per image, so it generates 2-3x faster at about the same FLOPs (``upsample="deconv"`` keeps
+the classic ConvTranspose2d). The default generator costs about 15.7 MFLOP per image
+(:func:`generator_flops`), under a third of the common 256-channel cDCGAN's 55.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class Generator(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        c = 2 * config.g_width
+        w = config.g_width
+        c = 4 * w
         self.embed = nn.Embedding(config.num_classes, config.embed_dim)
         self.project = nn.Sequential(
             nn.Linear(config.z_dim + config.embed_dim, c * 7 * 7, bias=False),  # [N, c*49]
@@ -34,17 +39,33 @@ class Generator(nn.Module):
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (c, 7, 7)),  # [N, c, 7, 7]
         )
+        if config.upsample == "subpixel":
+            # BatchNorm sits before the shuffle (per sub-pixel channel) so that export folds it into the conv.
+            upsample = [
+                nn.Conv2d(c, 4 * w, 3, 1, 1, bias=False),  # [N, 4w, 7, 7]
+                nn.BatchNorm2d(4 * w),
+                nn.ReLU(inplace=True),
+                nn.PixelShuffle(2),  # [N, w, 14, 14]
+            ]
+        else:
+            upsample = [
+                nn.ConvTranspose2d(c, w, 4, 2, 1, bias=False),  # [N, w, 14, 14]
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
         self.up = nn.Sequential(
-            nn.ConvTranspose2d(c, config.g_width, 4, 2, 1, bias=False),  # [N, g_width, 14, 14]
-            nn.BatchNorm2d(config.g_width),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(config.g_width, 1, 4, 2, 1),  # [N, 1, 28, 28]
+            *upsample,
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),  # [N, 1, 28, 28]
             nn.Tanh(),
         )
         init_dcgan_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([z, self.embed(labels)], dim=1)  # [N, z_dim + embed_dim]
+        return self.from_embedding(z, self.embed(labels))
+
+    def from_embedding(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
+        """``G`` given a label embedding float [N, embed_dim] instead of labels (for walks between classes)."""
+        h = torch.cat([z, label_embedding], dim=1)  # [N, z_dim + embed_dim]
         return self.up(self.project(h))
 
 
@@ -87,10 +108,14 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 def generator_flops(config: ModelConfig) -> int:
     """Multiply-add FLOPs (2 per MAC) of one generated image, counting the linear and conv layers."""
-    c = 2 * config.g_width
+    w = config.g_width
+    c = 4 * w
     linear = (config.z_dim + config.embed_dim) * c * 49
-    up1 = 7 * 7 * c * config.g_width * 16  # each input pixel scatters a 4x4 kernel per (in, out) pair
-    up2 = 14 * 14 * config.g_width * 1 * 16
+    if config.upsample == "subpixel":
+        up1 = 7 * 7 * c * 4 * w * 9  # 3x3 conv on the 7x7 grid
+    else:
+        up1 = 7 * 7 * c * w * 16  # each input pixel scatters a 4x4 kernel per (in, out) pair
+    up2 = 14 * 14 * w * 1 * 16
     return 2 * (linear + up1 + up2)
 
 

@@ -383,5 +383,5 @@ def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, 
         e = generator.embed(torch.tensor([a, b]))
         et = (1 - t.float()) * e[0] + t.float() * e[1]
         # Generator.forward embeds integer labels; this is its body with the embedding given directly.
-        images = generator.up(generator.project(torch.cat([zt.float(), et], dim=1)))
+        images = generator.from_embedding(zt.float(), et)
     return images, [classes[a], classes[b]]

@@ -7,7 +7,7 @@ from ganaug.config import ModelConfig
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, num_classes=3)])
+@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, num_classes=3, upsample="deconv")])
 def test_shapes_and_ranges(cfg):
     g, d = Generator(cfg), Discriminator(cfg)
     z, y = torch.randn(5, cfg.z_dim), torch.arange(5) % cfg.num_classes
@@ -40,7 +40,7 @@ def test_label_changes_the_sample():
     assert not torch.allclose(out[0], out[1])
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=100, g_width=32, d_width=48)])
+@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=100, g_width=16, d_width=48, upsample="deconv")])
 def test_flop_formulas_match_torch_flop_counter(cfg):
     g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
     z, y = torch.randn(4, cfg.z_dim), torch.zeros(4, dtype=torch.long)

@@ -36,7 +36,10 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
               help=f"Comma-separated DiffAugment policies from {', '.join(DIFFAUGMENT_POLICIES)}.")
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
 @click.option("--z-dim", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--g-width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--g-width", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Generator channels at 14x14 (4x that at 7x7).")
+@click.option("--upsample", type=click.Choice(["subpixel", "deconv"]), default="subpixel", show_default=True,
+              help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.")
 @click.option("--d-width", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
               help="Mixed precision; auto = bf16 on CUDA, off on CPU.")
@@ -46,7 +49,7 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(run_dir: Path, resume_dir: Path | None, overwrite: bool, epochs: int | None, diffaugment: str,
-          quiet: bool, no_export: bool, spectral_norm: bool, z_dim: int, g_width: int, d_width: int, **opts) -> None:
+          quiet: bool, no_export: bool, spectral_norm: bool, z_dim: int, g_width: int, d_width: int, upsample: str, **opts) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
     from ganaug.training import Trainer
 
@@ -56,7 +59,7 @@ def train(run_dir: Path, resume_dir: Path | None, overwrite: bool, epochs: int |
         trainer = Trainer.resume(resume_dir, epochs=epochs, progress=not quiet)
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
-        model = ModelConfig(z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm)
+        model = ModelConfig(z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm, upsample=upsample)
         data_root = None if opts["data_root"] is None else str(opts.pop("data_root"))
         opts.pop("data_root", None)
         try:
