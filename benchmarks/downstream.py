@@ -141,11 +141,21 @@ def gan_config(p: Profile, budget: int, seed: int, *, n_images: int, data_root: 
     )
 
 
+def architecture(model: ModelConfig) -> str:
+    """Names and shapes of every G and D tensor: a changed architecture never reuses a cached GAN."""
+    from ganaug.models import Discriminator, Generator
+
+    return _key({k: list(v.shape) for net in (Generator(model), Discriminator(model))
+                 for k, v in ((f"{type(net).__name__}.{n}", t) for n, t in net.state_dict().items())})
+
+
 def gan_dir(config: TrainConfig, cache: Path) -> Path:
-    """``cache/gan/<budget>_s<seed>_<hash of the config>`` (where it trains and its data folder left out)."""
+    """``cache/gan/<budget>_s<seed>_<hash>`` of the config and :func:`architecture` (not where it trains or
+    its data folder)."""
     cfg = config.to_dict()
     cfg.pop("data_root")
     cfg.pop("device")
+    cfg["architecture"] = architecture(config.model)
     return cache / "gan" / f"{_budget_name(config.per_class or FULL)}_s{config.seed}_{_key(cfg)}"
 
 

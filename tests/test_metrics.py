@@ -15,6 +15,7 @@ from ganaug.metrics import (
     class_fidelity,
     evaluate_generator,
     frechet_distance,
+    generate,
     memorization,
     nearest_distances,
     open_generator,
@@ -135,3 +136,18 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     with pytest.raises(InputError, match="per-class"):
         evaluate_generator(gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
                            train_images=to_model_range(train.images), train_labels=train.labels, per_class=10_000)
+
+
+def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
+    from ganaug.export import export_onnx
+    from ganaug.training import Trainer
+    from tests.conftest import tiny_config
+
+    Trainer.new(tiny_config(epochs=1), tmp_path, overwrite=True, progress=False).fit()
+    export_onnx(tmp_path)
+    onnx_gen, torch_gen = open_generator(tmp_path), open_generator(tmp_path, backend="pytorch")
+    assert (onnx_gen.backend, torch_gen.backend) == ("onnx", "pytorch")
+    assert onnx_gen.data == torch_gen.data and onnx_gen.data["per_class"] == 20
+    labels = np.repeat(np.arange(10), 3)
+    torch.testing.assert_close(generate(onnx_gen, labels, seed=1, batch_size=7), generate(torch_gen, labels, seed=1),
+                               atol=1e-5, rtol=0)
