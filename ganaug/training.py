@@ -66,16 +66,19 @@ def resolve_device(device: str) -> torch.device:
 class EMA(AveragedModel):
     """EMA copy of a generator (parameters and BatchNorm buffers), with a warm-up so short runs move it:
     the decay at update ``n`` is ``min(decay, (1 + n) / (10 + n))``. The update count is kept on the host
-    too, so an update never waits for the device."""
+    too, so an update never waits for the device, and tensors are updated in one fused call per dtype."""
 
     def __init__(self, generator: Generator, decay: float) -> None:
-        super().__init__(generator, avg_fn=self._lerp, use_buffers=True)
+        super().__init__(generator, multi_avg_fn=self._lerp, use_buffers=True)
         self.decay = decay
         self.updates = 0
 
-    def _lerp(self, avg: torch.Tensor, cur: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    def _lerp(self, avg: list[torch.Tensor], cur: list[torch.Tensor], n: torch.Tensor) -> None:
         d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        return avg * d + cur * (1.0 - d)
+        if torch.is_floating_point(avg[0]):
+            torch._foreach_lerp_(avg, cur, 1.0 - d)
+        else:  # BatchNorm's num_batches_tracked: follow the model
+            torch._foreach_copy_(avg, cur)
 
     def update_parameters(self, model: torch.nn.Module) -> None:
         super().update_parameters(model)
