@@ -70,6 +70,9 @@ class Profile:
     ``gan_steps`` is the target number of GAN steps at every budget (epochs are derived from it, since a
     100-image subset gives one batch an epoch); ``synthetic_per_class`` is the amount of generated images
     per class for (b), (d), (e); ``sweep`` lists extra amounts tried for (b) at ``sweep_budgets``.
+    With ``synthetic_filter``, generated images are kept only when a classifier trained on the same real
+    subset (condition c, same seed: no other labels involved) assigns them to the requested class; each class
+    is over-generated ``filter_oversample`` times and keeps at most ``synthetic_per_class``.
     """
 
     name: str
@@ -89,6 +92,8 @@ class Profile:
     clf_lr: float = 1e-3
     clf_width: int = 16
     real_fraction: float = 0.5
+    synthetic_filter: bool = False
+    filter_oversample: int = 4
     cas_gan_steps: int = 0  # 0: no CAS
     cas_per_class: int = 1000
     conditions: tuple[str, ...] = tuple(CONDITIONS)
@@ -221,6 +226,9 @@ def train_classifier(
     gen = torch.Generator(device=device).manual_seed(seed)
     sources = [s for s in (real, fake) if s is not None]
     sources = [(x.to(device), y.to(device)) for x, y in sources]
+    if any(len(y) == 0 for _, y in sources):
+        raise InputError(f"condition ({condition}) has an empty training source (did the filter reject every "
+                         "generated image?); train the GAN longer or run without --filter")
     n_real = round(p.clf_batch * p.real_fraction) if len(sources) == 2 else p.clf_batch
     sizes = [n_real, p.clf_batch - n_real][: len(sources)]
     classical = condition in ("c", "d")
@@ -268,6 +276,14 @@ def load_data(p: Profile, data_root: str | None) -> Data:
     return Data(train.images, train.labels, to_model_range(test.images), test.labels, train.classes)
 
 
+def real_subset(data: Data, budget: int, seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], np.ndarray]:
+    """The seed's stratified subset (what its GAN trains on) as float images in [-1, 1] and labels, and its indices."""
+    idx = np.arange(len(data.train_labels)) if budget == FULL else stratified_subset(
+        data.train_labels.numpy(), budget, seed=seed)
+    t = torch.from_numpy(idx)
+    return (to_model_range(data.train_images[t]), data.train_labels[t]), idx
+
+
 def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, condition: str, amount: int,
              gan_run: Path | None, device: str, log, cached_only: bool = False) -> dict[str, Any] | None:
     """One classifier: cached in ``cache/cells/<hash>.json`` with its config (None if ``cached_only`` and absent)."""
@@ -275,7 +291,8 @@ def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, con
     cfg = {"profile": p.name, "dataset": p.dataset, "budget": budget, "seed": seed, "condition": condition,
            "synthetic_per_class": amount if condition in "bde" else 0, "clf_steps": p.clf_steps,
            "clf_batch": p.clf_batch, "clf_lr": p.clf_lr, "clf_width": p.clf_width, "real_fraction": p.real_fraction,
-           "gan": gan_run.name if gan_run is not None and condition in "bde" else None}
+           "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
+           "synthetic_filter": p.synthetic_filter and condition in "bde"}
     path = cache / "cells" / f"{_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -283,24 +300,31 @@ def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, con
         return None
     t0 = time.perf_counter()
     real = fake = None
-    honesty = {}
+    honesty: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    subset, idx = real_subset(data, budget, seed)
     if condition != "e":
-        if budget == FULL:
-            idx = np.arange(len(data.train_labels))
-        else:
-            idx = stratified_subset(data.train_labels.numpy(), budget, seed=seed)
-        real = (to_model_range(data.train_images[torch.from_numpy(idx)]), data.train_labels[torch.from_numpy(idx)])
+        real = subset
         honesty["subset_sha256"] = indices_hash(idx)
     if condition in "bde":
         gan_indices = np.load(gan_run / "indices.npy")
         honesty["gan_subset_sha256"] = indices_hash(gan_indices)
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
-        fake = synthetic(gan_run, amount, num_classes, seed=seed)
+        if p.synthetic_filter:
+            judge = train_classifier(p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device)
+            x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, seed=seed)
+            with torch.no_grad():
+                keep = torch.cat([judge(x[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(x), 2000)]) == y
+            take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
+            fake = (x[torch.cat(take)], y[torch.cat(take)])
+            extra["synthetic_kept_per_class"] = [len(t) for t in take]
+        else:
+            fake = synthetic(gan_run, amount, num_classes, seed=seed)
     net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
     acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
     result = {**cfg, "accuracy": acc, "per_class": per_class, "seconds": round(time.perf_counter() - t0, 2),
-              "honesty": honesty, "ganaug_version": __version__}
+              "honesty": honesty, **extra, "ganaug_version": __version__}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
@@ -467,7 +491,10 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
              f"{'+'.join(p.gan_diffaugment) or 'off'} below {p.gan_diffaugment_below}/class. Classifier: the evaluator CNN at "
              f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
              f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
-             f"{p.synthetic_per_class} per class unless noted. Test split: evaluation only."), "",
+             f"{p.synthetic_per_class} per class unless noted"
+             + (f", kept only when a classifier trained on the same real subset assigns them to the requested class "
+                f"(over-generated {p.filter_oversample}x)" if p.synthetic_filter else "")
+             + ". Test split: evaluation only."), "",
              "## Accuracy (%) on the test split: mean ± std [95% CI]", "",
              "| budget | " + " | ".join(f"({c}) {CONDITIONS[c]}" for c in p.conditions) + " |",
              "|---|" + "---|" * len(p.conditions)]
@@ -641,6 +668,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--evaluator", default=None, help="evaluator folder: adds each GAN's class fidelity")
     parser.add_argument("--full-gan", type=Path, default=None, help="reuse this run (trained on the whole split) for CAS")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the cache; train nothing")
+    parser.add_argument("--filter", action="store_true",
+                        help="keep only generated images a classifier trained on the same real subset labels correctly")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 avoids OpenMP stalls on a shared CPU)  [default: torch's]")
     args = parser.parse_args(argv)
@@ -649,6 +678,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = args.seeds
+    if args.filter:
+        overrides["synthetic_filter"] = True
     if args.budgets is not None:
         overrides["budgets"] = tuple(int(b) for b in args.budgets.split(","))
     p = resolve_profile(args.profile, overrides)

@@ -89,3 +89,15 @@ def test_cli_help_and_unknown_profile():
     res = runner.invoke(main, ["bench", "downstream", "--help"])
     assert res.exit_code == 0 and "--profile" in res.output
     assert runner.invoke(main, ["bench", "downstream", "--profile", "nope"]).exit_code == 2
+
+
+def test_synthetic_filter_keeps_at_most_the_quota(tmp_path):
+    import dataclasses
+
+    p = dataclasses.replace(TINY, name="tiny-filter", conditions=("a", "b"), sweep=(), cas_gan_steps=0, seeds=1,
+                            synthetic_filter=True)
+    torch.set_num_threads(1)
+    results = downstream.run(p, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", log=lambda m: None)
+    (cell,) = [c for c in results["raw_cells"] if c["condition"] == "b"]
+    assert cell["synthetic_filter"] and len(cell["synthetic_kept_per_class"]) == 10
+    assert all(0 <= k <= 5 for k in cell["synthetic_kept_per_class"])
