@@ -448,7 +448,9 @@ def plots(p: Profile, table: dict[str, Any], classes: list[str], out: Path) -> N
     if ref and p.dataset == "mnist":
         ax.plot([b for b, _ in ref], [v for _, v in ref], "k--", lw=1, label="published supervised CNN")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(xs, [_budget_name(b) for b in budgets])
+    ax.set_ylim(max(0, ax.get_ylim()[0]), min(100, ax.get_ylim()[1]))
     ax.set_xlabel("real images per class")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{p.dataset}: mean and 95% CI over {p.seeds} seeds")
