@@ -191,7 +191,8 @@ def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, toler
                  batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0) -> dict[str, Any]:
     """Max abs difference between the ONNX model (ONNX Runtime, CPU) and ``generator`` (eval) per batch size.
 
-    Inputs are fresh standard-normal ``z`` and uniform labels drawn from ``seed``.
+    Inputs are fresh standard-normal ``z`` and uniform labels drawn from ``seed``. ``generator`` is run in eval
+    mode and handed back in the mode it came in.
 
     Returns:
         ``{"provider": "CPUExecutionProvider", "tolerance": t, "max_abs_err": {"1": e1, "7": e7, ...}}``.
@@ -209,13 +210,18 @@ def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, toler
     rng = np.random.default_rng(seed)
     z_dim, num_classes = generator.config.z_dim, generator.config.num_classes
     errors: dict[str, float] = {}
-    for n in batches:
-        z = rng.standard_normal((n, z_dim), dtype=np.float32)
-        labels = rng.integers(0, num_classes, n, dtype=np.int64)
-        (onnx_out,) = session.run(["images"], {"z": z, "labels": labels})
-        with torch.no_grad():
-            torch_out = generator.eval()(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
-        errors[str(n)] = float(np.abs(onnx_out - torch_out).max())
+    was_training = generator.training
+    generator.eval()
+    try:
+        for n in batches:
+            z = rng.standard_normal((n, z_dim), dtype=np.float32)
+            labels = rng.integers(0, num_classes, n, dtype=np.int64)
+            (onnx_out,) = session.run(["images"], {"z": z, "labels": labels})
+            with torch.no_grad():
+                torch_out = generator(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+            errors[str(n)] = float(np.abs(onnx_out - torch_out).max())
+    finally:
+        generator.train(was_training)  # the caller's module leaves as it came (export_generator's contract)
     worst = max(errors, key=errors.get)
     if errors[worst] > tolerance:
         raise ExportParityError(
