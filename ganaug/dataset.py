@@ -39,7 +39,9 @@ VALUE_RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0))
 """The ranges ``output="tensor"`` can hand out: ``(0, 1)`` like ``ToTensor()``, or the generator's ``(-1, 1)``."""
 
 _EPOCH_PURPOSE = 0  # the middle word of the SeedSequence entropy, so epoch and other derived seeds never meet
-_RUNTIMES: dict[tuple[Any, ...], Any] = {}  # (pid, file, provider, threads) -> OnnxGenerator, one per process
+# (pid, file, provider, threads) -> (the file's stat stamp, OnnxGenerator): one per process and file version,
+# so a generator re-exported to the same path is not served by the old file's session.
+_RUNTIMES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
 def derive_seed(seed: int, purpose: int, n: int) -> int:
@@ -300,7 +302,7 @@ class GeneratedDataset(VisionDataset):
     def _runtime(self) -> Any:
         from torch.utils.data import get_worker_info
 
-        from ganaug.runtime import OnnxGenerator
+        from ganaug.runtime import ONNX_FILE, OnnxGenerator
 
         worker = get_worker_info()
         if worker is None:
@@ -308,9 +310,13 @@ class GeneratedDataset(VisionDataset):
         else:
             provider, threads = "cpu", self.threads or max(1, _cpu_count() // worker.num_workers)
         key = (os.getpid(), str(self.generator_path.resolve()), provider, threads)
-        if key not in _RUNTIMES:
-            _RUNTIMES[key] = OnnxGenerator(self.generator_path, provider=provider, threads=threads)
-        return _RUNTIMES[key]
+        onnx_file = self.generator_path / ONNX_FILE if self.generator_path.is_dir() else self.generator_path
+        stat = onnx_file.stat() if onnx_file.is_file() else None
+        stamp = None if stat is None else (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = _RUNTIMES.get(key)
+        if cached is None or cached[0] != stamp:
+            _RUNTIMES[key] = (stamp, OnnxGenerator(self.generator_path, provider=provider, threads=threads))
+        return _RUNTIMES[key][1]
 
     def _latents(self, idx: np.ndarray) -> np.ndarray:
         # Latents come an aligned chunk at a time (one Philox call, cached): per index they would cost ~25 us each.
