@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,14 +103,15 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
         The path of the written file (one self-contained file, no ``.onnx.data`` sidecar).
 
     Raises:
-        InputError: no checkpoint at ``source``; ``out`` is not writable.
+        InputError: no checkpoint at ``source``, or a file that is not a readable ganaug checkpoint; ``out``
+            is not writable.
         ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
-    from ganaug.training import CHECKPOINT, load_generator
+    from ganaug.training import CHECKPOINT
 
     source = Path(source)
-    generator, meta = load_generator(source)
+    generator, meta = load_checkpoint_generator(source)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
     run_dir = checkpoint.parent
     out = Path(out) if out is not None else run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx")
@@ -185,6 +187,24 @@ def export_generator(generator: Generator, out: str | Path, *, classes: list[str
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def load_checkpoint_generator(source: str | Path) -> tuple[Generator, dict[str, Any]]:
+    """:func:`ganaug.training.load_generator`, with a file that is not a readable ganaug checkpoint as bad input.
+
+    Raises:
+        InputError: no checkpoint at ``source``, or one that is not a ganaug checkpoint of this version.
+    """
+    from ganaug.training import load_generator
+
+    try:
+        return load_generator(source)
+    except InputError:
+        raise
+    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as e:
+        reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        raise InputError(f"{source} is not a ganaug checkpoint this version can read ({reason}); "
+                         f"give a run folder or its checkpoint.pt written by `ganaug train`") from None
 
 
 def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, tolerance: float,

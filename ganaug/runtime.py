@@ -360,7 +360,7 @@ def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, 
     """
     import torch
 
-    from ganaug.training import load_generator
+    from ganaug.export import load_checkpoint_generator
 
     run = Path(run)
     if run.suffix == ".onnx":
@@ -369,7 +369,7 @@ def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, 
         raise InputError(f"steps must be >= 2, got {steps}")
     if mode not in ("slerp", "lerp"):
         raise InputError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
-    generator, meta = load_generator(run)
+    generator, meta = load_checkpoint_generator(run)
     classes = meta["classes"]
     a, b = resolve_class(classes, from_class), resolve_class(classes, to_class)
     z = torch.from_numpy(latents(seed, 0, 2, generator.config.z_dim)).double()
