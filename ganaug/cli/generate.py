@@ -89,7 +89,8 @@ def generate(model: Path, per_class: int, select: str | None, seed: int, out: Pa
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp_manifest = manifest_path.with_name(f".{manifest_path.name}.tmp-{os.getpid()}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parent(out)
+    finished = False
     start_time = time.perf_counter()
     try:
         bar = tqdm(total=len(labels), unit="img", file=sys.stderr, disable=quiet, dynamic_ncols=True)
@@ -125,12 +126,15 @@ def generate(model: Path, per_class: int, select: str | None, seed: int, out: Pa
             tmp_manifest.write_text(json.dumps(manifest, indent=2))
             _replace(tmp_manifest, manifest_path)
         _replace(tmp, out)
+        finished = True
     finally:
         for leftover in (tmp, tmp_manifest):
             if leftover.is_dir():
                 shutil.rmtree(leftover)
             else:
                 leftover.unlink(missing_ok=True)
+        if not finished:
+            _remove_made(made, out)
     click.echo(f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
                f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})")
 
@@ -167,6 +171,8 @@ def interpolate(model: Path, from_class: str, to_class: str, steps: int, seed: i
     images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
     tmp_png = out.with_name(f".{out.stem}.tmp-{os.getpid()}.png")
     tmp_gif = gif_path.with_name(f".{gif_path.stem}.tmp-{os.getpid()}.gif")
+    made = _make_parent(out)
+    finished = False
     try:
         viz.save_grid(images, tmp_png, nrow=steps)
         if gif:
@@ -175,9 +181,12 @@ def interpolate(model: Path, from_class: str, to_class: str, steps: int, seed: i
             frames[0].save(tmp_gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
             _replace(tmp_gif, gif_path)
         _replace(tmp_png, out)
+        finished = True
     finally:
         tmp_png.unlink(missing_ok=True)
         tmp_gif.unlink(missing_ok=True)
+        if not finished:
+            _remove_made(made, out)
     click.echo(f"wrote {out}" + (f" and {gif_path}" if gif else "") + f": {steps} frames from {a!r} to {b!r} ({mode})")
 
 
@@ -229,6 +238,29 @@ def _check_writable(out: Path, *, overwrite: bool, also: Path | None) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputProblem(f"cannot write {out}: {parent} is not a writable folder; choose another --out")
+
+
+def _make_parent(out: Path) -> Path | None:
+    """Create ``out``'s folder; return the topmost folder this created (``None``: it existed)."""
+    made = None
+    parent = out.parent.absolute()
+    while not parent.exists():
+        made, parent = parent, parent.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_made(made: Path | None, out: Path) -> None:
+    """After a failure, remove the folders :func:`_make_parent` created, if still empty: nothing is left behind."""
+    folder = out.parent.absolute()
+    while made is not None:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == made:
+            return
+        folder = folder.parent
 
 
 def _replace(tmp: Path, target: Path) -> None:
