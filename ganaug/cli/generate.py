@@ -267,6 +267,8 @@ def _replace(tmp: Path, target: Path) -> None:
     """Move ``tmp`` onto ``target``, removing an existing ``target`` (file or folder) first."""
     if target.is_dir() and not target.is_symlink():
         shutil.rmtree(target)
+    elif tmp.is_dir() and (target.exists() or target.is_symlink()):
+        target.unlink()  # os.replace cannot put a folder where a file is
     os.replace(tmp, target)
 
 
