@@ -86,7 +86,8 @@ def make_labels(classes: Sequence[str], counts: int | Mapping[int | str, int], *
         select: with an int ``counts``, the classes to generate (index or name); default all.
 
     Raises:
-        InputError: a count <= 0, an unknown class, a class given twice, or ``select`` with a mapping.
+        InputError: a count that is not a whole number >= 1, an unknown class, a class given twice, or
+            ``select`` with a mapping.
     """
     if isinstance(counts, Mapping):
         if select is not None:
@@ -105,9 +106,9 @@ def make_labels(classes: Sequence[str], counts: int | Mapping[int | str, int], *
         wanted = {i: counts for i in indices}
     if not wanted:
         raise InputError("no classes selected; select at least one")
-    bad = sorted({int(n) for n in wanted.values() if int(n) <= 0})
-    if bad:
-        raise InputError(f"counts per class must be >= 1, got {bad[0]}")
+    for n in wanted.values():
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise InputError(f"counts per class must be >= 1 and whole numbers, got {n!r}")
     return labels_from_counts(wanted)
 
 
