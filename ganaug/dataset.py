@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 import operator
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -280,7 +281,7 @@ class GeneratedDataset(VisionDataset):
         self._fill(np.unique(idx))
         return self._cache[idx]
 
-    def materialize(self) -> "GeneratedDataset":
+    def materialize(self) -> GeneratedDataset:
         """Generate every item now, in batches of ``chunk_size``, and return ``self``."""
         self._fill(np.arange(len(self), dtype=np.int64))
         return self
