@@ -232,8 +232,7 @@ class GeneratedDataset(VisionDataset):
             IndexError: ``index`` outside ``[-len, len)``.
         """
         i = self._check_index(index)
-        start = i // self.chunk_size * self.chunk_size
-        self._fill(np.arange(start, min(start + self.chunk_size, len(self)), dtype=np.int64))
+        self._fill_chunk(i)
         return self._item(self._cache[i], i)
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
@@ -318,6 +317,11 @@ class GeneratedDataset(VisionDataset):
         if cached is None or cached[0] != stamp:
             _RUNTIMES[key] = (stamp, OnnxGenerator(self.generator_path, provider=provider, threads=threads))
         return _RUNTIMES[key][1]
+
+    def _fill_chunk(self, i: int) -> None:
+        """Generate the missing items of item ``i``'s aligned chunk, so item-by-item loops stay batched."""
+        start = i // self.chunk_size * self.chunk_size
+        self._fill(np.arange(start, min(start + self.chunk_size, len(self)), dtype=np.int64))
 
     def _latents(self, idx: np.ndarray) -> np.ndarray:
         # Latents come an aligned chunk at a time (one Philox call, cached): per index they would cost ~25 us each.

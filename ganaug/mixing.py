@@ -137,6 +137,11 @@ class SyntheticSet(Dataset):
         return len(self.picks)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for {n} synthetic items")
+        s, i = self.picks[index % n].tolist()
+        self.sources[s]._fill_chunk(i)  # a lone item brings its source chunk in one ONNX call: loops stay batched
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
