@@ -132,15 +132,19 @@ def _budget_name(budget: int) -> str:
 # ---- GANs ---------------------------------------------------------------------------------------
 
 
+GAN_SAVES = 40  # grids + checkpoints per GAN run: at 10 images per class an epoch is one step
+
+
 def gan_config(p: Profile, budget: int, seed: int, *, n_images: int, data_root: str | None, device: str,
                steps: int | None = None) -> TrainConfig:
     """The GAN of one (budget, seed): trained only on the seed's stratified subset, for about ``gan_steps``."""
     batch = min(p.gan_batch, n_images)
     steps = steps or p.gan_steps
     small = budget != FULL and budget < p.gan_diffaugment_below
+    epochs = max(1, math.ceil(steps / (n_images // batch)))
     return TrainConfig(
         dataset=p.dataset, data_root=data_root, per_class=None if budget == FULL else budget,
-        epochs=max(1, math.ceil(steps / (n_images // batch))), batch_size=batch, seed=seed,
+        epochs=epochs, save_every=max(1, epochs // GAN_SAVES), batch_size=batch, seed=seed,
         diffaugment=p.gan_diffaugment if small else (), export_onnx=False, device=device, model=p.gan_model,
         log_every=max(1, min(50, steps // 10)),
     )
@@ -164,34 +168,17 @@ def gan_dir(config: TrainConfig, cache: Path) -> Path:
     return cache / "gan" / f"{_budget_name(config.per_class or FULL)}_s{config.seed}_{_key(cfg)}"
 
 
-GAN_SAVES = 40  # grids + checkpoints per GAN run
-
-
-def _sparse_trainer():
-    """A :class:`~ganaug.training.Trainer` that writes its grid and checkpoint about :data:`GAN_SAVES` times
-    a run instead of every epoch: at 10 images per class an epoch is one step, and per-epoch saves took
-    about 0.5 s each on 2 CPU cores, 15x the step itself. An interruption loses at most 1/40 of a run."""
-    from ganaug.training import Trainer
-
-    class SparseTrainer(Trainer):
-        def _end_epoch(self, epoch: int) -> None:
-            every = max(1, self.config.epochs // GAN_SAVES)
-            if epoch % every == 0 or self.step >= self.total_steps:
-                super()._end_epoch(epoch)
-
-    return SparseTrainer
-
-
 def train_gan(config: TrainConfig, cache: Path) -> Path:
     """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder."""
-    trainer = _sparse_trainer()
+    from ganaug.training import Trainer
+
     run = gan_dir(config, cache)
     if (run / "summary.json").is_file():
         return run
     if (run / "checkpoint.pt").is_file():
-        trainer.resume(run, progress=False).fit()
+        Trainer.resume(run, progress=False).fit()
     else:
-        trainer.new(config, run, overwrite=True, progress=False).fit()
+        Trainer.new(config, run, overwrite=True, progress=False).fit()
     return run
 
 

@@ -50,6 +50,8 @@ class TrainConfig:
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``).
     ``diffaugment`` is a tuple of DiffAugment policies applied to real and fake images before D.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
+    ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
+    for tiny subsets, where an epoch is a step or two.
     """
 
     dataset: str = "digits"
@@ -71,6 +73,7 @@ class TrainConfig:
     channels_last: bool = False
     seed: int = 0
     log_every: int = 50
+    save_every: int = 1
     export_onnx: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -79,7 +82,7 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.per_class is not None and self.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {self.per_class}")
-        for name in ("epochs", "batch_size", "d_steps", "log_every"):
+        for name in ("epochs", "batch_size", "d_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 0.5:

@@ -382,6 +382,8 @@ class Trainer:
         return g(self.grid_z.to(self.device), self.grid_labels.to(self.device)).float().cpu()
 
     def _end_epoch(self, epoch: int) -> None:
+        if epoch % self.config.save_every and self.step < self.total_steps:
+            return
         aug_states = self._gather_aug_states()
         if self.dist.is_writer:
             viz.save_grid(self.sample_grid(), self.run_dir / "samples" / f"epoch_{epoch:04d}.png", nrow=GRID_COLUMNS)

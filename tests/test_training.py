@@ -109,3 +109,10 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("a GPU is present")
     with pytest.raises(InputError, match="no CUDA GPU"):
         Trainer.new(tiny_config(device="cuda"), tmp_path / "run", progress=False)
+
+
+def test_save_every_writes_fewer_grids_but_always_the_last(tmp_path):
+    Trainer.new(tiny_config(epochs=5, save_every=2), tmp_path / "run", progress=False).fit()
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
+    assert _state(tmp_path / "run")["step"] == 30

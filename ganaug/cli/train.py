@@ -45,6 +45,8 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
               help="Mixed precision; auto = bf16 on CUDA, off on CPU.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
+@click.option("--save-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Epochs between sample grids and checkpoints (the last epoch is always saved).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset, the weights and every draw.")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
