@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--evaluator", required=True)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/gpu"))
     ap.add_argument("--run-dir", type=Path, default=Path("/tmp/ganaug-gpu-run"))
-    ap.add_argument("--epochs", type=int, default=80)
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--per-class", type=int, default=1000)
@@ -131,7 +131,7 @@ def main() -> None:
     from ganaug.training import Trainer
 
     config = TrainConfig(dataset="mnist", data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
-                         lr_g=args.lr, lr_d=args.lr, device=args.device, amp="bf16" if args.device == "cuda" else "off",
+                         lr_g=args.lr, lr_d=args.lr, device=args.device, amp="bf16" if args.device == "cuda" else "off", save_every=10,
                          log_every=10_000)
     trainer = Trainer.new(config, args.run_dir, overwrite=True, progress=False)
     epoch_seconds: list[float] = []
