@@ -171,3 +171,34 @@ def test_other_bad_input(model: Path, tiny_run: Path, tmp_path: Path) -> None:
         result = invoke(*args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["y.onnx"]
+
+
+def test_export_of_a_file_that_is_not_a_checkpoint_exits_2(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    torch.save({"hello": 1}, junk)
+    result = invoke("export", junk, "--out", tmp_path / "g.onnx")
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def test_interpolate_into_a_new_folder(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "walk.png"
+    result = invoke("interpolate", tiny_run, "--from", "4", "--to", "8", "--steps", "5", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+def test_png_overwrite_replaces_a_file(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("old")
+    result = invoke("generate", model, "--per-class", "1", "--format", "png", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert len(ImageFolder(str(out)).samples) == 10
+
+
+def test_fractional_counts_are_refused() -> None:
+    from ganaug.errors import InputError
+    from ganaug.runtime import make_labels
+
+    with pytest.raises(InputError):
+        make_labels([str(i) for i in range(10)], {0: 2.5})

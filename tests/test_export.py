@@ -112,3 +112,18 @@ def test_bad_source_or_out_is_input_error(tiny_run: Path, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="is a folder"):
         export_onnx(tiny_run, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_leaves_a_training_generator_in_training_mode(tmp_path: Path) -> None:
+    from ganaug.config import ModelConfig
+    from ganaug.export import export_generator
+    from ganaug.models import Generator
+
+    g = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8)).train()
+    export_generator(g, tmp_path / "g.onnx", classes=[str(i) for i in range(10)])
+    assert g.training and (tmp_path / "g.onnx").is_file()
+
+
+def test_fp16_export_passes_its_parity_check(tiny_run: Path, tmp_path: Path) -> None:
+    out = export_onnx(tiny_run, tmp_path / "g16.onnx", fp16=True)
+    assert read_metadata(onnx.load(str(out)))["precision"] == "fp16"
