@@ -57,7 +57,9 @@ def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
     """An eval-mode copy of ``generator`` with parametrizations removed and BatchNorm folded away.
 
     Every ``BatchNorm1d``/``BatchNorm2d`` that directly follows a ``Linear``, ``Conv2d`` or ``ConvTranspose2d``
-    inside an ``nn.Sequential`` is folded into that layer's weight and bias and replaced by ``nn.Identity``.
+    inside an ``nn.Sequential`` is folded into that layer's weight and bias and replaced by ``nn.Identity``;
+    a ``PixelShuffle(2)`` followed by a ``ConvTranspose2d(k4, s2, p1)`` becomes one 3x3 convolution and a
+    ``PixelShuffle(4)`` (:func:`_shuffle_deconv_as_conv`).
     The copy computes the same function as ``generator.eval()`` (up to float rounding).
     """
     import torch
@@ -87,7 +89,47 @@ def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
             else:
                 continue
             seq[i + 1] = nn.Identity()
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            if _is_shuffle_then_deconv(seq[i], seq[i + 1]):
+                seq[i], seq[i + 1] = nn.Identity(), _shuffle_deconv_as_conv(seq[i + 1], seq[i])
     return model.requires_grad_(False).to(torch.float32)
+
+
+def _is_shuffle_then_deconv(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    from torch import nn
+
+    return (isinstance(a, nn.PixelShuffle) and a.upscale_factor == 2 and isinstance(b, nn.ConvTranspose2d)
+            and b.kernel_size == (4, 4) and b.stride == (2, 2) and b.padding == (1, 1)
+            and b.output_padding == (0, 0) and b.groups == 1 and b.dilation == (1, 1))
+
+
+def _shuffle_deconv_as_conv(deconv: torch.nn.ConvTranspose2d, shuffle: torch.nn.PixelShuffle) -> torch.nn.Module:
+    """``deconv(shuffle(x))`` rewritten exactly as ``PixelShuffle(4)(conv3x3(x))``.
+
+    On the coarse grid of ``x`` each 4x4 output block of PixelShuffle(2) then ConvTranspose2d(k4, s2, p1)
+    depends on the 3x3 neighbourhood of its cell, so the pair is one 3x3 convolution to 16x the output
+    channels followed by a PixelShuffle(4). ONNX Runtime then runs a batched Conv and a DepthToSpace of the
+    small output instead of a DepthToSpace of the large hidden map and a ConvTranspose per image. The
+    weights are read off by probing the pair with one-hot inputs.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    cin = deconv.in_channels * 4
+    cout = deconv.out_channels
+    probe = torch.zeros(cin, cin, 7, 7)
+    probe[torch.arange(cin), torch.arange(cin), 3, 3] = 1.0
+    with torch.no_grad():
+        response = F.conv_transpose2d(shuffle(probe), deconv.weight, None, stride=2, padding=1)  # [cin, cout, 28, 28]
+        blocks = F.pixel_unshuffle(response, 4)  # [cin, cout*16, 7, 7]
+        weight = blocks[:, :, 2:5, 2:5].flip(-1, -2).transpose(0, 1).contiguous()  # [cout*16, cin, 3, 3]
+        conv = nn.Conv2d(cin, cout * 16, 3, 1, 1)
+        conv.weight.copy_(weight)
+        bias = deconv.bias if deconv.bias is not None else torch.zeros(cout)
+        conv.bias.copy_(bias.repeat_interleave(16))
+    return nn.Sequential(conv, nn.PixelShuffle(4))
 
 
 def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool = False) -> Path:

@@ -65,3 +65,13 @@ def test_imagefolder_becomes_grayscale_28x28(tmp_path):
 def test_imagefolder_missing_folder(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_source("imagefolder", root=tmp_path / "nope")
+
+
+def test_fashion_mnist_reads_its_own_folder(tmp_path):
+    from tests.conftest import make_fake_mnist
+
+    make_fake_mnist(tmp_path, folder="FashionMNIST")
+    src = load_source("fashion-mnist", root=tmp_path, split="test")
+    assert src.images.shape == (50, 28, 28) and src.classes[0] == "T-shirt/top"
+    with pytest.raises(InputError, match="FashionMNIST/raw"):
+        load_source("fashion-mnist", root=tmp_path / "elsewhere")
