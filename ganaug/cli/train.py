@@ -23,7 +23,7 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this folder up to its configured total.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 30].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 100 for digits, else 15].")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True, help="Generator learning rate.")
 @click.option("--lr-d", type=float, default=2e-4, show_default=True, help="Discriminator learning rate.")
@@ -65,7 +65,7 @@ def train(run_dir: Path, resume_dir: Path | None, overwrite: bool, epochs: int |
         data_root = None if opts["data_root"] is None else str(opts.pop("data_root"))
         opts.pop("data_root", None)
         try:
-            config = TrainConfig(**opts, data_root=data_root, epochs=epochs or TrainConfig.epochs,
+            config = TrainConfig(**opts, data_root=data_root, epochs=epochs,
                                  diffaugment=policies, export_onnx=not no_export, model=model)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
