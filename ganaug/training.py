@@ -295,6 +295,7 @@ class Trainer:
                 self._end_epoch(epoch + 1)
             bar.close()
             self._finish()
+            self.dist.barrier()  # ranks leave together: gloo aborts a process whose peer tears down mid-call
         finally:
             bar.close()
             if self.dist.active:
