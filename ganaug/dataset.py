@@ -280,6 +280,15 @@ class GeneratedDataset(VisionDataset):
         self._fill(np.unique(idx))
         return self._cache[idx]
 
+    @property
+    def data(self) -> torch.Tensor:
+        """Every image as uint8 [N, H, W] in [0, 255], like ``torchvision.datasets.MNIST.data``, for scripts
+        that read it (to compute a mean, say). The first access generates all of them."""
+        images = self.arrays(np.arange(len(self), dtype=np.int64))
+        if self.output != "pil":  # back from value_range to [-1, 1], then rounded like the PIL items
+            images = to_uint8(images * 2.0 - 1.0 if self.value_range == (0.0, 1.0) else images)
+        return torch.from_numpy(images)
+
     def materialize(self) -> GeneratedDataset:
         """Generate every item now, in batches of ``chunk_size``, and return ``self``."""
         self._fill(np.arange(len(self), dtype=np.int64))

@@ -221,3 +221,12 @@ def test_bad_files(tmp_path, onnx_path):
         ds["0"]
     with pytest.raises(InputError, match="epoch must be"):
         ds.set_epoch(-1)
+
+
+def test_data_attribute_is_every_image_like_mnist(onnx_path, reference):
+    ds = GeneratedDataset(onnx_path, per_class=6, seed=3)
+    assert ds.data.dtype == torch.uint8 and ds.data.shape == (60, 28, 28)
+    assert np.array_equal(ds.data.numpy(), reference)
+    for value_range in ((0, 1), (-1, 1)):
+        tensors = GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor", value_range=value_range)
+        assert np.abs(tensors.data.numpy().astype(int) - reference.astype(int)).max() <= 1
