@@ -299,8 +299,14 @@ class Trainer:
         finally:
             bar.close()
             if self.dist.active:
+                import gc
+
                 import torch.distributed as dist
 
+                # Drop the DDP wrappers (their reducers hold gloo work objects) while the interpreter is
+                # fully alive: freed during interpreter shutdown they can abort the process (SIGABRT).
+                self.G_train, self.D_train = self.G, self.D
+                gc.collect()
                 dist.destroy_process_group()
         seen = (self.total_steps - self._start_step) * self.batch_size
         return TrainResult(self.run_dir, self.step, self.step // self.batches_per_epoch, self.train_seconds,
