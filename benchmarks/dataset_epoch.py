@@ -113,9 +113,9 @@ def main() -> None:
     lines = [
         f"# DataLoader epoch vs bulk generation ({args.n:,} items, batch {args.batch_size}, tensors)",
         "",
-        f"ganaug {ganaug.__version__}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime "
-        f"{onnxruntime.__version__}; median of {args.repeats}; bar: epoch <= {BAR}x bulk "
-        f"(runtime, batches of {args.bulk_batch_size}).",
+        (f"ganaug {ganaug.__version__}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime "
+         f"{onnxruntime.__version__}; median of {args.repeats}; bar: epoch <= {BAR}x bulk "
+         f"(runtime, batches of {args.bulk_batch_size})."),
         "",
         "| num_workers | shuffle | bulk (s) | epoch (s) | bulk img/s | epoch img/s | ratio | meets bar |",
         "|---:|:---:|---:|---:|---:|---:|---:|:---:|",

@@ -80,9 +80,9 @@ def generation(run_dir: Path, batches: list[int]) -> list[dict]:
         z = torch.randn(batch, g.config.z_dim, device="cuda")
         y = torch.arange(batch, device="cuda") % g.config.num_classes
         with torch.inference_mode():
-            add("torch fp32 (TF32)", batch, time_generation(lambda: folded(z, y), batch))
+            add("torch fp32 (TF32)", batch, time_generation(lambda z=z, y=y: folded(z, y), batch))
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                add("torch bf16", batch, time_generation(lambda: folded(z, y), batch))
+                add("torch bf16", batch, time_generation(lambda z=z, y=y: folded(z, y), batch))
         graph = torch.cuda.CUDAGraph()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
             s = torch.cuda.Stream()
@@ -102,8 +102,8 @@ def generation(run_dir: Path, batches: list[int]) -> list[dict]:
         for batch in batches:
             z = np.random.default_rng(0).standard_normal((batch, g.config.z_dim), dtype=np.float32)
             y = np.arange(batch, dtype=np.int64) % g.config.num_classes
-            add("onnxruntime cuda (fp32)", batch, time_generation(lambda: ort.run(z, y), batch))
-    except Exception as e:  # onnxruntime-gpu is often absent on GPU images: say so
+            add("onnxruntime cuda (fp32)", batch, time_generation(lambda z=z, y=y: ort.run(z, y), batch))
+    except (ImportError, RuntimeError, ValueError) as e:  # onnxruntime-gpu is often absent on GPU images: say so
         rows.append({"path": "onnxruntime cuda", "not_measured": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
         log(f"onnxruntime cuda not measured: {rows[-1]['not_measured']}")
     return rows

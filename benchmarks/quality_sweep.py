@@ -127,12 +127,12 @@ def main() -> None:
     lines = [f"# Quality sweep on {device} ({len(recipes)} recipes side by side, {args.per_class} samples/class)", "",
              "| recipe | overrides | class fidelity at epochs | train s (last) | images/s (last) |",
              "|---|---|---|---|---|"]
-    for n in recipes:
+    for n, overrides in recipes.items():
         rows = results[n]
         if "error" in rows[0]:
-            lines.append(f"| {n} | `{json.dumps(recipes[n])}` | failed: {rows[0]['error']} |")
+            lines.append(f"| {n} | `{json.dumps(overrides)}` | failed: {rows[0]['error']} |")
             continue
-        lines.append(f"| {n} | `{json.dumps(recipes[n])}` | " + ", ".join(f"{r['class_fidelity']:.4f} @{r['epochs']}" for r in rows)
+        lines.append(f"| {n} | `{json.dumps(overrides)}` | " + ", ".join(f"{r['class_fidelity']:.4f} @{r['epochs']}" for r in rows)
                      + f" | {rows[-1]['train_seconds']} | {rows[-1]['images_per_second']} |")
     (args.out / "sweep.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

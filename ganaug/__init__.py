@@ -41,7 +41,8 @@ _EXPORTS = {
     "class_fidelity": "ganaug.metrics",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__"]
+__all__ += list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,7 @@ Each op takes images float [N, C, H, W] and a ``torch.Generator`` so that a run 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -105,7 +105,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig(**d.get("model", {}))
         d["diffaugment"] = tuple(d.get("diffaugment", ()))

@@ -7,7 +7,7 @@ generated independently and identically whatever the batch size, worker count or
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -36,13 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ganaug import __version__
+from ganaug import __version__, viz
 from ganaug.augment_ops import diff_augment
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data
 from ganaug.errors import InputError, TrainingDiverged
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
-from ganaug import viz
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "wall_time"]
@@ -123,7 +122,7 @@ class Distributed:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: torch.device) -> "Distributed":
+    def from_env(cls, device: torch.device) -> Distributed:
         """Join the process group torchrun describes in the environment (idempotent)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
@@ -207,7 +206,7 @@ class Trainer:
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
-    def new(cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True) -> "Trainer":
+    def new(cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True) -> Trainer:
         """Start a run in ``run_dir``, which must be empty or missing unless ``overwrite``."""
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
@@ -230,7 +229,7 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, progress: bool = True) -> "Trainer":
+    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, progress: bool = True) -> Trainer:
         """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of epochs."""
         run_dir = Path(run_dir)
         if not (run_dir / "config.json").is_file():

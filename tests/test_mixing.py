@@ -87,7 +87,7 @@ def test_one_transform_normalizes_mnist_and_synthetic(onnx_path, fake_mnist_root
     mnist = datasets.MNIST(str(fake_mnist_root), train=True, transform=tf)
     mixed = augment(Subset(mnist, range(20)), onnx_path, ratio=1.0)
     real_image, _ = mixed[0]
-    synthetic_image, label = mixed[len(mixed) - 1]
+    synthetic_image, _ = mixed[len(mixed) - 1]
     assert real_image.shape == synthetic_image.shape == (1, 28, 28) and real_image.dtype == synthetic_image.dtype
     raw = np.asarray(mixed.synthetic.sources[0].arrays([mixed.synthetic.picks[-1, 1]])[0])
     assert torch.allclose(synthetic_image, tf(Image.fromarray(raw)))
@@ -172,15 +172,15 @@ def test_generated_dataset_as_the_pool(onnx_path, digits):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(), "exactly one of ratio="),
-        (dict(ratio=1.0, per_class=1), "exactly one of ratio="),
-        (dict(ratio=0), "ratio must be a number > 0"),
-        (dict(ratio=-0.5), "ratio must be a number > 0"),
-        (dict(per_class=0), "per_class must be a whole number >= 1"),
-        (dict(per_class={"eleven": 3}), "unknown class 'eleven'"),
-        (dict(per_class={3: 0}), ">= 1"),
-        (dict(balance_to=0), "balance_to"),
-        (dict(balance_to="min"), "balance_to"),
+        ({}, "exactly one of ratio="),
+        ({"ratio": 1.0, "per_class": 1}, "exactly one of ratio="),
+        ({"ratio": 0}, "ratio must be a number > 0"),
+        ({"ratio": -0.5}, "ratio must be a number > 0"),
+        ({"per_class": 0}, "per_class must be a whole number >= 1"),
+        ({"per_class": {"eleven": 3}}, "unknown class 'eleven'"),
+        ({"per_class": {3: 0}}, ">= 1"),
+        ({"balance_to": 0}, "balance_to"),
+        ({"balance_to": "min"}, "balance_to"),
     ],
 )
 def test_bad_rules(onnx_path, digits, kwargs, message):

@@ -19,7 +19,7 @@ def main() -> None:
     """Synthetic data augmentation with class-conditional DCGANs."""
 
 
-from ganaug.cli import train as _train  # noqa: E402,F401  (registers its commands)
-from ganaug.cli import generate as _generate  # noqa: E402,F401
-from ganaug.cli import evaluate as _evaluate  # noqa: E402,F401
-from ganaug.cli import bench as _bench  # noqa: E402,F401
+from ganaug.cli import bench as _bench  # noqa: F401
+from ganaug.cli import evaluate as _evaluate  # noqa: F401
+from ganaug.cli import generate as _generate  # noqa: F401
+from ganaug.cli import train as _train  # noqa: F401  (registers its commands)
