@@ -164,6 +164,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.G = Generator(mc).to(self.device)
         self.D = Discriminator(mc).to(self.device)
+        if self.dist.active and self.device.type == "cuda":  # BatchNorm over the global batch
+            self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
         if config.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -177,8 +179,6 @@ class Trainer:
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            if self.device.type == "cuda":
-                self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_train, self.D_train = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
         amp = config.amp if config.amp != "auto" else ("bf16" if self.device.type == "cuda" else "off")
