@@ -142,6 +142,14 @@ def test_label_filter_input_range_and_report(onnx_path, digits):
     assert report["total"]["synthetic"] == 20
 
 
+def test_label_filter_maps_uint8_exactly():
+    clf = PixelSumClassifier().eval()
+    u = np.array([[[0, 51, 255]]], dtype=np.uint8)  # [1, 1, 3]
+    LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5)).predict(u, 10)
+    expected = ((torch.tensor([0.0, 51.0, 255.0]) / 255 * 2 - 1) - 0.5) / 0.5
+    torch.testing.assert_close(clf.seen[-1].flatten(), expected)
+
+
 def test_label_filter_errors(onnx_path):
     with pytest.raises(InputError, match="training mode"):
         draw_synthetic(onnx_path, 2, label_filter=LabelFilter(PixelSumClassifier()))
