@@ -43,23 +43,10 @@ def train_flops_per_image(trainer) -> float:
     return fc.get_total_flops() / trainer.batch_size
 
 
-def time_generation(call, batch: int, *, repeats: int = 7, min_time: float = 0.2) -> float:
-    for _ in range(3):
-        call()
-    torch.cuda.synchronize()
-    rates = []
-    for _ in range(repeats):
-        n = 0
-        t0 = time.perf_counter()
-        while True:
-            call()
-            n += 1
-            if n % 4 == 0:
-                torch.cuda.synchronize()
-                if time.perf_counter() - t0 >= min_time:
-                    break
-        rates.append(n * batch / (time.perf_counter() - t0))
-    return statistics.median(rates)
+def time_generation(call, batch: int) -> float:
+    from throughput import images_per_second  # the sibling benchmark's timer (this folder is on sys.path)
+
+    return images_per_second(call, batch, repeats=7, min_time=0.2, device="cuda")
 
 
 def generation(run_dir: Path, batches: list[int]) -> list[dict]:
