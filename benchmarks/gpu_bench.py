@@ -113,8 +113,6 @@ def main() -> None:
 
     from ganaug import __version__
     from ganaug.config import TrainConfig
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import class_fidelity
     from ganaug.training import Trainer
 
     config = TrainConfig(dataset="mnist", data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
@@ -138,17 +136,10 @@ def main() -> None:
     mfu = flops * trainer.batches_per_epoch * trainer.batch_size / steady / (args.peak_tflops * 1e12)
     log(f"epoch: median {steady:.3f} s (first {epoch_seconds[0]:.3f} s); {flops / 1e6:.1f} MFLOP per training image; MFU {100 * mfu:.2f}%")
 
-    evaluator = load_evaluator(args.evaluator)
-    from ganaug.sampling import labels_from_counts, latents
-    from ganaug.training import load_generator
+    from quality_sweep import fidelity as class_fidelity_of  # the sibling benchmark's scoring
 
-    g, meta = load_generator(args.run_dir, device=args.device)
-    y = torch.from_numpy(labels_from_counts([args.per_class] * len(meta["classes"])))
-    z = torch.from_numpy(latents(7, 0, len(y), g.config.z_dim))
-    with torch.no_grad():
-        images = torch.cat([g(z[i : i + 4096].to(args.device), y[i : i + 4096].to(args.device)).float().cpu() for i in range(0, len(y), 4096)])
-    fid = class_fidelity(evaluator.predict(images), y, num_classes=len(meta["classes"]))
-    fidelity = {"overall": round(fid.overall, 4), "per_class": [round(v, 4) for v in fid.per_class]}
+    overall, per_class = class_fidelity_of(args.run_dir, args.evaluator, args.per_class)
+    fidelity = {"overall": round(overall, 4), "per_class": [round(v, 4) for v in per_class]}
     log(f"class fidelity of the EMA generator: {fidelity}")
 
     gen_rows = generation(args.run_dir, [int(b) for b in args.gen_batches.split(",")]) if args.device == "cuda" else []

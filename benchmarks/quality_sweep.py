@@ -40,22 +40,18 @@ def parse_overrides(spec: str) -> dict:
     return out
 
 
-def fidelity(run_dir: Path, evaluator_dir: str, per_class: int, device: str) -> tuple[float, list[float]]:
-    import torch
-
+def fidelity(run_dir: Path, evaluator_dir: str, per_class: int) -> tuple[float, list[float]]:
+    """Class fidelity (overall, per class) of the run's EMA generator: ``per_class`` samples a class, latent seed 12345."""
     from ganaug.evaluator import load_evaluator
-    from ganaug.sampling import labels_from_counts, latents
-    from ganaug.training import load_generator
+    from ganaug.metrics import class_fidelity, generate, open_generator
+    from ganaug.sampling import labels_from_counts
 
-    ev = load_evaluator(evaluator_dir)
-    g, meta = load_generator(run_dir, device=device)
-    n_cls = len(meta["classes"])
-    y = torch.from_numpy(labels_from_counts([per_class] * n_cls))
-    z = torch.from_numpy(latents(12345, 0, len(y), g.config.z_dim))
-    with torch.no_grad():
-        x = torch.cat([g(z[i : i + 1000].to(device), y[i : i + 1000].to(device)).cpu() for i in range(0, len(y), 1000)])
-    p = ev.predict(x)
-    return float((p == y).float().mean()), [float((p[y == c] == c).float().mean()) for c in range(n_cls)]
+    generator = open_generator(run_dir, backend="pytorch")
+    n_cls = len(generator.classes)
+    labels = labels_from_counts([per_class] * n_cls)
+    images = generate(generator, labels, seed=12345)
+    fid = class_fidelity(load_evaluator(evaluator_dir).predict(images), labels, num_classes=n_cls)
+    return fid.overall, fid.per_class
 
 
 def run_recipe(name: str, overrides: dict, args: argparse.Namespace, queue) -> None:
@@ -84,7 +80,7 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace) -> lis
         trainer = Trainer.new(cfg, run_dir, overwrite=True, progress=False) if i == 0 else Trainer.resume(run_dir, epochs=epochs, progress=False)
         result = trainer.fit()
         wall = time.perf_counter() - t0
-        fid, per_class = fidelity(run_dir, args.evaluator, args.per_class, trainer.device.type)
+        fid, per_class = fidelity(run_dir, args.evaluator, args.per_class)
         rows.append({"epochs": epochs, "steps": result.steps, "train_seconds": round(result.train_seconds, 1),
                      "segment_wall_seconds": round(wall, 1), "images_per_second": round(result.images_per_second, 1),
                      "class_fidelity": fid, "per_class": per_class})

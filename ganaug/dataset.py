@@ -99,9 +99,7 @@ def resolve_labels(
         if class_weights is not None:
             raise InputError("class_weights= goes with length=, not with per_class=")
         if isinstance(per_class, Mapping):
-            for key, n in per_class.items():
-                _positive_int(n, f"per_class[{key!r}]")
-            return make_labels(classes, per_class)
+            return make_labels(classes, per_class)  # validates each count
         return make_labels(classes, _positive_int(per_class, "per_class"))
     length = _positive_int(length, "length")
     if class_weights is None:
