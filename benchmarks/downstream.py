@@ -85,8 +85,9 @@ class Profile:
     gan_steps: int = 3000
     gan_batch: int = 64
     gan_model: ModelConfig = field(default_factory=ModelConfig)
-    gan_diffaugment: tuple[str, ...] = ("translation", "cutout")
-    gan_diffaugment_below: int = 200  # DiffAugment only for budgets below this many images per class
+    gan_small_below: int = 200  # budgets below this many images per class get the tiny-data measures:
+    gan_augment_real: bool = True  # random affine on the real images (TrainConfig.augment_real)
+    gan_diffaugment: tuple[str, ...] = ()  # DiffAugment policies
     clf_steps: int = 1000
     clf_batch: int = 64
     clf_lr: float = 1e-3
@@ -95,6 +96,7 @@ class Profile:
     synthetic_filter: bool = False
     filter_oversample: int = 4
     cas_gan_steps: int = 0  # 0: no CAS
+    cas_augment_real: bool = False  # random affine on the CAS GAN's real images too
     cas_per_class: int = 1000
     conditions: tuple[str, ...] = tuple(CONDITIONS)
 
@@ -110,13 +112,13 @@ PROFILES = {
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", budgets=(10, 50, 100), seeds=5, synthetic_per_class=500, sweep=(100, 2000),
-        sweep_budgets=(10, 50), gan_steps=2000, gan_batch=64, gan_model=ModelConfig(g_width=32, d_width=32),
-        clf_steps=800, clf_batch=64, clf_width=16, cas_gan_steps=6000, cas_per_class=1000,
+        sweep_budgets=(10, 50), gan_steps=6000, gan_batch=64, gan_model=ModelConfig(g_width=32, d_width=32),
+        clf_steps=800, clf_batch=64, clf_width=16, cas_gan_steps=10000, cas_augment_real=True, cas_per_class=1000,
     ),
     "full": Profile(
         name="full", dataset="mnist", budgets=(10, 50, 100, 500, FULL), seeds=5, synthetic_per_class=1000,
         sweep=(250, 4000), sweep_budgets=(10, 50, 100), gan_steps=10000, gan_batch=64, gan_model=ModelConfig(),
-        clf_steps=3000, clf_batch=128, clf_width=32, cas_gan_steps=20000, cas_per_class=5000,
+        clf_steps=3000, clf_batch=128, clf_width=32, cas_gan_steps=20000, cas_augment_real=True, cas_per_class=5000,
     ),
 }
 
@@ -140,12 +142,12 @@ def gan_config(p: Profile, budget: int, seed: int, *, n_images: int, data_root: 
     """The GAN of one (budget, seed): trained only on the seed's stratified subset, for about ``gan_steps``."""
     batch = min(p.gan_batch, n_images)
     steps = steps or p.gan_steps
-    small = budget != FULL and budget < p.gan_diffaugment_below
+    small = budget != FULL and budget < p.gan_small_below
     epochs = max(1, math.ceil(steps / (n_images // batch)))
     return TrainConfig(
         dataset=p.dataset, data_root=data_root, per_class=None if budget == FULL else budget,
         epochs=epochs, save_every=max(1, epochs // GAN_SAVES), batch_size=batch, seed=seed,
-        diffaugment=p.gan_diffaugment if small else (), export_onnx=False, device=device, model=p.gan_model,
+        diffaugment=p.gan_diffaugment if small else (), augment_real=p.gan_augment_real and small, export_onnx=False, device=device, model=p.gan_model,
         log_every=max(1, min(50, steps // 10)),
     )
 
@@ -476,8 +478,9 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
              "## Protocol", "",
              (f"Dataset `{p.dataset}`; budgets (real images per class) {', '.join(_budget_name(b) for b in p.budgets)}; "
              f"{p.seeds} seeds per cell, each seed drawing the subset, training the GAN on that subset only and seeding "
-             f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}, DiffAugment "
-             f"{'+'.join(p.gan_diffaugment) or 'off'} below {p.gan_diffaugment_below}/class. Classifier: the evaluator CNN at "
+             f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}; below "
+             f"{p.gan_small_below}/class random affine on its real images {'on' if p.gan_augment_real else 'off'}, "
+             f"DiffAugment {'+'.join(p.gan_diffaugment) or 'off'}. Classifier: the evaluator CNN at "
              f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
              f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
              f"{p.synthetic_per_class} per class unless noted"
@@ -544,8 +547,17 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
 
 def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: str = "cpu",
         evaluator: str | None = None, full_gan: Path | None = None, report_only: bool = False,
-        command: str = "", log=print) -> dict[str, Any]:
-    """Run (or resume, or with ``report_only`` only collect) every cell of ``p``; write the report."""
+        shard: tuple[int, int] = (0, 1), command: str = "", log=print) -> dict[str, Any]:
+    """Run (or resume, or with ``report_only`` only collect) every cell of ``p``; write the report.
+
+    ``shard=(i, n)`` trains only the (budget, seed) units whose running index is i mod n (the last shard
+    also the CAS GAN and its classifiers), so n processes sharing ``cache`` split the work; each shard only
+    collects the rest from the cache and writes no report. Once all have finished, an unsharded run finds
+    everything cached (or trains what is missing) and writes the report.
+    """
+    index, shards = shard
+    if not 0 <= index < shards:
+        raise InputError(f"--shard {index}/{shards}: the index must be in 0..{shards - 1}")
     t0 = time.perf_counter()
     data = load_data(p, data_root)
     num_classes = len(data.classes)
@@ -553,24 +565,27 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
     out.mkdir(parents=True, exist_ok=True)
     cells, gans, honesty, grids, quality = [], {}, [], [], {}
 
-    def cell(budget: int, seed: int, cond: str, amount: int, gan: Path | None) -> dict[str, Any] | None:
+    def cell(budget: int, seed: int, cond: str, amount: int, gan: Path | None, mine: bool) -> dict[str, Any] | None:
         return run_cell(p, data, cache, budget=budget, seed=seed, condition=cond, amount=amount, gan_run=gan,
-                        device=device, log=log, cached_only=report_only)
+                        device=device, log=log, cached_only=report_only or not mine)
 
-    def gan_for(cfg: TrainConfig, what: str) -> Path | None:
+    def gan_for(cfg: TrainConfig, what: str, mine: bool) -> Path | None:
         run_dir = gan_dir(cfg, cache)
-        if (run_dir / "summary.json").is_file() or report_only:
+        if (run_dir / "summary.json").is_file() or report_only or not mine:
             return run_dir if (run_dir / "summary.json").is_file() else None
         log(f"GAN {what} ({cfg.epochs} epochs)")
         return train_gan(cfg, cache)
 
+    unit = 0
     for budget in p.budgets:
         n_images = len(data.train_labels) if budget == FULL else budget * num_classes
         for seed in range(p.seeds):
+            mine = unit % shards == index
+            unit += 1
             gan = None
             if set(p.conditions) & set("bde"):
                 cfg = gan_config(p, budget, seed, n_images=n_images, data_root=data_root, device=device)
-                gan = gan_for(cfg, f"budget={_budget_name(budget)} seed={seed}")
+                gan = gan_for(cfg, f"budget={_budget_name(budget)} seed={seed}", mine)
                 if gan is not None:
                     gans[gan.name] = gan
                     if (q := gan_quality(gan, evaluator)) is not None:
@@ -584,21 +599,23 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
                 amounts = [p.synthetic_per_class if cond in "bde" else 0]
                 if cond == "b" and budget in p.sweep_budgets:
                     amounts += list(p.sweep)
-                cells += [c for a in amounts if (c := cell(budget, seed, cond, a, gan)) is not None]
+                cells += [c for a in amounts if (c := cell(budget, seed, cond, a, gan, mine)) is not None]
 
     cas = None
     if p.cas_gan_steps:
         if full_gan is None:
             cfg = gan_config(p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device,
                              steps=p.cas_gan_steps)
-            full_gan = gan_for(cfg, "on the whole training split, for CAS")
+            cfg = dataclasses.replace(cfg, augment_real=p.cas_augment_real)
+            full_gan = gan_for(cfg, "on the whole training split, for CAS", index == shards - 1)
         elif not (full_gan / "summary.json").is_file():
             raise InputError(f"--full-gan {full_gan} is not a finished ganaug run folder (no summary.json)")
     if p.cas_gan_steps and full_gan is not None:
         meta = json.loads((full_gan / "config.json").read_text())
         if meta["data"]["per_class"] is not None or meta["data"]["dataset"] != p.dataset:
             raise InputError(f"--full-gan {full_gan} was not trained on the whole {p.dataset} training split")
-        cas_cells = [c for s in range(p.seeds) if (c := cell(FULL, s, "e", p.cas_per_class, full_gan)) is not None]
+        cas_cells = [c for s in range(p.seeds)
+                     if (c := cell(FULL, s, "e", p.cas_per_class, full_gan, index == shards - 1)) is not None]
         if cas_cells:
             steps = json.loads((full_gan / "summary.json").read_text())["steps"]
             cas = {"gan": str(full_gan), "gan_steps": steps, "synthetic_per_class": p.cas_per_class,
@@ -625,6 +642,9 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
         "cells": len(cells), "gans": len(gans), "table": aggregate(p, cells), "cas": cas, "gan_quality": quality,
         "honesty": honesty, "grids": grids, "raw_cells": cells,
     }
+    if shards > 1:
+        log(f"shard {index}/{shards} done; once every shard has finished, run again without --shard for the report")
+        return results
     plots(p, results["table"], data.classes, out)
     write_report(p, results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -653,12 +673,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None, help="results folder  [default: benchmarks/results/<name>]")
     parser.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
     parser.add_argument("--budgets", default=None, help="override the budgets, e.g. 10,50 (0 = full set)")
+    parser.add_argument("--conditions", default=None, help=f"override the conditions, e.g. a,b (from {''.join(CONDITIONS)})")
+    parser.add_argument("--sweep", default=None, help="override the synthetic amounts swept for (b), e.g. 100,2000 ('' for none)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--evaluator", default=None, help="evaluator folder: adds each GAN's class fidelity")
     parser.add_argument("--full-gan", type=Path, default=None, help="reuse this run (trained on the whole split) for CAS")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the cache; train nothing")
     parser.add_argument("--filter", action="store_true",
                         help="keep only generated images a classifier trained on the same real subset labels correctly")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="train only part I of N (0-based); run N processes on one cache, then once without --shard")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 avoids OpenMP stalls on a shared CPU)  [default: torch's]")
     args = parser.parse_args(argv)
@@ -671,15 +695,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides["synthetic_filter"] = True
     if args.budgets is not None:
         overrides["budgets"] = tuple(int(b) for b in args.budgets.split(","))
+    if args.conditions is not None:
+        conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+        if not conditions or set(conditions) - set(CONDITIONS):
+            raise InputError(f"--conditions {args.conditions!r}: give letters from {', '.join(CONDITIONS)}, e.g. a,b")
+        overrides["conditions"] = conditions
+    if args.sweep is not None:
+        overrides["sweep"] = tuple(int(a) for a in args.sweep.split(",") if a.strip())
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/"))
+        assert len(shard) == 2 and shard[1] >= 1
+    except (ValueError, AssertionError):
+        raise InputError(f"--shard {args.shard!r}: write it as I/N, e.g. 0/2 and 1/2 for two processes") from None
     p = resolve_profile(args.profile, overrides)
     name = args.name or p.name
     cache = args.cache or Path("runs") / "downstream" / name
     out = args.out or ROOT / "results" / name
     command = "python benchmarks/downstream.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     results = run(p, data_root=args.data_root, cache=cache, out=out, device=args.device, evaluator=args.evaluator,
-                  full_gan=args.full_gan, report_only=args.report_only, command=command,
+                  full_gan=args.full_gan, report_only=args.report_only, shard=shard, command=command,
                   log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
+    if shard[1] == 1:
+        print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
     return results
 
 

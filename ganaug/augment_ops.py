@@ -1,10 +1,14 @@
-"""DiffAugment (Zhao et al., 2020): differentiable augmentations applied to real and fake images before D.
+"""Image augmentations on float [N, C, H, W] tensors in [-1, 1], each drawing from a ``torch.Generator``.
 
-Each op takes images float [N, C, H, W] and a ``torch.Generator`` so that a run stays reproducible.
+- DiffAugment (Zhao et al., 2020): differentiable ops applied to real and fake images alike before D.
+- :func:`random_affine`: the label-preserving "classical" augmentation (small rotation, shift, scale), used
+  by the evaluator, the downstream classifiers and, with ``TrainConfig.augment_real``, on the real images a
+  GAN trains on.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -45,6 +49,24 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     mask = torch.ones(n, h, w, device=x.device, dtype=x.dtype)
     mask[gi, gx, gy] = 0
     return x * mask.unsqueeze(1) - (1 - mask.unsqueeze(1))
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator, *, degrees: float = 10.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+    """Per-image random rotation, translation and scale of images float [N, C, H, W] in [-1, 1].
+
+    Each image gets its own draw from ``gen`` (torchvision's ``RandomAffine`` draws one per call, i.e.
+    one per batch). Uncovered pixels become background (-1).
+    """
+    n = x.size(0)
+    u = torch.rand(n, 4, generator=gen, device=x.device)
+    angle = (u[:, 0] * 2 - 1) * math.radians(degrees)
+    s = scale[0] + u[:, 1] * (scale[1] - scale[0])
+    t = (u[:, 2:] * 2 - 1) * translate * 2  # affine_grid coordinates span [-1, 1], i.e. 2 per image width
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
 OPS = {"brightness": brightness, "translation": translation, "cutout": cutout}

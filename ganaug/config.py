@@ -53,6 +53,9 @@ class TrainConfig:
     :data:`DEFAULT_EPOCHS` of the dataset (digits is small, so it gets more passes).
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``).
     ``diffaugment`` is a tuple of DiffAugment policies applied to real and fake images before D.
+    ``augment_real`` applies a label-preserving random affine (rotation up to 10 degrees, shift up to 10%,
+    scale 0.9-1.1) to the real images only: G then learns the augmented distribution, i.e. digits in
+    slightly new poses, which for tiny subsets is what a downstream classifier wants.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
@@ -72,6 +75,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.999
     diffaugment: tuple[str, ...] = ()
+    augment_real: bool = False
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganaug import __version__
+from ganaug.augment_ops import random_affine
 from ganaug.errors import InputError
 
 WEIGHTS = "model.safetensors"
@@ -185,24 +186,6 @@ def load_evaluator(path: str | Path, *, device: str | torch.device = "cpu") -> E
     net = EvaluatorNet(config)
     net.load_state_dict(load_file(str(path / WEIGHTS)))
     return Evaluator(net, config, classes=classes, meta=doc, device=device)
-
-
-def random_affine(x: torch.Tensor, gen: torch.Generator, *, degrees: float = 10.0, translate: float = 0.1,
-                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
-    """Per-image random rotation, translation and scale of images float [N, C, H, W] in [-1, 1].
-
-    Each image gets its own draw from ``gen`` (torchvision's ``RandomAffine`` draws one per call, i.e.
-    one per batch). Uncovered pixels become background (-1).
-    """
-    n = x.size(0)
-    u = torch.rand(n, 4, generator=gen, device=x.device)
-    angle = (u[:, 0] * 2 - 1) * math.radians(degrees)
-    s = scale[0] + u[:, 1] * (scale[1] - scale[0])
-    t = (u[:, 2:] * 2 - 1) * translate * 2  # affine_grid coordinates span [-1, 1], i.e. 2 per image width
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,11 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
     return export_generator(generator, out, classes=meta["classes"], fp16=fp16, provenance=provenance)
 
 
+# Metadata keys ganaug derives from the generator itself: provenance cannot override them.
+CONTRACT_KEYS = frozenset({"kind", "z_dim", "num_classes", "classes", "image_shape", "output_range", "precision",
+                           "model_config", "ganaug_version", "opset", "parity"})
+
+
 def export_generator(generator: Generator, out: str | Path, *, classes: list[str] | None = None, fp16: bool = False,
                      provenance: dict[str, Any] | None = None) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
@@ -176,10 +181,11 @@ def export_generator(generator: Generator, out: str | Path, *, classes: list[str
         classes: class names; default ``"0"``, ``"1"``, ...
         fp16: float16 weights and compute.
         provenance: extra metadata, e.g. ``{"data": ..., "step": ..., "checkpoint_sha256": ...}``
-            (each of those three defaults to null).
+            (each of those three defaults to null); it may not set any of :data:`CONTRACT_KEYS`.
 
     Raises:
-        InputError: ``out`` is a folder or its folder is missing or not writable.
+        InputError: ``out`` is a folder or its folder is missing or not writable; ``provenance`` sets a
+            contract key.
         ExportParityError: see :func:`export_onnx`; nothing is written.
     """
     import onnx
@@ -197,6 +203,9 @@ def export_generator(generator: Generator, out: str | Path, *, classes: list[str
     if len(classes) != config.num_classes:
         raise InputError(f"the generator has {config.num_classes} classes but {len(classes)} names were given")
     precision = "fp16" if fp16 else "fp32"
+    clash = sorted(set(provenance or {}) & CONTRACT_KEYS)
+    if clash:
+        raise InputError(f"provenance may not set {', '.join(clash)}: ganaug derives these from the generator")
 
     model = fold_for_inference(generator)
     with torch.no_grad():

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from ganaug import __version__, viz
-from ganaug.augment_ops import diff_augment
+from ganaug.augment_ops import diff_augment, random_affine
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data
 from ganaug.errors import InputError, TrainingDiverged
@@ -325,6 +325,8 @@ class Trainer:
     def _d_step(self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, *, keep_fake: bool):
         """One discriminator step; returns (stack of D loss, D(x), D(G(z)), fakes, labels)."""
         cfg = self.config
+        if cfg.augment_real:
+            real = random_affine(real, self.aug_rng)
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         with self._autocast():

@@ -71,6 +71,24 @@ def test_rerun_uses_the_cache_and_report_only_rebuilds(tiny_results):
     assert rebuilt["table"] == results["table"] and rebuilt["cas"] == results["cas"]
 
 
+def test_shards_split_the_work_and_add_up_to_the_unsharded_run(tiny_results, tmp_path):
+    _, results, _ = tiny_results
+    torch.set_num_threads(1)
+    logs: dict[int, list[str]] = {0: [], 1: []}
+    for i in (0, 1):  # one after the other here; concurrently in real use
+        downstream.run(TINY, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", shard=(i, 2),
+                       log=logs[i].append)
+    assert any("seed=0" in m for m in logs[0]) and not any("seed=1" in m or "CAS" in m for m in logs[0])
+    assert any("seed=1" in m for m in logs[1]) and any("CAS" in m for m in logs[1])
+    assert not (tmp_path / "out" / "report.md").exists()  # a shard writes no report
+    final: list[str] = []
+    merged = downstream.run(TINY, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", log=final.append)
+    assert not final  # every cell was trained by one of the shards
+    assert merged["table"] == results["table"] and merged["cas"]["values"] == results["cas"]["values"]
+    with pytest.raises(downstream.InputError, match="--shard 2/2"):
+        downstream.run(TINY, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", shard=(2, 2))
+
+
 def test_summary_statistics():
     s = downstream.summary([0.5, 0.7])
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(math.sqrt(0.02))
@@ -89,6 +107,9 @@ def test_cli_help_and_unknown_profile():
     res = runner.invoke(main, ["bench", "downstream", "--help"])
     assert res.exit_code == 0 and "--profile" in res.output
     assert runner.invoke(main, ["bench", "downstream", "--profile", "nope"]).exit_code == 2
+    for args, message in ((["--conditions", "a,x"], "--conditions 'a,x'"), (["--shard", "1"], "write it as I/N")):
+        res = runner.invoke(main, ["bench", "downstream", *args])
+        assert res.exit_code == 2 and message in res.output, res.output
 
 
 def test_synthetic_filter_keeps_at_most_the_quota(tmp_path):

@@ -125,6 +125,17 @@ def test_export_leaves_a_training_generator_in_training_mode(tmp_path: Path) -> 
     assert g.training and (tmp_path / "g.onnx").is_file()
 
 
+def test_provenance_cannot_override_the_contract(tmp_path: Path) -> None:
+    from ganaug.config import ModelConfig
+    from ganaug.export import export_generator
+    from ganaug.models import Generator
+
+    g = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8))
+    with pytest.raises(InputError, match="provenance may not set output_range, z_dim"):
+        export_generator(g, tmp_path / "g.onnx", provenance={"z_dim": 64, "output_range": [0, 1], "step": 3})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fp16_export_passes_its_parity_check(tiny_run: Path, tmp_path: Path) -> None:
     out = export_onnx(tiny_run, tmp_path / "g16.onnx", fp16=True)
     assert read_metadata(onnx.load(str(out)))["precision"] == "fp16"

@@ -43,13 +43,29 @@ def test_run_folder_has_everything(tiny_run):
 
 
 def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path):
-    config = tiny_config(epochs=3, diffaugment=("translation", "cutout", "brightness"), d_steps=2)
+    config = tiny_config(epochs=3, diffaugment=("translation", "cutout", "brightness"), d_steps=2, augment_real=True)
     Trainer.new(config, tmp_path / "full", progress=False).fit()
-    Trainer.new(tiny_config(epochs=1, diffaugment=config.diffaugment, d_steps=2), tmp_path / "cut", progress=False).fit()
+    Trainer.new(tiny_config(epochs=1, diffaugment=config.diffaugment, d_steps=2, augment_real=True), tmp_path / "cut",
+                progress=False).fit()
     Trainer.resume(tmp_path / "cut", epochs=3, progress=False).fit()
     full, cut = _state(tmp_path / "full"), _state(tmp_path / "cut")
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step"):
         _assert_same_tensors(full[key], cut[key], key)
+
+
+def test_augment_real_transforms_only_the_real_images_d_sees(tmp_path, monkeypatch):
+    trainer = Trainer.new(tiny_config(epochs=1, augment_real=True), tmp_path / "run", progress=False)
+    seen = []
+    d = trainer.D_train
+    monkeypatch.setattr(trainer, "D_train", lambda x, y: seen.append(x.detach().clone()) or d(x, y))
+    real, y = trainer.images[:8], trainer.labels[:8]
+    z = torch.randn(8, trainer.config.model.z_dim)
+    trainer._d_step(real, y, z, keep_fake=False)
+    real_seen, fake_seen = seen
+    assert real_seen.shape == real.shape and not torch.equal(real_seen, real)  # moved, rotated or scaled
+    assert real_seen.min() >= -1 - 1e-6 and real_seen.max() <= 1 + 1e-6  # background stays -1: same range
+    with torch.no_grad():
+        assert torch.equal(fake_seen, trainer.G_train(z, y))  # fakes untouched (no DiffAugment configured)
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):

@@ -34,6 +34,8 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalization on every discriminator layer.")
 @click.option("--diffaugment", default="", show_default=True,
               help=f"Comma-separated DiffAugment policies from {', '.join(DIFFAUGMENT_POLICIES)}.")
+@click.option("--augment-real", is_flag=True,
+              help="Random affine (rotate/shift/scale) on the real images only: G learns digits in new poses; for tiny subsets.")
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
 @click.option("--z-dim", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--g-width", type=click.IntRange(min=1), default=32, show_default=True,
