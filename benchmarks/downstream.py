@@ -602,7 +602,8 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
                 cells += [c for a in amounts if (c := cell(budget, seed, cond, a, gan, mine)) is not None]
 
     cas = None
-    if p.cas_gan_steps:
+    want_cas = bool(p.cas_gan_steps) and "e" in p.conditions  # CAS is condition (e) with the whole-split GAN
+    if want_cas:
         if full_gan is None:
             cfg = gan_config(p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device,
                              steps=p.cas_gan_steps)
@@ -610,7 +611,7 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
             full_gan = gan_for(cfg, "on the whole training split, for CAS", index == shards - 1)
         elif not (full_gan / "summary.json").is_file():
             raise InputError(f"--full-gan {full_gan} is not a finished ganaug run folder (no summary.json)")
-    if p.cas_gan_steps and full_gan is not None:
+    if want_cas and full_gan is not None:
         meta = json.loads((full_gan / "config.json").read_text())
         if meta["data"]["per_class"] is not None or meta["data"]["dataset"] != p.dataset:
             raise InputError(f"--full-gan {full_gan} was not trained on the whole {p.dataset} training split")
