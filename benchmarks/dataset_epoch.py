@@ -54,8 +54,9 @@ def time_epoch(path: Path, n: int, batch_size: int, workers: int, shuffle: bool)
     from ganaug.dataset import GeneratedDataset
 
     dataset = GeneratedDataset(path, length=n, seed=0, output="tensor")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
     start = time.perf_counter()
     count = sum(len(y) for _, y in loader)
     elapsed = time.perf_counter() - start
@@ -71,8 +72,12 @@ def main() -> None:
     parser.add_argument("--bulk-batch-size", type=int, default=1024, help="runtime batch size of the baseline")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--repeats", type=int, default=3, help="timings per case; the median is reported")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dataset_epoch_cpu",
-                        help="writes OUT.json and OUT.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results" / "dataset_epoch_cpu",
+        help="writes OUT.json and OUT.md",
+    )
     args = parser.parse_args()
 
     import onnxruntime
@@ -91,9 +96,20 @@ def main() -> None:
                     bulk.append(time_bulk(path, args.n, args.bulk_batch_size))
                     epoch.append(time_epoch(path, args.n, args.batch_size, workers, shuffle))
                 b, e = statistics.median(bulk), statistics.median(epoch)
-                rows.append({"num_workers": workers, "shuffle": shuffle, "bulk_s": b, "epoch_s": e,
-                             "bulk_img_s": args.n / b, "epoch_img_s": args.n / e, "ratio": e / b,
-                             "meets_bar": e / b <= BAR, "bulk_runs_s": bulk, "epoch_runs_s": epoch})
+                rows.append(
+                    {
+                        "num_workers": workers,
+                        "shuffle": shuffle,
+                        "bulk_s": b,
+                        "epoch_s": e,
+                        "bulk_img_s": args.n / b,
+                        "epoch_img_s": args.n / e,
+                        "ratio": e / b,
+                        "meets_bar": e / b <= BAR,
+                        "bulk_runs_s": bulk,
+                        "epoch_runs_s": epoch,
+                    }
+                )
                 print(f"workers={workers} shuffle={shuffle}: bulk {b:.2f} s, epoch {e:.2f} s, ratio {e / b:.2f}")
         metadata = OnnxGenerator(path).metadata
 
@@ -101,11 +117,19 @@ def main() -> None:
         "benchmark": "dataset_epoch",
         "ganaug_version": ganaug.__version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "generator": {"path": str(args.generator or "default-size model, one short epoch on digits"),
-                      "model_config": metadata.get("model_config"), "z_dim": metadata.get("z_dim")},
+        "generator": {
+            "path": str(args.generator or "default-size model, one short epoch on digits"),
+            "model_config": metadata.get("model_config"),
+            "z_dim": metadata.get("z_dim"),
+        },
         "bar": f"epoch_s <= {BAR} * bulk_s",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(),
+        },
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,16 +137,20 @@ def main() -> None:
     lines = [
         f"# DataLoader epoch vs bulk generation ({args.n:,} items, batch {args.batch_size}, tensors)",
         "",
-        (f"ganaug {ganaug.__version__}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime "
-         f"{onnxruntime.__version__}; median of {args.repeats}; bar: epoch <= {BAR}x bulk "
-         f"(runtime, batches of {args.bulk_batch_size})."),
+        (
+            f"ganaug {ganaug.__version__}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime "
+            f"{onnxruntime.__version__}; median of {args.repeats}; bar: epoch <= {BAR}x bulk "
+            f"(runtime, batches of {args.bulk_batch_size})."
+        ),
         "",
         "| num_workers | shuffle | bulk (s) | epoch (s) | bulk img/s | epoch img/s | ratio | meets bar |",
         "|---:|:---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['num_workers']} | {r['shuffle']} | {r['bulk_s']:.2f} | {r['epoch_s']:.2f} | "
-                     f"{r['bulk_img_s']:,.0f} | {r['epoch_img_s']:,.0f} | {r['ratio']:.2f} | {'yes' if r['meets_bar'] else 'no'} |")
+        lines.append(
+            f"| {r['num_workers']} | {r['shuffle']} | {r['bulk_s']:.2f} | {r['epoch_s']:.2f} | "
+            f"{r['bulk_img_s']:,.0f} | {r['epoch_img_s']:,.0f} | {r['ratio']:.2f} | {'yes' if r['meets_bar'] else 'no'} |"
+        )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.md')}")
 

@@ -106,19 +106,55 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile(
-        name="smoke", dataset="digits", budgets=(5, 20), seeds=2, synthetic_per_class=40, sweep=(80,),
-        sweep_budgets=(5,), gan_steps=60, gan_batch=32, gan_model=ModelConfig(z_dim=16, embed_dim=8, g_width=16, d_width=16),
-        clf_steps=60, clf_batch=32, clf_width=8, cas_gan_steps=60, cas_per_class=40,
+        name="smoke",
+        dataset="digits",
+        budgets=(5, 20),
+        seeds=2,
+        synthetic_per_class=40,
+        sweep=(80,),
+        sweep_budgets=(5,),
+        gan_steps=60,
+        gan_batch=32,
+        gan_model=ModelConfig(z_dim=16, embed_dim=8, g_width=16, d_width=16),
+        clf_steps=60,
+        clf_batch=32,
+        clf_width=8,
+        cas_gan_steps=60,
+        cas_per_class=40,
     ),
     "cpu": Profile(
-        name="cpu", dataset="mnist", budgets=(10, 50, 100), seeds=5, synthetic_per_class=500, sweep=(100, 2000),
-        sweep_budgets=(10, 50), gan_steps=6000, gan_batch=64, gan_model=ModelConfig(g_width=32, d_width=32),
-        clf_steps=800, clf_batch=64, clf_width=16, cas_gan_steps=10000, cas_per_class=1000,
+        name="cpu",
+        dataset="mnist",
+        budgets=(10, 50, 100),
+        seeds=5,
+        synthetic_per_class=500,
+        sweep=(100, 2000),
+        sweep_budgets=(10, 50),
+        gan_steps=6000,
+        gan_batch=64,
+        gan_model=ModelConfig(g_width=32, d_width=32),
+        clf_steps=800,
+        clf_batch=64,
+        clf_width=16,
+        cas_gan_steps=10000,
+        cas_per_class=1000,
     ),
     "full": Profile(
-        name="full", dataset="mnist", budgets=(10, 50, 100, 500, FULL), seeds=5, synthetic_per_class=1000,
-        sweep=(250, 4000), sweep_budgets=(10, 50, 100), gan_steps=10000, gan_batch=64, gan_model=ModelConfig(),
-        clf_steps=3000, clf_batch=128, clf_width=32, cas_gan_steps=20000, cas_per_class=5000,
+        name="full",
+        dataset="mnist",
+        budgets=(10, 50, 100, 500, FULL),
+        seeds=5,
+        synthetic_per_class=1000,
+        sweep=(250, 4000),
+        sweep_budgets=(10, 50, 100),
+        gan_steps=10000,
+        gan_batch=64,
+        gan_model=ModelConfig(),
+        clf_steps=3000,
+        clf_batch=128,
+        clf_width=32,
+        cas_gan_steps=20000,
+        cas_per_class=5000,
     ),
 }
 
@@ -137,17 +173,27 @@ def _budget_name(budget: int) -> str:
 GAN_SAVES = 40  # grids + checkpoints per GAN run: at 10 images per class an epoch is one step
 
 
-def gan_config(p: Profile, budget: int, seed: int, *, n_images: int, data_root: str | None, device: str,
-               steps: int | None = None) -> TrainConfig:
+def gan_config(
+    p: Profile, budget: int, seed: int, *, n_images: int, data_root: str | None, device: str, steps: int | None = None
+) -> TrainConfig:
     """The GAN of one (budget, seed): trained only on the seed's stratified subset, for about ``gan_steps``."""
     batch = min(p.gan_batch, n_images)
     steps = steps or p.gan_steps
     small = budget != FULL and budget < p.gan_small_below
     epochs = max(1, math.ceil(steps / (n_images // batch)))
     return TrainConfig(
-        dataset=p.dataset, data_root=data_root, per_class=None if budget == FULL else budget,
-        epochs=epochs, save_every=max(1, epochs // GAN_SAVES), batch_size=batch, seed=seed,
-        diffaugment=p.gan_diffaugment if small else (), augment_real=p.gan_augment_real and small, export_onnx=False, device=device, model=p.gan_model,
+        dataset=p.dataset,
+        data_root=data_root,
+        per_class=None if budget == FULL else budget,
+        epochs=epochs,
+        save_every=max(1, epochs // GAN_SAVES),
+        batch_size=batch,
+        seed=seed,
+        diffaugment=p.gan_diffaugment if small else (),
+        augment_real=p.gan_augment_real and small,
+        export_onnx=False,
+        device=device,
+        model=p.gan_model,
         log_every=max(1, min(50, steps // 10)),
     )
 
@@ -156,8 +202,13 @@ def architecture(model: ModelConfig) -> str:
     """Names and shapes of every G and D tensor: a changed architecture never reuses a cached GAN."""
     from ganaug.models import Discriminator, Generator
 
-    return _key({k: list(v.shape) for net in (Generator(model), Discriminator(model))
-                 for k, v in ((f"{type(net).__name__}.{n}", t) for n, t in net.state_dict().items())})
+    return _key(
+        {
+            k: list(v.shape)
+            for net in (Generator(model), Discriminator(model))
+            for k, v in ((f"{type(net).__name__}.{n}", t) for n, t in net.state_dict().items())
+        }
+    )
 
 
 def gan_dir(config: TrainConfig, cache: Path) -> Path:
@@ -216,8 +267,10 @@ def train_classifier(
     sources = [s for s in (real, fake) if s is not None]
     sources = [(x.to(device), y.to(device)) for x, y in sources]
     if any(len(y) == 0 for _, y in sources):
-        raise InputError(f"condition ({condition}) has an empty training source (did the filter reject every "
-                         "generated image?); train the GAN longer or run without --filter")
+        raise InputError(
+            f"condition ({condition}) has an empty training source (did the filter reject every "
+            "generated image?); train the GAN longer or run without --filter"
+        )
     n_real = round(p.clf_batch * p.real_fraction) if len(sources) == 2 else p.clf_batch
     sizes = [n_real, p.clf_batch - n_real][: len(sources)]
     classical = condition in ("c", "d")
@@ -240,8 +293,9 @@ def train_classifier(
 
 
 @torch.no_grad()
-def test_accuracy(net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                  device: str) -> tuple[float, list[float]]:
+def test_accuracy(
+    net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str
+) -> tuple[float, list[float]]:
     pred = torch.cat([net(images[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(images), 2000)])
     hit = (pred == labels).double()
     return float(hit.mean()), [float(hit[labels == c].mean()) for c in range(num_classes)]
@@ -267,21 +321,46 @@ def load_data(p: Profile, data_root: str | None) -> Data:
 
 def real_subset(data: Data, budget: int, seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], np.ndarray]:
     """The seed's stratified subset (what its GAN trains on) as float images in [-1, 1] and labels, and its indices."""
-    idx = np.arange(len(data.train_labels)) if budget == FULL else stratified_subset(
-        data.train_labels.numpy(), budget, seed=seed)
+    idx = (
+        np.arange(len(data.train_labels))
+        if budget == FULL
+        else stratified_subset(data.train_labels.numpy(), budget, seed=seed)
+    )
     t = torch.from_numpy(idx)
     return (to_model_range(data.train_images[t]), data.train_labels[t]), idx
 
 
-def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, condition: str, amount: int,
-             gan_run: Path | None, device: str, log, cached_only: bool = False) -> dict[str, Any] | None:
+def run_cell(
+    p: Profile,
+    data: Data,
+    cache: Path,
+    *,
+    budget: int,
+    seed: int,
+    condition: str,
+    amount: int,
+    gan_run: Path | None,
+    device: str,
+    log,
+    cached_only: bool = False,
+) -> dict[str, Any] | None:
     """One classifier: cached in ``cache/cells/<hash>.json`` with its config (None if ``cached_only`` and absent)."""
     num_classes = len(data.classes)
-    cfg = {"profile": p.name, "dataset": p.dataset, "budget": budget, "seed": seed, "condition": condition,
-           "synthetic_per_class": amount if condition in "bde" else 0, "clf_steps": p.clf_steps,
-           "clf_batch": p.clf_batch, "clf_lr": p.clf_lr, "clf_width": p.clf_width, "real_fraction": p.real_fraction,
-           "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
-           "synthetic_filter": p.synthetic_filter and condition in "bde"}
+    cfg = {
+        "profile": p.name,
+        "dataset": p.dataset,
+        "budget": budget,
+        "seed": seed,
+        "condition": condition,
+        "synthetic_per_class": amount if condition in "bde" else 0,
+        "clf_steps": p.clf_steps,
+        "clf_batch": p.clf_batch,
+        "clf_lr": p.clf_lr,
+        "clf_width": p.clf_width,
+        "real_fraction": p.real_fraction,
+        "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
+        "synthetic_filter": p.synthetic_filter and condition in "bde",
+    }
     path = cache / "cells" / f"{_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -304,7 +383,9 @@ def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, con
             judge = train_classifier(p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device)
             x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, seed=seed)
             with torch.no_grad():
-                keep = torch.cat([judge(x[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(x), 2000)]) == y
+                keep = (
+                    torch.cat([judge(x[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(x), 2000)]) == y
+                )
             take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
             fake = (x[torch.cat(take)], y[torch.cat(take)])
             extra["synthetic_kept_per_class"] = [len(t) for t in take]
@@ -312,14 +393,23 @@ def run_cell(p: Profile, data: Data, cache: Path, *, budget: int, seed: int, con
             fake = synthetic(gan_run, amount, num_classes, seed=seed)
     net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
     acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
-    result = {**cfg, "accuracy": acc, "per_class": per_class, "seconds": round(time.perf_counter() - t0, 2),
-              "honesty": honesty, **extra, "ganaug_version": __version__}
+    result = {
+        **cfg,
+        "accuracy": acc,
+        "per_class": per_class,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "honesty": honesty,
+        **extra,
+        "ganaug_version": __version__,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, path)
-    log(f"  cell budget={_budget_name(budget)} seed={seed} {condition} n={cfg['synthetic_per_class']}: "
-        f"{acc:.4f} ({result['seconds']:.0f} s)")
+    log(
+        f"  cell budget={_budget_name(budget)} seed={seed} {condition} n={cfg['synthetic_per_class']}: "
+        f"{acc:.4f} ({result['seconds']:.0f} s)"
+    )
     return result
 
 
@@ -336,8 +426,11 @@ def gan_quality(run: Path, evaluator_dir: str | None, per_class: int = 100) -> d
 
     ev = load_evaluator(evaluator_dir)
     labels = labels_from_counts([per_class] * len(ev.classes))
-    fid = class_fidelity(ev.predict(generate(open_generator(run, backend="pytorch"), labels, seed=777)), labels,
-                         num_classes=len(ev.classes))
+    fid = class_fidelity(
+        ev.predict(generate(open_generator(run, backend="pytorch"), labels, seed=777)),
+        labels,
+        num_classes=len(ev.classes),
+    )
     doc = {"fidelity": fid.overall, "per_class": fid.per_class, "samples_per_class": per_class}
     path.write_text(json.dumps(doc))
     return doc
@@ -362,21 +455,31 @@ def aggregate(p: Profile, cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Per (budget, condition, amount): accuracy stats, per-class means, paired differences vs (a) and (c)."""
     table: dict[str, Any] = {}
     by = {(c["budget"], c["condition"], c["synthetic_per_class"], c["seed"]): c for c in cells}
-    for (budget, cond, amount, _seed) in sorted({k[:3] + (0,) for k in by}):
+    for budget, cond, amount, _seed in sorted({k[:3] + (0,) for k in by}):
         seeds = sorted(k[3] for k in by if k[:3] == (budget, cond, amount))
         accs = [by[(budget, cond, amount, s)]["accuracy"] for s in seeds]
-        entry = {"budget": budget, "condition": cond, "synthetic_per_class": amount, "seeds": seeds,
-                 "accuracy": summary(accs), "values": accs,
-                 "per_class": np.mean([by[(budget, cond, amount, s)]["per_class"] for s in seeds], axis=0).tolist()}
+        entry = {
+            "budget": budget,
+            "condition": cond,
+            "synthetic_per_class": amount,
+            "seeds": seeds,
+            "accuracy": summary(accs),
+            "values": accs,
+            "per_class": np.mean([by[(budget, cond, amount, s)]["per_class"] for s in seeds], axis=0).tolist(),
+        }
         for ref in ("a", "c"):
             if ref == cond:
                 continue
             paired = [s for s in seeds if (budget, ref, 0, s) in by]
             if len(paired) >= 2:
-                diffs = [by[(budget, cond, amount, s)]["accuracy"] - by[(budget, ref, 0, s)]["accuracy"] for s in paired]
+                diffs = [
+                    by[(budget, cond, amount, s)]["accuracy"] - by[(budget, ref, 0, s)]["accuracy"] for s in paired
+                ]
                 entry[f"vs_{ref}"] = summary(diffs)
-                entry[f"per_class_vs_{ref}"] = (np.mean([by[(budget, cond, amount, s)]["per_class"] for s in paired], axis=0)
-                                                - np.mean([by[(budget, ref, 0, s)]["per_class"] for s in paired], axis=0)).tolist()
+                entry[f"per_class_vs_{ref}"] = (
+                    np.mean([by[(budget, cond, amount, s)]["per_class"] for s in paired], axis=0)
+                    - np.mean([by[(budget, ref, 0, s)]["per_class"] for s in paired], axis=0)
+                ).tolist()
         table[f"{_budget_name(budget)}/{cond}/{amount}"] = entry
     return table
 
@@ -385,11 +488,19 @@ def aggregate(p: Profile, cells: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "ganaug": __version__, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ganaug": __version__,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         info["cpu"] = names[0] if names else platform.processor()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -456,8 +567,12 @@ def plots(p: Profile, table: dict[str, Any], classes: list[str], out: Path) -> N
         for i, b in enumerate(budgets):
             r = table.get(f"{_budget_name(b)}/{cond}/{p.synthetic_per_class}")
             if r and f"per_class_vs_{ref}" in r:
-                ax.bar(np.arange(len(classes)) + i * width, 100 * np.asarray(r[f"per_class_vs_{ref}"]), width,
-                       label=f"{_budget_name(b)}/class")
+                ax.bar(
+                    np.arange(len(classes)) + i * width,
+                    100 * np.asarray(r[f"per_class_vs_{ref}"]),
+                    width,
+                    label=f"{_budget_name(b)}/class",
+                )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, [c.split(" ")[0] for c in classes])
         ax.set_title(f"per-class gain of ({cond}) over ({ref}), pp")
@@ -478,90 +593,151 @@ def bottom_line(p: Profile, table: dict[str, Any]) -> list[str]:
         if b and "vs_a" in b:
             parts.append(f"real + generated against real only: {_diff(b['vs_a'])} pp, {verdict(b['vs_a'])}")
         if d and "vs_c" in d:
-            parts.append(f"real + classical + generated against classical alone: {_diff(d['vs_c'])} pp, {verdict(d['vs_c'])}")
+            parts.append(
+                f"real + classical + generated against classical alone: {_diff(d['vs_c'])} pp, {verdict(d['vs_c'])}"
+            )
         rows = {c: table.get(f"{name}/{c}/{p.synthetic_per_class if c in 'bde' else 0}") for c in p.conditions}
         best = max((c for c in rows if rows[c]), key=lambda c: rows[c]["accuracy"]["mean"], default=None)
         if best:
             parts.append(f"best condition ({best}) {CONDITIONS[best].rstrip('.')}")
         if parts:
-            lines.append(f"- **{name} per class** ({p.synthetic_per_class} generated per class): " + "; ".join(parts) + ".")
+            lines.append(
+                f"- **{name} per class** ({p.synthetic_per_class} generated per class): " + "; ".join(parts) + "."
+            )
     return lines + [""]
 
 
 def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
     table, cas = results["table"], results.get("cas")
-    lines = [f"# Downstream benchmark: `{p.name}` profile", "",
-             f"Command: `{results['command']}`  ",
-             (f"ganaug {__version__}; finished {results['finished']}; {results['cells']} classifier runs, "
-              f"{results['gans']} GANs, {results['wall_seconds']:.0f} s in this invocation."), "",
-             "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()), "",
-             "## Protocol", "",
-             (f"Dataset `{p.dataset}`; budgets (real images per class) {', '.join(_budget_name(b) for b in p.budgets)}; "
-             f"{p.seeds} seeds per cell, each seed drawing the subset, training the GAN on that subset only and seeding "
-             f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}; below "
-             f"{p.gan_small_below}/class random affine on its real images {'on' if p.gan_augment_real else 'off'}, "
-             f"DiffAugment {'+'.join(p.gan_diffaugment) or 'off'}. Classifier: the evaluator CNN at "
-             f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
-             f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
-             f"{p.synthetic_per_class} per class unless noted"
-             + (f", kept only when a classifier trained on the same real subset assigns them to the requested class "
-                f"(over-generated {p.filter_oversample}x)" if p.synthetic_filter else "")
-             + ". Test split: evaluation only."
-             + (" The tiny-budget GANs train on randomly affine-transformed real images, so their samples carry "
+    lines = [
+        f"# Downstream benchmark: `{p.name}` profile",
+        "",
+        f"Command: `{results['command']}`  ",
+        (
+            f"ganaug {__version__}; finished {results['finished']}; {results['cells']} classifier runs, "
+            f"{results['gans']} GANs, {results['wall_seconds']:.0f} s in this invocation."
+        ),
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+        "",
+        "## Protocol",
+        "",
+        (
+            f"Dataset `{p.dataset}`; budgets (real images per class) {', '.join(_budget_name(b) for b in p.budgets)}; "
+            f"{p.seeds} seeds per cell, each seed drawing the subset, training the GAN on that subset only and seeding "
+            f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}; below "
+            f"{p.gan_small_below}/class random affine on its real images {'on' if p.gan_augment_real else 'off'}, "
+            f"DiffAugment {'+'.join(p.gan_diffaugment) or 'off'}. Classifier: the evaluator CNN at "
+            f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
+            f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
+            f"{p.synthetic_per_class} per class unless noted"
+            + (
+                f", kept only when a classifier trained on the same real subset assigns them to the requested class "
+                f"(over-generated {p.filter_oversample}x)"
+                if p.synthetic_filter
+                else ""
+            )
+            + ". Test split: evaluation only."
+            + (
+                " The tiny-budget GANs train on randomly affine-transformed real images, so their samples carry "
                 "the kind of variation (c) adds: (b) against (a) measures generated data as a stand-in for "
-                "augmentation, (d) against (c) what the GAN adds beyond it." if p.gan_augment_real else "")), "",
-             *bottom_line(p, table),
-             "## Accuracy (%) on the test split: mean ± std [95% CI]", "",
-             "| budget | " + " | ".join(f"({c}) {CONDITIONS[c]}" for c in p.conditions) + " |",
-             "|---|" + "---|" * len(p.conditions)]
+                "augmentation, (d) against (c) what the GAN adds beyond it."
+                if p.gan_augment_real
+                else ""
+            )
+        ),
+        "",
+        *bottom_line(p, table),
+        "## Accuracy (%) on the test split: mean ± std [95% CI]",
+        "",
+        "| budget | " + " | ".join(f"({c}) {CONDITIONS[c]}" for c in p.conditions) + " |",
+        "|---|" + "---|" * len(p.conditions),
+    ]
     for b in p.budgets:
         cells = []
         for c in p.conditions:
             r = table.get(f"{_budget_name(b)}/{c}/{p.synthetic_per_class if c in 'bde' else 0}")
             s = r["accuracy"] if r else None
-            cells.append(f"{_pct(s['mean'])} ± {_pct(s['std'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]" if s else "–")
+            cells.append(
+                f"{_pct(s['mean'])} ± {_pct(s['std'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]" if s else "–"
+            )
         lines.append(f"| {_budget_name(b)} | " + " | ".join(cells) + " |")
-    lines += ["", "## Paired differences (pp, same seeds) with 95% CI, and what they say", "",
-              "| budget | condition | vs (a) real only | vs (c) classical aug. | verdict vs matching condition |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Paired differences (pp, same seeds) with 95% CI, and what they say",
+        "",
+        "| budget | condition | vs (a) real only | vs (c) classical aug. | verdict vs matching condition |",
+        "|---|---|---|---|---|",
+    ]
     for r in table.values():
         if r["condition"] == "a":
             continue
         match = {"b": r.get("vs_a"), "d": r.get("vs_c"), "c": r.get("vs_a"), "e": r.get("vs_a")}[r["condition"]]
-        lines.append(f"| {_budget_name(r['budget'])} | ({r['condition']}) n={r['synthetic_per_class']} | "
-                     f"{_diff(r.get('vs_a'))} | {_diff(r.get('vs_c'))} | {verdict(match)} |")
+        lines.append(
+            f"| {_budget_name(r['budget'])} | ({r['condition']}) n={r['synthetic_per_class']} | "
+            f"{_diff(r.get('vs_a'))} | {_diff(r.get('vs_c'))} | {verdict(match)} |"
+        )
     lines += ["", "Matching condition: (b) and (e) against (a), (c) against (a), (d) against (c).", ""]
     ref_rows = [(b, v) for b, v in REFERENCE.items() if b in p.budgets]
     if p.dataset == "mnist" and ref_rows:
-        lines += ["## Against published reference points", "",
-                  "| budget | published supervised CNN | ganaug (a) | ganaug best |", "|---|---|---|---|"]
+        lines += [
+            "## Against published reference points",
+            "",
+            "| budget | published supervised CNN | ganaug (a) | ganaug best |",
+            "|---|---|---|---|",
+        ]
         for b, v in ref_rows:
             rs = [r for r in table.values() if r["budget"] == b]
             if not rs:
                 continue
             a = table.get(f"{b}/a/0")
             best = max(rs, key=lambda r: r["accuracy"]["mean"])
-            lines.append(f"| {b} | {v:.1f} | {_pct(a['accuracy']['mean']) if a else '–'} | "
-                         f"{_pct(best['accuracy']['mean'])} ({best['condition']}) |")
-        lines += ["", ("Published: FIELD_NOTES.md (supervised CNN on MNIST subsets); Odena 2016: 89.5% with 100 "
-                       "labels in total, 96.5% with 1000."), ""]
+            lines.append(
+                f"| {b} | {v:.1f} | {_pct(a['accuracy']['mean']) if a else '–'} | "
+                f"{_pct(best['accuracy']['mean'])} ({best['condition']}) |"
+            )
+        lines += [
+            "",
+            (
+                "Published: FIELD_NOTES.md (supervised CNN on MNIST subsets); Odena 2016: 89.5% with 100 "
+                "labels in total, 96.5% with 1000."
+            ),
+            "",
+        ]
     if cas:
         s = cas["accuracy"]
-        lines += ["## Classification accuracy score (CAS)", "",
-                  f"Classifier trained only on {cas['synthetic_per_class']} generated images per class from a GAN trained "
-                  f"on the whole training split ({cas['gan']}, {cas['gan_steps']} steps), tested on the real test split: "
-                  f"**{_pct(s['mean'])}%** ± {_pct(s['std'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}] over "
-                  f"{s['n']} classifier seeds. Target: 98%; " + ("met." if s["mean"] >= 0.98 else
-                  f"short by {100 * (0.98 - s['mean']):.2f} pp."), ""]
+        lines += [
+            "## Classification accuracy score (CAS)",
+            "",
+            f"Classifier trained only on {cas['synthetic_per_class']} generated images per class from a GAN trained "
+            f"on the whole training split ({cas['gan']}, {cas['gan_steps']} steps), tested on the real test split: "
+            f"**{_pct(s['mean'])}%** ± {_pct(s['std'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}] over "
+            f"{s['n']} classifier seeds. Target: 98%; "
+            + ("met." if s["mean"] >= 0.98 else f"short by {100 * (0.98 - s['mean']):.2f} pp."),
+            "",
+        ]
     if results.get("gan_quality"):
         lines += ["## GAN class fidelity (evaluator)", "", "| GAN | fidelity |", "|---|---|"]
         lines += [f"| {k} | {v['fidelity']:.3f} |" for k, v in sorted(results["gan_quality"].items())] + [""]
     lines += ["## Honesty checks", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in results["honesty"]] + [""]
-    lines += ["## Figures", "", "![accuracy vs budget](accuracy_vs_budget.png)", "", "![per-class gain](per_class_gain.png)", ""]
-    lines += [(f"Samples of the seed-0 GAN at budget {b} per class:" if b != "cas" else
-               "Samples of the CAS GAN (whole training split):") + f"\n\n![samples {b}](samples_{b}.png)\n"
-              for b in results["grids"]]
+    lines += [
+        "## Figures",
+        "",
+        "![accuracy vs budget](accuracy_vs_budget.png)",
+        "",
+        "![per-class gain](per_class_gain.png)",
+        "",
+    ]
+    lines += [
+        (
+            f"Samples of the seed-0 GAN at budget {b} per class:"
+            if b != "cas"
+            else "Samples of the CAS GAN (whole training split):"
+        )
+        + f"\n\n![samples {b}](samples_{b}.png)\n"
+        for b in results["grids"]
+    ]
     lines += ["Every number is in `results.json`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
@@ -569,9 +745,20 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
 # ---- driver -------------------------------------------------------------------------------------
 
 
-def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: str = "cpu",
-        evaluator: str | None = None, full_gan: Path | None = None, report_only: bool = False,
-        shard: tuple[int, int] = (0, 1), command: str = "", log=print) -> dict[str, Any]:
+def run(
+    p: Profile,
+    *,
+    data_root: str | None,
+    cache: Path,
+    out: Path,
+    device: str = "cpu",
+    evaluator: str | None = None,
+    full_gan: Path | None = None,
+    report_only: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    command: str = "",
+    log=print,
+) -> dict[str, Any]:
     """Run (or resume, or with ``report_only`` only collect) every cell of ``p``; write the report.
 
     ``shard=(i, n)`` trains only the (budget, seed) units whose running index is i mod n (the last shard
@@ -590,8 +777,19 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
     cells, gans, honesty, grids, quality = [], {}, [], [], {}
 
     def cell(budget: int, seed: int, cond: str, amount: int, gan: Path | None, mine: bool) -> dict[str, Any] | None:
-        return run_cell(p, data, cache, budget=budget, seed=seed, condition=cond, amount=amount, gan_run=gan,
-                        device=device, log=log, cached_only=report_only or not mine)
+        return run_cell(
+            p,
+            data,
+            cache,
+            budget=budget,
+            seed=seed,
+            condition=cond,
+            amount=amount,
+            gan_run=gan,
+            device=device,
+            log=log,
+            cached_only=report_only or not mine,
+        )
 
     def gan_for(cfg: TrainConfig, what: str, mine: bool) -> Path | None:
         run_dir = gan_dir(cfg, cache)
@@ -629,8 +827,9 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
     want_cas = bool(p.cas_gan_steps) and "e" in p.conditions  # CAS is condition (e) with the whole-split GAN
     if want_cas:
         if full_gan is None:
-            cfg = gan_config(p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device,
-                             steps=p.cas_gan_steps)
+            cfg = gan_config(
+                p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device, steps=p.cas_gan_steps
+            )
             cfg = dataclasses.replace(cfg, augment_real=p.cas_augment_real)
             full_gan = gan_for(cfg, "on the whole training split, for CAS", index == shards - 1)
         elif not (full_gan / "summary.json").is_file():
@@ -639,33 +838,57 @@ def run(p: Profile, *, data_root: str | None, cache: Path, out: Path, device: st
         meta = json.loads((full_gan / "config.json").read_text())
         if meta["data"]["per_class"] is not None or meta["data"]["dataset"] != p.dataset:
             raise InputError(f"--full-gan {full_gan} was not trained on the whole {p.dataset} training split")
-        cas_cells = [c for s in range(p.seeds)
-                     if (c := cell(FULL, s, "e", p.cas_per_class, full_gan, index == shards - 1)) is not None]
+        cas_cells = [
+            c
+            for s in range(p.seeds)
+            if (c := cell(FULL, s, "e", p.cas_per_class, full_gan, index == shards - 1)) is not None
+        ]
         if cas_cells:
             steps = json.loads((full_gan / "summary.json").read_text())["steps"]
-            cas = {"gan": str(full_gan), "gan_steps": steps, "synthetic_per_class": p.cas_per_class,
-                   "accuracy": summary([c["accuracy"] for c in cas_cells]), "values": [c["accuracy"] for c in cas_cells],
-                   "per_class": np.mean([c["per_class"] for c in cas_cells], axis=0).tolist()}
+            cas = {
+                "gan": str(full_gan),
+                "gan_steps": steps,
+                "synthetic_per_class": p.cas_per_class,
+                "accuracy": summary([c["accuracy"] for c in cas_cells]),
+                "values": [c["accuracy"] for c in cas_cells],
+                "per_class": np.mean([c["per_class"] for c in cas_cells], axis=0).tolist(),
+            }
             shutil.copyfile(full_gan / "samples.png", out / "samples_cas.png")
             grids.append("cas")
             if (q := gan_quality(full_gan, evaluator)) is not None:
                 quality["cas:" + full_gan.name] = q
 
-    no_selection = f"test split used only for the final evaluation: no early stopping, no selection, fixed {p.clf_steps} steps"
+    no_selection = (
+        f"test split used only for the final evaluation: no early stopping, no selection, fixed {p.clf_steps} steps"
+    )
     honesty.append((no_selection, True))
     checks = [c["honesty"]["gan_saw_only_the_subset"] for c in cells if "gan_saw_only_the_subset" in c["honesty"]]
-    honesty.append((f"every GAN trained on exactly its classifier's subset (indices sha256 equal in {len(checks)} cells)",
-                    all(checks)))
+    honesty.append(
+        (
+            f"every GAN trained on exactly its classifier's subset (indices sha256 equal in {len(checks)} cells)",
+            all(checks),
+        )
+    )
     overlap = _shared_images(data)
     honesty.append((f"no test image is byte-identical to a training image ({overlap} found)", overlap == 0))
     if cas:
         honesty.append(("CAS GAN trained on the whole training split (per_class None), never on the test split", True))
 
     results = {
-        "profile": p.to_dict(), "command": command, "machine": machine(), "ganaug_version": __version__,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_seconds": time.perf_counter() - t0,
-        "cells": len(cells), "gans": len(gans), "table": aggregate(p, cells), "cas": cas, "gan_quality": quality,
-        "honesty": honesty, "grids": grids, "raw_cells": cells,
+        "profile": p.to_dict(),
+        "command": command,
+        "machine": machine(),
+        "ganaug_version": __version__,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "wall_seconds": time.perf_counter() - t0,
+        "cells": len(cells),
+        "gans": len(gans),
+        "table": aggregate(p, cells),
+        "cas": cas,
+        "gan_quality": quality,
+        "honesty": honesty,
+        "grids": grids,
+        "raw_cells": cells,
     }
     if shards > 1:
         log(f"shard {index}/{shards} done; once every shard has finished, run again without --shard for the report")
@@ -698,18 +921,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None, help="results folder  [default: benchmarks/results/<name>]")
     parser.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
     parser.add_argument("--budgets", default=None, help="override the budgets, e.g. 10,50 (0 = full set)")
-    parser.add_argument("--conditions", default=None, help=f"override the conditions, e.g. a,b (from {''.join(CONDITIONS)})")
-    parser.add_argument("--sweep", default=None, help="override the synthetic amounts swept for (b), e.g. 100,2000 ('' for none)")
+    parser.add_argument(
+        "--conditions", default=None, help=f"override the conditions, e.g. a,b (from {''.join(CONDITIONS)})"
+    )
+    parser.add_argument(
+        "--sweep", default=None, help="override the synthetic amounts swept for (b), e.g. 100,2000 ('' for none)"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--evaluator", default=None, help="evaluator folder: adds each GAN's class fidelity")
-    parser.add_argument("--full-gan", type=Path, default=None, help="reuse this run (trained on the whole split) for CAS")
+    parser.add_argument(
+        "--full-gan", type=Path, default=None, help="reuse this run (trained on the whole split) for CAS"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the cache; train nothing")
-    parser.add_argument("--filter", action="store_true",
-                        help="keep only generated images a classifier trained on the same real subset labels correctly")
-    parser.add_argument("--shard", default="0/1", metavar="I/N",
-                        help="train only part I of N (0-based); run N processes on one cache, then once without --shard")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 avoids OpenMP stalls on a shared CPU)  [default: torch's]")
+    parser.add_argument(
+        "--filter",
+        action="store_true",
+        help="keep only generated images a classifier trained on the same real subset labels correctly",
+    )
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="I/N",
+        help="train only part I of N (0-based); run N processes on one cache, then once without --shard",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 avoids OpenMP stalls on a shared CPU)  [default: torch's]",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -736,10 +976,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     name = args.name or p.name
     cache = args.cache or Path("runs") / "downstream" / name
     out = args.out or ROOT / "results" / name
-    command = "python benchmarks/downstream.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    results = run(p, data_root=args.data_root, cache=cache, out=out, device=args.device, evaluator=args.evaluator,
-                  full_gan=args.full_gan, report_only=args.report_only, shard=shard, command=command,
-                  log=lambda m: print(m, file=sys.stderr, flush=True))
+    command = "python benchmarks/downstream.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    results = run(
+        p,
+        data_root=args.data_root,
+        cache=cache,
+        out=out,
+        device=args.device,
+        evaluator=args.evaluator,
+        full_gan=args.full_gan,
+        report_only=args.report_only,
+        shard=shard,
+        command=command,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     if shard[1] == 1:
         print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
     return results

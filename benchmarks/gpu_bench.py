@@ -60,7 +60,9 @@ def generation(run_dir: Path, batches: list[int]) -> list[dict]:
     rows = []
 
     def add(path: str, batch: int, rate: float) -> None:
-        rows.append({"path": path, "batch": batch, "images_per_s": round(rate), "tflop_per_s": round(rate * flops / 1e12, 2)})
+        rows.append(
+            {"path": path, "batch": batch, "images_per_s": round(rate), "tflop_per_s": round(rate * flops / 1e12, 2)}
+        )
         log(f"{path:28s} batch {batch:6d}: {rate:14,.0f} img/s")
 
     for batch in batches:
@@ -115,9 +117,18 @@ def main() -> None:
     from ganaug.config import TrainConfig
     from ganaug.training import Trainer
 
-    config = TrainConfig(dataset="mnist", data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
-                         lr_g=args.lr, lr_d=args.lr, device=args.device, amp="bf16" if args.device == "cuda" else "off", save_every=10,
-                         log_every=10_000)
+    config = TrainConfig(
+        dataset="mnist",
+        data_root=args.data_root,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_g=args.lr,
+        lr_d=args.lr,
+        device=args.device,
+        amp="bf16" if args.device == "cuda" else "off",
+        save_every=10,
+        log_every=10_000,
+    )
     trainer = Trainer.new(config, args.run_dir, overwrite=True, progress=False)
     epoch_seconds: list[float] = []
     end_epoch = trainer._end_epoch
@@ -134,7 +145,9 @@ def main() -> None:
     probe = Trainer(config, Path("/tmp/ganaug-flop-probe"), trainer.data, progress=False)
     flops = train_flops_per_image(probe)
     mfu = flops * trainer.batches_per_epoch * trainer.batch_size / steady / (args.peak_tflops * 1e12)
-    log(f"epoch: median {steady:.3f} s (first {epoch_seconds[0]:.3f} s); {flops / 1e6:.1f} MFLOP per training image; MFU {100 * mfu:.2f}%")
+    log(
+        f"epoch: median {steady:.3f} s (first {epoch_seconds[0]:.3f} s); {flops / 1e6:.1f} MFLOP per training image; MFU {100 * mfu:.2f}%"
+    )
 
     from quality_sweep import fidelity as class_fidelity_of  # the sibling benchmark's scoring
 
@@ -148,26 +161,41 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": torch.__version__,
-        "recipe": {k: v for k, v in config.to_dict().items() if k not in ("data_root", "model")} | {"model": config.model.__dict__},
-        "training": {"epochs": result.epochs, "steps": result.steps, "epoch_seconds": [round(s, 4) for s in epoch_seconds],
-                     "median_epoch_seconds": round(steady, 4), "total_train_seconds": round(result.train_seconds, 2),
-                     "wall_seconds_with_grids_checkpoints_export": round(wall, 1),
-                     "train_mflop_per_image": round(flops / 1e6, 2), "mfu_vs_bf16_peak": round(mfu, 5),
-                     "peak_tflops_assumed": args.peak_tflops},
+        "recipe": {k: v for k, v in config.to_dict().items() if k not in ("data_root", "model")}
+        | {"model": config.model.__dict__},
+        "training": {
+            "epochs": result.epochs,
+            "steps": result.steps,
+            "epoch_seconds": [round(s, 4) for s in epoch_seconds],
+            "median_epoch_seconds": round(steady, 4),
+            "total_train_seconds": round(result.train_seconds, 2),
+            "wall_seconds_with_grids_checkpoints_export": round(wall, 1),
+            "train_mflop_per_image": round(flops / 1e6, 2),
+            "mfu_vs_bf16_peak": round(mfu, 5),
+            "peak_tflops_assumed": args.peak_tflops,
+        },
         "class_fidelity": fidelity,
         "generation": gen_rows,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "gpu_bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    lines = [f"# GPU path on {report['device']} (torch {report['torch']})", "", f"Command: `{report['command']}`", "",
-             "| training (full MNIST train split) | value |", "|---|---|",
-             f"| recipe | batch {args.batch_size}, lr {args.lr}, amp {trainer.amp}, {result.epochs} epochs ({result.steps} steps) |",
-             f"| median epoch (training wall time, after the first) | {steady:.3f} s |",
-             f"| first epoch (cuDNN autotuning) | {epoch_seconds[0]:.3f} s |",
-             f"| FLOPs per training image (FlopCounterMode, one real step) | {flops / 1e6:.1f} MFLOP |",
-             f"| model FLOP utilisation vs {args.peak_tflops:.0f} TFLOP/s bf16 | {100 * mfu:.2f}% |",
-             f"| class fidelity of the EMA generator ({args.per_class}/class, ganaug evaluator) | {fidelity['overall']} (lowest class {min(fidelity['per_class'])}) |",
-             "", "| generation path | batch | images/s | TFLOP/s |", "|---|---|---|---|"]
+    lines = [
+        f"# GPU path on {report['device']} (torch {report['torch']})",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        "| training (full MNIST train split) | value |",
+        "|---|---|",
+        f"| recipe | batch {args.batch_size}, lr {args.lr}, amp {trainer.amp}, {result.epochs} epochs ({result.steps} steps) |",
+        f"| median epoch (training wall time, after the first) | {steady:.3f} s |",
+        f"| first epoch (cuDNN autotuning) | {epoch_seconds[0]:.3f} s |",
+        f"| FLOPs per training image (FlopCounterMode, one real step) | {flops / 1e6:.1f} MFLOP |",
+        f"| model FLOP utilisation vs {args.peak_tflops:.0f} TFLOP/s bf16 | {100 * mfu:.2f}% |",
+        f"| class fidelity of the EMA generator ({args.per_class}/class, ganaug evaluator) | {fidelity['overall']} (lowest class {min(fidelity['per_class'])}) |",
+        "",
+        "| generation path | batch | images/s | TFLOP/s |",
+        "|---|---|---|---|",
+    ]
     for r in gen_rows:
         if "not_measured" in r:
             lines.append(f"| {r['path']} | - | not measured: {r['not_measured']} | - |")

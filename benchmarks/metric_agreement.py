@@ -34,9 +34,17 @@ def lenet5():
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),  # [N, 6, 14, 14]
-        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.MaxPool2d(2),  # [N, 16, 5, 5]
-        nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),  # features [N, 84]
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.Tanh(),
+        nn.MaxPool2d(2),  # [N, 6, 14, 14]
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.MaxPool2d(2),  # [N, 16, 5, 5]
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),  # features [N, 84]
         nn.Linear(84, 10),
     )
 
@@ -65,8 +73,9 @@ def lenet_outputs(net, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return net[-1](feats).argmax(1).numpy(), feats.numpy()
 
 
-def score(runs: list[Path], *, data_root: str, evaluator_dir: str, per_class: int, seed: int,
-          log=print) -> tuple[list[dict], dict]:
+def score(
+    runs: list[Path], *, data_root: str, evaluator_dir: str, per_class: int, seed: int, log=print
+) -> tuple[list[dict], dict]:
     """Per generator: ganaug's fidelity and FD, and the independent kNN fidelity and PCA-pixel FD."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
@@ -109,8 +118,11 @@ def score(runs: list[Path], *, data_root: str, evaluator_dir: str, per_class: in
             "pca_fd": frechet_distance(pca.transform(flat), pca_test),
         }
         rows.append(row)
-        log(f"{run}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "generator")
-            + f" ({time.perf_counter() - t0:.1f} s)")
+        log(
+            f"{run}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "generator")
+            + f" ({time.perf_counter() - t0:.1f} s)"
+        )
     return rows, {"lenet_test_accuracy": lenet_acc, "knn_test_accuracy": knn_test}
 
 
@@ -118,14 +130,23 @@ def agreement(rows: list[dict]) -> dict[str, dict[str, float]]:
     from scipy import stats
 
     out = {}
-    pairs = [("ganaug_fidelity", "lenet_fidelity"), ("ganaug_fidelity", "knn_fidelity"), ("ganaug_fd", "lenet_fd"),
-             ("ganaug_fd", "pca_fd")]
+    pairs = [
+        ("ganaug_fidelity", "lenet_fidelity"),
+        ("ganaug_fidelity", "knn_fidelity"),
+        ("ganaug_fd", "lenet_fd"),
+        ("ganaug_fd", "pca_fd"),
+    ]
     for ours, theirs in [(a, b) for a, b in pairs if all(a in r and b in r for r in rows)]:
         a, b = [r[ours] for r in rows], [r[theirs] for r in rows]
         rho, p_rho = stats.spearmanr(a, b)
         tau, p_tau = stats.kendalltau(a, b)
-        out[f"{ours} vs {theirs}"] = {"spearman_rho": float(rho), "spearman_p": float(p_rho),
-                                      "kendall_tau": float(tau), "kendall_p": float(p_tau), "generators": len(rows)}
+        out[f"{ours} vs {theirs}"] = {
+            "spearman_rho": float(rho),
+            "spearman_p": float(p_rho),
+            "kendall_tau": float(tau),
+            "kendall_p": float(p_tau),
+            "generators": len(rows),
+        }
     return out
 
 
@@ -143,30 +164,57 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     if len(args.runs) < 3:
         parser.error("give at least 3 generators: a ranking of fewer says nothing")
-    rows, extra = score(args.runs, data_root=args.data_root, evaluator_dir=args.evaluator, per_class=args.per_class,
-                        seed=args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows, extra = score(
+        args.runs,
+        data_root=args.data_root,
+        evaluator_dir=args.evaluator,
+        per_class=args.per_class,
+        seed=args.seed,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     agree = agreement(rows)
     command = "python benchmarks/metric_agreement.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = {"command": command, "per_class": args.per_class, "seed": args.seed, **extra, "agreement": agree,
-               "generators": rows}
+    results = {
+        "command": command,
+        "per_class": args.per_class,
+        "seed": args.seed,
+        **extra,
+        "agreement": agree,
+        "generators": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    lines = ["# Metric agreement: ganaug's evaluator against independent judges", "",
-             f"Command: `{command}`", "",
-             (f"{len(rows)} generators, {args.per_class} samples per class each (latent seed {args.seed}). Independent "
-             f"judges: LeNet-5 trained here ({100 * extra['lenet_test_accuracy']:.2f}% on the MNIST test split; "
-             f"fidelity, and FD in its 84-d features) and a 3-NN classifier on raw pixels "
-             f"({100 * extra['knn_test_accuracy']:.2f}%; fidelity), with FD over the first 50 principal components "
-             "of raw pixels. Raw-pixel judges are not shift-invariant: they mark digits in new poses (the GANs "
-             "trained with augment_real) down."), "",
-             "| pair | Spearman rho | Kendall tau |", "|---|---|---|"]
-    lines += [f"| {k} | {v['spearman_rho']:.3f} (p {v['spearman_p']:.1g}) | {v['kendall_tau']:.3f} (p {v['kendall_p']:.1g}) |"
-              for k, v in agree.items()]
-    lines += ["", "| generator | ganaug fidelity | LeNet-5 fidelity | kNN fidelity | ganaug FD | LeNet-5 FD | PCA-pixel FD |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {Path(r['generator']).name} | {r['ganaug_fidelity']:.3f} | {r['lenet_fidelity']:.3f} | "
-              f"{r['knn_fidelity']:.3f} | {r['ganaug_fd']:.2f} | {r['lenet_fd']:.2f} | {r['pca_fd']:.2f} |"
-              for r in sorted(rows, key=lambda r: -r["ganaug_fidelity"])]
+    lines = [
+        "# Metric agreement: ganaug's evaluator against independent judges",
+        "",
+        f"Command: `{command}`",
+        "",
+        (
+            f"{len(rows)} generators, {args.per_class} samples per class each (latent seed {args.seed}). Independent "
+            f"judges: LeNet-5 trained here ({100 * extra['lenet_test_accuracy']:.2f}% on the MNIST test split; "
+            f"fidelity, and FD in its 84-d features) and a 3-NN classifier on raw pixels "
+            f"({100 * extra['knn_test_accuracy']:.2f}%; fidelity), with FD over the first 50 principal components "
+            "of raw pixels. Raw-pixel judges are not shift-invariant: they mark digits in new poses (the GANs "
+            "trained with augment_real) down."
+        ),
+        "",
+        "| pair | Spearman rho | Kendall tau |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['spearman_rho']:.3f} (p {v['spearman_p']:.1g}) | {v['kendall_tau']:.3f} (p {v['kendall_p']:.1g}) |"
+        for k, v in agree.items()
+    ]
+    lines += [
+        "",
+        "| generator | ganaug fidelity | LeNet-5 fidelity | kNN fidelity | ganaug FD | LeNet-5 FD | PCA-pixel FD |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {Path(r['generator']).name} | {r['ganaug_fidelity']:.3f} | {r['lenet_fidelity']:.3f} | "
+        f"{r['knn_fidelity']:.3f} | {r['ganaug_fd']:.2f} | {r['lenet_fd']:.2f} | {r['pca_fd']:.2f} |"
+        for r in sorted(rows, key=lambda r: -r["ganaug_fidelity"])
+    ]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}/report.md")
     return results

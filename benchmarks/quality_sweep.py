@@ -77,13 +77,25 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace) -> lis
     for i, epochs in enumerate(at):
         cfg = TrainConfig.from_dict({**base, **overrides, "model": model, "epochs": epochs})
         t0 = time.perf_counter()
-        trainer = Trainer.new(cfg, run_dir, overwrite=True, progress=False) if i == 0 else Trainer.resume(run_dir, epochs=epochs, progress=False)
+        trainer = (
+            Trainer.new(cfg, run_dir, overwrite=True, progress=False)
+            if i == 0
+            else Trainer.resume(run_dir, epochs=epochs, progress=False)
+        )
         result = trainer.fit()
         wall = time.perf_counter() - t0
         fid, per_class = fidelity(run_dir, args.evaluator, args.per_class)
-        rows.append({"epochs": epochs, "steps": result.steps, "train_seconds": round(result.train_seconds, 1),
-                     "segment_wall_seconds": round(wall, 1), "images_per_second": round(result.images_per_second, 1),
-                     "class_fidelity": fid, "per_class": per_class})
+        rows.append(
+            {
+                "epochs": epochs,
+                "steps": result.steps,
+                "train_seconds": round(result.train_seconds, 1),
+                "segment_wall_seconds": round(wall, 1),
+                "images_per_second": round(result.images_per_second, 1),
+                "class_fidelity": fid,
+                "per_class": per_class,
+            }
+        )
         print(f"{name} epoch {epochs}: fidelity {fid:.4f} ({result.train_seconds:.0f} s train)", flush=True)
     return rows
 
@@ -116,20 +128,35 @@ def main() -> None:
         p.join()
     import torch
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else platform.processor() or platform.machine()
-    report = {"device": device, "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1),
-              "recipes": {n: {"overrides": recipes[n], "results": results[n]} for n in recipes}, "per_class": args.per_class}
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available() and args.device != "cpu"
+        else platform.processor() or platform.machine()
+    )
+    report = {
+        "device": device,
+        "torch": torch.__version__,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "recipes": {n: {"overrides": recipes[n], "results": results[n]} for n in recipes},
+        "per_class": args.per_class,
+    }
     (args.out / "sweep.json").write_text(json.dumps(report, indent=2))
-    lines = [f"# Quality sweep on {device} ({len(recipes)} recipes side by side, {args.per_class} samples/class)", "",
-             "| recipe | overrides | class fidelity at epochs | train s (last) | images/s (last) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Quality sweep on {device} ({len(recipes)} recipes side by side, {args.per_class} samples/class)",
+        "",
+        "| recipe | overrides | class fidelity at epochs | train s (last) | images/s (last) |",
+        "|---|---|---|---|---|",
+    ]
     for n, overrides in recipes.items():
         rows = results[n]
         if "error" in rows[0]:
             lines.append(f"| {n} | `{json.dumps(overrides)}` | failed: {rows[0]['error']} |")
             continue
-        lines.append(f"| {n} | `{json.dumps(overrides)}` | " + ", ".join(f"{r['class_fidelity']:.4f} @{r['epochs']}" for r in rows)
-                     + f" | {rows[-1]['train_seconds']} | {rows[-1]['images_per_second']} |")
+        lines.append(
+            f"| {n} | `{json.dumps(overrides)}` | "
+            + ", ".join(f"{r['class_fidelity']:.4f} @{r['epochs']}" for r in rows)
+            + f" | {rows[-1]['train_seconds']} | {rows[-1]['images_per_second']} |"
+        )
     (args.out / "sweep.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

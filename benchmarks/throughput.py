@@ -54,9 +54,15 @@ def machine() -> dict:
     """CPU model, core counts, SIMD flags and library versions."""
     import onnxruntime as ort
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "onnxruntime": ort.__version__, "ganaug": __version__, "logical_cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "ganaug": __version__,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         text = cpuinfo.read_text()
@@ -65,8 +71,11 @@ def machine() -> dict:
         info["cpu"] = fields.get("model name", platform.processor())
         flags = set(fields.get("flags", "").split())
         info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-        cores = {(b.split("physical id")[1].split("\n")[0], b.split("core id")[1].split("\n")[0])
-                 for b in text.split("\n\n") if "core id" in b}
+        cores = {
+            (b.split("physical id")[1].split("\n")[0], b.split("core id")[1].split("\n")[0])
+            for b in text.split("\n\n")
+            if "core id" in b
+        }
         info["physical_cores"] = len(cores) or None
     else:
         info["cpu"] = platform.processor()
@@ -95,8 +104,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def images_per_second(call: Callable[[], object], batch: int, *, repeats: int, min_time: float,
-                      device: str = "cpu") -> float:
+def images_per_second(
+    call: Callable[[], object], batch: int, *, repeats: int, min_time: float, device: str = "cpu"
+) -> float:
     """Median over ``repeats`` of images/s, each repeat running ``call`` for at least ``min_time`` s."""
     t0 = time.perf_counter()
     call()  # warm-up: the first call (and torch.compile's compilation), then min_time more
@@ -162,16 +172,27 @@ def ort_profile(onnx_path: Path, z: np.ndarray, labels: np.ndarray, *, runs: int
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="Run folder, checkpoint or generator .onnx (default: random default generator).")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default=None, help="Run folder, checkpoint or generator .onnx (default: random default generator)."
+    )
     parser.add_argument("--batch-sizes", default="1,64,256,1024,4096")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.5, help="Seconds per repeat.")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and ONNX Runtime threads.")
-    parser.add_argument("--backends", default="eager,channels_last,compile,ort",
-                        help="Comma-separated subset of eager, channels_last, compile, ort (GPU backends are added when a GPU is present).")
-    parser.add_argument("--profile-batch", type=int, default=256, help="Batch size for the ONNX Runtime op profile (0: skip).")
-    parser.add_argument("--quick", action="store_true", help="Smoke run: batch 1,256; 3 repeats of 0.2 s; no torch.compile.")
+    parser.add_argument(
+        "--backends",
+        default="eager,channels_last,compile,ort",
+        help="Comma-separated subset of eager, channels_last, compile, ort (GPU backends are added when a GPU is present).",
+    )
+    parser.add_argument(
+        "--profile-batch", type=int, default=256, help="Batch size for the ONNX Runtime op profile (0: skip)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Smoke run: batch 1,256; 3 repeats of 0.2 s; no torch.compile."
+    )
     parser.add_argument("--name", default=None, help="Result file stem (default throughput_cpu / throughput_gpu).")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -205,13 +226,17 @@ def main(argv: list[str] | None = None) -> dict:
             def call():
                 with torch.inference_mode():
                     return model(z, labels)
+
             return call
+
         return make
 
     if "eager" in backends:
         runners["torch eager"] = torch_runner(folded, "cpu")
     if "channels_last" in backends:
-        runners["torch eager channels_last"] = torch_runner(fold_for_inference(generator).to(memory_format=torch.channels_last), "cpu")
+        runners["torch eager channels_last"] = torch_runner(
+            fold_for_inference(generator).to(memory_format=torch.channels_last), "cpu"
+        )
     if "compile" in backends:
         runners["torch.compile"] = torch_runner(torch.compile(fold_for_inference(generator)), "cpu")
     onnx_cpu = OnnxGenerator(onnx_path, provider="cpu", threads=args.threads)
@@ -221,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
             z = latents(0, 0, batch, config.z_dim)
             labels = np.arange(batch, dtype=np.int64) % config.num_classes
             return lambda: gen.run(z, labels)
+
         return make
 
     if "ort" in backends:
@@ -242,30 +268,46 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for backend, make in runners.items():
         for batch in batch_sizes:
-            rate = images_per_second(make(batch), batch, repeats=args.repeats, min_time=args.min_time,
-                                     device=device_of.get(backend, "cpu"))
-            row = {"backend": backend, "batch": batch, "images_per_s": round(rate, 1),
-                   "ms_per_batch": round(1000 * batch / rate, 3), "gflop_per_s": round(rate * flops / 1e9, 2),
-                   "share_of_cpu_gemm": None if device_of.get(backend) == "cuda" else round(rate * flops / 1e9 / gemm, 4)}
+            rate = images_per_second(
+                make(batch), batch, repeats=args.repeats, min_time=args.min_time, device=device_of.get(backend, "cpu")
+            )
+            row = {
+                "backend": backend,
+                "batch": batch,
+                "images_per_s": round(rate, 1),
+                "ms_per_batch": round(1000 * batch / rate, 3),
+                "gflop_per_s": round(rate * flops / 1e9, 2),
+                "share_of_cpu_gemm": None if device_of.get(backend) == "cuda" else round(rate * flops / 1e9 / gemm, 4),
+            }
             rows.append(row)
             share = row["share_of_cpu_gemm"]
-            log(f"{backend:28s} batch {batch:5d}: {rate:10.1f} img/s  {row['gflop_per_s']:7.2f} GFLOP/s  "
-                + (f"{100 * share:5.1f}% of GEMM" if share is not None else ""))
+            log(
+                f"{backend:28s} batch {batch:5d}: {rate:10.1f} img/s  {row['gflop_per_s']:7.2f} GFLOP/s  "
+                + (f"{100 * share:5.1f}% of GEMM" if share is not None else "")
+            )
 
     profile = None
     if args.profile_batch and "ort" in backends:
         z = latents(0, 0, args.profile_batch, config.z_dim)
         labels = np.arange(args.profile_batch, dtype=np.int64) % config.num_classes
         profile = ort_profile(onnx_path, z, labels, runs=20 if not args.quick else 5, threads=args.threads)
-        log(f"onnxruntime cpu op time at batch {args.profile_batch}: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in profile.items()))
+        log(
+            f"onnxruntime cpu op time at batch {args.profile_batch}: "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in profile.items())
+        )
 
     report = {
         "ganaug_version": __version__,
         "command": " ".join(["python", "benchmarks/throughput.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(),
         "model": {"source": described, "config": dataclasses.asdict(config), "mflop_per_image": flops / 1e6},
-        "settings": {"batch_sizes": batch_sizes, "repeats": args.repeats, "min_time_s": args.min_time,
-                     "threads": args.threads, "quick": args.quick},
+        "settings": {
+            "batch_sizes": batch_sizes,
+            "repeats": args.repeats,
+            "min_time_s": args.min_time,
+            "threads": args.threads,
+            "quick": args.quick,
+        },
         "cpu_gemm_gflop_per_s": round(gemm, 2),
         "results": rows,
         "onnxruntime_cpu_op_share": {"batch": args.profile_batch, "share": profile} if profile else None,
@@ -288,8 +330,10 @@ def markdown(report: dict) -> str:
         "",
         f"`{report['command']}`",
         "",
-        (f"- machine: {m['cpu']} ({m.get('physical_cores')} physical cores, {m['logical_cpus']} logical; "
-         f"SIMD {', '.join(m.get('simd', [])) or 'unknown'}){'; GPU ' + m['gpu'] if 'gpu' in m else ''}"),
+        (
+            f"- machine: {m['cpu']} ({m.get('physical_cores')} physical cores, {m['logical_cpus']} logical; "
+            f"SIMD {', '.join(m.get('simd', [])) or 'unknown'}){'; GPU ' + m['gpu'] if 'gpu' in m else ''}"
+        ),
         f"- torch {m['torch']}, onnxruntime {m['onnxruntime']}, ganaug {m['ganaug']}, threads {report['settings']['threads']}",
         f"- model: {report['model']['source']}; {report['model']['mflop_per_image']:.2f} MFLOP/image",
         f"- CPU fp32 GEMM (torch.matmul, 2048^3, median): {report['cpu_gemm_gflop_per_s']:.1f} GFLOP/s",
@@ -302,21 +346,37 @@ def markdown(report: dict) -> str:
         "|---|" + "---:|" * len(sizes),
     ]
     for backend, cells in by_backend.items():
-        lines.append(f"| {backend} | " + " | ".join(
-            f"{cells[b]['images_per_s']:,.0f}" + (f" ({100 * cells[b]['share_of_cpu_gemm']:.0f}%)"
-                                                   if cells[b]["share_of_cpu_gemm"] is not None else "")
-            for b in sizes) + " |")
+        lines.append(
+            f"| {backend} | "
+            + " | ".join(
+                f"{cells[b]['images_per_s']:,.0f}"
+                + (
+                    f" ({100 * cells[b]['share_of_cpu_gemm']:.0f}%)"
+                    if cells[b]["share_of_cpu_gemm"] is not None
+                    else ""
+                )
+                for b in sizes
+            )
+            + " |"
+        )
     at = {row["backend"]: row for row in report["results"] if row["batch"] == 256}
     if "onnxruntime cpu" in at:
         ort = at["onnxruntime cpu"]
         others = {k: v["images_per_s"] for k, v in at.items() if k.startswith("torch") and "cuda" not in k}
-        lines += ["", f"At batch 256, ONNX Runtime CPU: {ort['images_per_s']:,.0f} images/s, "
-                  f"{100 * ort['share_of_cpu_gemm']:.1f}% of the measured GEMM rate; "
-                  + "; ".join(f"{v / ort['images_per_s']:.2f}x of it for {k}" for k, v in others.items()) + "."]
+        lines += [
+            "",
+            f"At batch 256, ONNX Runtime CPU: {ort['images_per_s']:,.0f} images/s, "
+            f"{100 * ort['share_of_cpu_gemm']:.1f}% of the measured GEMM rate; "
+            + "; ".join(f"{v / ort['images_per_s']:.2f}x of it for {k}" for k, v in others.items())
+            + ".",
+        ]
     profile = report["onnxruntime_cpu_op_share"]
     if profile:
-        lines += ["", f"ONNX Runtime CPU time by operator at batch {profile['batch']}: "
-                  + ", ".join(f"{op} {100 * s:.1f}%" for op, s in profile["share"].items())]
+        lines += [
+            "",
+            f"ONNX Runtime CPU time by operator at batch {profile['batch']}: "
+            + ", ".join(f"{op} {100 * s:.1f}%" for op, s in profile["share"].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

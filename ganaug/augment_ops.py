@@ -27,7 +27,10 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     tx = torch.randint(-sh, sh + 1, (n, 1, 1), generator=gen, device=x.device)
     ty = torch.randint(-sw, sw + 1, (n, 1, 1), generator=gen, device=x.device)
     gi, gx, gy = torch.meshgrid(
-        torch.arange(n, device=x.device), torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+        torch.arange(n, device=x.device),
+        torch.arange(h, device=x.device),
+        torch.arange(w, device=x.device),
+        indexing="ij",
     )
     gx = torch.clamp(gx + tx + 1, 0, h + 1)
     gy = torch.clamp(gy + ty + 1, 0, w + 1)
@@ -42,7 +45,10 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen, device=x.device)
     oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen, device=x.device)
     gi, gx, gy = torch.meshgrid(
-        torch.arange(n, device=x.device), torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij"
+        torch.arange(n, device=x.device),
+        torch.arange(ch, device=x.device),
+        torch.arange(cw, device=x.device),
+        indexing="ij",
     )
     gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
     gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)
@@ -51,8 +57,14 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     return x * mask.unsqueeze(1) - (1 - mask.unsqueeze(1))
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, *, degrees: float = 10.0, translate: float = 0.1,
-                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
     """Per-image random rotation, translation and scale of images float [N, C, H, W] in [-1, 1].
 
     Each image gets its own draw from ``gen`` (torchvision's ``RandomAffine`` draws one per call, i.e.

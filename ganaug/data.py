@@ -28,7 +28,18 @@ from ganaug.errors import InputError
 
 Split = Literal["train", "test"]
 # torchvision.datasets.MNIST.classes, so digits and MNIST runs name their classes alike.
-MNIST_CLASSES = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"]
+MNIST_CLASSES = [
+    "0 - zero",
+    "1 - one",
+    "2 - two",
+    "3 - three",
+    "4 - four",
+    "5 - five",
+    "6 - six",
+    "7 - seven",
+    "8 - eight",
+    "9 - nine",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ class TrainingData:
     identity: dict[str, Any]
 
 
-def load_source(name: str, *, root: str | Path | None = None, split: Split = "train", download: bool = False) -> SourceData:
+def load_source(
+    name: str, *, root: str | Path | None = None, split: Split = "train", download: bool = False
+) -> SourceData:
     """Load one split of a source dataset as uint8 [N, 28, 28] images.
 
     Raises:
@@ -118,7 +131,9 @@ def _load_imagefolder(root: Path, split: Split) -> SourceData:
 
     folder = root / split if (root / split).is_dir() else root
     if not folder.is_dir():
-        raise InputError(f"image folder {folder} does not exist; point --data-root at a folder of <class>/<image> files")
+        raise InputError(
+            f"image folder {folder} does not exist; point --data-root at a folder of <class>/<image> files"
+        )
     tf = transforms.Compose(
         [transforms.Grayscale(), transforms.Resize(28), transforms.CenterCrop(28), transforms.PILToTensor()]
     )

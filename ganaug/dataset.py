@@ -94,7 +94,9 @@ def resolve_labels(
             count < 1; negative, non-finite or all-zero weights; unknown classes.
     """
     if (per_class is None) == (length is None):
-        raise InputError("give exactly one of per_class= (int or {class: count}) or length= (with optional class_weights=)")
+        raise InputError(
+            "give exactly one of per_class= (int or {class: count}) or length= (with optional class_weights=)"
+        )
     if per_class is not None:
         if class_weights is not None:
             raise InputError("class_weights= goes with length=, not with per_class=")

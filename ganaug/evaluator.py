@@ -76,8 +76,12 @@ class EvaluatorNet(nn.Module):
         super().__init__()
         w = config.width
         self.body = nn.Sequential(
-            *_conv_block(1, w), *_conv_block(w, w), nn.MaxPool2d(2),  # [N, w, 14, 14]
-            *_conv_block(w, 2 * w), *_conv_block(2 * w, 2 * w), nn.MaxPool2d(2),  # [N, 2w, 7, 7]
+            *_conv_block(1, w),
+            *_conv_block(w, w),
+            nn.MaxPool2d(2),  # [N, w, 14, 14]
+            *_conv_block(w, 2 * w),
+            *_conv_block(2 * w, 2 * w),
+            nn.MaxPool2d(2),  # [N, 2w, 7, 7]
             nn.Flatten(),  # [N, 2w*49]
             nn.Linear(2 * w * 49, config.hidden),  # [N, hidden]
             nn.ReLU(inplace=True),
@@ -117,8 +121,15 @@ class Evaluator:
         InputError: images of the wrong dtype, shape or value range (see :func:`check_images`).
     """
 
-    def __init__(self, net: EvaluatorNet, config: EvaluatorConfig, *, classes: list[str],
-                 meta: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        net: EvaluatorNet,
+        config: EvaluatorConfig,
+        *,
+        classes: list[str],
+        meta: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
         if len(classes) != config.num_classes:
             raise ValueError(f"{len(classes)} class names for a {config.num_classes}-class evaluator")
         self.config = config
@@ -130,8 +141,10 @@ class Evaluator:
     @torch.no_grad()
     def _apply(self, images: torch.Tensor, fn, batch_size: int) -> torch.Tensor:
         check_images(images)
-        out = [fn(images[i : i + batch_size].to(self.device, torch.float32)).float().cpu()
-               for i in range(0, len(images), batch_size)]
+        out = [
+            fn(images[i : i + batch_size].to(self.device, torch.float32)).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(out) if out else fn(images[:0].to(self.device, torch.float32)).float().cpu()
 
     def logits(self, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
@@ -202,7 +215,9 @@ class EvaluatorTraining:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
+            raise ValueError(
+                f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}"
+            )
 
 
 def train_evaluator(
@@ -238,7 +253,9 @@ def train_evaluator(
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise InputError(f"train_evaluator takes uint8 images [N, 28, 28], got {images.dtype} {list(images.shape)}")
     if labels.dtype != torch.int64 or labels.shape != (len(images),):
-        raise InputError(f"train_evaluator takes int64 labels [N={len(images)}], got {labels.dtype} {list(labels.shape)}")
+        raise InputError(
+            f"train_evaluator takes int64 labels [N={len(images)}], got {labels.dtype} {list(labels.shape)}"
+        )
     if len(labels) == 0 or int(labels.min()) < 0 or int(labels.max()) >= cfg.num_classes:
         raise InputError(f"labels must lie in [0, {cfg.num_classes}) and be non-empty")
     classes = classes if classes is not None else [str(i) for i in range(cfg.num_classes)]
@@ -306,11 +323,22 @@ def train_evaluator_on(
         "test_size": len(test.labels),
         "train_sha256": hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest(),
     }
-    settings = EvaluatorTraining(**{**asdict(settings), "model": EvaluatorConfig(
-        **{**asdict(settings.model), "num_classes": len(train.classes)})})
+    settings = EvaluatorTraining(
+        **{
+            **asdict(settings),
+            "model": EvaluatorConfig(**{**asdict(settings.model), "num_classes": len(train.classes)}),
+        }
+    )
     t0 = time.perf_counter()
-    ev = train_evaluator(train.images, train.labels, classes=train.classes, settings=settings, device=device,
-                         data_identity=identity, progress=progress)
+    ev = train_evaluator(
+        train.images,
+        train.labels,
+        classes=train.classes,
+        settings=settings,
+        device=device,
+        data_identity=identity,
+        progress=progress,
+    )
     ev.meta["train_seconds"] = round(time.perf_counter() - t0, 1)
     ev.meta["device"] = str(torch.device(device))
     pred = ev.predict(to_model_range(test.images))

@@ -43,8 +43,20 @@ PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
 OUTPUT_RANGE: tuple[float, float] = (-1.0, 1.0)
 KIND = "ganaug.conditional-generator"
 METADATA_KEYS: tuple[str, ...] = (
-    "kind", "z_dim", "num_classes", "classes", "image_shape", "output_range", "precision", "model_config",
-    "data", "step", "checkpoint_sha256", "ganaug_version", "opset", "parity",
+    "kind",
+    "z_dim",
+    "num_classes",
+    "classes",
+    "image_shape",
+    "output_range",
+    "precision",
+    "model_config",
+    "data",
+    "step",
+    "checkpoint_sha256",
+    "ganaug_version",
+    "opset",
+    "parity",
 )
 """Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
 
@@ -99,9 +111,17 @@ def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
 def _is_shuffle_then_deconv(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     from torch import nn
 
-    return (isinstance(a, nn.PixelShuffle) and a.upscale_factor == 2 and isinstance(b, nn.ConvTranspose2d)
-            and b.kernel_size == (4, 4) and b.stride == (2, 2) and b.padding == (1, 1)
-            and b.output_padding == (0, 0) and b.groups == 1 and b.dilation == (1, 1))
+    return (
+        isinstance(a, nn.PixelShuffle)
+        and a.upscale_factor == 2
+        and isinstance(b, nn.ConvTranspose2d)
+        and b.kernel_size == (4, 4)
+        and b.stride == (2, 2)
+        and b.padding == (1, 1)
+        and b.output_padding == (0, 0)
+        and b.groups == 1
+        and b.dilation == (1, 1)
+    )
 
 
 def _shuffle_deconv_as_conv(deconv: torch.nn.ConvTranspose2d, shuffle: torch.nn.PixelShuffle) -> torch.nn.Module:
@@ -167,12 +187,31 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
 
 
 # Metadata keys ganaug derives from the generator itself: provenance cannot override them.
-CONTRACT_KEYS = frozenset({"kind", "z_dim", "num_classes", "classes", "image_shape", "output_range", "precision",
-                           "model_config", "ganaug_version", "opset", "parity"})
+CONTRACT_KEYS = frozenset(
+    {
+        "kind",
+        "z_dim",
+        "num_classes",
+        "classes",
+        "image_shape",
+        "output_range",
+        "precision",
+        "model_config",
+        "ganaug_version",
+        "opset",
+        "parity",
+    }
+)
 
 
-def export_generator(generator: Generator, out: str | Path, *, classes: list[str] | None = None, fp16: bool = False,
-                     provenance: dict[str, Any] | None = None) -> Path:
+def export_generator(
+    generator: Generator,
+    out: str | Path,
+    *,
+    classes: list[str] | None = None,
+    fp16: bool = False,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
 
     Args:
@@ -254,12 +293,20 @@ def load_checkpoint_generator(source: str | Path) -> tuple[Generator, dict[str, 
         raise
     except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, ValueError) as e:
         reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
-        raise InputError(f"{source} is not a ganaug checkpoint this version can read ({reason}); "
-                         f"give a run folder or its checkpoint.pt written by `ganaug train`") from None
+        raise InputError(
+            f"{source} is not a ganaug checkpoint this version can read ({reason}); "
+            f"give a run folder or its checkpoint.pt written by `ganaug train`"
+        ) from None
 
 
-def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, tolerance: float,
-                 batches: tuple[int, ...] = PARITY_BATCHES, seed: int = 0) -> dict[str, Any]:
+def check_parity(
+    model: bytes | str | Path,
+    generator: torch.nn.Module,
+    *,
+    tolerance: float,
+    batches: tuple[int, ...] = PARITY_BATCHES,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Max abs difference between the ONNX model (ONNX Runtime, CPU) and ``generator`` (eval) per batch size.
 
     Inputs are fresh standard-normal ``z`` and uniform labels drawn from ``seed``. ``generator`` is run in eval
@@ -276,8 +323,9 @@ def check_parity(model: bytes | str | Path, generator: torch.nn.Module, *, toler
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"]
+    )
     rng = np.random.default_rng(seed)
     z_dim, num_classes = generator.config.z_dim, generator.config.num_classes
     errors: dict[str, float] = {}
@@ -314,7 +362,7 @@ def file_sha256(path: str | Path) -> str:
 def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
     """The ``ganaug.`` metadata of an ONNX model, keys without the prefix, values JSON-decoded."""
     prefix = "ganaug."
-    return {p.key[len(prefix):]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(prefix)}
+    return {p.key[len(prefix) :]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(prefix)}
 
 
 def _set_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:
@@ -339,8 +387,14 @@ def _to_onnx(model: torch.nn.Module, z_dim: int, num_classes: int) -> onnx.Model
         # Both inputs share the one batch axis; the exporter says so once per export, harmlessly.
         warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
         program = torch.onnx.export(
-            model, (z, labels), input_names=["z", "labels"], output_names=["images"], dynamo=True,
-            dynamic_shapes=({0: "batch"}, {0: "batch"}), external_data=False, optimize=True,
+            model,
+            (z, labels),
+            input_names=["z", "labels"],
+            output_names=["images"],
+            dynamo=True,
+            dynamic_shapes=({0: "batch"}, {0: "batch"}),
+            external_data=False,
+            optimize=True,
             verbose=False,
         )
     return program.model_proto

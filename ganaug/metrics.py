@@ -28,6 +28,7 @@ from ganaug.errors import InputError
 if TYPE_CHECKING:
     from ganaug.evaluator import Evaluator
 
+
 def _as_tensor(x: Any, name: str, *, ndim: int = 2) -> torch.Tensor:
     t = torch.as_tensor(x)
     if t.dim() != ndim:
@@ -128,14 +129,18 @@ def nearest_distances(queries: Any, reference: Any, *, k: int = 1, batch_size: i
         raise InputError(f"queries have {q.shape[1]} dimensions but reference has {r.shape[1]}")
     if not 1 <= k <= len(r):
         raise InputError(f"k must be in [1, {len(r)}] (the reference size), got {k}")
-    out = [torch.cdist(q[i : i + batch_size], r).topk(k, dim=1, largest=False).values[:, k - 1]
-           for i in range(0, len(q), batch_size)]
+    out = [
+        torch.cdist(q[i : i + batch_size], r).topk(k, dim=1, largest=False).values[:, k - 1]
+        for i in range(0, len(q), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def _inside_any_ball(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = [(torch.cdist(points[i : i + batch_size], centres) <= radii[None, :]).any(dim=1)
-           for i in range(0, len(points), batch_size)]
+    out = [
+        (torch.cdist(points[i : i + batch_size], centres) <= radii[None, :]).any(dim=1)
+        for i in range(0, len(points), batch_size)
+    ]
     return torch.cat(out)
 
 
@@ -218,8 +223,9 @@ def memorization(samples: Any, train: Any, test: Any, *, batch_size: int = 1024)
     d_t = nearest_distances(te, tr, batch_size=batch_size).double()
     q01 = torch.quantile(d_t, 0.01)
     s_med, t_med = float(d_s.median()), float(d_t.median())
-    return Memorization(s_med, t_med, s_med / t_med if t_med > 0 else float("inf"),
-                        float((d_s < q01).double().mean()), len(tr))
+    return Memorization(
+        s_med, t_med, s_med / t_med if t_med > 0 else float("inf"), float((d_s < q01).double().mean()), len(tr)
+    )
 
 
 # ---- generators -------------------------------------------------------------------------------
@@ -281,9 +287,16 @@ def generate(generator: LoadedGenerator, labels: np.ndarray, *, seed: int, batch
     """Images float32 [N, 1, 28, 28] in [-1, 1]; image ``i`` is ``G(latents(seed, i, i + 1), labels[i])``."""
     from ganaug.sampling import latents
 
-    out = [torch.from_numpy(np.asarray(generator.run(latents(seed, lo, min(lo + batch_size, len(labels)), generator.z_dim),
-                                                     labels[lo : lo + batch_size])))
-           for lo in range(0, len(labels), batch_size)]
+    out = [
+        torch.from_numpy(
+            np.asarray(
+                generator.run(
+                    latents(seed, lo, min(lo + batch_size, len(labels)), generator.z_dim), labels[lo : lo + batch_size]
+                )
+            )
+        )
+        for lo in range(0, len(labels), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
 
 
@@ -302,8 +315,10 @@ def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.T
     else:
         idx = stratified_subset(src.labels.numpy(), data["per_class"], seed=data["subset_seed"])
     if data.get("indices_sha256") and indices_hash(idx) != data["indices_sha256"]:
-        raise InputError(f"the {data['dataset']} files under {root} differ from those the generator trained on; "
-                         "point --data-root at the original data")
+        raise InputError(
+            f"the {data['dataset']} files under {root} differ from those the generator trained on; "
+            "point --data-root at the original data"
+        )
     return to_model_range(src.images[torch.from_numpy(idx)])
 
 
@@ -370,8 +385,10 @@ def evaluate_generator(
     from ganaug.sampling import labels_from_counts
 
     if len(generator.classes) != len(evaluator.classes):
-        raise InputError(f"the generator has {len(generator.classes)} classes, the evaluator {len(evaluator.classes)}; "
-                         "use an evaluator trained on the generator's dataset")
+        raise InputError(
+            f"the generator has {len(generator.classes)} classes, the evaluator {len(evaluator.classes)}; "
+            "use an evaluator trained on the generator's dataset"
+        )
     num_classes = len(evaluator.classes)
     labels = labels_from_counts([per_class] * num_classes)
     fake = generate(generator, labels, seed=seed)
@@ -380,7 +397,11 @@ def evaluate_generator(
 
     fidelity = class_fidelity(evaluator.predict(fake), labels, num_classes=num_classes)
     fidelity_floor = evaluator.accuracy(floor_images, floor_labels)
-    f_fake, f_floor, f_test = evaluator.features(fake), evaluator.features(floor_images), evaluator.features(test_images)
+    f_fake, f_floor, f_test = (
+        evaluator.features(fake),
+        evaluator.features(floor_images),
+        evaluator.features(test_images),
+    )
     stats_test = gaussian_stats(f_test)
     fd = frechet_distance_from_stats(*gaussian_stats(f_fake), *stats_test)
     fd_floor = frechet_distance_from_stats(*gaussian_stats(f_floor), *stats_test)
@@ -392,10 +413,17 @@ def evaluate_generator(
     gen_train = train_images if generator_train_images is None else generator_train_images
     mem = memorization(fake[pick(len(fake))], gen_train, test_images[pick(len(test_images))])
     return GeneratorReport(
-        samples=len(labels), seed=seed, fidelity=fidelity, fidelity_floor=fidelity_floor,
-        frechet_distance=fd, frechet_distance_floor=fd_floor, precision_recall=pr, precision_recall_floor=pr_floor,
+        samples=len(labels),
+        seed=seed,
+        fidelity=fidelity,
+        fidelity_floor=fidelity_floor,
+        frechet_distance=fd,
+        frechet_distance_floor=fd_floor,
+        precision_recall=pr,
+        precision_recall_floor=pr_floor,
         memorization=mem,
-        memorization_reference="the generator's own training images" if generator_train_images is not None
+        memorization_reference="the generator's own training images"
+        if generator_train_images is not None
         else "the whole training split",
         evaluator={k_: evaluator.meta.get(k_) for k_ in ("test_accuracy", "data")},
         generator={"path": str(generator.path), "backend": generator.backend, "data": generator.data},

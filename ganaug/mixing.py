@@ -98,7 +98,9 @@ class LabelFilter:
             with torch.inference_mode():
                 scores = model(x.to(device))
             if scores.ndim != 2 or scores.shape != (len(x), num_classes):
-                raise InputError(f"the classifier returned shape {list(scores.shape)}; it must return scores [N, {num_classes}]")
+                raise InputError(
+                    f"the classifier returned shape {list(scores.shape)}; it must return scores [N, {num_classes}]"
+                )
             predictions.append(scores.argmax(dim=1).cpu().numpy())
         return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
 
@@ -117,9 +119,17 @@ class SyntheticSet(Dataset):
         acceptance: per class, the share of candidates the filter kept (``None`` without a filter or quota).
     """
 
-    def __init__(self, sources: Sequence[GeneratedDataset], picks: np.ndarray, *, candidates: Sequence[int],
-                 acceptance: Sequence[float | None] | None, mode: str = "L", transform: Callable | None = None,
-                 target_transform: Callable | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[GeneratedDataset],
+        picks: np.ndarray,
+        *,
+        candidates: Sequence[int],
+        acceptance: Sequence[float | None] | None,
+        mode: str = "L",
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+    ) -> None:
         self.sources = list(sources)
         self.picks = np.asarray(picks, dtype=np.int64).reshape(-1, 2)
         targets = np.zeros(len(self.picks), dtype=np.int64)
@@ -298,8 +308,14 @@ def draw_synthetic(
                         )
         else:
             round_seed = base_seed if round_no == 0 else derive_seed(base_seed, _ROUND_PURPOSE, round_no)
-            source = GeneratedDataset(template.generator_path, per_class=wanted, seed=round_seed,
-                                      provider=template.provider, threads=template.threads, chunk_size=template.chunk_size)
+            source = GeneratedDataset(
+                template.generator_path,
+                per_class=wanted,
+                seed=round_seed,
+                provider=template.provider,
+                threads=template.threads,
+                chunk_size=template.chunk_size,
+            )
             positions = {c: np.flatnonzero(source._labels == c) for c in short}
         sources.append(source)
         order = np.concatenate([positions[c] for c in short])
@@ -329,8 +345,15 @@ def draw_synthetic(
     acceptance = None
     if label_filter is not None:
         acceptance = [passed[c] / tried[c] if tried[c] else None for c in range(num_classes)]
-    return SyntheticSet([sources[s] for s in used], picks, candidates=tried, acceptance=acceptance, mode=mode,
-                        transform=transform, target_transform=target_transform)
+    return SyntheticSet(
+        [sources[s] for s in used],
+        picks,
+        candidates=tried,
+        acceptance=acceptance,
+        mode=mode,
+        transform=transform,
+        target_transform=target_transform,
+    )
 
 
 def augment(
@@ -398,7 +421,9 @@ def augment(
     real_classes = getattr(base, "classes", None)
     if real_classes is not None:
         if len(real_classes) != len(classes):
-            raise InputError(f"the real data has {len(real_classes)} classes but the generator has {len(classes)} ({classes})")
+            raise InputError(
+                f"the real data has {len(real_classes)} classes but the generator has {len(classes)} ({classes})"
+            )
         if match_class_names and list(real_classes) != list(classes):
             raise InputError(
                 f"the real classes {list(real_classes)} differ from the generator's {classes}; "
@@ -411,20 +436,32 @@ def augment(
         )
     real_counts = np.bincount(real_targets, minlength=len(classes)).tolist()
     quotas = _rule_counts(given, real_counts, classes)
-    synthetic = draw_synthetic(pool if pool is not None else path, quotas, seed=None if pool is not None else base_seed,
-                               label_filter=label_filter, mode=raw_image.mode,
-                               transform=getattr(base, "transform", None),
-                               target_transform=getattr(base, "target_transform", None))
-    (name, value), = given.items()
+    synthetic = draw_synthetic(
+        pool if pool is not None else path,
+        quotas,
+        seed=None if pool is not None else base_seed,
+        label_filter=label_filter,
+        mode=raw_image.mode,
+        transform=getattr(base, "transform", None),
+        target_transform=getattr(base, "target_transform", None),
+    )
+    ((name, value),) = given.items()
     mix = Mix(
         classes=list(real_classes) if real_classes is not None else classes,
-        real=real_counts, synthetic=quotas, generator=str(facts.generator_path), seed=facts.latent_seed,
-        rule={name: value}, candidates=synthetic.candidates, acceptance=synthetic.acceptance,
+        real=real_counts,
+        synthetic=quotas,
+        generator=str(facts.generator_path),
+        seed=facts.latent_seed,
+        rule={name: value},
+        candidates=synthetic.candidates,
+        acceptance=synthetic.acceptance,
     )
     return AugmentedDataset(real, synthetic, mix, real_targets)
 
 
-def _pool(generated: GeneratedDataset | str | Path, seed: int | None) -> tuple[GeneratedDataset | None, Path | None, int]:
+def _pool(
+    generated: GeneratedDataset | str | Path, seed: int | None
+) -> tuple[GeneratedDataset | None, Path | None, int]:
     """(the GeneratedDataset to draw from first, or None; the generator path, or None; the round-0 seed)."""
     if isinstance(generated, GeneratedDataset):
         if seed is not None:
@@ -468,7 +505,7 @@ def _candidates(missing: int, tried: int, passed: int, label_filter: LabelFilter
 
 
 def _rule_counts(given: dict[str, Any], real_counts: list[int], classes: list[str]) -> list[int]:
-    (name, value), = given.items()
+    ((name, value),) = given.items()
     if name == "ratio":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise InputError(f"ratio must be a number > 0 (synthetic images per real image), got {value!r}")
@@ -510,5 +547,7 @@ def _targets(real: Dataset, base: Dataset, index_map: np.ndarray | None) -> np.n
         labels = labels if index_map is None else labels[index_map]
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"the real labels must be whole numbers (class indices), got {labels.dtype} {list(labels.shape)}")
+        raise InputError(
+            f"the real labels must be whole numbers (class indices), got {labels.dtype} {list(labels.shape)}"
+        )
     return labels.astype(np.int64)

@@ -75,8 +75,9 @@ def resolve_class(classes: Sequence[str], key: int | str) -> int:
     raise InputError(f"unknown class {key!r}; give an index 0..{len(classes) - 1} or a name: {valid}")
 
 
-def make_labels(classes: Sequence[str], counts: int | Mapping[int | str, int], *,
-                select: Sequence[int | str] | None = None) -> np.ndarray:
+def make_labels(
+    classes: Sequence[str], counts: int | Mapping[int | str, int], *, select: Sequence[int | str] | None = None
+) -> np.ndarray:
     """int64 labels laid out class by class (as :func:`ganaug.sampling.labels_from_counts`).
 
     Args:
@@ -132,15 +133,23 @@ class OnnxGenerator:
         >>> images = gen.generate(gen.labels(100, select=[3, 5]), seed=0)      # uint8 [200, 28, 28]
     """
 
-    def __init__(self, path: str | Path, *, provider: Provider = "auto", threads: int | None = None,
-                 cudnn_conv_algo_search: Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"] = "HEURISTIC") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        provider: Provider = "auto",
+        threads: int | None = None,
+        cudnn_conv_algo_search: Literal["HEURISTIC", "EXHAUSTIVE", "DEFAULT"] = "HEURISTIC",
+    ) -> None:
         from ganaug.export import KIND, read_metadata
 
         path = Path(path)
         if path.is_dir():
             path = path / ONNX_FILE
         if not path.is_file():
-            raise InputError(f"no ONNX model at {path}; give a .onnx file or a run folder (export one with `ganaug export RUN_DIR`)")
+            raise InputError(
+                f"no ONNX model at {path}; give a .onnx file or a run folder (export one with `ganaug export RUN_DIR`)"
+            )
         if provider not in PROVIDERS:
             raise InputError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
         if threads is not None and threads < 1:
@@ -148,7 +157,9 @@ class OnnxGenerator:
         proto = _load_onnx(path)
         metadata = read_metadata(proto)
         if metadata.get("kind") != KIND:
-            raise InputError(f"{path} is an ONNX model but not a ganaug generator (no ganaug.kind metadata); export one with `ganaug export RUN_DIR`")
+            raise InputError(
+                f"{path} is an ONNX model but not a ganaug generator (no ganaug.kind metadata); export one with `ganaug export RUN_DIR`"
+            )
         self.path = path
         self.metadata: dict[str, Any] = metadata
         self.inputs = {i.name: _value_info(i) for i in proto.graph.input}
@@ -227,8 +238,15 @@ class OnnxGenerator:
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def iter_batches(self, labels: np.ndarray, *, seed: int, start: int = 0, batch_size: int = 1024,
-                     dtype: Literal["uint8", "float"] = "uint8") -> Iterator[np.ndarray]:
+    def iter_batches(
+        self,
+        labels: np.ndarray,
+        *,
+        seed: int,
+        start: int = 0,
+        batch_size: int = 1024,
+        dtype: Literal["uint8", "float"] = "uint8",
+    ) -> Iterator[np.ndarray]:
         """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
         labels = np.asarray(labels)
         if labels.dtype != np.int64 or labels.ndim != 1:
@@ -244,8 +262,15 @@ class OnnxGenerator:
             images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
             yield to_uint8(images) if dtype == "uint8" else images
 
-    def generate(self, labels: np.ndarray, *, seed: int, start: int = 0, batch_size: int = 1024,
-                 dtype: Literal["uint8", "float"] = "uint8") -> np.ndarray:
+    def generate(
+        self,
+        labels: np.ndarray,
+        *,
+        seed: int,
+        start: int = 0,
+        batch_size: int = 1024,
+        dtype: Literal["uint8", "float"] = "uint8",
+    ) -> np.ndarray:
         """Images for ``labels``; image ``k`` is sample ``start + k`` of ``seed`` whatever ``batch_size`` is.
 
         Args:
@@ -262,8 +287,10 @@ class OnnxGenerator:
         batches = list(self.iter_batches(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype))
         if batches:
             return np.concatenate(batches)
-        return np.zeros((0, *self.image_shape[1:]) if dtype == "uint8" else (0, *self.image_shape),
-                        np.uint8 if dtype == "uint8" else np.float32)
+        return np.zeros(
+            (0, *self.image_shape[1:]) if dtype == "uint8" else (0, *self.image_shape),
+            np.uint8 if dtype == "uint8" else np.float32,
+        )
 
     # ---- pickling and sessions ----------------------------------------------------------------
 
@@ -273,8 +300,10 @@ class OnnxGenerator:
         return state
 
     def __repr__(self) -> str:
-        return (f"OnnxGenerator({str(self.path)!r}, provider={self.requested_provider!r}, z_dim={self.z_dim}, "
-                f"classes={self.num_classes})")
+        return (
+            f"OnnxGenerator({str(self.path)!r}, provider={self.requested_provider!r}, z_dim={self.z_dim}, "
+            f"classes={self.num_classes})"
+        )
 
     def _create_session(self) -> onnxruntime.InferenceSession:
         import onnxruntime as ort
@@ -292,16 +321,24 @@ class OnnxGenerator:
             cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": self.cudnn_conv_algo_search})
             providers = [cuda, "CPUExecutionProvider"]
             if self._provider == "tensorrt":
-                providers.insert(0, ("TensorrtExecutionProvider", {
-                    "trt_profile_min_shapes": f"z:1x{self.z_dim},labels:1",
-                    "trt_profile_opt_shapes": f"z:1024x{self.z_dim},labels:1024",
-                    "trt_profile_max_shapes": f"z:4096x{self.z_dim},labels:4096",
-                }))
+                providers.insert(
+                    0,
+                    (
+                        "TensorrtExecutionProvider",
+                        {
+                            "trt_profile_min_shapes": f"z:1x{self.z_dim},labels:1",
+                            "trt_profile_opt_shapes": f"z:1024x{self.z_dim},labels:1024",
+                            "trt_profile_max_shapes": f"z:4096x{self.z_dim},labels:4096",
+                        },
+                    ),
+                )
         session = ort.InferenceSession(str(self.path), options, providers=providers)
         wanted = _ORT_NAMES[self._provider]
         if wanted not in session.get_providers() and self.requested_provider != "auto":
-            raise InputError(f"ONNX Runtime could not start its {wanted} (it got {session.get_providers()}); "
-                             f"this needs {_GPU_INSTALL[self._provider]}, or use --provider cpu")
+            raise InputError(
+                f"ONNX Runtime could not start its {wanted} (it got {session.get_providers()}); "
+                f"this needs {_GPU_INSTALL[self._provider]}, or use --provider cpu"
+            )
         return session
 
 
@@ -314,9 +351,13 @@ def _resolve_provider(provider: str) -> str:
         return "cuda" if gpu_present() and _ORT_NAMES["cuda"] in available else "cpu"
     if provider in ("cuda", "tensorrt"):
         if not gpu_present():
-            raise InputError(f"--provider {provider} needs {_GPU_INSTALL[provider]}, but no NVIDIA GPU is visible here; use --provider cpu")
+            raise InputError(
+                f"--provider {provider} needs {_GPU_INSTALL[provider]}, but no NVIDIA GPU is visible here; use --provider cpu"
+            )
         if _ORT_NAMES[provider] not in available:
-            raise InputError(f"this onnxruntime has no {_ORT_NAMES[provider]}; --provider {provider} needs {_GPU_INSTALL[provider]}")
+            raise InputError(
+                f"this onnxruntime has no {_ORT_NAMES[provider]}; --provider {provider} needs {_GPU_INSTALL[provider]}"
+            )
     return provider
 
 
@@ -341,8 +382,15 @@ def _value_info(value: Any) -> dict[str, Any]:
     return {"dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name, "shape": shape}
 
 
-def interpolate(run: str | Path, *, from_class: int | str, to_class: int | str, steps: int, seed: int = 0,
-                mode: Literal["slerp", "lerp"] = "slerp") -> tuple[torch.Tensor, list[str]]:
+def interpolate(
+    run: str | Path,
+    *,
+    from_class: int | str,
+    to_class: int | str,
+    steps: int,
+    seed: int = 0,
+    mode: Literal["slerp", "lerp"] = "slerp",
+) -> tuple[torch.Tensor, list[str]]:
     """Walk from a sample of one class to a sample of another: images float [steps, 1, 28, 28] in [-1, 1].
 
     Frame ``t`` (``t`` from 0 to 1) feeds the generator ``z_t`` = slerp (or lerp) between samples 0 and 1

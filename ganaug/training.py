@@ -89,7 +89,9 @@ class EMA(AveragedModel):
         return result
 
 
-def fixed_grid_inputs(config: ModelConfig, *, seed: int, columns: int = GRID_COLUMNS) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_grid_inputs(
+    config: ModelConfig, *, seed: int, columns: int = GRID_COLUMNS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed ``(z, labels)`` of a run's sample grids: one row per class, ``columns`` samples a row."""
     gen = torch.Generator().manual_seed(seed + 1_000_003)
     z = torch.randn(config.num_classes * columns, config.z_dim, generator=gen)
@@ -196,7 +198,9 @@ class Trainer:
         self.labels = data.labels.to(self.device)
         self.batch_size = min(config.batch_size, len(self.labels))
         if self.batch_size % self.dist.world:
-            raise InputError(f"the data has only {len(self.labels)} images, fewer than --batch-size; use a batch that {self.dist.world} processes divide")
+            raise InputError(
+                f"the data has only {len(self.labels)} images, fewer than --batch-size; use a batch that {self.dist.world} processes divide"
+            )
         self.batches_per_epoch = len(self.labels) // self.batch_size
         self.total_steps = config.epochs * self.batches_per_epoch
         self.step = self._start_step = 0
@@ -206,15 +210,23 @@ class Trainer:
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
-    def new(cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True) -> Trainer:
+    def new(
+        cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True
+    ) -> Trainer:
         """Start a run in ``run_dir``, which must be empty or missing unless ``overwrite``."""
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise InputError(f"{run_dir} is a file; choose a folder for the run")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-            raise InputError(f"run folder {run_dir} is not empty; pass --resume {run_dir} to continue it or --overwrite to replace it")
+            raise InputError(
+                f"run folder {run_dir} is not empty; pass --resume {run_dir} to continue it or --overwrite to replace it"
+            )
         data = load_training_data(
-            config.dataset, root=config.data_root, download=config.download, per_class=config.per_class, seed=config.seed
+            config.dataset,
+            root=config.data_root,
+            download=config.download,
+            per_class=config.per_class,
+            seed=config.seed,
         )
         trainer = cls(config, run_dir, data, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
@@ -235,7 +247,9 @@ class Trainer:
         if not (run_dir / "config.json").is_file():
             raise InputError(f"{run_dir} is not a ganaug run folder (no config.json); start a new run without --resume")
         if not (run_dir / CHECKPOINT).is_file():
-            raise InputError(f"{run_dir} has no {CHECKPOINT} yet (it stopped before its first epoch); start it again with --overwrite")
+            raise InputError(
+                f"{run_dir} has no {CHECKPOINT} yet (it stopped before its first epoch); start it again with --overwrite"
+            )
         meta = json.loads((run_dir / "config.json").read_text())
         config = TrainConfig.from_dict(meta["config"])
         if epochs is not None:
@@ -244,7 +258,9 @@ class Trainer:
             config.dataset, root=config.data_root, download=False, per_class=config.per_class, seed=config.seed
         )
         if data.identity["indices_sha256"] != meta["data"]["indices_sha256"]:
-            raise InputError(f"the {config.dataset} files under {config.data_root} differ from those this run trained on; point --data-root at the original data")
+            raise InputError(
+                f"the {config.dataset} files under {config.data_root} differ from those this run trained on; point --data-root at the original data"
+            )
         trainer = cls(config, run_dir, data, progress=progress)
         trainer._load_checkpoint()
         trainer._write_config()
@@ -258,7 +274,11 @@ class Trainer:
 
         cfg = self.config
         bar = tqdm(
-            total=self.total_steps, initial=self.step, unit="step", file=sys.stderr, dynamic_ncols=True,
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
             disable=not (self.progress and self.dist.is_writer and sys.stderr.isatty()),
         )
         # d_loss, g_loss, D(x), D(G(z)) summed on the device since the last log: no host sync per step.
@@ -308,8 +328,13 @@ class Trainer:
                 gc.collect()
                 dist.destroy_process_group()
         seen = (self.total_steps - self._start_step) * self.batch_size
-        return TrainResult(self.run_dir, self.step, self.step // self.batches_per_epoch, self.train_seconds,
-                           seen / self._segment_seconds() if self._segment_seconds() else float("nan"))
+        return TrainResult(
+            self.run_dir,
+            self.step,
+            self.step // self.batches_per_epoch,
+            self.train_seconds,
+            seen / self._segment_seconds() if self._segment_seconds() else float("nan"),
+        )
 
     def _segment_seconds(self) -> float:
         return self.train_seconds - self._start_seconds
@@ -336,13 +361,21 @@ class Trainer:
             logit_fake = self.D_train(self._augment(fake.detach()), y)
             # BCE with one-sided smoothing: real target 1 - s, fake target 0.
             target = 1.0 - cfg.label_smoothing
-            loss = (target * F.softplus(-logit_real) + (1 - target) * F.softplus(logit_real)).mean() + F.softplus(logit_fake).mean()
+            loss = (target * F.softplus(-logit_real) + (1 - target) * F.softplus(logit_real)).mean() + F.softplus(
+                logit_fake
+            ).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
         with torch.no_grad():
-            stats = torch.stack([loss.detach().float(), torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()])
+            stats = torch.stack(
+                [
+                    loss.detach().float(),
+                    torch.sigmoid(logit_real.float()).mean(),
+                    torch.sigmoid(logit_fake.float()).mean(),
+                ]
+            )
         return stats, fake, y
 
     def _g_step(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -371,8 +404,15 @@ class Trainer:
                 f"losses became non-finite at step {self.step} (D {vals[0]}, G {vals[1]}); the last good checkpoint "
                 f"in {self.run_dir / CHECKPOINT} is kept; try a lower learning rate, --label-smoothing 0.1 or --spectral-norm"
             )
-        row = {"step": self.step, "epoch": epoch + 1, "d_loss": vals[0], "g_loss": vals[1], "d_real": vals[2],
-               "d_fake": vals[3], "wall_time": round(self.train_seconds, 3)}
+        row = {
+            "step": self.step,
+            "epoch": epoch + 1,
+            "d_loss": vals[0],
+            "g_loss": vals[1],
+            "d_real": vals[2],
+            "d_fake": vals[3],
+            "wall_time": round(self.train_seconds, 3),
+        }
         if self.dist.is_writer:
             path = self.run_dir / "metrics.csv"
             new = not path.exists()
@@ -498,10 +538,14 @@ class Trainer:
         self.step = self._start_step = int(state["step"])
         self.train_seconds = self._start_seconds = float(state["train_seconds"])
         if self.step > self.total_steps:
-            raise InputError(f"the run is already at step {self.step}, past the asked total of {self.total_steps}; ask for more --epochs")
+            raise InputError(
+                f"the run is already at step {self.step}, past the asked total of {self.total_steps}; ask for more --epochs"
+            )
 
 
-def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+def load_generator(
+    path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
+) -> tuple[Generator, dict[str, Any]]:
     """The (EMA by default) generator of a run folder or checkpoint file, in eval mode, and the checkpoint's metadata."""
     path = Path(path)
     ckpt = path / CHECKPOINT if path.is_dir() else path
@@ -512,7 +556,7 @@ def load_generator(path: str | Path, *, ema: bool = True, device: str | torch.de
     g = Generator(config.model).to(device)
     if ema:
         prefix = "module."
-        g.load_state_dict({k[len(prefix):]: v for k, v in state["G_ema"].items() if k.startswith(prefix)})
+        g.load_state_dict({k[len(prefix) :]: v for k, v in state["G_ema"].items() if k.startswith(prefix)})
     else:
         g.load_state_dict(state["G"])
     meta = {k: state[k] for k in ("ganaug_version", "config", "classes", "step")}

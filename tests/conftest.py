@@ -54,8 +54,16 @@ def _two_threads():
 
 def tiny_config(**overrides) -> TrainConfig:
     """A config that trains in about a second on CPU (digits, tiny model, no export)."""
-    base = {"dataset": "digits", "epochs": 1, "batch_size": 32, "model": TINY_MODEL, "device": "cpu", "log_every": 5,
-                "export_onnx": False, "per_class": 20}
+    base = {
+        "dataset": "digits",
+        "epochs": 1,
+        "batch_size": 32,
+        "model": TINY_MODEL,
+        "device": "cpu",
+        "log_every": 5,
+        "export_onnx": False,
+        "per_class": 20,
+    }
     base.update(overrides)
     return TrainConfig(**base)
 

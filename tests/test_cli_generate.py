@@ -49,8 +49,9 @@ def test_info(model: Path) -> None:
 
 def test_generate_png_is_an_imagefolder(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "synth"
-    result = invoke("generate", model, "--per-class", 3, "--classes", "3,5 - five,8", "--seed", 7, "--out", out,
-                    "--batch-size", 2)
+    result = invoke(
+        "generate", model, "--per-class", 3, "--classes", "3,5 - five,8", "--seed", 7, "--out", out, "--batch-size", 2
+    )
     assert result.exit_code == 0, result.output
     gen = OnnxGenerator(model)
     names = [gen.classes[c] for c in (3, 5, 8)]
@@ -116,7 +117,10 @@ def _not_ganaug_onnx(path: Path) -> Path:
 
 
 BAD_GENERATE = {
-    "not ONNX": (lambda m, d: [(d / "x.onnx").write_text("hello") and d / "x.onnx", "--per-class", 1], "not an ONNX file"),
+    "not ONNX": (
+        lambda m, d: [(d / "x.onnx").write_text("hello") and d / "x.onnx", "--per-class", 1],
+        "not an ONNX file",
+    ),
     "not ganaug": (lambda m, d: [_not_ganaug_onnx(d / "y.onnx"), "--per-class", 1], "not a ganaug generator"),
     "class out of range": (lambda m, d: [m, "--per-class", 1, "--classes", "3,10"], "unknown class '10'"),
     "unknown class name": (lambda m, d: [m, "--per-class", 1, "--classes", "cat"], "unknown class 'cat'"),

@@ -32,8 +32,9 @@ def test_train_resume_continues_to_a_new_total(tmp_path):
 
 
 def test_train_on_fake_mnist(tmp_path, fake_mnist_root):
-    result = run("train", "--dataset", "mnist", "--data-root", fake_mnist_root, "--epochs", "1",
-                 "--out", tmp_path / "run", *TINY)
+    result = run(
+        "train", "--dataset", "mnist", "--data-root", fake_mnist_root, "--epochs", "1", "--out", tmp_path / "run", *TINY
+    )
     assert result.exit_code == 0, result.output
 
 

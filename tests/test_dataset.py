@@ -140,8 +140,7 @@ def test_dataloader_workers(onnx_path, reference, start_method, workers):
         pytest.skip(f"{start_method} is not available here")
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, transform=transforms.PILToTensor())
     order = torch.randperm(60, generator=torch.Generator().manual_seed(0)).tolist()
-    loader = DataLoader(ds, batch_size=8, sampler=order, num_workers=workers,
-                        multiprocessing_context=start_method)
+    loader = DataLoader(ds, batch_size=8, sampler=order, num_workers=workers, multiprocessing_context=start_method)
     images, labels = zip(*loader)
     assert torch.equal(torch.cat(images)[:, 0], torch.from_numpy(reference)[order])
     assert torch.cat(labels).tolist() == [i // 6 for i in order]
@@ -205,9 +204,12 @@ def test_bad_files(tmp_path, onnx_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(graph), tmp_path / "identity.onnx")
     with pytest.raises(InputError, match="not a ganaug generator"):
         GeneratedDataset(tmp_path / "identity.onnx", per_class=1)

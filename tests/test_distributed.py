@@ -10,14 +10,41 @@ import torch
 
 from ganaug.training import CHECKPOINT
 
-TINY = ["--dataset", "digits", "--per-class", "20", "--batch-size", "32", "--z-dim", "8", "--g-width", "8",
-        "--d-width", "8", "--device", "cpu", "--no-export", "--quiet", "--diffaugment", "translation,cutout"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--per-class",
+    "20",
+    "--batch-size",
+    "32",
+    "--z-dim",
+    "8",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--device",
+    "cpu",
+    "--no-export",
+    "--quiet",
+    "--diffaugment",
+    "translation,cutout",
+]
 
 
 def torchrun(*args, nproc=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "ganaug", "train", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "ganaug",
+        "train",
+        *map(str, args),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False)
     assert out.returncode == 0, out.stderr[:3000] + "\n...\n" + out.stderr[-2000:]
     return out

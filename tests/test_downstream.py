@@ -14,9 +14,21 @@ from ganaug.config import ModelConfig
 downstream = _load_benchmark("downstream")
 
 TINY = downstream.Profile(
-    name="tiny", dataset="digits", budgets=(3,), seeds=2, synthetic_per_class=5, sweep=(10,), sweep_budgets=(3,),
-    gan_steps=3, gan_batch=16, gan_model=ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8),
-    clf_steps=3, clf_batch=16, clf_width=4, cas_gan_steps=2, cas_per_class=5,
+    name="tiny",
+    dataset="digits",
+    budgets=(3,),
+    seeds=2,
+    synthetic_per_class=5,
+    sweep=(10,),
+    sweep_budgets=(3,),
+    gan_steps=3,
+    gan_batch=16,
+    gan_model=ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8),
+    clf_steps=3,
+    clf_batch=16,
+    clf_width=4,
+    cas_gan_steps=2,
+    cas_per_class=5,
 )
 
 
@@ -27,8 +39,9 @@ def tiny_results(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread avoids OpenMP barrier stalls when the CPU is shared
     try:
-        results = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out", command="test",
-                                 log=logs.append)
+        results = downstream.run(
+            TINY, data_root=None, cache=root / "cache", out=root / "out", command="test", log=logs.append
+        )
     finally:
         torch.set_num_threads(threads)
     return root, results, logs
@@ -43,8 +56,14 @@ def test_every_condition_is_run_and_reported(tiny_results):
     assert results["cas"]["accuracy"]["n"] == 2
     assert all(ok for _, ok in results["honesty"])
     out = root / "out"
-    for name in ("report.md", "results.json", "accuracy_vs_budget.png", "per_class_gain.png", "samples_3.png",
-                 "samples_cas.png"):
+    for name in (
+        "report.md",
+        "results.json",
+        "accuracy_vs_budget.png",
+        "per_class_gain.png",
+        "samples_3.png",
+        "samples_cas.png",
+    ):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
     assert saved["profile"]["name"] == "tiny" and saved["machine"]["torch_threads"] >= 1
@@ -66,8 +85,9 @@ def test_rerun_uses_the_cache_and_report_only_rebuilds(tiny_results):
     again = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out2", log=logs.append)
     assert not logs  # nothing trained again
     assert again["table"] == results["table"]
-    rebuilt = downstream.run(TINY, data_root=None, cache=root / "cache", out=root / "out3", report_only=True,
-                             log=logs.append)
+    rebuilt = downstream.run(
+        TINY, data_root=None, cache=root / "cache", out=root / "out3", report_only=True, log=logs.append
+    )
     assert rebuilt["table"] == results["table"] and rebuilt["cas"] == results["cas"]
 
 
@@ -76,8 +96,9 @@ def test_shards_split_the_work_and_add_up_to_the_unsharded_run(tiny_results, tmp
     torch.set_num_threads(1)
     logs: dict[int, list[str]] = {0: [], 1: []}
     for i in (0, 1):  # one after the other here; concurrently in real use
-        downstream.run(TINY, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", shard=(i, 2),
-                       log=logs[i].append)
+        downstream.run(
+            TINY, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", shard=(i, 2), log=logs[i].append
+        )
     assert any("seed=0" in m for m in logs[0]) and not any("seed=1" in m or "CAS" in m for m in logs[0])
     assert any("seed=1" in m for m in logs[1]) and any("CAS" in m for m in logs[1])
     assert not (tmp_path / "out" / "report.md").exists()  # a shard writes no report
@@ -115,8 +136,9 @@ def test_cli_help_and_unknown_profile():
 def test_synthetic_filter_keeps_at_most_the_quota(tmp_path):
     import dataclasses
 
-    p = dataclasses.replace(TINY, name="tiny-filter", conditions=("a", "b"), sweep=(), cas_gan_steps=0, seeds=1,
-                            synthetic_filter=True)
+    p = dataclasses.replace(
+        TINY, name="tiny-filter", conditions=("a", "b"), sweep=(), cas_gan_steps=0, seeds=1, synthetic_filter=True
+    )
     torch.set_num_threads(1)
     results = downstream.run(p, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", log=lambda m: None)
     (cell,) = [c for c in results["raw_cells"] if c["condition"] == "b"]

@@ -45,7 +45,9 @@ def fake_root(tmp_path_factory):
 def tiny_evaluator(fake_root):
     """Trained on 200 fake MNIST images (one blob position per class), which a tiny CNN learns in 3 epochs."""
     torch.set_num_threads(1)
-    return train_evaluator_on("mnist", root=fake_root, settings=EvaluatorTraining(epochs=3, batch_size=16, seed=3, model=TINY))
+    return train_evaluator_on(
+        "mnist", root=fake_root, settings=EvaluatorTraining(epochs=3, batch_size=16, seed=3, model=TINY)
+    )
 
 
 def test_outputs_have_documented_shapes(tiny_evaluator, digits_small):
@@ -129,13 +131,27 @@ def test_cli_train_evaluate_and_help(fake_root, tmp_path, tiny_run):
     for args in (["evaluator", "train", "--help"], ["evaluate", "--help"]):
         assert runner.invoke(main, args).exit_code == 0
     out = tmp_path / "ev"
-    args = ["evaluator", "train", "--dataset", "digits", "--out", str(out), "--epochs", "1", "--device", "cpu", "--quiet"]
+    args = [
+        "evaluator",
+        "train",
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "test accuracy" in res.output and (out / "model.safetensors").is_file()
     assert runner.invoke(main, args).exit_code == 2  # exists: needs --overwrite
-    res = runner.invoke(main, ["evaluate", str(tiny_run), "--evaluator", str(out), "--per-class", "10",
-                               "--device", "cpu", "--json", "-"])
+    res = runner.invoke(
+        main,
+        ["evaluate", str(tiny_run), "--evaluator", str(out), "--per-class", "10", "--device", "cpu", "--json", "-"],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["dataset"] == "digits" and doc["samples"] == 100 and doc["generator"]["backend"] == "pytorch"

@@ -77,8 +77,14 @@ def test_parity_with_pytorch(tiny_run: Path, session: ort.InferenceSession, batc
 
 def test_fold_removes_batchnorm_and_spectral_norm() -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(spectral_norm(nn.Linear(6, 32)), nn.BatchNorm1d(32), nn.ReLU(), nn.Unflatten(1, (2, 4, 4)),
-                          nn.ConvTranspose2d(2, 3, 4, 2, 1, bias=False), nn.BatchNorm2d(3))
+    model = nn.Sequential(
+        spectral_norm(nn.Linear(6, 32)),
+        nn.BatchNorm1d(32),
+        nn.ReLU(),
+        nn.Unflatten(1, (2, 4, 4)),
+        nn.ConvTranspose2d(2, 3, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(3),
+    )
     model.train()(torch.randn(64, 6))  # move the running statistics away from their initial values
     model.eval()
     folded = fold_for_inference(model)

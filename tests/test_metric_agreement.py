@@ -10,7 +10,9 @@ agreement_benchmark = _load_benchmark("metric_agreement")
 
 
 def _rows(ours, theirs):
-    return [{"ganaug_fidelity": a, "knn_fidelity": b, "ganaug_fd": 10 - a, "pca_fd": 10 - b} for a, b in zip(ours, theirs)]
+    return [
+        {"ganaug_fidelity": a, "knn_fidelity": b, "ganaug_fd": 10 - a, "pca_fd": 10 - b} for a, b in zip(ours, theirs)
+    ]
 
 
 def test_same_order_agrees_fully_and_reversed_order_disagrees():

@@ -113,29 +113,53 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator
 
     train, test = load_source("digits", split="train"), load_source("digits", split="test")
-    ev = train_evaluator(train.images[:100], train.labels[:100],
-                         settings=EvaluatorTraining(epochs=1, model=EvaluatorConfig(width=4, hidden=16)))
+    ev = train_evaluator(
+        train.images[:100],
+        train.labels[:100],
+        settings=EvaluatorTraining(epochs=1, model=EvaluatorConfig(width=4, hidden=16)),
+    )
     gen = open_generator(tiny_run, backend="pytorch")
     gen_train = training_images(gen.data, root=None)
     assert len(gen_train) == 20 * 10  # the run's per_class subset, re-drawn and hash-checked
     report = evaluate_generator(
-        gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
-        train_images=to_model_range(train.images), train_labels=train.labels, generator_train_images=gen_train,
-        per_class=12, seed=1, memorization_queries=50,
+        gen,
+        ev,
+        test_images=to_model_range(test.images),
+        test_labels=test.labels,
+        train_images=to_model_range(train.images),
+        train_labels=train.labels,
+        generator_train_images=gen_train,
+        per_class=12,
+        seed=1,
+        memorization_queries=50,
     )
     d = report.to_dict()
     assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10
     assert report.frechet_distance >= 0 and report.frechet_distance_floor >= 0
     assert 0 <= report.precision_recall.precision <= 1 and report.memorization.train_size == 200
     again = evaluate_generator(
-        gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
-        train_images=to_model_range(train.images), train_labels=train.labels, generator_train_images=gen_train,
-        per_class=12, seed=1, memorization_queries=50,
+        gen,
+        ev,
+        test_images=to_model_range(test.images),
+        test_labels=test.labels,
+        train_images=to_model_range(train.images),
+        train_labels=train.labels,
+        generator_train_images=gen_train,
+        per_class=12,
+        seed=1,
+        memorization_queries=50,
     )
     assert again.to_dict() == d
     with pytest.raises(InputError, match="per-class"):
-        evaluate_generator(gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
-                           train_images=to_model_range(train.images), train_labels=train.labels, per_class=10_000)
+        evaluate_generator(
+            gen,
+            ev,
+            test_images=to_model_range(test.images),
+            test_labels=test.labels,
+            train_images=to_model_range(train.images),
+            train_labels=train.labels,
+            per_class=10_000,
+        )
 
 
 def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
@@ -149,5 +173,6 @@ def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
     assert (onnx_gen.backend, torch_gen.backend) == ("onnx", "pytorch")
     assert onnx_gen.data == torch_gen.data and onnx_gen.data["per_class"] == 20
     labels = np.repeat(np.arange(10), 3)
-    torch.testing.assert_close(generate(onnx_gen, labels, seed=1, batch_size=7), generate(torch_gen, labels, seed=1),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        generate(onnx_gen, labels, seed=1, batch_size=7), generate(torch_gen, labels, seed=1), atol=1e-5, rtol=0
+    )

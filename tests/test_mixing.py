@@ -65,8 +65,9 @@ def test_ratio_counts_items_and_report(onnx_path, digits):
     assert [label for _, label in batch] == [int(mixed.targets[i]) for i in (len(mixed) - 1, 0, len(real))]
     # Without a filter the synthetic items are exactly GeneratedDataset(per_class=quotas, seed=seed).
     same = GeneratedDataset(onnx_path, per_class={c: n for c, n in enumerate(expected) if n}, seed=4)
-    assert np.array_equal(np.stack([np.asarray(mixed[len(real) + k][0]) for k in range(len(same))]),
-                          same.arrays(range(len(same))))
+    assert np.array_equal(
+        np.stack([np.asarray(mixed[len(real) + k][0]) for k in range(len(same))]), same.arrays(range(len(same)))
+    )
 
 
 def test_per_class_and_balancing(onnx_path, digits):
@@ -74,7 +75,7 @@ def test_per_class_and_balancing(onnx_path, digits):
     assert augment(real, onnx_path, per_class=3).mix.synthetic == [3] * 10
     by_name = augment(real, onnx_path, per_class={digits.classes[1]: 4, 7: 1})
     assert by_name.mix.synthetic == [0, 4, 0, 0, 0, 0, 0, 1, 0, 0]
-    assert by_name.targets[len(real):].tolist() == [1, 1, 1, 1, 7]
+    assert by_name.targets[len(real) :].tolist() == [1, 1, 1, 1, 7]
     to_max = augment(real, onnx_path, balance_to="max")
     assert np.bincount(to_max.targets.numpy()).tolist() == [6] * 10
     to_five = augment(real, onnx_path, balance_to=5)
@@ -125,7 +126,9 @@ def test_label_filter(onnx_path):
     assert min(chosen.acceptance) < 1  # the fake classifier does reject some
     again = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf, batch_size=7))
     assert np.array_equal(again.picks, chosen.picks) and again.acceptance == chosen.acceptance
-    assert again.sources[0].seed == 1 and {s.seed for s in again.sources[1:]} <= {derive_seed(1, 1, r) for r in range(1, 8)}
+    assert again.sources[0].seed == 1 and {s.seed for s in again.sources[1:]} <= {
+        derive_seed(1, 1, r) for r in range(1, 8)
+    }
     first_round = GeneratedDataset(onnx_path, per_class=5, seed=1)  # ceil(4 * 1.25) candidates in round 0
     kept_from_first = chosen.picks[chosen.picks[:, 0] == 0, 1]
     assert np.array_equal(chosen.sources[0].arrays(kept_from_first), first_round.arrays(kept_from_first))
@@ -134,7 +137,9 @@ def test_label_filter(onnx_path):
 def test_label_filter_input_range_and_report(onnx_path, digits):
     clf = PixelSumClassifier().eval()
     real = imbalanced(digits, [2] * 10)
-    mixed = augment(real, onnx_path, per_class=2, label_filter=LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5)))
+    mixed = augment(
+        real, onnx_path, per_class=2, label_filter=LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5))
+    )
     seen = torch.cat(clf.seen)
     assert seen.min() >= -3 - 1e-6 and seen.max() <= 1 + 1e-6  # ((x in [-1, 1]) - 0.5) / 0.5
     report = mixed.to_dict()
@@ -155,8 +160,9 @@ def test_label_filter_errors(onnx_path):
         draw_synthetic(onnx_path, 2, label_filter=LabelFilter(PixelSumClassifier()))
     with pytest.raises(InputError, match=r"scores \[N, 10\]"):
         draw_synthetic(onnx_path, 2, label_filter=LabelFilter(lambda x: x.flatten(1)))
-    always_zero = LabelFilter(lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float(),
-                              max_rounds=2)
+    always_zero = LabelFilter(
+        lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float(), max_rounds=2
+    )
     with pytest.raises(InputError, match=r"kept 0 of \d+ generated images of class .* \(acceptance 0.0%\) in 2 rounds"):
         draw_synthetic(onnx_path, 2, label_filter=always_zero)
     with pytest.raises(InputError, match="input_range"):

@@ -7,7 +7,9 @@ from ganaug.config import ModelConfig
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, num_classes=3, upsample="deconv")])
+@pytest.mark.parametrize(
+    "cfg", [ModelConfig(), ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, num_classes=3, upsample="deconv")]
+)
 def test_shapes_and_ranges(cfg):
     g, d = Generator(cfg), Discriminator(cfg)
     z, y = torch.randn(5, cfg.z_dim), torch.arange(5) % cfg.num_classes

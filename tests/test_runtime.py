@@ -33,7 +33,10 @@ def test_properties(gen: OnnxGenerator, tiny_run: Path) -> None:
     _, meta = load_generator(tiny_run)
     assert gen.z_dim == 8 and gen.num_classes == 10 and gen.classes == meta["classes"]
     assert gen.image_shape == (1, 28, 28)
-    assert gen.inputs == {"z": {"dtype": "float32", "shape": ["batch", 8]}, "labels": {"dtype": "int64", "shape": ["batch"]}}
+    assert gen.inputs == {
+        "z": {"dtype": "float32", "shape": ["batch", 8]},
+        "labels": {"dtype": "int64", "shape": ["batch"]},
+    }
     assert gen.metadata["data"]["dataset"] == "digits"
 
 
@@ -127,8 +130,17 @@ def test_bad_files_and_providers(onnx_path: Path, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     other = tmp_path / "identity.onnx"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
-                                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])), other)
+    onnx.save(
+        helper.make_model(
+            helper.make_graph(
+                [helper.make_node("Identity", ["x"], ["y"])],
+                "g",
+                [x],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+            )
+        ),
+        other,
+    )
     cases = [
         (text, {}, "not an ONNX file"),
         (empty, {}, "not an ONNX file"),
@@ -139,7 +151,10 @@ def test_bad_files_and_providers(onnx_path: Path, tmp_path: Path) -> None:
         (onnx_path, {"threads": 0}, "threads must be >= 1"),
     ]
     if not gpu_present():
-        cases += [(onnx_path, {"provider": "cuda"}, "onnxruntime-gpu"), (onnx_path, {"provider": "tensorrt"}, "tensorrt")]
+        cases += [
+            (onnx_path, {"provider": "cuda"}, "onnxruntime-gpu"),
+            (onnx_path, {"provider": "tensorrt"}, "tensorrt"),
+        ]
     for path, kwargs, match in cases:
         with pytest.raises(InputError, match=match):
             OnnxGenerator(path, **kwargs)
@@ -169,6 +184,7 @@ def test_cuda_provider_matches_cpu(onnx_path: Path) -> None:
     labels = cuda.labels(30)
     out = cuda.generate(labels, seed=0, dtype="float", batch_size=64)
     assert cuda.device == "cuda" and cuda.providers[0] == "CUDAExecutionProvider"
-    np.testing.assert_allclose(out, OnnxGenerator(onnx_path, provider="cpu").generate(labels, seed=0, dtype="float"),
-                               atol=1e-3, rtol=0)  # TF32 on by default in ONNX Runtime CUDA
+    np.testing.assert_allclose(
+        out, OnnxGenerator(onnx_path, provider="cpu").generate(labels, seed=0, dtype="float"), atol=1e-3, rtol=0
+    )  # TF32 on by default in ONNX Runtime CUDA
     assert OnnxGenerator(onnx_path, provider="auto").device == "cuda"

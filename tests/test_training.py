@@ -29,8 +29,18 @@ def _assert_same_tensors(a, b, path=""):
 
 
 def test_run_folder_has_everything(tiny_run):
-    for name in ("config.json", "metrics.csv", "checkpoint.pt", "samples.png", "samples.gif", "losses.png",
-                 "summary.json", "indices.npy", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "checkpoint.pt",
+        "samples.png",
+        "samples.gif",
+        "losses.png",
+        "summary.json",
+        "indices.npy",
+        "samples/epoch_0001.png",
+        "samples/epoch_0002.png",
+    ):
         assert (tiny_run / name).is_file(), name
     meta = json.loads((tiny_run / "config.json").read_text())
     assert meta["config"]["epochs"] == 2 and meta["ganaug_version"]
@@ -45,8 +55,11 @@ def test_run_folder_has_everything(tiny_run):
 def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path):
     config = tiny_config(epochs=3, diffaugment=("translation", "cutout", "brightness"), d_steps=2, augment_real=True)
     Trainer.new(config, tmp_path / "full", progress=False).fit()
-    Trainer.new(tiny_config(epochs=1, diffaugment=config.diffaugment, d_steps=2, augment_real=True), tmp_path / "cut",
-                progress=False).fit()
+    Trainer.new(
+        tiny_config(epochs=1, diffaugment=config.diffaugment, d_steps=2, augment_real=True),
+        tmp_path / "cut",
+        progress=False,
+    ).fit()
     Trainer.resume(tmp_path / "cut", epochs=3, progress=False).fit()
     full, cut = _state(tmp_path / "full"), _state(tmp_path / "cut")
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step"):
@@ -130,5 +143,8 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path):
 def test_save_every_writes_fewer_grids_but_always_the_last(tmp_path):
     Trainer.new(tiny_config(epochs=5, save_every=2), tmp_path / "run", progress=False).fit()
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
-        "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
+        "epoch_0002.png",
+        "epoch_0004.png",
+        "epoch_0005.png",
+    ]
     assert _state(tmp_path / "run")["step"] == 30

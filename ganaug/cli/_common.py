@@ -32,4 +32,6 @@ def parse_int_list(value: str | None, *, name: str) -> list[int] | None:
     try:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 3,5,8, got {value!r}", param_hint=name) from None
+        raise click.BadParameter(
+            f"expected comma-separated integers such as 3,5,8, got {value!r}", param_hint=name
+        ) from None

@@ -13,10 +13,15 @@ from ganaug.errors import InputError
 
 
 def _load_benchmark(name: str):
-    candidates = [Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py", Path.cwd() / "benchmarks" / f"{name}.py"]
+    candidates = [
+        Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py",
+        Path.cwd() / "benchmarks" / f"{name}.py",
+    ]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise InputError(f"benchmarks/{name}.py not found; run from a ganaug source checkout (git clone) where it lives")
+        raise InputError(
+            f"benchmarks/{name}.py not found; run from a ganaug source checkout (git clone) where it lives"
+        )
     spec = importlib.util.spec_from_file_location(f"ganaug_benchmark_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

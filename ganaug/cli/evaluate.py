@@ -27,23 +27,52 @@ def evaluator() -> None:
 
 @evaluator.command("train")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding MNIST/raw (torchvision layout); not needed for digits.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write (model.safetensors + evaluator.json).")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding MNIST/raw (torchvision layout); not needed for digits.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write (model.safetensors + evaluator.json).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True,
-              help="Peak learning rate of the one-cycle schedule.")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3e-3,
+    show_default=True,
+    help="Peak learning rate of the one-cycle schedule.",
+)
 @click.option("--no-augment", is_flag=True, help="No random-affine augmentation.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=DEVICE_CHOICE, default="auto", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing evaluator folder.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads; on a CPU shared with other jobs 1 can be several times faster  [default: torch's].")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads; on a CPU shared with other jobs 1 can be several times faster  [default: torch's].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_cmd(dataset: str, data_root: Path | None, out: Path, epochs: int, batch_size: int, lr: float,
-              no_augment: bool, seed: int, device: str, overwrite: bool, quiet: bool, threads: int | None) -> None:
+def train_cmd(
+    dataset: str,
+    data_root: Path | None,
+    out: Path,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    no_augment: bool,
+    seed: int,
+    device: str,
+    overwrite: bool,
+    quiet: bool,
+    threads: int | None,
+) -> None:
     """Train the evaluation CNN on the train split and report its accuracy on the untouched test split.
 
     On MNIST the defaults reach about 99.5% (4 epochs: 7 s on an H100, about 4 minutes on one CPU thread).
@@ -57,31 +86,69 @@ def train_cmd(dataset: str, data_root: Path | None, out: Path, epochs: int, batc
     if (out / CONFIG).exists() and not overwrite:
         raise click.UsageError(f"{out} already holds an evaluator; pass --overwrite to replace it")
     settings = EvaluatorTraining(epochs=epochs, batch_size=batch_size, lr=lr, augment=not no_augment, seed=seed)
-    ev = train_evaluator_on(dataset, root=data_root, settings=settings, device=_device(device),
-                            progress=not quiet and sys.stderr.isatty())
+    ev = train_evaluator_on(
+        dataset, root=data_root, settings=settings, device=_device(device), progress=not quiet and sys.stderr.isatty()
+    )
     ev.save(out)
     worst = min(ev.meta["test_accuracy_per_class"].items(), key=lambda kv: kv[1])
-    click.echo(f"test accuracy {ev.meta['test_accuracy']:.2%} (lowest class {worst[0]}: {worst[1]:.2%}); "
-               f"trained in {ev.meta['train_seconds']:.0f} s on {ev.meta['device']}; saved to {out}/")
+    click.echo(
+        f"test accuracy {ev.meta['test_accuracy']:.2%} (lowest class {worst[0]}: {worst[1]:.2%}); "
+        f"trained in {ev.meta['train_seconds']:.0f} s on {ev.meta['device']}; saved to {out}/"
+    )
 
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.option("--evaluator", "evaluator_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Folder written by `ganaug evaluator train`.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Real data folder  [default: the one the evaluator was trained from].")
-@click.option("--per-class", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="Samples per class (the real-vs-real floors use as many real images).")
+@click.option(
+    "--evaluator",
+    "evaluator_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder written by `ganaug evaluator train`.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Real data folder  [default: the one the evaluator was trained from].",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=2),
+    default=1000,
+    show_default=True,
+    help="Samples per class (the real-vs-real floors use as many real images).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, help="Neighbourhood of precision/recall.")
-@click.option("--backend", type=click.Choice(["auto", "onnx", "pytorch"]), default="auto", show_default=True,
-              help="auto: ONNX Runtime when MODEL is or holds generator.onnx, else the run's PyTorch checkpoint.")
+@click.option(
+    "--k", type=click.IntRange(min=1), default=3, show_default=True, help="Neighbourhood of precision/recall."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnx", "pytorch"]),
+    default="auto",
+    show_default=True,
+    help="auto: ONNX Runtime when MODEL is or holds generator.onnx, else the run's PyTorch checkpoint.",
+)
 @click.option("--device", type=DEVICE_CHOICE, default="auto", show_default=True, help="Where the evaluator runs.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="Also write every number as JSON to this file ('-' for stdout, instead of the table).")
-def evaluate(model: Path, evaluator_path: Path, data_root: Path | None, per_class: int, seed: int, k: int,
-             backend: str, device: str, json_out: Path | None) -> None:
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=None,
+    help="Also write every number as JSON to this file ('-' for stdout, instead of the table).",
+)
+def evaluate(
+    model: Path,
+    evaluator_path: Path,
+    data_root: Path | None,
+    per_class: int,
+    seed: int,
+    k: int,
+    backend: str,
+    device: str,
+    json_out: Path | None,
+) -> None:
     """Measure a generator (run folder or .onnx): class fidelity, Fréchet distance in the evaluator's feature
     space, k-NN precision/recall, each beside its real-vs-real floor, and a memorization check."""
     from ganaug.data import load_source, to_model_range
@@ -97,9 +164,16 @@ def evaluate(model: Path, evaluator_path: Path, data_root: Path | None, per_clas
     if gen.data and gen.data.get("dataset") == dataset:
         gen_train = training_images(gen.data, root=root)
     report = evaluate_generator(
-        gen, ev, test_images=to_model_range(test.images), test_labels=test.labels,
-        train_images=to_model_range(train.images), train_labels=train.labels,
-        generator_train_images=gen_train, per_class=per_class, seed=seed, k=k,
+        gen,
+        ev,
+        test_images=to_model_range(test.images),
+        test_labels=test.labels,
+        train_images=to_model_range(train.images),
+        train_labels=train.labels,
+        generator_train_images=gen_train,
+        per_class=per_class,
+        seed=seed,
+        k=k,
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if json_out is not None:
@@ -116,18 +190,27 @@ def format_report(report, *, classes: list[str]) -> str:
     pr, prf, mem = report.precision_recall, report.precision_recall_floor, report.memorization
     rows = [
         ("class fidelity", f"{report.fidelity.overall:.4f}", f"{report.fidelity_floor:.4f}", "higher is better"),
-        ("Frechet distance", f"{report.frechet_distance:.3f}", f"{report.frechet_distance_floor:.3f}",
-         "lower; evaluator penultimate features"),
+        (
+            "Frechet distance",
+            f"{report.frechet_distance:.3f}",
+            f"{report.frechet_distance_floor:.3f}",
+            "lower; evaluator penultimate features",
+        ),
         (f"precision (k={pr.k})", f"{pr.precision:.4f}", f"{prf.precision:.4f}", "realism"),
         (f"recall (k={pr.k})", f"{pr.recall:.4f}", f"{prf.recall:.4f}", "coverage"),
     ]
-    lines = [f"{report.samples} samples (seed {report.seed}) vs the real test set; floor = as many real training images",
-             f"{'metric':<20}{'generator':>12}{'real floor':>12}  note"]
+    lines = [
+        f"{report.samples} samples (seed {report.seed}) vs the real test set; floor = as many real training images",
+        f"{'metric':<20}{'generator':>12}{'real floor':>12}  note",
+    ]
     lines += [f"{a:<20}{b:>12}{c:>12}  {d}" for a, b, c, d in rows]
-    lines.append("per-class fidelity: " + "  ".join(
-        f"{name.split(' ')[0]}:{v:.3f}" for name, v in zip(classes, report.fidelity.per_class)))
+    lines.append(
+        "per-class fidelity: "
+        + "  ".join(f"{name.split(' ')[0]}:{v:.3f}" for name, v in zip(classes, report.fidelity.per_class))
+    )
     lines.append(
         f"memorization (pixel L2 to nearest of {mem.train_size} images, {report.memorization_reference}): "
         f"median samples {mem.sample_median:.2f} vs real test {mem.test_median:.2f} (ratio {mem.ratio:.2f}; "
-        f"well below 1 means copying); near copies {mem.near_copy_share:.1%} (about 1% expected)")
+        f"well below 1 means copying); near copies {mem.near_copy_share:.1%} (about 1% expected)"
+    )
     return "\n".join(lines)

@@ -25,8 +25,12 @@ PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="ONNX file to write  [default: RUN_DIR/generator.onnx, or generator_fp16.onnx with --fp16].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ONNX file to write  [default: RUN_DIR/generator.onnx, or generator_fp16.onnx with --fp16].",
+)
 @click.option("--fp16", is_flag=True, help="float16 weights and compute (for GPU providers; benchmark before use).")
 def export(source: Path, out: Path | None, fp16: bool) -> None:
     """Export the EMA generator of a run folder or checkpoint to one verified ONNX file.
@@ -41,30 +45,62 @@ def export(source: Path, out: Path | None, fp16: bool) -> None:
     path = export_onnx(source, out, fp16=fp16)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
     worst = max(parity["max_abs_err"].values())
-    click.echo(f"wrote {path} (max abs difference from PyTorch {worst:.2g} over batch sizes "
-               f"{', '.join(parity['max_abs_err'])}; tolerance {parity['tolerance']:g})")
+    click.echo(
+        f"wrote {path} (max abs difference from PyTorch {worst:.2g} over batch sizes "
+        f"{', '.join(parity['max_abs_err'])}; tolerance {parity['tolerance']:g})"
+    )
 
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--per-class", type=click.IntRange(min=1), required=True, help="Images to generate per class.")
-@click.option("--classes", "select", default=None,
-              help="Comma-separated classes to generate, by index or name (e.g. 3,5,8)  [default: all].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Image i depends only on (model, seed, i).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="A folder (png) or a file (npz, pt); a manifest JSON is written with it.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="png: ImageFolder tree <out>/<class>/<i>.png; npz/pt: one file with uint8 `images` "
-                   "[N, 28, 28] and int64 `labels`  [default: from the suffix of --out, else png].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Images per ONNX Runtime call (speed only; never changes the images).")
+@click.option(
+    "--classes",
+    "select",
+    default=None,
+    help="Comma-separated classes to generate, by index or name (e.g. 3,5,8)  [default: all].",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Image i depends only on (model, seed, i)."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A folder (png) or a file (npz, pt); a manifest JSON is written with it.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="png: ImageFolder tree <out>/<class>/<i>.png; npz/pt: one file with uint8 `images` "
+    "[N, 28, 28] and int64 `labels`  [default: from the suffix of --out, else png].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Images per ONNX Runtime call (speed only; never changes the images).",
+)
 @click.option("--provider", type=PROVIDER_CHOICE, default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads  [default: all cores].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(model: Path, per_class: int, select: str | None, seed: int, out: Path, fmt: str | None,
-             batch_size: int, provider: str, threads: int | None, overwrite: bool, quiet: bool) -> None:
+def generate(
+    model: Path,
+    per_class: int,
+    select: str | None,
+    seed: int,
+    out: Path,
+    fmt: str | None,
+    batch_size: int,
+    provider: str,
+    threads: int | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
     """Generate labelled images with an exported generator (a .onnx file or a run folder).
 
     Writes --per-class images of each class as an ImageFolder tree (--format png, with manifest.json
@@ -98,7 +134,7 @@ def generate(model: Path, per_class: int, select: str | None, seed: int, out: Pa
         done = 0
         for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size):
             if fmt == "png":
-                _write_pngs(tmp, images, labels[done:done + len(images)], start=done, folders=label_folders)
+                _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
             else:
                 batches.append(images)
             done += len(images)
@@ -135,8 +171,10 @@ def generate(model: Path, per_class: int, select: str | None, seed: int, out: Pa
                 leftover.unlink(missing_ok=True)
         if not finished:
             _remove_made(made, out)
-    click.echo(f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
-               f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})")
+    click.echo(
+        f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
+        f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})"
+    )
 
 
 @main.command()
@@ -144,15 +182,26 @@ def generate(model: Path, per_class: int, select: str | None, seed: int, out: Pa
 @click.option("--from", "from_class", required=True, help="Start class (index or name).")
 @click.option("--to", "to_class", required=True, help="End class (index or name).")
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames, ends included.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The walk goes from sample 0 to sample 1 of this seed.")
-@click.option("--mode", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True,
-              help="Interpolation of the latent z (the label embedding is always linear).")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The walk goes from sample 0 to sample 1 of this seed.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["slerp", "lerp"]),
+    default="slerp",
+    show_default=True,
+    help="Interpolation of the latent z (the label embedding is always linear).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG strip to write.")
 @click.option("--gif", is_flag=True, help="Also write an animated GIF (there and back) beside --out.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-def interpolate(model: Path, from_class: str, to_class: str, steps: int, seed: int, mode: str, out: Path,
-                gif: bool, overwrite: bool) -> None:
+def interpolate(
+    model: Path, from_class: str, to_class: str, steps: int, seed: int, mode: str, out: Path, gif: bool, overwrite: bool
+) -> None:
     """Walk the latent and the label embedding from one class to another (e.g. a 4 turning into an 8).
 
     The blended label embedding is not an integer label, so this uses the PyTorch generator in the run's

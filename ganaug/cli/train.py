@@ -11,49 +11,125 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 
 
 @main.command()
-@click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True,
-              help="Training data; 'digits' is embedded in scikit-learn and needs no files.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding MNIST/raw, FashionMNIST/raw, or <class>/<image> files.")
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default="digits",
+    show_default=True,
+    help="Training data; 'digits' is embedded in scikit-learn and needs no files.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding MNIST/raw, FashionMNIST/raw, or <class>/<image> files.",
+)
 @click.option("--download", is_flag=True, help="Download MNIST / Fashion-MNIST into --data-root if missing.")
-@click.option("--per-class", type=click.IntRange(min=1), default=None,
-              help="Train on a seeded stratified subset of N images per class.")
-@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=Path("runs/digits"), show_default=True,
-              help="Run folder to create.")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
-              help="Continue the run in this folder up to its configured total.")
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on a seeded stratified subset of N images per class.",
+)
+@click.option(
+    "--out",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs/digits"),
+    show_default=True,
+    help="Run folder to create.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the run in this folder up to its configured total.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 100 for digits, else 15].")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 100 for digits, else 15]."
+)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True, help="Generator learning rate.")
 @click.option("--lr-d", type=float, default=2e-4, show_default=True, help="Discriminator learning rate.")
-@click.option("--d-steps", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Discriminator steps per generator step (Goodfellow's k).")
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=0.0, show_default=True,
-              help="One-sided: real targets become 1 - s.")
+@click.option(
+    "--d-steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Discriminator steps per generator step (Goodfellow's k).",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="One-sided: real targets become 1 - s.",
+)
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalization on every discriminator layer.")
-@click.option("--diffaugment", default="", show_default=True,
-              help=f"Comma-separated DiffAugment policies from {', '.join(DIFFAUGMENT_POLICIES)}.")
-@click.option("--augment-real", is_flag=True,
-              help="Random affine (rotate/shift/scale) on the real images only: G learns digits in new poses; for tiny subsets.")
+@click.option(
+    "--diffaugment",
+    default="",
+    show_default=True,
+    help=f"Comma-separated DiffAugment policies from {', '.join(DIFFAUGMENT_POLICIES)}.",
+)
+@click.option(
+    "--augment-real",
+    is_flag=True,
+    help="Random affine (rotate/shift/scale) on the real images only: G learns digits in new poses; for tiny subsets.",
+)
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
 @click.option("--z-dim", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--g-width", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Generator channels at 14x14 (4x that at 7x7).")
-@click.option("--upsample", type=click.Choice(["subpixel", "deconv"]), default="subpixel", show_default=True,
-              help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.")
+@click.option(
+    "--g-width",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Generator channels at 14x14 (4x that at 7x7).",
+)
+@click.option(
+    "--upsample",
+    type=click.Choice(["subpixel", "deconv"]),
+    default="subpixel",
+    show_default=True,
+    help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.",
+)
 @click.option("--d-width", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
-              help="Mixed precision; auto = bf16 on CUDA, off on CPU.")
+@click.option(
+    "--amp",
+    type=click.Choice(["auto", "off", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="Mixed precision; auto = bf16 on CUDA, off on CPU.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
-@click.option("--save-every", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Epochs between sample grids and checkpoints (the last epoch is always saved).")
+@click.option(
+    "--save-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Epochs between sample grids and checkpoints (the last epoch is always saved).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset, the weights and every draw.")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(run_dir: Path, resume_dir: Path | None, overwrite: bool, epochs: int | None, diffaugment: str,
-          quiet: bool, no_export: bool, spectral_norm: bool, z_dim: int, g_width: int, d_width: int, upsample: str, **opts) -> None:
+def train(
+    run_dir: Path,
+    resume_dir: Path | None,
+    overwrite: bool,
+    epochs: int | None,
+    diffaugment: str,
+    quiet: bool,
+    no_export: bool,
+    spectral_norm: bool,
+    z_dim: int,
+    g_width: int,
+    d_width: int,
+    upsample: str,
+    **opts,
+) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
     from ganaug.training import Trainer
 
@@ -63,12 +139,15 @@ def train(run_dir: Path, resume_dir: Path | None, overwrite: bool, epochs: int |
         trainer = Trainer.resume(resume_dir, epochs=epochs, progress=not quiet)
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
-        model = ModelConfig(z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm, upsample=upsample)
+        model = ModelConfig(
+            z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm, upsample=upsample
+        )
         data_root = None if opts["data_root"] is None else str(opts.pop("data_root"))
         opts.pop("data_root", None)
         try:
-            config = TrainConfig(**opts, data_root=data_root, epochs=epochs,
-                                 diffaugment=policies, export_onnx=not no_export, model=model)
+            config = TrainConfig(
+                **opts, data_root=data_root, epochs=epochs, diffaugment=policies, export_onnx=not no_export, model=model
+            )
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         trainer = Trainer.new(config, run_dir, overwrite=overwrite, progress=not quiet)
