@@ -59,6 +59,10 @@ METADATA_KEYS: tuple[str, ...] = (
     "parity",
 )
 """Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
+PROVENANCE_KEYS: tuple[str, ...] = ("data", "step", "checkpoint_sha256")
+"""Metadata keys that say where a generator came from; null unless the caller's ``provenance`` gives them."""
+CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS)
+"""Metadata keys ganaug derives from the generator and the export itself: ``provenance`` cannot set them."""
 
 
 class ExportParityError(GanaugError, RuntimeError):
@@ -186,24 +190,6 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
     return export_generator(generator, out, classes=meta["classes"], fp16=fp16, provenance=provenance)
 
 
-# Metadata keys ganaug derives from the generator itself: provenance cannot override them.
-CONTRACT_KEYS = frozenset(
-    {
-        "kind",
-        "z_dim",
-        "num_classes",
-        "classes",
-        "image_shape",
-        "output_range",
-        "precision",
-        "model_config",
-        "ganaug_version",
-        "opset",
-        "parity",
-    }
-)
-
-
 def export_generator(
     generator: Generator,
     out: str | Path,
@@ -258,9 +244,7 @@ def export_generator(
         "output_range": list(OUTPUT_RANGE),
         "precision": precision,
         "model_config": dataclasses.asdict(config),
-        "data": None,
-        "step": None,
-        "checkpoint_sha256": None,
+        **dict.fromkeys(PROVENANCE_KEYS),
         **(provenance or {}),
         "ganaug_version": __version__,
         "opset": next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
