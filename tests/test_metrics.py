@@ -121,45 +121,22 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     gen = open_generator(tiny_run, backend="pytorch")
     gen_train = training_images(gen.data, root=None)
     assert len(gen_train) == 20 * 10  # the run's per_class subset, re-drawn and hash-checked
-    report = evaluate_generator(
-        gen,
-        ev,
-        test_images=to_model_range(test.images),
-        test_labels=test.labels,
-        train_images=to_model_range(train.images),
-        train_labels=train.labels,
-        generator_train_images=gen_train,
-        per_class=12,
-        seed=1,
-        memorization_queries=50,
-    )
+    real = {
+        "test_images": to_model_range(test.images),
+        "test_labels": test.labels,
+        "train_images": to_model_range(train.images),
+        "train_labels": train.labels,
+    }
+    settings = {"generator_train_images": gen_train, "per_class": 12, "seed": 1, "memorization_queries": 50}
+    report = evaluate_generator(gen, ev, **real, **settings)
     d = report.to_dict()
     assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10
     assert report.frechet_distance >= 0 and report.frechet_distance_floor >= 0
     assert 0 <= report.precision_recall.precision <= 1 and report.memorization.train_size == 200
-    again = evaluate_generator(
-        gen,
-        ev,
-        test_images=to_model_range(test.images),
-        test_labels=test.labels,
-        train_images=to_model_range(train.images),
-        train_labels=train.labels,
-        generator_train_images=gen_train,
-        per_class=12,
-        seed=1,
-        memorization_queries=50,
-    )
+    again = evaluate_generator(gen, ev, **real, **settings)
     assert again.to_dict() == d
     with pytest.raises(InputError, match="per-class"):
-        evaluate_generator(
-            gen,
-            ev,
-            test_images=to_model_range(test.images),
-            test_labels=test.labels,
-            train_images=to_model_range(train.images),
-            train_labels=train.labels,
-            per_class=10_000,
-        )
+        evaluate_generator(gen, ev, **real, per_class=10_000)
 
 
 def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
