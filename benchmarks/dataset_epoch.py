@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -84,6 +83,7 @@ def main() -> None:
     import torch
 
     import ganaug
+    from ganaug.machine import describe
     from ganaug.runtime import OnnxGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,13 +123,7 @@ def main() -> None:
             "z_dim": metadata.get("z_dim"),
         },
         "bar": f"epoch_s <= {BAR} * bulk_s",
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": describe(),
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -50,6 +49,7 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
 from ganaug.evaluator import EvaluatorConfig, EvaluatorNet, random_affine
+from ganaug.machine import describe
 
 CONDITIONS = {
     "a": "real only",
@@ -487,26 +487,6 @@ def aggregate(p: Profile, cells: list[dict[str, Any]]) -> dict[str, Any]:
 # ---- report -------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ganaug": __version__,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        info["cpu"] = names[0] if names else platform.processor()
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -877,7 +857,7 @@ def run(
     results = {
         "profile": p.to_dict(),
         "command": command,
-        "machine": machine(),
+        "machine": describe(),
         "ganaug_version": __version__,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_seconds": time.perf_counter() - t0,

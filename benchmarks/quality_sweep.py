@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import time
 from pathlib import Path
 
@@ -126,23 +125,19 @@ def main() -> None:
     results = dict(queue.get() for _ in procs)
     for p in procs:
         p.join()
-    import torch
+    from ganaug.machine import describe
 
-    device = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available() and args.device != "cpu"
-        else platform.processor() or platform.machine()
-    )
+    machine = describe()
+    device = machine.get("gpu") if args.device != "cpu" else None
     report = {
-        "device": device,
-        "torch": torch.__version__,
+        "machine": machine,
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "recipes": {n: {"overrides": recipes[n], "results": results[n]} for n in recipes},
         "per_class": args.per_class,
     }
     (args.out / "sweep.json").write_text(json.dumps(report, indent=2))
     lines = [
-        f"# Quality sweep on {device} ({len(recipes)} recipes side by side, {args.per_class} samples/class)",
+        f"# Quality sweep on {device or machine['cpu']} ({len(recipes)} recipes side by side, {args.per_class} samples/class)",
         "",
         "| recipe | overrides | class fidelity at epochs | train s (last) | images/s (last) |",
         "|---|---|---|---|---|",

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from ganaug import __version__
 from ganaug.config import ModelConfig
 from ganaug.errors import InputError
 from ganaug.export import export_generator, fold_for_inference, read_metadata
+from ganaug.machine import describe
 from ganaug.models import Generator, generator_flops
 from ganaug.runtime import OnnxGenerator, gpu_present
 from ganaug.sampling import latents
@@ -48,40 +47,6 @@ RESULTS = Path(__file__).parent / "results"
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    """CPU model, core counts, SIMD flags and library versions."""
-    import onnxruntime as ort
-
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-        "ganaug": __version__,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        text = cpuinfo.read_text()
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        info["cpu"] = fields.get("model name", platform.processor())
-        flags = set(fields.get("flags", "").split())
-        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-        cores = {
-            (b.split("physical id")[1].split("\n")[0], b.split("core id")[1].split("\n")[0])
-            for b in text.split("\n\n")
-            if "core id" in b
-        }
-        info["physical_cores"] = len(cores) or None
-    else:
-        info["cpu"] = platform.processor()
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def gemm_gflops(*, n: int, repeats: int, device: str = "cpu") -> float:
@@ -299,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "ganaug_version": __version__,
         "command": " ".join(["python", "benchmarks/throughput.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine(),
+        "machine": describe(),
         "model": {"source": described, "config": dataclasses.asdict(config), "mflop_per_image": flops / 1e6},
         "settings": {
             "batch_sizes": batch_sizes,
