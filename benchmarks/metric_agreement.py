@@ -174,8 +174,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     agree = agreement(rows)
     command = "python benchmarks/metric_agreement.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    from ganaug.machine import describe
+
     results = {
         "command": command,
+        "machine": describe(),
         "per_class": args.per_class,
         "seed": args.seed,
         **extra,
