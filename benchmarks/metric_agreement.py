@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         f"Command: `{command}`",
         "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+        "",
         (
             f"{len(rows)} generators, {args.per_class} samples per class each (latent seed {args.seed}). Independent "
             f"judges: LeNet-5 trained here ({100 * extra['lenet_test_accuracy']:.2f}% on the MNIST test split; "
