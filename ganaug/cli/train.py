@@ -14,7 +14,7 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),
-    default="digits",
+    default=TrainConfig.dataset,
     show_default=True,
     help="Training data; 'digits' is embedded in scikit-learn and needs no files.",
 )
@@ -50,20 +50,20 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 100 for digits, else 15]."
 )
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr-g", type=float, default=2e-4, show_default=True, help="Generator learning rate.")
-@click.option("--lr-d", type=float, default=2e-4, show_default=True, help="Discriminator learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr-g", type=float, default=TrainConfig.lr_g, show_default=True, help="Generator learning rate.")
+@click.option("--lr-d", type=float, default=TrainConfig.lr_d, show_default=True, help="Discriminator learning rate.")
 @click.option(
     "--d-steps",
     type=click.IntRange(min=1),
-    default=1,
+    default=TrainConfig.d_steps,
     show_default=True,
     help="Discriminator steps per generator step (Goodfellow's k).",
 )
 @click.option(
     "--label-smoothing",
     type=click.FloatRange(0, 0.5, max_open=True),
-    default=0.0,
+    default=TrainConfig.label_smoothing,
     show_default=True,
     help="One-sided: real targets become 1 - s.",
 )
@@ -79,40 +79,48 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
     is_flag=True,
     help="Random affine (rotate/shift/scale) on the real images only: G learns digits in new poses; for tiny subsets.",
 )
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True)
-@click.option("--z-dim", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
+)
+@click.option("--z-dim", type=click.IntRange(min=1), default=ModelConfig.z_dim, show_default=True)
 @click.option(
     "--g-width",
     type=click.IntRange(min=1),
-    default=32,
+    default=ModelConfig.g_width,
     show_default=True,
     help="Generator channels at 14x14 (4x that at 7x7).",
 )
 @click.option(
     "--upsample",
     type=click.Choice(["subpixel", "deconv"]),
-    default="subpixel",
+    default=ModelConfig.upsample,
     show_default=True,
     help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.",
 )
-@click.option("--d-width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--d-width", type=click.IntRange(min=1), default=ModelConfig.d_width, show_default=True)
 @click.option(
     "--amp",
     type=click.Choice(["auto", "off", "bf16", "fp16"]),
-    default="auto",
+    default=TrainConfig.amp,
     show_default=True,
     help="Mixed precision; auto = bf16 on CUDA, off on CPU.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TrainConfig.device, show_default=True)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
 @click.option(
     "--save-every",
     type=click.IntRange(min=1),
-    default=1,
+    default=TrainConfig.save_every,
     show_default=True,
     help="Epochs between sample grids and checkpoints (the last epoch is always saved).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset, the weights and every draw.")
+@click.option(
+    "--seed",
+    type=int,
+    default=TrainConfig.seed,
+    show_default=True,
+    help="Seeds the subset, the weights and every draw.",
+)
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(
