@@ -293,11 +293,30 @@ def train_classifier(
 
 
 @torch.no_grad()
+def predict(net: EvaluatorNet, images: torch.Tensor, device: str, batch: int = 2000) -> torch.Tensor:
+    """Predicted labels int64 [N] (on the CPU) of float images [N, 1, 28, 28] in [-1, 1]."""
+    return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+
+
+_JUDGES: dict[tuple[Any, ...], EvaluatorNet] = {}
+
+
+def judge(
+    p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, num_classes: int, device: str
+) -> EvaluatorNet:
+    """The filter's judge: the (c) classifier of this (budget, seed), trained once per process for every cell."""
+    key = (_key(p.to_dict()), budget, seed, device)
+    if key not in _JUDGES:
+        _JUDGES[key] = train_classifier(
+            p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device
+        )
+    return _JUDGES[key]
+
+
 def test_accuracy(
     net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str
 ) -> tuple[float, list[float]]:
-    pred = torch.cat([net(images[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(images), 2000)])
-    hit = (pred == labels).double()
+    hit = (predict(net, images, device) == labels).double()
     return float(hit.mean()), [float(hit[labels == c].mean()) for c in range(num_classes)]
 
 
@@ -380,12 +399,9 @@ def run_cell(
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
         if p.synthetic_filter:
-            judge = train_classifier(p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device)
+            net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
             x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, seed=seed)
-            with torch.no_grad():
-                keep = (
-                    torch.cat([judge(x[i : i + 2000].to(device)).argmax(1).cpu() for i in range(0, len(x), 2000)]) == y
-                )
+            keep = predict(net, x, device) == y
             take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
             fake = (x[torch.cat(take)], y[torch.cat(take)])
             extra["synthetic_kept_per_class"] = [len(t) for t in take]

@@ -133,14 +133,22 @@ def test_cli_help_and_unknown_profile():
         assert res.exit_code == 2 and message in res.output, res.output
 
 
-def test_synthetic_filter_keeps_at_most_the_quota(tmp_path):
+def test_synthetic_filter_keeps_at_most_the_quota_and_trains_its_judge_once(tmp_path, monkeypatch):
     import dataclasses
 
     p = dataclasses.replace(
-        TINY, name="tiny-filter", conditions=("a", "b"), sweep=(), cas_gan_steps=0, seeds=1, synthetic_filter=True
+        TINY, name="tiny-filter", conditions=("a", "b", "d"), cas_gan_steps=0, seeds=1, synthetic_filter=True
+    )
+    trained = []
+    train = downstream.train_classifier
+    monkeypatch.setattr(
+        downstream, "train_classifier", lambda q, cond, **kw: trained.append(cond) or train(q, cond, **kw)
     )
     torch.set_num_threads(1)
     results = downstream.run(p, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", log=lambda m: None)
-    (cell,) = [c for c in results["raw_cells"] if c["condition"] == "b"]
-    assert cell["synthetic_filter"] and len(cell["synthetic_kept_per_class"]) == 10
-    assert all(0 <= k <= 5 for k in cell["synthetic_kept_per_class"])
+    cells = [c for c in results["raw_cells"] if c["condition"] == "b"]
+    assert len(cells) == 2  # the profile's amount and its sweep
+    for cell in cells:
+        assert cell["synthetic_filter"] and len(cell["synthetic_kept_per_class"]) == 10
+        assert all(0 <= k <= cell["synthetic_per_class"] for k in cell["synthetic_kept_per_class"])
+    assert trained.count("c") == 1  # one judge serves (b) at both amounts and (d); no (c) cell in this profile
