@@ -96,7 +96,6 @@ class Profile:
     synthetic_filter: bool = False
     filter_oversample: int = 4
     cas_gan_steps: int = 0  # 0: no CAS
-    cas_augment_real: bool = False  # random affine on the CAS GAN's real images too
     cas_per_class: int = 1000
     conditions: tuple[str, ...] = tuple(CONDITIONS)
 
@@ -826,7 +825,6 @@ def run(
             cfg = gan_config(
                 p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device, steps=p.cas_gan_steps
             )
-            cfg = dataclasses.replace(cfg, augment_real=p.cas_augment_real)
             full_gan = gan_for(cfg, "on the whole training split, for CAS", index == shards - 1)
         elif not (full_gan / "summary.json").is_file():
             raise InputError(f"--full-gan {full_gan} is not a finished ganaug run folder (no summary.json)")
