@@ -1,0 +1,317 @@
+"""Writing outputs without losing anything of the user's: markers, replace checks, locks, temps, full disks.
+
+Every command that writes a folder or file goes through here:
+
+- a folder ganaug creates (a run folder, a png output tree) carries :data:`MARKER`, a small JSON file
+  ``{"kind": ..., "ganaug_version": ..., "schema": 1}`` (:func:`mark_dir`);
+- ``--overwrite`` replaces a target only if :func:`check_replaceable` says it is ganaug's own (a marked
+  folder of the same kind, or a file of ganaug's format) and it is not the working folder, one of its
+  ancestors, the home folder, ``/`` or anything holding the model being read;
+- :func:`exclusive_lock` makes a second process writing the same target fail with a message;
+- writes go to :func:`temp_path` and are renamed into place; leftovers of a killed writer are removed by
+  :func:`clean_stale_temps` at the start of the next run of the same command;
+- :func:`reporting_disk_full` turns a full disk into one line and removes the partial temp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ganaug.errors import GanaugError, InputError
+
+MARKER = ".ganaug.json"
+"""File ganaug writes inside every folder it creates; its ``kind`` says what the folder is."""
+MARKER_SCHEMA = 1
+FILE_KINDS: tuple[str, ...] = ("onnx", "npz", "pt", "png", "gif")
+"""Kinds :func:`check_replaceable` knows as files; any other kind names a marked folder (``run``, ``images``...)."""
+PNG_STAMP_KEY = "ganaug"
+"""PNG text chunk (and GIF comment prefix) that marks an image file as written by ganaug (see :func:`stamp_info`)."""
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_HELD: dict[Path, int] = {}  # lock files this process holds -> fd, so clean_stale_temps knows the writer is us
+
+
+def mark_dir(path: str | Path, kind: str) -> None:
+    """Write :data:`MARKER` into folder ``path``, declaring it ganaug's own folder of ``kind``."""
+    from ganaug import __version__
+
+    marker = {"kind": kind, "ganaug_version": __version__, "schema": MARKER_SCHEMA}
+    (Path(path) / MARKER).write_text(json.dumps(marker) + "\n")
+
+
+def read_marker(path: str | Path) -> dict[str, Any] | None:
+    """The marker of folder ``path``, or ``None`` if it has none (or an unreadable one)."""
+    try:
+        marker = json.loads((Path(path) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | Path] = ()) -> None:
+    """Raise unless ``target`` may be replaced by an ``--overwrite`` of ``kind``; a missing target is fine.
+
+    Args:
+        target: the folder or file about to be replaced.
+        kind: a file kind of :data:`FILE_KINDS` or a folder kind (``run``, ``images``, ...).
+        protect: paths that must survive (the model or run folder being read): ``target`` may not be one,
+            contain one or lie inside one.
+
+    Raises:
+        InputError: ``target`` is ``.``/``..``, the working folder or an ancestor of it, the home folder,
+            ``/``; it touches a protected path; it is a folder without ganaug's marker of ``kind`` (an empty
+            folder is fine); it is a file that is not of ganaug's format for ``kind`` (a ``checkpoint.pt``
+            never is).
+    """
+    target = Path(target)
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if target.name in ("", ".", "..") or resolved == cwd or resolved in cwd.parents:
+        raise InputError(f"refusing to replace {target}: it is the working folder or above it; choose a new --out")
+    if resolved in (Path.home().resolve(), Path(resolved.anchor)):
+        raise InputError(f"refusing to replace {target}: it is the home or root folder; choose a new --out")
+    for p in protect:
+        p = Path(p).resolve()
+        if resolved == p or resolved in p.parents or p in resolved.parents:
+            raise InputError(
+                f"refusing to replace {target}: it holds or lies inside {p}, which is being read; choose another --out"
+            )
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink():
+        raise InputError(
+            f"refusing to replace {target}: it is a symbolic link; remove it yourself or choose another --out"
+        )
+    if target.is_dir():
+        if kind in FILE_KINDS:
+            raise InputError(f"refusing to replace {target}: it is a folder, not a {kind} file; choose another --out")
+        marker = read_marker(target)
+        if marker is not None and marker.get("kind") == kind:
+            return
+        if marker is None and not any(target.iterdir()):
+            return
+        what = f"a ganaug {marker.get('kind')!r} folder" if marker else "not a folder ganaug wrote"
+        raise InputError(
+            f"refusing to replace {target}: it is {what} (no {MARKER} of kind {kind!r}); "
+            "move it away yourself or choose another --out"
+        )
+    if kind not in FILE_KINDS:
+        raise InputError(
+            f"refusing to replace {target}: it is a file, not a ganaug {kind} folder; choose another --out"
+        )
+    if target.name == "checkpoint.pt" or not _is_ganaug_file(target, kind):
+        raise InputError(
+            f"refusing to replace {target}: it is not a {kind} file written by ganaug; "
+            "move it away yourself or choose another --out"
+        )
+
+
+def _is_ganaug_file(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a file of ganaug's own format for ``kind`` (cheap checks, no unpickling)."""
+    try:
+        if kind == "onnx":
+            return _onnx_is_ganaug(path)
+        if kind in ("npz", "pt"):
+            manifest = json.loads(path.with_suffix(".manifest.json").read_text())
+            if not (isinstance(manifest, dict) and manifest.get("format") == kind and "ganaug_version" in manifest):
+                return False
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+            if kind == "npz":
+                return {"images.npy", "labels.npy"} <= set(names)
+            return any(n.endswith("/data.pkl") for n in names)
+        if kind in ("png", "gif"):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                if kind == "png":
+                    return image.format == "PNG" and PNG_STAMP_KEY in getattr(image, "text", {})
+                comment = image.info.get("comment", b"")
+                return image.format == "GIF" and comment.startswith(PNG_STAMP_KEY.encode())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    return False
+
+
+def _onnx_is_ganaug(path: Path) -> bool:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from ganaug.export import KIND
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, OSError):
+        return False
+    return any(p.key == "ganaug.kind" and p.value == json.dumps(KIND) for p in proto.metadata_props)
+
+
+def stamp_info() -> dict[str, str]:
+    """PNG text (``pnginfo``) that marks an image as ganaug's: ``{"ganaug": "<version>"}``."""
+    from ganaug import __version__
+
+    return {PNG_STAMP_KEY: __version__}
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file of ``target``: ``.<name>.lock`` beside it (it survives ``target`` being replaced)."""
+    target = Path(target).absolute()
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``path``'s lock file (:func:`lock_path`) for the ``with`` block.
+
+    The OS releases the lock when the process dies (even after kill -9). The parent folder of ``path`` is
+    created if missing. Yields the lock file's path; the file is removed on release.
+
+    Raises:
+        InputError: another process holds the lock ("another ganaug process (pid N) is writing PATH...").
+    """
+    path = Path(path)
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(
+                f"another ganaug process (pid {holder}) is writing {path}; wait for it or choose another {what}"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # else the holder removed the file between our open and flock: take the new one
+            break
+        os.close(fd)
+    else:
+        raise GanaugError(f"could not lock {lock}: it keeps being replaced; rerun")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[lock] = fd
+    try:
+        yield lock
+    finally:
+        del _HELD[lock]
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+def temp_path(target: str | Path, *, pid: int | None = None) -> Path:
+    """The hidden temp name for an atomic write of ``target``: ``.<name>.tmp-<pid>`` in ``target``'s folder."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_free(lock: Path) -> bool:
+    """Whether nobody holds ``lock`` (we hold it ourselves -> the other writers are gone too)."""
+    if lock in _HELD:
+        return True
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or folder tree; a missing path is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def clean_stale_temps(target: str | Path) -> list[Path]:
+    """Remove leftover temps (:func:`temp_path`) of ``target`` whose writer is gone; return what was removed.
+
+    A temp is stale when its pid is no longer alive, or when no one else holds ``target``'s lock (every
+    writer holds it while writing). This process's own temps are kept.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    prefix = f".{target.name}.tmp-"
+    lock_free = _lock_free(lock_path(target))
+    removed = []
+    for temp in sorted(target.parent.glob(f"{_glob_escape(prefix)}*")):
+        pid_text = temp.name[len(prefix) :]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        if lock_free or not _pid_alive(int(pid_text)):
+            remove_path(temp)
+            removed.append(temp)
+    return removed
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def disk_full_error(e: OSError, path: str | Path, *, temp: str | Path | None = None) -> GanaugError | None:
+    """A one-line :class:`GanaugError` for a full disk (ENOSPC/EDQUOT) while writing ``path``, else ``None``.
+
+    ``temp`` (the partial write) is measured for the message and removed.
+    """
+    if e.errno not in _DISK_FULL:
+        return None
+    written = 0
+    if temp is not None:
+        temp = Path(temp)
+        written = _size(temp)
+        remove_path(temp)
+    need_mb = max(1, -(-written // 2**20))
+    return GanaugError(f"no space left on the device while writing {path}: free at least {need_mb} MB and rerun")
+
+
+@contextlib.contextmanager
+def reporting_disk_full(path: str | Path, *, temp: str | Path | None = None) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT inside the block into :func:`disk_full_error` (removing ``temp``)."""
+    try:
+        yield
+    except OSError as e:
+        error = disk_full_error(e, path, temp=temp)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
