@@ -6,7 +6,10 @@
     train = GeneratedDataset("runs/mnist/generator.onnx", per_class=6000, seed=0, transform=transform)
 
 Item ``i`` depends only on (generator file, seed, i): it is ``G(ganaug.sampling.latents(seed, i, i + 1),
-targets[i])`` with the labels laid out class by class (:func:`ganaug.sampling.labels_from_counts`). ONNX
+targets[i])``. By default ``targets`` is the class-by-class layout (:func:`ganaug.sampling.labels_from_counts`)
+shuffled by a permutation seeded with ``seed`` (:func:`mixed_order`), so the classes are mixed like a real
+dataset's and a DataLoader without ``shuffle=True`` still sees every class in every batch; ``order="sorted"``
+keeps the class-by-class layout (the images ``ganaug generate`` makes with the same counts and seed). ONNX
 Runtime's CPU kernels compute each row of a batch independently of the others, of the batch size and of
 the thread count, so the items are the same whatever the epoch, access order, ``batch_size`` or
 ``num_workers``. Generation is batched: a DataLoader batch is one :meth:`GeneratedDataset.__getitems__`
@@ -35,11 +38,14 @@ from ganaug.runtime import make_labels, resolve_class, to_uint8
 from ganaug.sampling import labels_from_counts, latents
 
 Output = Literal["pil", "tensor"]
+Order = Literal["mixed", "sorted"]
+ORDERS: tuple[str, ...] = ("mixed", "sorted")
 ClassKey = int | str
 VALUE_RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0))
 """The ranges ``output="tensor"`` can hand out: ``(0, 1)`` like ``ToTensor()``, or the generator's ``(-1, 1)``."""
 
 _EPOCH_PURPOSE = 0  # the middle word of the SeedSequence entropy, so epoch and other derived seeds never meet
+_ORDER_PURPOSE = 2  # 1 is ganaug.mixing's over-generation rounds
 # (pid, file, provider, threads) -> (the file's stat stamp, OnnxGenerator): one per process and file version,
 # so a generator re-exported to the same path is not served by the old file's session.
 _RUNTIMES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -53,6 +59,16 @@ def derive_seed(seed: int, purpose: int, n: int) -> int:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The latent seed of epoch ``epoch`` in fresh-samples mode (:meth:`GeneratedDataset.set_epoch`)."""
     return derive_seed(seed, _EPOCH_PURPOSE, epoch)
+
+
+def mixed_order(seed: int, n: int) -> np.ndarray:
+    """The permutation int64 [n] that mixes a class-by-class layout: ``targets = sorted_labels[mixed_order(seed, n)]``.
+
+    It is the stable argsort of ``n`` raw 64-bit draws of ``numpy.random.PCG64(derive_seed(seed, 2, n))``: a bit
+    generator's raw stream is fixed across numpy versions, unlike ``Generator.permutation``'s algorithm.
+    """
+    keys = np.random.PCG64(derive_seed(seed, _ORDER_PURPOSE, n)).random_raw(n)
+    return np.argsort(keys, kind="stable").astype(np.int64)
 
 
 def largest_remainder(length: int, weights: Sequence[float]) -> list[int]:
@@ -132,9 +148,11 @@ class GeneratedDataset(VisionDataset):
     generator's float output, not rounded to 8 bits). ``label`` is an ``int``.
 
     Law: item ``i`` is ``G(ganaug.sampling.latents(s, i, i + 1, z_dim), targets[i])`` with ``s = seed``, or
-    ``s = epoch_seed(seed, e)`` after :meth:`set_epoch` ``(e)``; ``targets`` lays the classes out one after
-    another (:func:`resolve_labels`), ``counts[c]`` items of class ``c``. PIL images are
-    :func:`ganaug.runtime.to_uint8` of the float output.
+    ``s = epoch_seed(seed, e)`` after :meth:`set_epoch` ``(e)``. ``targets`` holds ``counts[c]`` items of class
+    ``c``: with ``order="mixed"`` (the default) it is ``sorted_targets[mixed_order(seed, len)]``, classes mixed
+    like a real dataset's so that a DataLoader without ``shuffle=True`` still trains on every class; with
+    ``order="sorted"`` it is ``sorted_targets`` itself, the classes one after another (:func:`resolve_labels`).
+    ``targets`` never changes with the epoch. PIL images are :func:`ganaug.runtime.to_uint8` of the float output.
 
     Args:
         generator: an exported ``generator.onnx`` or a run folder that holds one.
@@ -143,7 +161,8 @@ class GeneratedDataset(VisionDataset):
         length: total items instead of ``per_class``, split over the classes in proportion to
             ``class_weights`` (a sequence by class index or a mapping class -> weight; default equal) by
             :func:`largest_remainder`.
-        seed: the latent seed (>= 0).
+        seed: the latent seed (>= 0); it also seeds the mixed order.
+        order: ``"mixed"`` (default) or ``"sorted"`` (class by class, as ``ganaug generate`` lays images out).
         transform, target_transform: applied to each image / label, as in torchvision.
         output: ``"pil"`` or ``"tensor"``.
         value_range: with ``output="tensor"`` only: ``(0, 1)`` (default, like ``ToTensor()``) or ``(-1, 1)``.
@@ -162,7 +181,7 @@ class GeneratedDataset(VisionDataset):
 
     Raises:
         InputError: bad counts, weights or class names; a file that is not a ganaug generator; an image
-            shape other than one channel; an unknown ``output`` or ``value_range``.
+            shape other than one channel; an unknown ``output``, ``value_range`` or ``order``.
 
     Example:
         >>> ds = GeneratedDataset("runs/mnist", per_class=100, seed=0)  # doctest: +SKIP
@@ -177,6 +196,7 @@ class GeneratedDataset(VisionDataset):
         length: int | None = None,
         class_weights: Sequence[float] | Mapping[ClassKey, float] | None = None,
         seed: int = 0,
+        order: Order = "mixed",
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         output: Output = "pil",
@@ -188,6 +208,8 @@ class GeneratedDataset(VisionDataset):
         super().__init__(str(generator), transform=transform, target_transform=target_transform)
         if output not in ("pil", "tensor"):
             raise InputError(f"unknown output {output!r}; choose 'pil' or 'tensor'")
+        if order not in ORDERS:
+            raise InputError(f"unknown order {order!r}; choose 'mixed' or 'sorted'")
         if value_range is not None and output != "tensor":
             raise InputError("value_range= applies to output='tensor' only; PIL images are uint8 in [0, 255]")
         value_range = (0.0, 1.0) if value_range is None else tuple(float(v) for v in value_range)
@@ -199,6 +221,7 @@ class GeneratedDataset(VisionDataset):
             _positive_int(threads, "threads")
         self.generator_path = Path(generator)
         self.seed = int(seed)
+        self.order: Order = order
         self.output: Output = output
         self.value_range: tuple[float, float] = value_range
         self.provider = provider
@@ -215,7 +238,8 @@ class GeneratedDataset(VisionDataset):
                 f"{generator} makes images of shape {list(self.image_shape)}; GeneratedDataset needs one channel [1, H, W]"
             )
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
-        self._labels = resolve_labels(self.classes, per_class=per_class, length=length, class_weights=class_weights)
+        labels = resolve_labels(self.classes, per_class=per_class, length=length, class_weights=class_weights)
+        self._labels = labels[mixed_order(self.seed, len(labels))] if order == "mixed" else labels
         self.targets: torch.Tensor = torch.from_numpy(self._labels)
         self.counts: list[int] = np.bincount(self._labels, minlength=len(self.classes)).tolist()
         self._reset_cache()
@@ -244,7 +268,7 @@ class GeneratedDataset(VisionDataset):
     def extra_repr(self) -> str:
         counts = dict(zip(self.classes, self.counts))
         epoch = "fixed samples" if self.epoch is None else f"epoch {self.epoch} (fresh samples per epoch)"
-        lines = [f"Seed: {self.seed}, {epoch}", f"Output: {self.output}"]
+        lines = [f"Seed: {self.seed}, {epoch}", f"Order: {self.order}", f"Output: {self.output}"]
         if self.output == "tensor":
             lines[-1] += f" in {list(self.value_range)}"
         lines.append(f"Items per class: {counts}")

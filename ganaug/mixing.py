@@ -264,8 +264,8 @@ def draw_synthetic(
     """Exactly ``per_class`` generated items of each class, optionally only those a classifier agrees with.
 
     Without a filter, from a generator file: the items of ``GeneratedDataset(generated,
-    per_class={c: n_c, ...}, seed=seed)`` (classes in index order); from a :class:`GeneratedDataset`: the
-    first ``n_c`` items of each class ``c``. With a ``label_filter``, candidates are classified in rounds:
+    per_class={c: n_c, ...}, seed=seed, order="sorted")`` (classes in index order); from a
+    :class:`GeneratedDataset`: the first ``n_c`` items of each class ``c`` in its own order. With a ``label_filter``, candidates are classified in rounds:
     round 0 takes them from the same place; round ``r >= 1`` generates new ones with the latent seed
     ``derive_seed(s, 1, r)`` (``s`` the round-0 seed), ``ceil(missing * oversample / rate)`` per short class
     (``rate`` its acceptance so far, at least 0.02); a class keeps its first accepted candidates in order.
@@ -312,6 +312,7 @@ def draw_synthetic(
                 template.generator_path,
                 per_class=wanted,
                 seed=round_seed,
+                order="sorted",
                 provider=template.provider,
                 threads=template.threads,
                 chunk_size=template.chunk_size,

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from ganaug.dataset import GeneratedDataset, SourceDataset, epoch_seed, largest_remainder
+from ganaug.dataset import GeneratedDataset, SourceDataset, epoch_seed, largest_remainder, mixed_order
 from ganaug.errors import InputError
 from ganaug.runtime import OnnxGenerator
 
@@ -35,11 +35,21 @@ def onnx_path(tmp_path_factory, tiny_run) -> Path:
     return export_tiny_once(tmp_path_factory, tiny_run)
 
 
+SORTED_TARGETS = np.repeat(np.arange(10), 6)  # per_class=6, class by class
+MIXED_TARGETS = SORTED_TARGETS[mixed_order(3, 60)]  # the default order of per_class=6, seed=3
+
+
 @pytest.fixture(scope="module")
 def reference(onnx_path) -> np.ndarray:
-    """uint8 [60, 28, 28]: what the runtime generates for per_class=6, seed=3, in one call."""
+    """uint8 [60, 28, 28]: what the runtime generates for per_class=6, seed=3, class by class, in one call."""
     runtime = OnnxGenerator(onnx_path, provider="cpu")
     return runtime.generate(runtime.labels(6), seed=3)
+
+
+@pytest.fixture(scope="module")
+def mixed_reference(onnx_path) -> np.ndarray:
+    """uint8 [60, 28, 28]: image i is G(latents(3, i, i + 1), MIXED_TARGETS[i]), made by the runtime in one call."""
+    return OnnxGenerator(onnx_path, provider="cpu").generate(MIXED_TARGETS, seed=3)
 
 
 def check_vision_dataset_contract(ds, *, image_size=(28, 28)) -> None:
@@ -60,22 +70,48 @@ def check_vision_dataset_contract(ds, *, image_size=(28, 28)) -> None:
     assert f"Number of datapoints: {n}" in repr(ds)
 
 
-def test_contract_and_law(onnx_path, reference):
+def test_contract_and_law(onnx_path, reference, mixed_reference):
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3)
     check_vision_dataset_contract(ds)
     assert len(ds) == 60 and ds.counts == [6] * 10 and ds.classes == OnnxGenerator(onnx_path).classes
-    assert ds.targets.tolist() == np.repeat(np.arange(10), 6).tolist()
-    assert "Seed: 3, fixed samples" in repr(ds) and "Items per class" in repr(ds)
+    assert ds.order == "mixed" and ds.targets.tolist() == MIXED_TARGETS.tolist()
+    assert "Seed: 3, fixed samples" in repr(ds) and "Order: mixed" in repr(ds) and "Items per class" in repr(ds)
     items = [ds[i] for i in range(len(ds))]
-    assert np.array_equal(np.stack([np.asarray(im) for im, _ in items]), reference)
+    assert np.array_equal(np.stack([np.asarray(im) for im, _ in items]), mixed_reference)
     assert [label for _, label in items] == ds.targets.tolist()
+    # order="sorted": the class-by-class layout, the very images `ganaug generate` makes with these counts and seed.
+    sorted_ds = GeneratedDataset(onnx_path, per_class=6, seed=3, order="sorted")
+    check_vision_dataset_contract(sorted_ds)
+    assert sorted_ds.targets.tolist() == SORTED_TARGETS.tolist() and sorted_ds.counts == ds.counts
+    assert np.array_equal(sorted_ds.arrays(range(60)), reference)
+
+
+def test_default_order_is_mixed_like_a_real_dataset(onnx_path):
+    # Regression (issue 10): items were laid out class by class, so a DataLoader without shuffle=True saw one
+    # class per batch and a classifier trained on it ended at chance.
+    ds = GeneratedDataset(onnx_path, per_class=600, seed=0)
+    sorted_ds = GeneratedDataset(onnx_path, per_class=600, seed=0, order="sorted")
+    first_batch = ds.targets[:64]
+    assert len(set(first_batch.tolist())) >= 8  # 64 draws from 10 equal classes: all but astronomically rare
+    assert np.bincount(first_batch.numpy(), minlength=10).max() <= 16
+    assert sorted(ds.targets.tolist()) == sorted_ds.targets.tolist() and ds.counts == sorted_ds.counts == [600] * 10
+    assert set(sorted_ds.targets[:64].tolist()) == {0}
+    unshuffled = GeneratedDataset(onnx_path, per_class=600, seed=0, transform=transforms.PILToTensor())
+    _, labels = next(iter(DataLoader(unshuffled, batch_size=64)))  # shuffle=False, as in the scripts that broke
+    assert labels.tolist() == first_batch.tolist()
+    # The order depends on (seed, length) only: the same for the same seed, another for another seed.
+    assert torch.equal(GeneratedDataset(onnx_path, per_class=600, seed=0).targets, ds.targets)
+    assert not torch.equal(GeneratedDataset(onnx_path, per_class=600, seed=1).targets, ds.targets)
+    weighted = GeneratedDataset(onnx_path, length=1000, class_weights=[5] + [1] * 9)
+    assert weighted.counts == largest_remainder(1000, [5] + [1] * 9)
+    assert np.bincount(weighted.targets.numpy(), minlength=10).tolist() == weighted.counts
 
 
 def test_run_folder_and_tensor_outputs(onnx_path, reference):
     runtime = OnnxGenerator(onnx_path, provider="cpu")
     floats = runtime.generate(runtime.labels(6), seed=3, dtype="float")
-    unit = GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor")
-    signed = GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor", value_range=(-1, 1))
+    unit = GeneratedDataset(onnx_path, per_class=6, seed=3, order="sorted", output="tensor")
+    signed = GeneratedDataset(onnx_path, per_class=6, seed=3, order="sorted", output="tensor", value_range=(-1, 1))
     image, label = unit[7]
     assert image.dtype == torch.float32 and image.shape == (1, 28, 28) and label == 1
     assert torch.equal(image, torch.from_numpy((floats[7] + 1) * 0.5))
@@ -85,18 +121,20 @@ def test_run_folder_and_tensor_outputs(onnx_path, reference):
     assert unit[7][0].max() <= 1
 
 
-def test_transforms_are_applied_like_mnist(onnx_path, reference):
+def test_transforms_are_applied_like_mnist(onnx_path, mixed_reference):
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, transform=tf, target_transform=lambda y: y + 100)
     image, label = ds[13]
-    assert label == 102
-    assert torch.allclose(image, torch.from_numpy(reference[13]).float().div(255).sub(0.5).div(0.5)[None])
+    assert label == MIXED_TARGETS[13] + 100
+    assert torch.allclose(image, torch.from_numpy(mixed_reference[13]).float().div(255).sub(0.5).div(0.5)[None])
 
 
 def test_counts_by_name_and_by_weights(onnx_path):
     classes = OnnxGenerator(onnx_path).classes
-    ds = GeneratedDataset(onnx_path, per_class={classes[3]: 2, 1: 3})
+    ds = GeneratedDataset(onnx_path, per_class={classes[3]: 2, 1: 3}, order="sorted")
     assert ds.targets.tolist() == [3, 3, 1, 1, 1] and ds.counts[3] == 2 and ds.counts[1] == 3
+    mixed = GeneratedDataset(onnx_path, per_class={classes[3]: 2, 1: 3})
+    assert mixed.targets.tolist() == np.array([3, 3, 1, 1, 1])[mixed_order(0, 5)].tolist() and mixed.counts == ds.counts
     weighted = GeneratedDataset(onnx_path, length=23, class_weights=[2] + [1] * 9)
     assert weighted.counts == largest_remainder(23, [2] + [1] * 9) == [5] + [2] * 9
     assert sum(weighted.counts) == len(weighted) == 23
@@ -105,7 +143,7 @@ def test_counts_by_name_and_by_weights(onnx_path):
 
 
 def test_set_epoch_gives_fresh_reproducible_samples(onnx_path, reference):
-    ds = GeneratedDataset(onnx_path, per_class=6, seed=3)
+    ds = GeneratedDataset(onnx_path, per_class=6, seed=3, order="sorted")
     ds.set_epoch(1)
     first = ds.arrays(range(60))
     assert not np.array_equal(first, reference)
@@ -116,34 +154,44 @@ def test_set_epoch_gives_fresh_reproducible_samples(onnx_path, reference):
     assert not np.array_equal(ds.arrays(range(60)), first)
     ds.set_epoch(None)
     assert np.array_equal(ds.arrays(range(60)), reference)
-    assert ds.targets.tolist() == np.repeat(np.arange(10), 6).tolist()
+    assert ds.targets.tolist() == SORTED_TARGETS.tolist()
+
+
+def test_set_epoch_keeps_the_mixed_labels(onnx_path, mixed_reference):
+    ds = GeneratedDataset(onnx_path, per_class=6, seed=3)
+    ds.set_epoch(4)
+    assert ds.targets.tolist() == MIXED_TARGETS.tolist()
+    fresh = OnnxGenerator(onnx_path, provider="cpu").generate(MIXED_TARGETS, seed=epoch_seed(3, 4))
+    assert np.array_equal(ds.arrays(range(60)), fresh)
+    ds.set_epoch(None)
+    assert np.array_equal(ds.arrays(range(60)), mixed_reference)
 
 
 @settings(max_examples=8, deadline=None)
 @given(order=st.permutations(range(60)), batch=st.integers(1, 17), chunk=st.sampled_from([1, 7, 64, 1024]))
-def test_items_do_not_depend_on_order_batch_or_chunk(onnx_path, reference, order, batch, chunk):
+def test_items_do_not_depend_on_order_batch_or_chunk(onnx_path, mixed_reference, order, batch, chunk):
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, chunk_size=chunk)
-    got = np.zeros_like(reference)
+    got = np.zeros_like(mixed_reference)
     for start in range(0, 60, batch):
         part = order[start : start + batch]
         items = ds.__getitems__(part) if batch > 1 else [ds[part[0]]]
         for i, (image, label) in zip(part, items):
             got[i] = np.asarray(image)
-            assert label == i // 6
-    assert np.array_equal(got, reference)
+            assert label == MIXED_TARGETS[i]
+    assert np.array_equal(got, mixed_reference)
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # 4 workers on 2 cores, on purpose
 @pytest.mark.parametrize(("start_method", "workers"), [("fork", 2), ("fork", 4), ("spawn", 2)])
-def test_dataloader_workers(onnx_path, reference, start_method, workers):
+def test_dataloader_workers(onnx_path, mixed_reference, start_method, workers):
     if start_method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"{start_method} is not available here")
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3, transform=transforms.PILToTensor())
     order = torch.randperm(60, generator=torch.Generator().manual_seed(0)).tolist()
     loader = DataLoader(ds, batch_size=8, sampler=order, num_workers=workers, multiprocessing_context=start_method)
     images, labels = zip(*loader)
-    assert torch.equal(torch.cat(images)[:, 0], torch.from_numpy(reference)[order])
-    assert torch.cat(labels).tolist() == [i // 6 for i in order]
+    assert torch.equal(torch.cat(images)[:, 0], torch.from_numpy(mixed_reference)[order])
+    assert torch.cat(labels).tolist() == MIXED_TARGETS[order].tolist()
 
 
 def test_workers_use_cpu_and_split_the_cores(onnx_path, monkeypatch):
@@ -159,13 +207,14 @@ def test_workers_use_cpu_and_split_the_cores(onnx_path, monkeypatch):
     assert GeneratedDataset(onnx_path, per_class=1, threads=3)._runtime().threads == 3
 
 
-def test_pickles_without_a_session_and_keeps_the_cache(onnx_path, reference):
+def test_pickles_without_a_session_and_keeps_the_cache(onnx_path, mixed_reference):
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3).materialize()
     assert not any(isinstance(v, OnnxGenerator) for v in vars(ds).values())
     copy = pickle.loads(pickle.dumps(ds))
-    assert copy._have.all() and np.array_equal(copy.arrays(range(60)), reference)
+    assert copy._have.all() and np.array_equal(copy.arrays(range(60)), mixed_reference)
     fresh = pickle.loads(pickle.dumps(GeneratedDataset(onnx_path, per_class=6, seed=3)))
-    assert np.array_equal(fresh.arrays(range(60)), reference)
+    assert np.array_equal(fresh.arrays(range(60)), mixed_reference)
+    assert torch.equal(fresh.targets, copy.targets)
 
 
 def test_source_dataset_contract():
@@ -193,6 +242,7 @@ def test_source_dataset_contract():
         ({"per_class": 1, "value_range": (0, 1)}, "value_range= applies to output='tensor'"),
         ({"per_class": 1, "output": "tensor", "value_range": (0, 255)}, "unknown value_range"),
         ({"per_class": 1, "seed": -1}, "seed must be"),
+        ({"per_class": 1, "order": "shuffled"}, "unknown order 'shuffled'; choose 'mixed' or 'sorted'"),
     ],
 )
 def test_bad_arguments(onnx_path, kwargs, message):
@@ -225,10 +275,10 @@ def test_bad_files(tmp_path, onnx_path):
         ds.set_epoch(-1)
 
 
-def test_data_attribute_is_every_image_like_mnist(onnx_path, reference):
+def test_data_attribute_is_every_image_like_mnist(onnx_path, mixed_reference):
     ds = GeneratedDataset(onnx_path, per_class=6, seed=3)
     assert ds.data.dtype == torch.uint8 and ds.data.shape == (60, 28, 28)
-    assert np.array_equal(ds.data.numpy(), reference)
+    assert np.array_equal(ds.data.numpy(), mixed_reference)
     for value_range in ((0, 1), (-1, 1)):
         tensors = GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor", value_range=value_range)
-        assert np.abs(tensors.data.numpy().astype(int) - reference.astype(int)).max() <= 1
+        assert np.abs(tensors.data.numpy().astype(int) - mixed_reference.astype(int)).max() <= 1

@@ -64,7 +64,7 @@ def test_ratio_counts_items_and_report(onnx_path, digits):
     batch = mixed.__getitems__([len(mixed) - 1, 0, len(real)])
     assert [label for _, label in batch] == [int(mixed.targets[i]) for i in (len(mixed) - 1, 0, len(real))]
     # Without a filter the synthetic items are exactly GeneratedDataset(per_class=quotas, seed=seed).
-    same = GeneratedDataset(onnx_path, per_class={c: n for c, n in enumerate(expected) if n}, seed=4)
+    same = GeneratedDataset(onnx_path, per_class={c: n for c, n in enumerate(expected) if n}, seed=4, order="sorted")
     assert np.array_equal(
         np.stack([np.asarray(mixed[len(real) + k][0]) for k in range(len(same))]), same.arrays(range(len(same)))
     )
@@ -129,7 +129,7 @@ def test_label_filter(onnx_path):
     assert again.sources[0].seed == 1 and {s.seed for s in again.sources[1:]} <= {
         derive_seed(1, 1, r) for r in range(1, 8)
     }
-    first_round = GeneratedDataset(onnx_path, per_class=5, seed=1)  # ceil(4 * 1.25) candidates in round 0
+    first_round = GeneratedDataset(onnx_path, per_class=5, seed=1, order="sorted")  # ceil(4 * 1.25) in round 0
     kept_from_first = chosen.picks[chosen.picks[:, 0] == 0, 1]
     assert np.array_equal(chosen.sources[0].arrays(kept_from_first), first_round.arrays(kept_from_first))
 
@@ -174,7 +174,13 @@ def test_generated_dataset_as_the_pool(onnx_path, digits):
     pool = GeneratedDataset(onnx_path, per_class=3, seed=9)
     mixed = augment(real, pool, per_class=2)
     assert mixed.mix.seed == 9 and mixed.synthetic.sources == [pool]
-    assert mixed.synthetic.picks[:, 1].tolist() == [i for c in range(10) for i in (3 * c, 3 * c + 1)]
+    # The first two items of each class in the pool's own (mixed) order.
+    firsts = [int(i) for c in range(10) for i in np.flatnonzero(pool.targets.numpy() == c)[:2]]
+    assert mixed.synthetic.picks[:, 1].tolist() == firsts
+    sorted_pool = GeneratedDataset(onnx_path, per_class=3, seed=9, order="sorted")
+    assert augment(real, sorted_pool, per_class=2).synthetic.picks[:, 1].tolist() == [
+        i for c in range(10) for i in (3 * c, 3 * c + 1)
+    ]
     with pytest.raises(InputError, match="holds 3 items of class .* but 4 are needed"):
         augment(real, pool, per_class=4)
     with pytest.raises(InputError, match="brings its own seed"):
