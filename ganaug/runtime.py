@@ -1,4 +1,4 @@
-"""Fast batched generation with ONNX Runtime, and label/latent helpers shared by every generation path.
+"""Fast batched generation with ONNX Runtime (label and uint8 helpers: :mod:`ganaug.labels`).
 
 The law of generation: sample ``i`` of ``(model, seed)`` is ``G(latents(seed, i, i + 1), labels[i])``
 (:func:`ganaug.sampling.latents`), so results never depend on batch size, worker count or access order.
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ganaug.errors import InputError
-from ganaug.sampling import labels_from_counts, latents
+from ganaug.labels import make_labels, resolve_class, to_uint8
+from ganaug.sampling import latents
 
 if TYPE_CHECKING:
     import onnx
@@ -47,70 +48,6 @@ def gpu_present() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float [N, 1, H, W] in [-1, 1] -> uint8 [N, H, W] in [0, 255], rounded as torchvision's ``save_image``.
-
-    The value is ``floor((x + 1) / 2 * 255 + 0.5)`` clipped to [0, 255], the exact inverse of
-    :func:`ganaug.data.to_model_range` (``u / 127.5 - 1``) on real images.
-    """
-    scaled = (images[:, 0] + 1.0) * 127.5 + 0.5
-    return np.clip(scaled, 0, 255).astype(np.uint8)
-
-
-def resolve_class(classes: Sequence[str], key: int | str) -> int:
-    """The index of one class given by index (int, or a digit string that is not a class name) or by name.
-
-    Raises:
-        InputError: an index out of range or an unknown name (the message lists the valid ones).
-    """
-    if isinstance(key, str) and key in classes:
-        return list(classes).index(key)
-    if isinstance(key, (int, np.integer)) or (isinstance(key, str) and key.strip().lstrip("-").isdigit()):
-        index = int(key)
-        if 0 <= index < len(classes):
-            return index
-    valid = ", ".join(f"{i}={name!r}" for i, name in enumerate(classes))
-    raise InputError(f"unknown class {key!r}; give an index 0..{len(classes) - 1} or a name: {valid}")
-
-
-def make_labels(
-    classes: Sequence[str], counts: int | Mapping[int | str, int], *, select: Sequence[int | str] | None = None
-) -> np.ndarray:
-    """int64 labels laid out class by class (as :func:`ganaug.sampling.labels_from_counts`).
-
-    Args:
-        classes: the model's class names (index = label).
-        counts: images per class, either one int for every selected class or ``{class: count}`` with
-            classes given by index or name.
-        select: with an int ``counts``, the classes to generate (index or name); default all.
-
-    Raises:
-        InputError: a count that is not a whole number >= 1, an unknown class, a class given twice, or
-            ``select`` with a mapping.
-    """
-    if isinstance(counts, Mapping):
-        if select is not None:
-            raise InputError("give per-class counts either as a mapping or as one count with select, not both")
-        wanted = {}
-        for key, n in counts.items():
-            index = resolve_class(classes, key)
-            if index in wanted:
-                raise InputError(f"class {key!r} is given twice")
-            wanted[index] = n
-    else:
-        keys = range(len(classes)) if select is None else select
-        indices = [resolve_class(classes, k) for k in keys]
-        if len(set(indices)) != len(indices):
-            raise InputError(f"a class is given twice in {list(keys)}")
-        wanted = {i: counts for i in indices}
-    if not wanted:
-        raise InputError("no classes selected; select at least one")
-    for n in wanted.values():
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise InputError(f"counts per class must be >= 1 and whole numbers, got {n!r}")
-    return labels_from_counts(wanted)
 
 
 class OnnxGenerator:

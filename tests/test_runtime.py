@@ -103,8 +103,8 @@ def test_make_labels() -> None:
     np.testing.assert_array_equal(make_labels(classes, 1, select=["dog", 0]), [1, 0])
     np.testing.assert_array_equal(make_labels(classes, {"T-shirt/top": 2, "1": 1}), [2, 2, 1])
     for bad, match in [
-        (lambda: make_labels(classes, 0), "must be >= 1"),
-        (lambda: make_labels(classes, {0: 3, 1: -1}), "must be >= 1"),
+        (lambda: make_labels(classes, 0), "counts must be a whole number >= 1"),
+        (lambda: make_labels(classes, {0: 3, 1: -1}), r"counts\[1\] must be a whole number >= 1, got -1"),
         (lambda: make_labels(classes, 1, select=[3]), "unknown class 3; give an index 0..2 or a name: 0='cat'"),
         (lambda: make_labels(classes, 1, select=["bird"]), "unknown class 'bird'"),
         (lambda: make_labels(classes, 1, select=[1, "dog"]), "given twice"),

@@ -1,0 +1,142 @@
+"""Classes, per-class counts, labels and uint8 images: the helpers every generation path shares.
+
+:func:`parse_counts` is the one place that reads a per-class count (``n`` for every class, ``{class: n}``
+by index or name, or one count per class index); :func:`make_labels` lays the result out class by class.
+:func:`class_folders` turns class names from model metadata into safe, distinct folder names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import InputError
+from ganaug.sampling import labels_from_counts
+
+ClassKey = int | str
+Counts = int | Mapping[ClassKey, int] | Sequence[int]
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+_MAX_FOLDER_CHARS = 100
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float [N, 1, H, W] in [-1, 1] -> uint8 [N, H, W] in [0, 255], rounded as torchvision's ``save_image``.
+
+    The value is ``floor((x + 1) / 2 * 255 + 0.5)`` clipped to [0, 255], the exact inverse of
+    :func:`ganaug.data.to_model_range` (``u / 127.5 - 1``) on real images.
+    """
+    scaled = (images[:, 0] + 1.0) * 127.5 + 0.5
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def resolve_class(classes: Sequence[str], key: ClassKey) -> int:
+    """The index of one class given by index (int, or a digit string that is not a class name) or by name.
+
+    Raises:
+        InputError: an index out of range or an unknown name (the message lists the valid ones).
+    """
+    if isinstance(key, str) and key in classes:
+        return list(classes).index(key)
+    if isinstance(key, (int, np.integer)) or (isinstance(key, str) and key.strip().lstrip("-").isdigit()):
+        index = int(key)
+        if 0 <= index < len(classes):
+            return index
+    valid = ", ".join(f"{i}={name!r}" for i, name in enumerate(classes))
+    raise InputError(f"unknown class {key!r}; give an index 0..{len(classes) - 1} or a name: {valid}")
+
+
+def whole(value: Any, what: str, *, minimum: int) -> int:
+    """``value`` as an ``int`` if it is a whole number (not a bool) >= ``minimum``.
+
+    Raises:
+        InputError: ``{what} must be a whole number >= {minimum}, got {value!r}``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def parse_counts(
+    classes: Sequence[str], counts: Counts, *, select: Sequence[ClassKey] | None = None, what: str = "per_class"
+) -> dict[int, int]:
+    """Per-class counts as ``{class index: count}`` in layout order; the one parser of per-class counts.
+
+    Args:
+        classes: the class names (index = label).
+        counts: ``n`` (>= 1) for every selected class; ``{class (index or name): n >= 1}`` in the mapping's
+            order; or a sequence of one count (>= 0) per class index.
+        select: with an int ``counts``, the classes (index or name) in layout order; default all.
+        what: the argument's name for messages.
+
+    Raises:
+        InputError: a count that is not a whole number in range, an unknown class, a class given twice, a
+            sequence of the wrong length, ``select`` without an int, or no class selected.
+    """
+    if select is not None and isinstance(counts, (Mapping, Sequence)):
+        raise InputError(f"give {what} either as a mapping or as one count with select, not both")
+    if isinstance(counts, Mapping):
+        wanted: dict[int, int] = {}
+        for key, n in counts.items():
+            index = resolve_class(classes, key)
+            if index in wanted:
+                raise InputError(f"class {key!r} is given twice in {what}")
+            wanted[index] = whole(n, f"{what}[{key!r}]", minimum=1)
+    elif isinstance(counts, Sequence) and not isinstance(counts, str):
+        if len(counts) != len(classes):
+            raise InputError(f"{what} has {len(counts)} counts but the generator has {len(classes)} classes")
+        return {c: whole(n, f"{what}[{c}]", minimum=0) for c, n in enumerate(counts)}
+    else:
+        n = whole(counts, what, minimum=1)
+        keys = range(len(classes)) if select is None else select
+        indices = [resolve_class(classes, k) for k in keys]
+        if len(set(indices)) != len(indices):
+            raise InputError(f"a class is given twice in {list(keys)}")
+        wanted = dict.fromkeys(indices, n)
+    if not wanted:
+        raise InputError("no classes selected; select at least one")
+    return wanted
+
+
+def make_labels(classes: Sequence[str], counts: Counts, *, select: Sequence[ClassKey] | None = None) -> np.ndarray:
+    """int64 labels laid out class by class (as :func:`ganaug.sampling.labels_from_counts`).
+
+    Args:
+        classes: the model's class names (index = label).
+        counts: see :func:`parse_counts`.
+        select: with an int ``counts``, the classes to generate (index or name); default all.
+
+    Raises:
+        InputError: see :func:`parse_counts`.
+    """
+    return labels_from_counts(parse_counts(classes, counts, select=select, what="counts"))
+
+
+def class_folders(classes: Sequence[str]) -> list[str]:
+    """Safe, distinct folder names for ``classes`` (index = label), deterministic from the names alone.
+
+    Path separators, control characters and ``: * ? " < > |`` become ``_`` (``T-shirt/top`` ->
+    ``T-shirt_top``); a leading ``.`` becomes ``_`` (no hidden folders, no ``.``/``..``); an empty name or
+    one longer than 100 characters becomes ``class_<index>``. Names that then collide, also ignoring case
+    (case-insensitive file systems), all get ``_<index>`` appended, e.g. ``["a", "A"]`` -> ``["a_0", "A_1"]``.
+
+    Raises:
+        InputError: names that still collide after that (say which).
+    """
+    names = []
+    for i, name in enumerate(classes):
+        safe = _UNSAFE.sub("_", str(name)).strip()
+        if safe.startswith("."):
+            safe = "_" + safe[1:]
+        if not safe or len(safe) > _MAX_FOLDER_CHARS:
+            safe = f"class_{i}"
+        names.append(safe)
+    folded = [n.casefold() for n in names]
+    names = [f"{n}_{i}" if folded.count(n.casefold()) > 1 else n for i, n in enumerate(names)]
+    folded = [n.casefold() for n in names]
+    clash = sorted({names[i] for i in range(len(names)) if folded.count(folded[i]) > 1})
+    if clash:
+        raise InputError(f"class names {clash} map to the same folder; export the generator with distinct class names")
+    return names
