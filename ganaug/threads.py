@@ -12,7 +12,8 @@ processes 104 (1 thread: 225). Hence two decisions, both overridable:
   otherwise uses as many threads as CPUs are idle right now (at least 1): :func:`idle_cpus` samples
   ``/proc/stat`` for a tenth of a second.
 
-:func:`configure_torch` applies the choice to torch; the CLI calls it in every command that computes.
+:func:`configure_torch` applies the choice to torch; the CLI calls it in every command that computes
+(``ganaug generate`` gives :func:`choose_threads` to ONNX Runtime).
 ``benchmarks/load.py`` measures the policy quiet and beside busy processes.
 """
 
@@ -147,14 +148,16 @@ def idle_cpus(seconds: float = SAMPLE_SECONDS, *, stat: Path = Path("/proc/stat"
     return cpus * (idle1 - idle0) / (total1 - total0)
 
 
-def configure_torch(requested: int | None = None) -> int:
-    """Choose the thread count (:func:`resolve_threads` on this machine now) and give it to torch; returns it.
+def choose_threads(requested: int | None = None) -> int:
+    """:func:`resolve_threads` on this machine now; samples the idle CPUs only when nothing fixes the count."""
+    explicit = requested is not None or environment_threads() is not None
+    return resolve_threads(requested, cpus=available_cpus(), idle=None if explicit else idle_cpus())
 
-    Samples the idle CPUs only when neither ``requested`` nor the environment fixes the count.
-    """
+
+def configure_torch(requested: int | None = None) -> int:
+    """Give torch :func:`choose_threads` intra-op threads; returns the count."""
     import torch
 
-    explicit = requested is not None or environment_threads() is not None
-    threads = resolve_threads(requested, cpus=available_cpus(), idle=None if explicit else idle_cpus())
+    threads = choose_threads(requested)
     torch.set_num_threads(threads)
     return threads

@@ -94,3 +94,36 @@ def test_configure_torch_applies_the_choice(monkeypatch):
         assert threads.configure_torch() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "command", [["train"], ["generate"], ["evaluate"], ["evaluator", "train"], ["bench", "downstream"]]
+)
+def test_every_computing_command_takes_threads(command):
+    from click.testing import CliRunner
+
+    from ganaug.cli import main
+
+    res = CliRunner().invoke(main, [*command, "--help"])
+    assert res.exit_code == 0 and "--threads" in res.output, res.output
+
+
+def test_train_prepares_waiting_and_runs_on_the_given_threads(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from ganaug.cli import main
+
+    calls = []
+    monkeypatch.setattr(threads, "prepare_environment", lambda: calls.append("prepared") or {})
+    before = torch.get_num_threads()
+    args = ["train", "--per-class", "4", "--epochs", "1", "--batch-size", "8", "--z-dim", "4", "--g-width", "4"]
+    args += ["--d-width", "4", "--no-export", "--quiet", "--device", "cpu", "--out", str(tmp_path / "run")]
+    try:
+        res = CliRunner().invoke(main, [*args, "--threads", "1"])
+    finally:
+        torch.set_num_threads(before)
+    assert res.exit_code == 0, res.output
+    assert calls == ["prepared"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["torch_threads"] == 1  # conftest sets 2

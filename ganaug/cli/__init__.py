@@ -17,6 +17,9 @@ from ganaug.cli._common import GanaugGroup
 @click.version_option(__version__, prog_name="ganaug")
 def main() -> None:
     """Synthetic data augmentation with class-conditional DCGANs."""
+    from ganaug.threads import prepare_environment
+
+    prepare_environment()  # before any command imports torch: idle OpenMP threads sleep instead of spinning
 
 
 from ganaug.cli import bench as _bench  # noqa: F401

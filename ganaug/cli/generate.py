@@ -85,7 +85,9 @@ def export(source: Path, out: Path | None, fp16: bool) -> None:
     help="Images per ONNX Runtime call (speed only; never changes the images).",
 )
 @click.option("--provider", type=PROVIDER_CHOICE, default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads  [default: all cores].")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads  [default: the idle CPUs]."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(
@@ -112,11 +114,12 @@ def generate(
 
     from ganaug.export import file_sha256
     from ganaug.runtime import OnnxGenerator
+    from ganaug.threads import choose_threads
 
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
     manifest_path = out / "manifest.json" if fmt == "png" else out.with_suffix(".manifest.json")
     _check_writable(out, overwrite=overwrite, also=None if fmt == "png" else manifest_path)
-    gen = OnnxGenerator(model, provider=provider, threads=threads)
+    gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
     chosen = list(dict.fromkeys(labels.tolist()))

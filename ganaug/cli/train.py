@@ -122,9 +122,13 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
     help="Seeds the subset, the weights and every draw.",
 )
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(
     run_dir: Path,
+    threads: int | None,
     resume_dir: Path | None,
     overwrite: bool,
     epochs: int | None,
@@ -139,8 +143,10 @@ def train(
     **opts,
 ) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
+    from ganaug.threads import configure_torch
     from ganaug.training import Trainer
 
+    configure_torch(threads)
     if resume_dir is not None:
         if overwrite:
             raise click.UsageError("--resume and --overwrite exclude each other; pick one")
