@@ -34,7 +34,7 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from ganaug.errors import InputError
-from ganaug.runtime import make_labels, resolve_class, to_uint8
+from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
 from ganaug.sampling import labels_from_counts, latents
 
 Output = Literal["pil", "tensor"]
@@ -87,9 +87,7 @@ def largest_remainder(length: int, weights: Sequence[float]) -> list[int]:
 
 
 def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{what} must be a whole number >= 1, got {value!r}")
-    return int(value)
+    return whole(value, what, minimum=1)
 
 
 def resolve_labels(
@@ -101,7 +99,7 @@ def resolve_labels(
 ) -> np.ndarray:
     """int64 labels laid out class by class, from ``per_class`` or from ``length`` (+ ``class_weights``).
 
-    ``per_class`` as in :func:`ganaug.runtime.make_labels` (an int for every class, or class -> count in the
+    ``per_class`` as in :func:`ganaug.labels.parse_counts` (an int for every class, or class -> count in the
     mapping's order), so a dataset and ``ganaug generate`` with the same counts and seed make the same
     images. ``length`` is split over the classes, in index order, by :func:`largest_remainder`.
 
@@ -116,9 +114,7 @@ def resolve_labels(
     if per_class is not None:
         if class_weights is not None:
             raise InputError("class_weights= goes with length=, not with per_class=")
-        if isinstance(per_class, Mapping):
-            return make_labels(classes, per_class)  # validates each count
-        return make_labels(classes, _positive_int(per_class, "per_class"))
+        return labels_from_counts(parse_counts(classes, per_class, what="per_class"))
     length = _positive_int(length, "length")
     if class_weights is None:
         weights = [1.0] * len(classes)

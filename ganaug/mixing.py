@@ -30,7 +30,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ganaug.dataset import ClassKey, GeneratedDataset, derive_seed
 from ganaug.errors import InputError
-from ganaug.runtime import resolve_class
+from ganaug.labels import parse_counts, whole
 
 _ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
 
@@ -480,22 +480,8 @@ def _pool(
 
 
 def _quotas(per_class: int | Mapping[ClassKey, int] | Sequence[int], classes: Sequence[str]) -> list[int]:
-    if isinstance(per_class, Mapping):
-        quotas = [0] * len(classes)
-        for key, n in per_class.items():
-            quotas[resolve_class(classes, key)] = _whole(n, f"per_class[{key!r}]", minimum=1)
-        return quotas
-    if isinstance(per_class, Sequence):
-        if len(per_class) != len(classes):
-            raise InputError(f"per_class has {len(per_class)} counts but the generator has {len(classes)} classes")
-        return [_whole(n, "a per-class count", minimum=0) for n in per_class]
-    return [_whole(per_class, "per_class", minimum=1)] * len(classes)
-
-
-def _whole(value: Any, what: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{what} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    counts = parse_counts(classes, per_class, what="per_class")
+    return [counts.get(c, 0) for c in range(len(classes))]
 
 
 def _candidates(missing: int, tried: int, passed: int, label_filter: LabelFilter | None) -> int:
@@ -513,9 +499,9 @@ def _rule_counts(given: dict[str, Any], real_counts: list[int], classes: list[st
         return [math.floor(value * r + 0.5) for r in real_counts]
     if name == "per_class":
         if not isinstance(value, Mapping):
-            return [_whole(value, "per_class", minimum=1)] * len(classes)
+            return [whole(value, "per_class", minimum=1)] * len(classes)
         return _quotas(value, classes)
-    target = max(real_counts) if value == "max" else _whole(value, "balance_to (or 'max')", minimum=1)
+    target = max(real_counts) if value == "max" else whole(value, "balance_to (or 'max')", minimum=1)
     return [max(0, target - r) for r in real_counts]
 
 
