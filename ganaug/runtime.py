@@ -21,7 +21,7 @@ import numpy as np
 
 from ganaug.errors import InputError
 from ganaug.labels import make_labels, resolve_class, to_uint8
-from ganaug.sampling import latents
+from ganaug.sampling import check_seed, latents
 
 if TYPE_CHECKING:
     import onnx
@@ -277,8 +277,9 @@ class OnnxGenerator:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if dtype not in ("uint8", "float"):
             raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
-        if seed < 0 or start < 0:
-            raise InputError(f"seed and start must be >= 0, got seed={seed}, start={start}")
+        seed = check_seed(seed)
+        if start < 0:
+            raise InputError(f"start must be >= 0, got {start}")
         for lo in range(0, len(labels), batch_size):
             hi = min(lo + batch_size, len(labels))
             images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
@@ -345,8 +346,9 @@ class OnnxGenerator:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if dtype not in ("uint8", "float"):
             raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
-        if seed < 0 or start < 0:
-            raise InputError(f"seed and start must be >= 0, got seed={seed}, start={start}")
+        seed = check_seed(seed)
+        if start < 0:
+            raise InputError(f"start must be >= 0, got {start}")
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise InputError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
         device = torch.device("cpu") if self.device == "cpu" else torch.device("cuda", self.device_id)

@@ -8,10 +8,27 @@ generated independently and identically whatever the batch size, worker count or
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from ganaug.errors import InputError
+
 _TWO_PI = 2.0 * np.pi
+MAX_SEED = 2**63 - 1
+"""Largest seed ganaug takes: seeds are whole numbers in ``[0, 2**63)`` so every RNG (numpy, torch) and
+every file (int64 in JSON, ONNX, torch) holds them exactly."""
+
+
+def check_seed(seed: Any, *, what: str = "seed") -> int:
+    """``seed`` as an ``int`` if it is a whole number in ``[0, MAX_SEED]``.
+
+    Raises:
+        InputError: ``{what} must be a whole number from 0 to 2**63 - 1, got ...``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"{what} must be a whole number from 0 to 2**63 - 1 ({MAX_SEED}), got {seed!r}")
+    return int(seed)
 
 
 def _blocks_per_sample(z_dim: int) -> int:
@@ -21,11 +38,17 @@ def _blocks_per_sample(z_dim: int) -> int:
 def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
     """Standard-normal latents float32 [stop - start, z_dim]; row ``k`` is sample ``start + k``'s ``z``.
 
+    ``latents(seed, i, j)`` equals the rows of ``latents(seed, k, k + 1)`` for ``k`` in ``[i, j)`` stacked.
+
     Raises:
-        ValueError: ``seed`` negative, ``start`` > ``stop`` or ``start`` negative.
+        InputError: ``seed`` outside ``[0, MAX_SEED]`` (see :func:`check_seed`), ``start`` negative,
+            ``stop`` < ``start`` or ``z_dim`` < 1.
     """
-    if seed < 0 or start < 0 or stop < start:
-        raise ValueError(f"need seed >= 0 and 0 <= start <= stop, got seed={seed}, start={start}, stop={stop}")
+    seed = check_seed(seed)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0 or stop < start:
+        raise InputError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
+    if z_dim < 1:
+        raise InputError(f"z_dim must be >= 1, got {z_dim}")
     n = stop - start
     blocks = _blocks_per_sample(z_dim)
     bits = np.random.Philox(key=seed)
