@@ -1,0 +1,392 @@
+"""Synthetic images mixed into a batch on its own device, like torchvision's ``CutMix`` / ``MixUp``.
+
+:class:`SyntheticMix` takes a batch ``(images, labels)`` where the training loop already has it (after the
+DataLoader, after ``.to(device)``) and hands it back with a share of its items replaced by, or extended
+with, generated images of chosen classes, scaled and normalised like the real ones::
+
+    mix = ganaug.SyntheticMix("runs/mnist", share=0.5, normalize=(0.1307, 0.3081), seed=0)
+    for images, labels in loader:
+        images, labels = mix(images.to("cuda"), labels.to("cuda"))
+
+On a CUDA batch the generator runs on that GPU: ONNX Runtime's CUDA provider writing through IO binding
+into a torch tensor (``backend="onnx"``), or the PyTorch generator (``backend="torch"``); on a CPU batch,
+ONNX Runtime or PyTorch on the CPU. Nothing goes through the host but the latents.
+
+The law of a step: with ``n`` synthetic items, synthetic item ``k`` of step ``s`` is
+``G(latents(plan.latent_seed, k, k + 1), plan.labels[k])`` (:meth:`SyntheticMix.plan`), where the latent
+seed, the labels and (in ``replace`` mode) the replaced positions depend only on ``(seed, s)`` and the
+batch size: never on the batches before, their order, or the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+
+from ganaug.errors import InputError
+from ganaug.models import IMAGE_SHAPE
+from ganaug.sampling import latents
+
+if TYPE_CHECKING:
+    from ganaug.runtime import OnnxGenerator
+
+Mode = Literal["replace", "extend"]
+Backend = Literal["onnx", "torch"]
+# SeedSequence words of this module's streams (ganaug.dataset uses 0 and 2, ganaug.mixing 1).
+_LATENT_PURPOSE, _POSITION_PURPOSE, _LABEL_PURPOSE = 10, 11, 12
+
+
+@dataclass(frozen=True)
+class MixPlan:
+    """What one step generates: ``n`` synthetic items, where they go, of which classes, from which latents.
+
+    Attributes:
+        step: the step.
+        latent_seed: synthetic item ``k`` has latent ``ganaug.sampling.latents(latent_seed, k, k + 1, z_dim)``.
+        positions: ``replace`` mode: int64 [n], sorted, the batch positions replaced; ``extend``: ``None``
+            (the synthetic items follow the real ones).
+        labels: int64 [n], the classes generated; ``None`` with ``classes="same"`` (the replaced items' labels).
+    """
+
+    step: int
+    latent_seed: int
+    positions: np.ndarray | None
+    labels: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return len(self.positions) if self.positions is not None else len(self.labels)
+
+
+class SyntheticMix:
+    """Replace (or extend) a share of each batch with generated images, on the batch's device.
+
+    Args:
+        generator: a run folder (``generator.onnx`` and ``checkpoint.pt`` inside), a generator ``.onnx``
+            file (``backend="onnx"``) or a ``checkpoint.pt`` (``backend="torch"``).
+        share: the synthetic share of the returned batch of N items. ``replace``: ``round(share * N)``
+            items are replaced (0 <= share <= 1). ``extend``: ``m = round(share * N / (1 - share))``
+            items are appended, so ``m / (N + m)`` is ``share`` up to rounding (0 <= share < 1).
+        mode: ``replace`` (the batch keeps its size) or ``extend`` (synthetic items appended).
+        classes: ``uniform`` (each synthetic label uniform over the classes), a sequence of
+            ``num_classes`` weights (not necessarily normalised), or ``same`` (``replace`` only: each
+            replaced item is generated in the class it had).
+        value_range: ``(low, high)`` that the generator's [-1, 1] maps to, as the real batch's pixels:
+            ``(0, 1)`` after ``ToTensor()`` (default), ``(-1, 1)`` for ganaug's own tensors. Float batches only.
+        normalize: optional ``(mean, std)``, as torchvision's ``Normalize`` on the real batch (one channel).
+        quantize: round the generated images to 8 bits first, as real images (and ganaug's datasets) are.
+        seed: >= 0; with the step it alone fixes every synthetic item.
+        backend: ``onnx`` (ONNX Runtime: CUDA provider for CUDA batches, CPU otherwise) or ``torch`` (the
+            run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
+        threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice).
+
+    Call ``mix(images, labels, step=None, return_mask=False)``:
+
+    - ``images``: float [N, 1, H, W] (any float dtype) or uint8 [N, 1, H, W] (then synthetic images are
+      uint8 in [0, 255], and ``value_range`` / ``normalize`` must be left unset); ``labels``: int64 [N]
+      class indices on the same device.
+    - ``step``: which step's plan to use; default the internal counter :attr:`step`, which then advances
+      by one. An explicit ``step`` leaves the counter alone.
+    - Returns new ``(images, labels)`` of the same dtype and device ([N] items for ``replace``, [N + m] for
+      ``extend``), and with ``return_mask=True`` a bool [N'] mask of the synthetic items too (to weight
+      their loss, for example). The inputs are not modified.
+
+    The counter travels in :meth:`state_dict` / :meth:`load_state_dict` (save it with the model to resume).
+
+    Raises:
+        InputError: bad arguments (a one-line message says what is valid); at call time a batch of the
+            wrong shape, dtype or device, or labels that are not int64 class indices.
+
+    Example:
+        >>> mix = SyntheticMix("runs/mnist", share=0.5, normalize=(0.1307, 0.3081))      # doctest: +SKIP
+        >>> images, labels = mix(images, labels)                                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        generator: str | Path,
+        *,
+        share: float,
+        mode: Mode = "replace",
+        classes: Literal["uniform", "same"] | Sequence[float] = "uniform",
+        value_range: tuple[float, float] | None = None,
+        normalize: tuple[float | Sequence[float], float | Sequence[float]] | None = None,
+        quantize: bool = True,
+        seed: int = 0,
+        backend: Backend = "onnx",
+        threads: int | None = None,
+    ) -> None:
+        if mode not in ("replace", "extend"):
+            raise InputError(f"mode must be 'replace' or 'extend', got {mode!r}")
+        if backend not in ("onnx", "torch"):
+            raise InputError(f"backend must be 'onnx' or 'torch', got {backend!r}")
+        top = 1.0 if mode == "replace" else math.nextafter(1.0, 0.0)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= top:
+            bound = "<= 1" if mode == "replace" else "< 1"
+            raise InputError(f"share must be a number with 0 <= share {bound} for mode={mode!r}, got {share!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
+        self.share = float(share)
+        self.mode: Mode = mode
+        self.seed = int(seed)
+        self.backend: Backend = backend
+        self.threads = threads
+        self.quantize = bool(quantize)
+        self.value_range = _check_range(value_range)
+        self.normalize = _check_normalize(normalize)
+        self._uint8_ok = value_range is None and normalize is None
+        self.path, self.z_dim, self.class_names = _open(Path(generator), backend)
+        self.classes = _check_classes(classes, mode, len(self.class_names))
+        self.step = 0
+        self._onnx: dict[str, OnnxGenerator] = {}
+        self._torch: dict[str, torch.nn.Module] = {}
+
+    # ---- the plan -------------------------------------------------------------------------------
+
+    def synthetic_count(self, batch_size: int) -> int:
+        """How many synthetic items a batch of ``batch_size`` real items gets."""
+        if self.mode == "replace":
+            return math.floor(self.share * batch_size + 0.5)
+        return math.floor(self.share * batch_size / (1.0 - self.share) + 0.5)
+
+    def plan(self, batch_size: int, *, step: int) -> MixPlan:
+        """The synthetic items of ``step`` for a batch of ``batch_size`` real items (see :class:`MixPlan`).
+
+        Positions are the first ``n`` of a permutation of the batch drawn from ``(seed, step, batch_size)``;
+        labels are drawn from ``(seed, step)`` item by item, so a smaller batch gets a prefix of them.
+        """
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise InputError(f"step must be a whole number >= 0, got {step!r}")
+        n = self.synthetic_count(batch_size)
+        positions = None
+        if self.mode == "replace":
+            keys = np.random.PCG64(_derive(self.seed, _POSITION_PURPOSE, step)).random_raw(batch_size)
+            positions = np.sort(np.argsort(keys, kind="stable")[:n]).astype(np.int64)
+        labels = None
+        if not isinstance(self.classes, str) or self.classes == "uniform":
+            raw = np.random.PCG64(_derive(self.seed, _LABEL_PURPOSE, step)).random_raw(n)
+            u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
+            if isinstance(self.classes, str):
+                labels = np.minimum((u * len(self.class_names)).astype(np.int64), len(self.class_names) - 1)
+            else:
+                labels = np.searchsorted(self.classes, u, side="right").astype(np.int64)
+        return MixPlan(
+            step=int(step), latent_seed=_derive(self.seed, _LATENT_PURPOSE, step), positions=positions, labels=labels
+        )
+
+    # ---- mixing ---------------------------------------------------------------------------------
+
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, *, step: int | None = None, return_mask: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._check_batch(images, labels)
+        if step is None:
+            step, self.step = self.step, self.step + 1
+        plan = self.plan(len(images), step=step)
+        device = images.device
+        n = plan.n
+        if plan.labels is not None:
+            syn_labels = _upload(plan.labels, device)
+        else:
+            syn_labels = labels.index_select(0, _upload(plan.positions, device))
+        if n:
+            z = _upload(latents(plan.latent_seed, 0, n, self.z_dim), device)
+            syn = self._normalised(self.generate(z, syn_labels), images.dtype)
+        else:
+            syn = images.new_empty((0, *images.shape[1:]))
+        if self.mode == "replace":
+            where = _upload(plan.positions, device)
+            out_images, out_labels = images.index_copy(0, where, syn), labels.index_copy(0, where, syn_labels)
+            mask = torch.zeros(len(images), dtype=torch.bool, device=device).index_fill_(0, where, True)
+        else:
+            out_images, out_labels = torch.cat([images, syn]), torch.cat([labels, syn_labels])
+            mask = torch.arange(len(out_images), device=device) >= len(images)
+        return (out_images, out_labels, mask) if return_mask else (out_images, out_labels)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``G(z, labels)`` with this object's backend on ``z``'s device: float32 [n, 1, 28, 28] in [-1, 1].
+
+        On CUDA with ``backend="onnx"`` the result is ONNX Runtime's reused output buffer (valid until the
+        next call of the same size); :meth:`__call__` consumes it at once.
+        """
+        device = z.device
+        key = str(device)
+        if self.backend == "torch":
+            if key not in self._torch:
+                from ganaug.export import fold_for_inference, load_checkpoint_generator
+
+                generator, _ = load_checkpoint_generator(self.path)
+                self._torch[key] = fold_for_inference(generator).eval().to(device)
+            with torch.no_grad():
+                return self._torch[key](z, labels)
+        if key not in self._onnx:
+            self._onnx[key] = self._open_onnx(device)
+        return self._onnx[key].run_device(z, labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"step": ..., "seed": ...}``: what resuming needs."""
+        return {"step": self.step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s step.
+
+        Raises:
+            InputError: no ``step``, or a ``seed`` other than this object's.
+        """
+        if "step" not in state:
+            raise InputError("state has no 'step'; give what SyntheticMix.state_dict() returned")
+        if state.get("seed", self.seed) != self.seed:
+            raise InputError(f"state was saved with seed={state['seed']} but this SyntheticMix has seed={self.seed}")
+        self.step = int(state["step"])
+
+    def __repr__(self) -> str:
+        classes = self.classes if isinstance(self.classes, str) else "weights"
+        return (
+            f"SyntheticMix({str(self.path)!r}, share={self.share}, mode={self.mode!r}, classes={classes!r}, "
+            f"backend={self.backend!r}, seed={self.seed}, step={self.step})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_onnx"], state["_torch"] = {}, {}  # sessions and device modules are rebuilt where unpickled
+        return state
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _open_onnx(self, device: torch.device) -> OnnxGenerator:
+        from ganaug.runtime import OnnxGenerator
+
+        if device.type == "cpu":
+            return OnnxGenerator(self.path, provider="cpu", threads=self.threads)
+        if device.type != "cuda":
+            raise InputError(f"backend='onnx' runs on cpu or cuda batches, got {device}; use backend='torch'")
+        try:
+            return OnnxGenerator(self.path, provider="cuda", device_id=device.index or 0)
+        except InputError as e:
+            raise InputError(f"{e}; or use SyntheticMix(..., backend='torch')") from None
+
+    def _normalised(self, generated: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """[-1, 1] generator output -> the real batch's scale and dtype (8-bit rounded if ``quantize``)."""
+        if dtype == torch.uint8:
+            return ((generated + 1.0) * 127.5 + 0.5).clamp_(0, 255).to(torch.uint8)
+        low, high = self.value_range
+        mean, std = self.normalize if self.normalize is not None else (0.0, 1.0)
+        if self.quantize:
+            levels = torch.floor((generated + 1.0) * 127.5 + 0.5).clamp_(0, 255)  # as to_uint8
+            scale, shift = (high - low) / 255.0 / std, (low - mean) / std
+            return (levels * scale + shift).to(dtype)
+        scale, shift = (high - low) / 2.0 / std, (low + (high - low) / 2.0 - mean) / std
+        return (generated * scale + shift).to(dtype)
+
+    def _check_batch(self, images: Any, labels: Any) -> None:
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise InputError(
+                f"give images and labels as torch tensors, got {type(images).__name__}, {type(labels).__name__}"
+            )
+        shape = IMAGE_SHAPE
+        if images.ndim != 4 or tuple(images.shape[1:]) != shape:
+            raise InputError(
+                f"images must be [N, {', '.join(map(str, shape))}] like the generator's, got {list(images.shape)}"
+            )
+        if images.dtype == torch.uint8:
+            if not self._uint8_ok:
+                raise InputError(
+                    "uint8 images are handed out as uint8 in [0, 255]: leave value_range and normalize unset"
+                )
+        elif not images.dtype.is_floating_point:
+            raise InputError(f"images must be a float or uint8 tensor, got {images.dtype}")
+        if labels.dtype != torch.int64 or labels.shape != (len(images),):
+            raise InputError(
+                f"labels must be int64 class indices [{len(images)}], got {labels.dtype} {list(labels.shape)} "
+                "(apply CutMix/MixUp after SyntheticMix)"
+            )
+        if labels.device != images.device:
+            raise InputError(f"images are on {images.device} but labels on {labels.device}; move both to one device")
+
+
+def _derive(seed: int, purpose: int, step: int) -> int:
+    from ganaug.dataset import derive_seed
+
+    return derive_seed(seed, purpose, int(step))
+
+
+def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array on ``device``; to CUDA through pinned memory, so the copy does not stall the stream."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)  # torch's caching host allocator reuses the block
+
+
+def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str]]:
+    """(the file the backend loads, z_dim, class names) of a run folder, ``.onnx`` or checkpoint."""
+    if backend == "onnx":
+        from ganaug.runtime import ONNX_FILE, OnnxGenerator
+
+        onnx_path = path / ONNX_FILE if path.is_dir() else path
+        if path.suffix == ".pt":
+            raise InputError(f"{path} is a checkpoint; give backend='torch', or the run's generator.onnx")
+        probe = OnnxGenerator(onnx_path, provider="cpu")  # metadata only: the session is made on first use
+        return onnx_path, probe.z_dim, probe.classes
+    from ganaug.export import load_checkpoint_generator
+
+    source = path.parent if path.suffix == ".onnx" else path
+    generator, meta = load_checkpoint_generator(source)
+    return source, generator.config.z_dim, list(meta["classes"])
+
+
+def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float]:
+    if value_range is None:
+        return (0.0, 1.0)
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise InputError(f"value_range must be (low, high), got {value_range!r}") from None
+    if not low < high:
+        raise InputError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+    return (low, high)
+
+
+def _check_normalize(normalize: Any) -> tuple[float, float] | None:
+    if normalize is None:
+        return None
+    try:
+        mean, std = (_one_channel(v) for v in normalize)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"normalize must be (mean, std) for one channel, e.g. (0.1307, 0.3081), got {normalize!r}"
+        ) from None
+    if not std > 0:
+        raise InputError(f"normalize std must be > 0, got {std}")
+    return (mean, std)
+
+
+def _one_channel(value: Any) -> float:
+    if isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(value, str):
+        if len(value) != 1:
+            raise ValueError
+        value = value[0]
+    return float(value)
+
+
+def _check_classes(classes: Any, mode: Mode, num_classes: int) -> str | np.ndarray:
+    if isinstance(classes, str):
+        if classes not in ("uniform", "same"):
+            raise InputError(f"classes must be 'uniform', 'same' or {num_classes} weights, got {classes!r}")
+        if classes == "same" and mode != "replace":
+            raise InputError("classes='same' needs mode='replace' (extended items replace nothing)")
+        return classes
+    weights = np.asarray(classes, dtype=np.float64)
+    if weights.shape != (num_classes,) or not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+        raise InputError(
+            f"classes weights must be {num_classes} finite numbers >= 0 with a positive sum, got {classes!r}"
+        )
+    cumulative = np.cumsum(weights / weights.sum())
+    cumulative[-1] = 1.0
+    return cumulative

@@ -1,0 +1,200 @@
+"""SyntheticMix: batch mixing on the batch's device (CPU here; the CUDA paths are in test_gpu.py)."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug import SyntheticMix
+from ganaug.errors import InputError
+from ganaug.export import export_onnx
+from ganaug.runtime import OnnxGenerator, to_uint8
+from ganaug.sampling import latents
+
+MEAN, STD = 0.1307, 0.3081
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run: Path, tmp_path_factory) -> Path:
+    """A copy of the tiny run with its generator.onnx (the shared tiny run has none)."""
+    folder = tmp_path_factory.mktemp("batchmix") / "run"
+    shutil.copytree(tiny_run, folder)
+    export_onnx(folder)
+    return folder
+
+
+def batch(n: int = 16, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(n)
+    images = torch.rand(n, 1, 28, 28, generator=g)
+    images = (images * 255).to(torch.uint8) if dtype == torch.uint8 else images.to(dtype)
+    return images, torch.arange(n) % 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8])
+def test_replace_keeps_shape_dtype_device_and_the_share_is_exact(run: Path, dtype: torch.dtype) -> None:
+    normalize = None if dtype == torch.uint8 else (MEAN, STD)
+    mix = SyntheticMix(run, share=0.25, normalize=normalize, seed=3, threads=1)
+    images, labels = batch(16, dtype)
+    before = images.clone(), labels.clone()
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert out.shape == images.shape and out.dtype == dtype and out.device == images.device
+    assert out_labels.dtype == torch.int64 and out_labels.shape == (16,)
+    assert int(mask.sum()) == 4 == mix.synthetic_count(16)
+    assert torch.equal(out[~mask], images[~mask]) and torch.equal(out_labels[~mask], labels[~mask])
+    assert not torch.equal(out[mask], images[mask])
+    assert torch.equal(images, before[0]) and torch.equal(labels, before[1])  # inputs untouched
+    assert mask.nonzero().flatten().tolist() == mix.plan(16, step=0).positions.tolist()
+
+
+@pytest.mark.parametrize(("share", "n", "m"), [(0.5, 16, 16), (0.2, 16, 4), (0.0, 16, 0), (0.75, 4, 12)])
+def test_extend_appends_the_share(run: Path, share: float, n: int, m: int) -> None:
+    mix = SyntheticMix(run, share=share, mode="extend", seed=0, threads=1)
+    images, labels = batch(n)
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert out.shape == (n + m, 1, 28, 28) and out_labels.shape == (n + m,)
+    assert torch.equal(out[:n], images) and torch.equal(out_labels[:n], labels)
+    assert mask.tolist() == [False] * n + [True] * m
+
+
+def test_replaced_items_are_the_generator_output_normalised(run: Path) -> None:
+    mix = SyntheticMix(run, share=0.5, normalize=(MEAN, STD), seed=7, threads=1)
+    images, labels = batch(10)
+    out, out_labels = mix(images, labels, step=5)
+    plan = mix.plan(10, step=5)
+    generator = OnnxGenerator(run, provider="cpu", threads=1)
+    raw = generator.run(latents(plan.latent_seed, 0, plan.n, generator.z_dim), plan.labels)
+    expected = (to_uint8(raw).astype(np.float32) / 255.0 - MEAN) / STD
+    np.testing.assert_allclose(out[plan.positions, 0].numpy(), expected, atol=1e-5, rtol=0)
+    assert out_labels[plan.positions].tolist() == plan.labels.tolist()
+
+
+def test_value_range_without_quantize_is_an_affine_map_of_the_output(run: Path) -> None:
+    mix = SyntheticMix(run, share=1.0, value_range=(-1, 1), quantize=False, seed=1, threads=1)
+    images, labels = batch(6)
+    out, _ = mix(images, labels, step=0)
+    plan = mix.plan(6, step=0)
+    generator = OnnxGenerator(run, provider="cpu", threads=1)
+    raw = generator.run(latents(plan.latent_seed, 0, 6, generator.z_dim), plan.labels)
+    np.testing.assert_allclose(out.numpy(), raw, atol=1e-6, rtol=0)
+
+
+def test_deterministic_by_seed_and_step_whatever_the_order(run: Path) -> None:
+    images, labels = batch(12)
+    counted = SyntheticMix(run, share=0.5, seed=11, threads=1)
+    in_order = [counted(images, labels) for _ in range(3)]
+    assert counted.step == 3
+    shuffled = SyntheticMix(run, share=0.5, seed=11, threads=1)
+    for step in (2, 0, 1):
+        again = shuffled(images, labels, step=step)
+        assert torch.equal(again[0], in_order[step][0]) and torch.equal(again[1], in_order[step][1])
+    assert shuffled.step == 0  # an explicit step leaves the counter alone
+    assert not torch.equal(in_order[0][0], in_order[1][0])  # steps differ
+    other_seed = SyntheticMix(run, share=0.5, seed=12, threads=1)(images, labels, step=0)
+    assert not torch.equal(other_seed[0], in_order[0][0])
+
+
+def test_state_dict_resumes_the_counter(run: Path) -> None:
+    images, labels = batch(8)
+    full = SyntheticMix(run, share=0.5, seed=2, threads=1)
+    outputs = [full(images, labels)[0] for _ in range(3)]
+    cut = SyntheticMix(run, share=0.5, seed=2, threads=1)
+    cut(images, labels)
+    resumed = SyntheticMix(run, share=0.5, seed=2, threads=1)
+    resumed.load_state_dict(pickle.loads(pickle.dumps(cut.state_dict())))
+    assert torch.equal(resumed(images, labels)[0], outputs[1])
+    assert torch.equal(pickle.loads(pickle.dumps(resumed))(images, labels)[0], outputs[2])
+    with pytest.raises(InputError, match="seed=9"):
+        resumed.load_state_dict({"step": 1, "seed": 9})
+
+
+def test_labels_are_a_prefix_across_batch_sizes(run: Path) -> None:
+    mix = SyntheticMix(run, share=0.5, seed=0, threads=1)
+    small, large = mix.plan(8, step=4), mix.plan(32, step=4)
+    assert small.labels.tolist() == large.labels[: small.n].tolist()
+    assert small.latent_seed == large.latent_seed
+
+
+def test_classes_weights_and_same(run: Path) -> None:
+    images, labels = batch(20)
+    weights = [0.0] * 10
+    weights[3] = 2.0
+    _, out_labels, mask = SyntheticMix(run, share=0.5, classes=weights, threads=1)(images, labels, return_mask=True)
+    assert set(out_labels[mask].tolist()) == {3}
+    out, same_labels, mask = SyntheticMix(run, share=0.5, classes="same", threads=1)(images, labels, return_mask=True)
+    assert torch.equal(same_labels, labels) and not torch.equal(out[mask], images[mask])
+    uniform = SyntheticMix(run, share=1.0, threads=1).plan(4000, step=0).labels
+    counts = np.bincount(uniform, minlength=10)
+    assert counts.min() > 330 and counts.max() < 470  # 400 expected per class
+
+
+def test_onnx_and_torch_backends_agree(run: Path) -> None:
+    images, labels = batch(24)
+    kwargs = {"share": 0.5, "normalize": (MEAN, STD), "quantize": False, "seed": 4}
+    onnx_out = SyntheticMix(run, backend="onnx", threads=1, **kwargs)(images, labels, step=3)
+    torch_out = SyntheticMix(run, backend="torch", **kwargs)(images, labels, step=3)
+    assert torch.equal(onnx_out[1], torch_out[1])
+    torch.testing.assert_close(onnx_out[0], torch_out[0], atol=1e-4 / STD, rtol=0)  # 1e-4 in the [-1, 1] range
+
+
+def test_run_device_and_device_output_match_the_numpy_path(run: Path) -> None:
+    generator = OnnxGenerator(run, provider="cpu", threads=1)
+    labels = generator.labels(3)
+    expected = generator.generate(labels, seed=5, dtype="float", batch_size=7)
+    got = generator.generate(labels, seed=5, dtype="float", batch_size=7, device_output=True)
+    assert isinstance(got, torch.Tensor) and got.device.type == "cpu"
+    np.testing.assert_array_equal(got.numpy(), expected)
+    as_uint8 = generator.generate(labels, seed=5, batch_size=7, device_output=True)
+    np.testing.assert_array_equal(as_uint8.numpy(), generator.generate(labels, seed=5))
+    out = torch.empty(len(labels), 1, 28, 28)
+    z = torch.from_numpy(latents(5, 0, len(labels), generator.z_dim))
+    assert generator.run_device(z, torch.from_numpy(labels), out=out) is out
+    np.testing.assert_array_equal(out.numpy(), expected)
+    with pytest.raises(InputError, match="z must be float32"):
+        generator.run_device(z.double(), torch.from_numpy(labels))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"share": 1.5}, "share must be a number with 0 <= share <= 1"),
+        ({"share": 1.0, "mode": "extend"}, "share < 1 for mode='extend'"),
+        ({"share": 0.5, "mode": "append"}, "mode must be 'replace' or 'extend'"),
+        ({"share": 0.5, "backend": "jax"}, "backend must be 'onnx' or 'torch'"),
+        ({"share": 0.5, "classes": "random"}, "classes must be 'uniform', 'same' or 10 weights"),
+        ({"share": 0.5, "classes": [1, 2]}, "10 finite numbers"),
+        ({"share": 0.5, "classes": "same", "mode": "extend"}, "needs mode='replace'"),
+        ({"share": 0.5, "value_range": (1, 0)}, "low < high"),
+        ({"share": 0.5, "normalize": (0.1, 0.0)}, "std must be > 0"),
+        ({"share": 0.5, "normalize": ((0.1, 0.2), (0.3, 0.3))}, "one channel"),
+        ({"share": 0.5, "seed": -1}, "seed must be a whole number >= 0"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(run: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match) as info:
+        SyntheticMix(run, threads=1, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_sources_and_batches_are_one_line_errors(run: Path, tmp_path: Path) -> None:
+    mix = SyntheticMix(run, share=0.5, normalize=(MEAN, STD), threads=1)
+    images, labels = batch(4)
+    cases = [
+        (lambda: SyntheticMix(tmp_path, share=0.5), "no ONNX model"),
+        (lambda: SyntheticMix(run / "checkpoint.pt", share=0.5), "backend='torch'"),
+        (lambda: mix(images[:, :, :14], labels), r"images must be \[N, 1, 28, 28\]"),
+        (lambda: mix(images, labels.int()), "labels must be int64 class indices"),
+        (lambda: mix(images, torch.nn.functional.one_hot(labels, 10)), "apply CutMix/MixUp after"),
+        (lambda: mix(images.to(torch.uint8), labels), "leave value_range and normalize unset"),
+        (lambda: mix(images.int(), labels), "float or uint8"),
+        (lambda: mix(images, labels, step=-1), "step must be a whole number >= 0"),
+        (lambda: mix(images.numpy(), labels), "torch tensors"),
+    ]
+    for call, match in cases:
+        with pytest.raises(InputError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
