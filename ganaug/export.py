@@ -42,8 +42,12 @@ PARITY_BATCHES: tuple[int, ...] = (1, 7, 256, 4096)
 PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
 OUTPUT_RANGE: tuple[float, float] = (-1.0, 1.0)
 KIND = "ganaug.conditional-generator"
+ONNX_SCHEMA = 1
+"""Version of the ``ganaug.`` metadata layout; a reader refuses any other (see :func:`check_generator_file`)."""
+SUPPORTED_ONNX_SCHEMAS: tuple[int, ...] = (ONNX_SCHEMA,)
 METADATA_KEYS: tuple[str, ...] = (
     "kind",
+    "schema",
     "z_dim",
     "num_classes",
     "classes",
@@ -156,21 +160,25 @@ def _shuffle_deconv_as_conv(deconv: torch.nn.ConvTranspose2d, shuffle: torch.nn.
     return nn.Sequential(conv, nn.PixelShuffle(4))
 
 
-def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool = False) -> Path:
+def export_onnx(
+    source: str | Path, out: str | Path | None = None, *, fp16: bool = False, overwrite: bool = False
+) -> Path:
     """Export the EMA generator of a run folder or checkpoint to ONNX, verify it, and return the file's path.
 
     Args:
         source: a run folder or its ``checkpoint.pt``.
         out: the ``.onnx`` file to write; default ``<run folder>/generator.onnx``
-            (``generator_fp16.onnx`` with ``fp16``). An existing file is replaced.
+            (``generator_fp16.onnx`` with ``fp16``), the run's own file, refreshed if it is a ganaug ONNX.
         fp16: store weights and compute in float16 (for GPU providers; inputs and output stay float32).
+        overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote (never anything else).
 
     Returns:
         The path of the written file (one self-contained file, no ``.onnx.data`` sidecar).
 
     Raises:
         InputError: no checkpoint at ``source``, or a file that is not a readable ganaug checkpoint; ``out``
-            is not writable.
+            is not writable, exists (without ``overwrite``), or is not a ganaug ONNX file (the run's
+            ``checkpoint.pt`` never is).
         ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
@@ -180,14 +188,39 @@ def export_onnx(source: str | Path, out: str | Path | None = None, *, fp16: bool
     generator, meta = load_checkpoint_generator(source)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
     run_dir = checkpoint.parent
-    out = Path(out) if out is not None else run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx")
+    if out is None:
+        out, overwrite = run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx"), True
+    out = Path(out)
+    _check_out(out, overwrite=overwrite, protect=(checkpoint,))
     run_config = run_dir / "config.json"
     provenance = {
         "data": json.loads(run_config.read_text()).get("data") if run_config.is_file() else None,
         "step": meta["step"],
         "checkpoint_sha256": file_sha256(checkpoint),
     }
-    return export_generator(generator, out, classes=meta["classes"], fp16=fp16, provenance=provenance)
+    return export_generator(
+        generator,
+        out,
+        classes=meta["classes"],
+        fp16=fp16,
+        provenance=provenance,
+        overwrite=overwrite,
+        protect=(checkpoint,),
+    )
+
+
+def _check_out(out: Path, *, overwrite: bool, protect: tuple[Path, ...]) -> None:
+    """Refuse, before any work, an ``out`` that cannot be written or must not be replaced."""
+    from ganaug.outputs import check_replaceable
+
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'generator.onnx'}")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise InputError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+        check_replaceable(out, kind="onnx", protect=protect)
 
 
 def export_generator(
@@ -197,32 +230,36 @@ def export_generator(
     classes: list[str] | None = None,
     fp16: bool = False,
     provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    protect: tuple[Path, ...] = (),
 ) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
 
     Args:
         generator: the generator to export (its eval-mode function is exported; it is not modified).
-        out: the ``.onnx`` file to write (replaced if it exists).
+        out: the ``.onnx`` file to write.
         classes: class names; default ``"0"``, ``"1"``, ...
         fp16: float16 weights and compute.
         provenance: extra metadata, e.g. ``{"data": ..., "step": ..., "checkpoint_sha256": ...}``
             (each of those three defaults to null); it may not set any of :data:`CONTRACT_KEYS`.
+        overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote.
+        protect: paths ``out`` may not be, hold or lie inside (the checkpoint being read).
 
     Raises:
-        InputError: ``out`` is a folder or its folder is missing or not writable; ``provenance`` sets a
-            contract key.
+        InputError: ``out`` is a folder, its folder is missing or not writable, it exists (without
+            ``overwrite``) or is not a ganaug ONNX file, or another process is writing it;
+            ``provenance`` sets a contract key.
+        GanaugError: the disk filled up while writing (the partial file is removed).
         ExportParityError: see :func:`export_onnx`; nothing is written.
     """
     import onnx
     import torch
 
     from ganaug.models import IMAGE_SHAPE
+    from ganaug.outputs import clean_stale_temps, exclusive_lock, reporting_disk_full, temp_path
 
     out = Path(out)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'generator.onnx'}")
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    _check_out(out, overwrite=overwrite, protect=protect)
     config = generator.config
     classes = list(classes) if classes is not None else [str(c) for c in range(config.num_classes)]
     if len(classes) != config.num_classes:
@@ -237,6 +274,7 @@ def export_generator(
         proto = _to_onnx(_half_precision(model) if fp16 else model, config.z_dim, config.num_classes)
     metadata: dict[str, Any] = {
         "kind": KIND,
+        "schema": ONNX_SCHEMA,
         "z_dim": config.z_dim,
         "num_classes": config.num_classes,
         "classes": classes,
@@ -254,12 +292,16 @@ def export_generator(
     parity = check_parity(proto.SerializeToString(), generator, tolerance=PARITY_TOLERANCE[precision])
     _set_metadata(proto, {"parity": parity})
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        onnx.save_model(proto, tmp, save_as_external_data=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with exclusive_lock(out, what="--out"):
+        clean_stale_temps(out)
+        _check_out(out, overwrite=overwrite, protect=protect)  # again: another process may have written it meanwhile
+        tmp = temp_path(out)
+        try:
+            with reporting_disk_full(out, temp=tmp):
+                onnx.save_model(proto, tmp, save_as_external_data=False)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
     return out
 
 
@@ -347,6 +389,71 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
     """The ``ganaug.`` metadata of an ONNX model, keys without the prefix, values JSON-decoded."""
     prefix = "ganaug."
     return {p.key[len(prefix) :]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(prefix)}
+
+
+def check_generator_file(proto: onnx.ModelProto, path: str | Path) -> dict[str, Any]:
+    """The ``ganaug.`` metadata of a generator file after checking it against the schema and the graph.
+
+    Checks: ``kind`` is :data:`KIND`; ``schema`` is one of :data:`SUPPORTED_ONNX_SCHEMAS`; every key of
+    :data:`METADATA_KEYS` is there; ``classes`` has ``num_classes`` names; the graph's inputs are ``z`` float32
+    [N, z_dim] and ``labels`` int64 [N] and its output ``images`` float32 [N, *image_shape].
+
+    Raises:
+        InputError: one line naming the file, what disagrees and what to do (re-export).
+    """
+    from onnx import TensorProto
+
+    fix = "re-export it with `ganaug export RUN_DIR --out FILE`"
+    try:
+        metadata = read_metadata(proto)
+    except ValueError:
+        raise InputError(f"{path} has ganaug metadata that is not valid JSON (a corrupt file?); {fix}") from None
+    if metadata.get("kind") != KIND:
+        raise InputError(
+            f"{path} is an ONNX model but not a ganaug generator (no ganaug.kind metadata); "
+            "export one with `ganaug export RUN_DIR`"
+        )
+    schema = metadata.get("schema")
+    if schema not in SUPPORTED_ONNX_SCHEMAS:
+        found = (
+            "no schema (written before ganaug versioned its ONNX metadata)" if schema is None else f"schema {schema!r}"
+        )
+        raise InputError(
+            f"{path} has ONNX metadata {found}; ganaug {__version__} reads schema "
+            f"{', '.join(map(str, SUPPORTED_ONNX_SCHEMAS))}; {fix}"
+        )
+    missing = [k for k in METADATA_KEYS if k not in metadata]
+    if missing:
+        raise InputError(f"{path} lacks the ganaug metadata {', '.join(missing)} (a truncated file?); {fix}")
+    z_dim, classes, image_shape = metadata["z_dim"], metadata["classes"], metadata["image_shape"]
+    if (
+        not (isinstance(classes, list) and all(isinstance(c, str) for c in classes))
+        or len(classes) != metadata["num_classes"]
+    ):
+        raise InputError(
+            f"{path}: metadata classes {classes!r} are not num_classes={metadata['num_classes']} names; {fix}"
+        )
+
+    def spec(values: Any) -> dict[str, tuple[int, list[int | str]]]:
+        return {
+            v.name: (v.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in values
+        }
+
+    inputs, outputs = spec(proto.graph.input), spec(proto.graph.output)
+    expected = {
+        "input z": (inputs.get("z"), TensorProto.FLOAT, [z_dim]),
+        "input labels": (inputs.get("labels"), TensorProto.INT64, []),
+        "output images": (outputs.get("images"), TensorProto.FLOAT, list(image_shape)),
+    }
+    for what, (found_spec, dtype, shape) in expected.items():
+        if found_spec is None or found_spec[0] != dtype or found_spec[1][1:] != shape:
+            got = "missing" if found_spec is None else f"{TensorProto.DataType.Name(found_spec[0])} {found_spec[1]}"
+            raise InputError(
+                f"{path}: the graph's {what} is {got} but the metadata says "
+                f"{TensorProto.DataType.Name(dtype)} [N{''.join(f', {d}' for d in shape)}]; {fix}"
+            )
+    return metadata
 
 
 def _set_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:

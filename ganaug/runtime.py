@@ -92,7 +92,7 @@ class OnnxGenerator:
         trt_batch_range: tuple[int, int, int] = (1, 1024, 65536),
         trt_fp16: bool = False,
     ) -> None:
-        from ganaug.export import KIND, read_metadata
+        from ganaug.export import check_generator_file
 
         path = Path(path)
         if path.is_dir():
@@ -116,11 +116,7 @@ class OnnxGenerator:
         if device_id < 0:
             raise InputError(f"device_id must be >= 0, got {device_id}")
         proto = _load_onnx(path)
-        metadata = read_metadata(proto)
-        if metadata.get("kind") != KIND:
-            raise InputError(
-                f"{path} is an ONNX model but not a ganaug generator (no ganaug.kind metadata); export one with `ganaug export RUN_DIR`"
-            )
+        metadata = check_generator_file(proto, path)  # schema, kind and metadata agreeing with the graph
         self.path = path
         self.metadata: dict[str, Any] = metadata
         self.inputs = {i.name: _value_info(i) for i in proto.graph.input}
@@ -471,7 +467,9 @@ def _load_onnx(path: Path) -> onnx.ModelProto:
     except (DecodeError, ValueError, RuntimeError):
         proto = None
     if proto is None or proto.ir_version == 0:  # protobuf parses some non-ONNX bytes (an empty file) without error
-        raise InputError(f"{path} is not an ONNX file; give a generator.onnx written by `ganaug export`")
+        raise InputError(
+            f"{path} is not an ONNX file, or a corrupt or truncated one; give a generator.onnx written by `ganaug export`"
+        )
     return proto
 
 

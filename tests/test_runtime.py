@@ -160,6 +160,66 @@ def test_bad_files_and_providers(onnx_path: Path, tmp_path: Path) -> None:
             OnnxGenerator(path, **kwargs)
 
 
+def _edited(onnx_path: Path, out: Path, *, metadata: dict | None = None, drop: tuple[str, ...] = (), edit=None) -> Path:
+    """A copy of ``onnx_path`` with ganaug metadata values replaced or dropped, or its graph edited."""
+    import json
+
+    proto = onnx.load(str(onnx_path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update({f"ganaug.{k}": json.dumps(v) for k, v in (metadata or {}).items()})
+    for key in drop:
+        props.pop(f"ganaug.{key}")
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    if edit is not None:
+        edit(proto)
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_onnx_schema_version_is_checked(onnx_path: Path, tmp_path: Path) -> None:
+    assert OnnxGenerator(onnx_path).metadata["schema"] == 1
+    with pytest.raises(InputError, match=r"has ONNX metadata schema 99; ganaug .* reads schema 1; re-export"):
+        OnnxGenerator(_edited(onnx_path, tmp_path / "future.onnx", metadata={"schema": 99}))
+    with pytest.raises(InputError, match=r"no schema \(written before .*\); ganaug .* reads schema 1"):
+        OnnxGenerator(_edited(onnx_path, tmp_path / "old.onnx", drop=("schema",)))
+
+
+def test_metadata_that_disagrees_with_the_graph_is_refused(onnx_path: Path, tmp_path: Path) -> None:
+    def rename_output(proto) -> None:
+        proto.graph.output[0].name = "pictures"
+        proto.graph.node[-1].output[0] = "pictures"
+
+    cases = [
+        ({"metadata": {"z_dim": 16}}, r"graph's input z is FLOAT \['batch', 8\] but the metadata says FLOAT \[N, 16\]"),
+        ({"metadata": {"image_shape": [3, 32, 32]}}, r"output images is FLOAT .* says FLOAT \[N, 3, 32, 32\]"),
+        ({"metadata": {"classes": ["a", "b"]}}, r"are not num_classes=10 names"),
+        ({"metadata": {"num_classes": 3}}, r"are not num_classes=3 names"),
+        ({"edit": rename_output}, r"output images is missing"),
+        ({"drop": ("parity",)}, r"lacks the ganaug metadata parity"),
+    ]
+    for k, (change, match) in enumerate(cases):
+        with pytest.raises(InputError, match=match):
+            OnnxGenerator(_edited(onnx_path, tmp_path / f"bad{k}.onnx", **change))
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999, -40, -1])
+def test_truncated_onnx_is_a_one_line_error(onnx_path: Path, tmp_path: Path, keep: float) -> None:
+    data = onnx_path.read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: int(len(data) * keep)] if keep > 0 else data[:keep])
+    with pytest.raises(InputError) as info:
+        OnnxGenerator(cut).generate(np.zeros(2, np.int64), seed=0)
+    assert "\n" not in str(info.value) and str(cut) in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**128])
+def test_seeds_outside_the_rng_range_are_input_errors(gen: OnnxGenerator, seed: int) -> None:
+    with pytest.raises(InputError, match="seed must be a whole number from 0 to 2\\*\\*63 - 1"):
+        gen.generate(np.zeros(1, np.int64), seed=seed)
+
+
 def test_interpolate_walks_from_one_class_to_the_other(tiny_run: Path) -> None:
     generator, meta = load_generator(tiny_run)
     frames, names = interpolate(tiny_run, from_class=4, to_class="8 - eight", steps=5, seed=2)
