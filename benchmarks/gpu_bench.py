@@ -38,8 +38,8 @@ def train_flops_per_image(trainer) -> float:
     idx = torch.arange(trainer.batch_size, device=trainer.device)
     z = torch.randn(trainer.batch_size, cfg.model.z_dim, device=trainer.device)
     with FlopCounterMode(display=False) as fc:
-        _, fake, y = trainer._d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)
-        trainer._g_step(fake, y)
+        _, fake, y = trainer.gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)
+        trainer.gan.g_step(fake, y)
     return fc.get_total_flops() / trainer.batch_size
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +13,9 @@ DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
+#: Seeds are in [0, MAX_SEED]: torch.Generator takes up to 2**64 - 1 and numpy's SeedSequence no
+#: negatives; the run derives its other streams from ``seed`` modulo 2**64.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,14 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "d_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_seed(self.seed)
+        for name in ("lr_g", "lr_d"):
+            lr = getattr(self, name)
+            if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {lr}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -110,7 +122,31 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: a key this version does not know (the message names it and the known ones), or a value
+                :meth:`__post_init__` rejects.
+        """
         d = dict(d)
-        d["model"] = ModelConfig(**d.get("model", {}))
+        _check_keys(d, cls, "TrainConfig")
+        model = d.get("model", {})
+        if not isinstance(model, dict):
+            raise TypeError(f"TrainConfig.model must be a mapping, got {type(model).__name__}")
+        _check_keys(model, ModelConfig, "ModelConfig")
+        d["model"] = ModelConfig(**model)
         d["diffaugment"] = tuple(d.get("diffaugment", ()))
         return cls(**d)
+
+
+def check_seed(seed: int, *, name: str = "seed") -> None:
+    """Raise ``ValueError`` unless ``seed`` is an int in ``[0, MAX_SEED]`` (what every RNG ganaug uses takes)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {seed}")
+
+
+def _check_keys(d: dict[str, Any], cls: type, what: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)} (this version knows {', '.join(sorted(known))})")

@@ -27,7 +27,7 @@ IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)
 class Generator(nn.Module):
     """``G(z, y)``: latent ``z`` float [N, z_dim] and labels ``y`` int64 [N] -> images float [N, 1, 28, 28] in [-1, 1]."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         w = config.g_width
@@ -58,7 +58,7 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(w, 1, 4, 2, 1),  # [N, 1, 28, 28]
             nn.Tanh(),
         )
-        init_dcgan_weights(self)
+        init_dcgan_weights(self, generator=generator)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.from_embedding(z, self.embed(labels))
@@ -72,7 +72,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """``D(x, y)``: images float [N, 1, 28, 28] in [-1, 1] and labels int64 [N] -> logits float [N]."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         w = config.d_width
@@ -86,24 +86,40 @@ class Discriminator(nn.Module):
         )
         self.linear = sn(nn.Linear(2 * w * 7 * 7, 1))  # [N, 1]
         self.embed = sn(nn.Embedding(config.num_classes, 2 * w * 7 * 7))  # [N, 2w*49]
-        init_dcgan_weights(self)
+        init_dcgan_weights(self, generator=generator)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
-def init_dcgan_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), biases 0."""
+def init_dcgan_weights(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), biases 0.
+
+    Every draw comes from ``generator`` (a CPU :class:`torch.Generator`) when one is given, so a seeded
+    model never touches the global RNG; spectral normalization's power-iteration vectors are redrawn from
+    it too and re-converged on the new weights (15 iterations, as at construction).
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-            nn.init.normal_(weight, 0.0, 0.02)
+            nn.init.normal_(weight, 0.0, 0.02, generator=generator)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
+            if hasattr(m, "parametrizations"):
+                _redraw_spectral_norm(m.parametrizations.weight, weight, generator)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
             nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def _redraw_spectral_norm(parametrizations: nn.ModuleList, weight: torch.Tensor, generator: torch.Generator | None):
+    for p in parametrizations:
+        if hasattr(p, "_u") and hasattr(p, "_v"):
+            p._u.copy_(nn.functional.normalize(torch.randn(p._u.shape, generator=generator), dim=0, eps=p.eps))
+            p._v.copy_(nn.functional.normalize(torch.randn(p._v.shape, generator=generator), dim=0, eps=p.eps))
+            p._power_method(p._reshape_weight_to_matrix(weight), 15)
 
 
 def generator_flops(config: ModelConfig) -> int:

@@ -5,8 +5,13 @@ generator takes one step with the non-saturating loss ``-log D(G(z))``. The fake
 are reused for the G step (one generator forward per iteration).
 
 Reproducibility: every random draw of a run (weight init, batch order, z, DiffAugment) comes from the
-run's seed; a checkpoint holds G, D, the EMA generator, both optimizers, AMP scalers, the step and every
-RNG state, so ``--resume`` after an interruption ends bitwise where an uninterrupted run ends on CPU.
+run's seed; a checkpoint holds G, D, the EMA generator, both optimizers, AMP scalers, the step and both
+RNG states, so ``--resume`` after an interruption ends bitwise where an uninterrupted run ends on CPU. No
+global state is touched: weights are drawn from a seeded ``torch.Generator`` (the global RNG is never
+seeded), and ``cudnn.benchmark`` is switched on only inside :meth:`Trainer.fit` on CUDA and restored after.
+
+Files: :mod:`ganaug.runfolder` writes the run folder, :mod:`ganaug.checkpoint` the checkpoint and
+:mod:`ganaug.distributed` holds the torchrun plumbing; this module is the training loop.
 
 Distributed: launched by ``torchrun --nproc-per-node N -m ganaug train ...`` (``WORLD_SIZE`` > 1), G and D
 are wrapped in DistributedDataParallel (NCCL on CUDA, gloo on CPU). ``--batch-size`` stays the global
@@ -14,38 +19,41 @@ batch: every rank draws the same permutation and the same global ``z`` and takes
 together see exactly the single-process batch. BatchNorm uses SyncBatchNorm on CUDA (global batch
 statistics, as in one process); on CPU (gloo has no SyncBatchNorm) each rank normalizes with its own
 slice's statistics and DDP broadcasts rank 0's running statistics, so a CPU run is statistically
-consistent with, not equal to, the single-process run. Rank 0 alone writes files; a checkpoint holds
-every rank's DiffAugment RNG, so resume works across ranks.
+consistent with, not equal to, the single-process run. Rank 0 alone writes files (and holds the run
+folder's lock); a checkpoint holds every rank's DiffAugment RNG, so resume works across ranks.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import math
 import os
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ganaug import __version__, viz
 from ganaug.augment_ops import diff_augment, random_affine
+from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data
+from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
+from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
 
-CHECKPOINT = "checkpoint.pt"
-METRICS_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "wall_time"]
+# CHECKPOINT and load_generator live in ganaug.checkpoint; re-exported here for one release.
+__all__ = ["CHECKPOINT", "EMA", "TrainResult", "Trainer", "fixed_grid_inputs", "load_generator", "resolve_device"]
+
 GRID_COLUMNS = 10
+_SEED_SPACE = 2**64  # torch.Generator.manual_seed takes [0, 2**64); derived seeds wrap around in it
 
 
 def resolve_device(device: str) -> torch.device:
@@ -60,6 +68,21 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
     return torch.device(device)
+
+
+@contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """cuDNN's algorithm search (``torch.backends.cudnn.benchmark``) on inside the block when ``device`` is
+    CUDA (fixed batch shapes, so the search pays off); the caller's setting is restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 class EMA(AveragedModel):
@@ -93,7 +116,7 @@ def fixed_grid_inputs(
     config: ModelConfig, *, seed: int, columns: int = GRID_COLUMNS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed ``(z, labels)`` of a run's sample grids: one row per class, ``columns`` samples a row."""
-    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    gen = torch.Generator().manual_seed((seed + 1_000_003) % _SEED_SPACE)
     z = torch.randn(config.num_classes * columns, config.z_dim, generator=gen)
     labels = torch.arange(config.num_classes).repeat_interleave(columns)
     return z, labels
@@ -108,236 +131,87 @@ class TrainResult:
     images_per_second: float
 
 
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun job (``world == 1`` without one)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    @property
-    def is_writer(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls, device: torch.device) -> Distributed:
-        """Join the process group torchrun describes in the environment (idempotent)."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
-            return cls()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size())
-
-    def barrier(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.barrier()
+def _load_data(config: TrainConfig, *, download: bool) -> tuple[TrainConfig, TrainingData]:
+    """The config's training data, and the config with ``model.num_classes`` taken from the data."""
+    data = load_training_data(
+        config.dataset, root=config.data_root, download=download, per_class=config.per_class, seed=config.seed
+    )
+    model = dataclasses.replace(config.model, num_classes=len(data.classes))
+    return dataclasses.replace(config, model=model), data
 
 
-class Trainer:
-    """Trains one run in ``run_dir``. Use :meth:`new` or :meth:`resume`, then :meth:`fit`."""
+def _reopen(run: RunFolder, *, epochs: int | None, data_root: str | Path | None) -> tuple[TrainConfig, TrainingData]:
+    """The stored config of ``run`` (with a new total of ``epochs`` or a moved ``data_root``) and its data,
+    checked to be the data the run trained on."""
+    meta = run.read_config()
+    config = config_of({"config": meta["config"]}, run.path / CONFIG)
+    if not (run.path / CHECKPOINT).is_file():
+        raise InputError(
+            f"{run.path} has no {CHECKPOINT} yet (it stopped before its first epoch); start it again with --overwrite"
+        )
+    changes: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
+    if data_root is not None:
+        changes["data_root"] = str(Path(data_root).resolve())
+    try:
+        config = dataclasses.replace(config, **changes)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    config, data = _load_data(config, download=False)
+    if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
+        raise InputError(
+            f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "
+            f"point --data-root at the original data"
+        )
+    return config, data
 
-    def __init__(self, config: TrainConfig, run_dir: Path, data: TrainingData, *, progress: bool = True) -> None:
-        self.config = config
-        self.run_dir = run_dir
-        self.data = data
-        self.progress = progress
-        self.device = resolve_device(config.device)
-        mc = config.model
-        if mc.num_classes != len(data.classes):
-            raise InputError(f"model has {mc.num_classes} classes but the data has {len(data.classes)}")
 
-        self.dist = Distributed.from_env(self.device)
-        if config.batch_size % self.dist.world:
-            raise InputError(f"--batch-size {config.batch_size} must be a multiple of the {self.dist.world} processes")
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+def _progress_bar(total: int, initial: int, *, show: bool):
+    from tqdm.auto import tqdm
 
-        torch.manual_seed(config.seed)
-        self.G = Generator(mc).to(self.device)
-        self.D = Discriminator(mc).to(self.device)
-        if self.dist.active and self.device.type == "cuda":  # BatchNorm over the global batch
-            self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+    show = show and sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True, disable=not show)
+
+
+class GAN:
+    """The models of a run and their update rules: G, D, the EMA generator, both Adam optimizers, the AMP
+    scalers and the DiffAugment RNG (``aug_rng``, one stream per rank). Weights are drawn from a
+    ``torch.Generator`` seeded with ``seed``; ``G_train``/``D_train`` are the DDP wrappers in a torchrun job
+    (the plain modules otherwise); the plain ones are what a checkpoint saves."""
+
+    SAVED = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d")
+
+    def __init__(self, config: TrainConfig, device: torch.device, dist: Distributed) -> None:
+        self.config, self.device, self.dist = config, device, dist
+        self.amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+        if self.amp != "off" and device.type != "cuda":
+            raise InputError(f"--amp {self.amp} needs CUDA; use --amp off on CPU")
+        init = torch.Generator().manual_seed(config.seed)
+        with torch.random.fork_rng(devices=[]):  # torch's default init (redrawn from ``init``) uses the global RNG
+            self.G = dist.prepare(Generator(config.model, generator=init).to(device), device, sync_batchnorm=True)
+            self.D = Discriminator(config.model, generator=init).to(device)
         if config.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = EMA(self.G, config.ema_decay)
-        betas = (config.beta1, config.beta2)
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, **fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, **fused)
-        # The modules that train: DDP wrappers in a torchrun job (the plain G, D and G_ema are what is saved).
+        adam = {"betas": (config.beta1, config.beta2), **({"fused": True} if device.type == "cuda" else {})}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, **adam)
+        self.G_train, self.D_train = dist.wrap(self.G, device), dist.wrap(self.D, device)
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
+        aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
+        self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).state_dict() for name in self.SAVED}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.SAVED:
+            getattr(self, name).load_state_dict(state[name])
+
+    def unwrap(self) -> None:
+        """Drop the DDP wrappers (before leaving the process group)."""
         self.G_train, self.D_train = self.G, self.D
-        if self.dist.active:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G_train, self.D_train = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
-        amp = config.amp if config.amp != "auto" else ("bf16" if self.device.type == "cuda" else "off")
-        if amp != "off" and self.device.type != "cuda":
-            raise InputError(f"--amp {amp} needs CUDA; use --amp off on CPU")
-        self.amp = amp
-        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        # rng: batch order and z, identical on every rank; aug_rng: DiffAugment, one stream per rank.
-        self.rng = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.aug_rng = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + 1 + self.dist.rank)
-
-        # The whole training set lives on the device; batches are gathered by index (no DataLoader).
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
-        self.batch_size = min(config.batch_size, len(self.labels))
-        if self.batch_size % self.dist.world:
-            raise InputError(
-                f"the data has only {len(self.labels)} images, fewer than --batch-size; use a batch that {self.dist.world} processes divide"
-            )
-        self.batches_per_epoch = len(self.labels) // self.batch_size
-        self.total_steps = config.epochs * self.batches_per_epoch
-        self.step = self._start_step = 0
-        self.train_seconds = self._start_seconds = 0.0
-        self.grid_z, self.grid_labels = fixed_grid_inputs(mc, seed=config.seed)
-
-    # ---- construction -------------------------------------------------------------------------
-
-    @classmethod
-    def new(
-        cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True
-    ) -> Trainer:
-        """Start a run in ``run_dir``, which must be empty or missing unless ``overwrite``."""
-        run_dir = Path(run_dir)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise InputError(f"{run_dir} is a file; choose a folder for the run")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-            raise InputError(
-                f"run folder {run_dir} is not empty; pass --resume {run_dir} to continue it or --overwrite to replace it"
-            )
-        data = load_training_data(
-            config.dataset,
-            root=config.data_root,
-            download=config.download,
-            per_class=config.per_class,
-            seed=config.seed,
-        )
-        trainer = cls(config, run_dir, data, progress=progress)
-        trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
-        if trainer.dist.is_writer:
-            if run_dir.is_dir() and overwrite:
-                import shutil
-
-                shutil.rmtree(run_dir)
-            (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            trainer._write_config()
-            np.save(run_dir / "indices.npy", data.indices)
-        return trainer
-
-    @classmethod
-    def resume(cls, run_dir: str | Path, *, epochs: int | None = None, progress: bool = True) -> Trainer:
-        """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of epochs."""
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.json").is_file():
-            raise InputError(f"{run_dir} is not a ganaug run folder (no config.json); start a new run without --resume")
-        if not (run_dir / CHECKPOINT).is_file():
-            raise InputError(
-                f"{run_dir} has no {CHECKPOINT} yet (it stopped before its first epoch); start it again with --overwrite"
-            )
-        meta = json.loads((run_dir / "config.json").read_text())
-        config = TrainConfig.from_dict(meta["config"])
-        if epochs is not None:
-            config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
-        data = load_training_data(
-            config.dataset, root=config.data_root, download=False, per_class=config.per_class, seed=config.seed
-        )
-        if data.identity["indices_sha256"] != meta["data"]["indices_sha256"]:
-            raise InputError(
-                f"the {config.dataset} files under {config.data_root} differ from those this run trained on; point --data-root at the original data"
-            )
-        trainer = cls(config, run_dir, data, progress=progress)
-        trainer._load_checkpoint()
-        trainer._write_config()
-        return trainer
-
-    # ---- training -----------------------------------------------------------------------------
-
-    def fit(self) -> TrainResult:
-        """Train up to ``total_steps``; writes metrics, grids, checkpoints, the GIF and the loss plot."""
-        from tqdm.auto import tqdm
-
-        cfg = self.config
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            unit="step",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            disable=not (self.progress and self.dist.is_writer and sys.stderr.isatty()),
-        )
-        # d_loss, g_loss, D(x), D(G(z)) summed on the device since the last log: no host sync per step.
-        sums = torch.zeros(4, device=self.device)
-        d_count = g_count = 0
-        local = self.batch_size // self.dist.world
-        mine = slice(self.dist.rank * local, (self.dist.rank + 1) * local)
-        try:
-            while self.step < self.total_steps:
-                epoch = self.step // self.batches_per_epoch
-                perm = torch.randperm(len(self.labels), generator=self.rng, device=self.device)
-                t0 = time.perf_counter()
-                for b in range(self.step % self.batches_per_epoch, self.batches_per_epoch):
-                    idx = perm[b * self.batch_size : (b + 1) * self.batch_size][mine]
-                    z = torch.randn(self.batch_size, cfg.model.z_dim, generator=self.rng, device=self.device)[mine]
-                    update_g = self.step % cfg.d_steps == cfg.d_steps - 1
-                    d_stats, fake, y = self._d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
-                    sums[[0, 2, 3]] += d_stats
-                    d_count += 1
-                    if update_g:
-                        sums[1] += self._g_step(fake, y)
-                        g_count += 1
-                    self.step += 1
-                    bar.update(1)
-                    if self.step % cfg.log_every == 0 or b == self.batches_per_epoch - 1:
-                        vals = self._mean_over_ranks(sums, d_count, max(g_count, 1))  # waits for the device
-                        self.train_seconds += time.perf_counter() - t0
-                        row = self._log(vals, epoch)
-                        bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", epoch=epoch + 1)
-                        sums.zero_()
-                        d_count = g_count = 0
-                        t0 = time.perf_counter()
-                self._end_epoch(epoch + 1)
-            bar.close()
-            self._finish()
-            self.dist.barrier()  # ranks leave together: gloo aborts a process whose peer tears down mid-call
-        finally:
-            bar.close()
-            if self.dist.active:
-                import gc
-
-                import torch.distributed as dist
-
-                # Drop the DDP wrappers (their reducers hold gloo work objects) while the interpreter is
-                # fully alive: freed during interpreter shutdown they can abort the process (SIGABRT).
-                self.G_train, self.D_train = self.G, self.D
-                gc.collect()
-                dist.destroy_process_group()
-        seen = (self.total_steps - self._start_step) * self.batch_size
-        return TrainResult(
-            self.run_dir,
-            self.step,
-            self.step // self.batches_per_epoch,
-            self.train_seconds,
-            seen / self._segment_seconds() if self._segment_seconds() else float("nan"),
-        )
-
-    def _segment_seconds(self) -> float:
-        return self.train_seconds - self._start_seconds
 
     def _autocast(self):
         if self.amp == "off":
@@ -347,8 +221,9 @@ class Trainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.config.diffaugment, self.aug_rng) if self.config.diffaugment else x
 
-    def _d_step(self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, *, keep_fake: bool):
-        """One discriminator step; returns (stack of D loss, D(x), D(G(z)), fakes, labels)."""
+    def d_step(self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, *, keep_fake: bool):
+        """One discriminator step on real images float [B, 1, 28, 28] in [-1, 1], labels int64 [B] and
+        latents float [B, z_dim]; returns (float [3]: D loss, mean D(x), mean D(G(z)); the fakes; the labels)."""
         cfg = self.config
         if cfg.augment_real:
             real = random_affine(real, self.aug_rng)
@@ -360,25 +235,19 @@ class Trainer:
             logit_real = self.D_train(self._augment(real), y)
             logit_fake = self.D_train(self._augment(fake.detach()), y)
             # BCE with one-sided smoothing: real target 1 - s, fake target 0.
-            target = 1.0 - cfg.label_smoothing
-            loss = (target * F.softplus(-logit_real) + (1 - target) * F.softplus(logit_real)).mean() + F.softplus(
-                logit_fake
-            ).mean()
+            t = 1.0 - cfg.label_smoothing
+            loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
+            loss = loss_real + F.softplus(logit_fake).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
         with torch.no_grad():
-            stats = torch.stack(
-                [
-                    loss.detach().float(),
-                    torch.sigmoid(logit_real.float()).mean(),
-                    torch.sigmoid(logit_fake.float()).mean(),
-                ]
-            )
-        return stats, fake, y
+            d_real, d_fake = torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()
+            return torch.stack([loss.detach().float(), d_real, d_fake]), fake, y
 
-    def _g_step(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def g_step(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One generator step on the fakes of the last D step; updates the EMA; returns the G loss (float [])."""
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
             loss = F.softplus(-self.D(self._augment(fake), y)).mean()  # non-saturating: -log D(G(z))
@@ -389,181 +258,201 @@ class Trainer:
         self.G_ema.update_parameters(self.G)
         return loss.detach().float()
 
-    def _mean_over_ranks(self, sums: torch.Tensor, d_count: int, g_count: int) -> list[float]:
-        means = sums / torch.tensor([d_count, g_count, d_count, d_count], device=sums.device)
-        if self.dist.active:
-            import torch.distributed as dist
 
-            dist.all_reduce(means)
-            means /= self.dist.world
-        return means.tolist()
+class Trainer:
+    """Trains one run in ``run_dir`` (:meth:`new` or :meth:`resume`, then :meth:`fit`); classes come from the data."""
 
-    def _log(self, vals: list[float], epoch: int) -> dict[str, Any]:
+    def __init__(
+        self, config: TrainConfig, run: RunFolder | str | Path, data: TrainingData, *, progress: bool = True
+    ) -> None:
+        self.config, self.data, self.progress = config, data, progress
+        self.run = run if isinstance(run, RunFolder) else RunFolder(run)
+        self.run_dir = self.run.path
+        self.device = resolve_device(config.device)
+        if config.model.num_classes != len(data.classes):
+            raise InputError(f"model has {config.model.num_classes} classes but the data has {len(data.classes)}")
+        n = self.batch_size = config.batch_size
+        if n > len(data.labels):
+            raise InputError(f"--batch-size {n} is larger than the {len(data.labels)} training images; choose fewer")
+        self.dist = Distributed.from_env(self.device)
+        if n % self.dist.world:
+            raise InputError(f"--batch-size {n} must be a multiple of the {self.dist.world} processes")
+        self.gan = GAN(config, self.device, self.dist)
+        self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
+        # The whole training set lives on the device; batches are gathered by index (no DataLoader).
+        self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
+        self.batches_per_epoch = len(self.labels) // n
+        self.total_steps = config.epochs * self.batches_per_epoch
+        self.step = self._start_step = 0
+        self.train_seconds = self._start_seconds = 0.0
+        self.grid_z, self.grid_labels = fixed_grid_inputs(config.model, seed=config.seed)
+
+    @classmethod
+    def new(
+        cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True
+    ) -> Trainer:
+        """Start a run in ``run_dir``: missing or empty, or with ``overwrite`` a ganaug run folder to replace
+        (:meth:`RunFolder.check_new`). Folder, data and config are checked before anything is written;
+        ``data_root`` is stored absolute."""
+        run = RunFolder.check_new(run_dir, overwrite=overwrite)
+        if config.data_root is not None:
+            config = dataclasses.replace(config, data_root=str(Path(config.data_root).resolve()))
+        config, data = _load_data(config, download=config.download)
+        trainer = cls(config, run, data, progress=progress)
+        trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
+        if trainer.dist.is_writer:
+            run.acquire()
+            run.create(replace=overwrite)
+            trainer._write_config()
+            run.write_indices(data.indices)
+        return trainer
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        *,
+        epochs: int | None = None,
+        data_root: str | Path | None = None,
+        progress: bool = True,
+    ) -> Trainer:
+        """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of
+        ``epochs``, reading the data from ``data_root`` if it moved. metrics.csv loses the rows logged after
+        the checkpoint (by a run that was killed), so no step appears twice."""
+        run = RunFolder(run_dir)
+        config, data = _reopen(run, epochs=epochs, data_root=data_root)
+        trainer = cls(config, run, data, progress=progress)
+        if trainer.dist.is_writer:
+            run.acquire()
+        try:
+            trainer._restore(load_checkpoint(run.path / CHECKPOINT, map_location=trainer.device))
+            if trainer.dist.is_writer:
+                run.truncate_metrics(trainer.step)
+                trainer._write_config()
+        except BaseException:
+            run.release()
+            raise
+        return trainer
+
+    def fit(self) -> TrainResult:
+        """Train up to ``total_steps``; writes metrics, grids, checkpoints, the GIF and the loss plot."""
+        cfg, gan, bs = self.config, self.gan, self.batch_size
+        bar = _progress_bar(self.total_steps, self.step, show=self.progress and self.dist.is_writer)
+        # d_loss, g_loss, D(x), D(G(z)) summed on the device since the last log: no host sync per step.
+        sums = torch.zeros(4, device=self.device)
+        d_count = g_count = 0
+        mine = self.dist.local_slice(bs)
+        try:
+            with cudnn_autotune(self.device):
+                while self.step < self.total_steps:
+                    epoch = self.step // self.batches_per_epoch
+                    perm = torch.randperm(len(self.labels), generator=self.rng, device=self.device)
+                    t0 = time.perf_counter()
+                    for b in range(self.step % self.batches_per_epoch, self.batches_per_epoch):
+                        idx = perm[b * bs : (b + 1) * bs][mine]
+                        z = torch.randn(bs, cfg.model.z_dim, generator=self.rng, device=self.device)[mine]
+                        update_g = self.step % cfg.d_steps == cfg.d_steps - 1
+                        d_stats, fake, y = gan.d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
+                        sums[[0, 2, 3]] += d_stats
+                        d_count += 1
+                        if update_g:
+                            sums[1] += gan.g_step(fake, y)
+                            g_count += 1
+                        self.step += 1
+                        bar.update(1)
+                        if self.step % cfg.log_every == 0 or b == self.batches_per_epoch - 1:
+                            counts = torch.tensor([d_count, max(g_count, 1), d_count, d_count], device=self.device)
+                            vals = self.dist.mean(sums / counts).tolist()  # waits for the device
+                            self.train_seconds += time.perf_counter() - t0
+                            self._log(vals, epoch)
+                            bar.set_postfix(d=f"{vals[0]:.3f}", g=f"{vals[1]:.3f}", epoch=epoch + 1)
+                            sums.zero_()
+                            d_count = g_count = 0
+                            t0 = time.perf_counter()
+                    self._end_epoch(epoch + 1)
+                self._finish()
+            self.dist.barrier()  # ranks leave together: gloo aborts a process whose peer tears down mid-call
+        finally:
+            bar.close()
+            gan.unwrap()
+            self.dist.shutdown()
+            self.run.release()
+        return TrainResult(
+            self.run_dir, self.step, self.step // self.batches_per_epoch, self.train_seconds, self._images_per_second()
+        )
+
+    def _images_per_second(self) -> float:
+        seconds = self.train_seconds - self._start_seconds
+        return (self.total_steps - self._start_step) * self.batch_size / seconds if seconds else float("nan")
+
+    def _log(self, vals: list[float], epoch: int) -> None:
         if not all(math.isfinite(v) for v in vals):
             raise TrainingDiverged(
                 f"losses became non-finite at step {self.step} (D {vals[0]}, G {vals[1]}); the last good checkpoint "
                 f"in {self.run_dir / CHECKPOINT} is kept; try a lower learning rate, --label-smoothing 0.1 or --spectral-norm"
             )
-        row = {
-            "step": self.step,
-            "epoch": epoch + 1,
-            "d_loss": vals[0],
-            "g_loss": vals[1],
-            "d_real": vals[2],
-            "d_fake": vals[3],
-            "wall_time": round(self.train_seconds, 3),
-        }
         if self.dist.is_writer:
-            path = self.run_dir / "metrics.csv"
-            new = not path.exists()
-            with open(path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
-        return row
+            row = [self.step, epoch + 1, *vals, round(self.train_seconds, 3)]
+            self.run.append_metrics(dict(zip(METRICS_FIELDS, row, strict=True)))
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """EMA generator (eval mode) on the run's fixed grid inputs: float [C*10, 1, 28, 28] in [-1, 1]."""
-        g = self.G_ema.module.eval()
+        g = self.gan.G_ema.module.eval()
         return g(self.grid_z.to(self.device), self.grid_labels.to(self.device)).float().cpu()
 
     def _end_epoch(self, epoch: int) -> None:
         if epoch % self.config.save_every and self.step < self.total_steps:
             return
-        aug_states = self._gather_aug_states()
+        aug_states = self.dist.gather(self.gan.aug_rng.get_state())
         if self.dist.is_writer:
-            viz.save_grid(self.sample_grid(), self.run_dir / "samples" / f"epoch_{epoch:04d}.png", nrow=GRID_COLUMNS)
-            self._save_checkpoint(aug_states)
-
-    def _gather_aug_states(self) -> list[torch.Tensor]:
-        state = self.aug_rng.get_state()
-        if not self.dist.active:
-            return [state]
-        import torch.distributed as dist
-
-        states: list[Any] = [None] * self.dist.world
-        dist.all_gather_object(states, state)
-        return states
+            self.run.save_epoch_grid(self.sample_grid(), epoch, nrow=GRID_COLUMNS)
+            save_checkpoint(self._checkpoint_state(aug_states), self.run_dir / CHECKPOINT)
 
     def _finish(self) -> None:
         if not self.dist.is_writer:
             return
-        frames = sorted((self.run_dir / "samples").glob("epoch_*.png"))
-        step = max(1, len(frames) // 100)  # at most ~100 GIF frames, always ending on the last grid
-        chosen = frames[::-1][::step][::-1]
-        viz.save_gif(chosen, self.run_dir / "samples.gif")
-        viz.save_grid(self.sample_grid(), self.run_dir / "samples.png", nrow=GRID_COLUMNS)
-        if (self.run_dir / "metrics.csv").exists():
-            viz.plot_losses(self.run_dir / "metrics.csv", self.run_dir / "losses.png")
-        seen = (self.total_steps - self._start_step) * self.batch_size
+        ips = self._images_per_second()
         summary = {
-            "ganaug_version": __version__,
             "steps": self.step,
             "epochs": self.step // self.batches_per_epoch,
             "batch_size": self.batch_size,
             "train_seconds": round(self.train_seconds, 3),
-            "train_images_per_second": round(seen / self._segment_seconds(), 1) if self._segment_seconds() else None,
+            "train_images_per_second": round(ips, 1) if math.isfinite(ips) else None,
             "processes": self.dist.world,
             "generator_mflop_per_image": generator_flops(self.config.model) / 1e6,
             "discriminator_mflop_per_image": discriminator_flops(self.config.model) / 1e6,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
         }
-        _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        self.run.finish(self.sample_grid(), summary, nrow=GRID_COLUMNS)
         if self.config.export_onnx:
             from ganaug.export import export_onnx
 
             export_onnx(self.run_dir)
 
-    # ---- files --------------------------------------------------------------------------------
-
     def _write_config(self) -> None:
-        if not self.dist.is_writer:
-            return
-        meta = {
-            "ganaug_version": __version__,
-            "torch_version": torch.__version__,
-            "config": self.config.to_dict(),
-            "data": self.data.identity,
-            "classes": self.data.classes,
-            "device": str(self.device),
-            "amp": self.amp,
-            "batch_size": self.batch_size,
-            "processes": self.dist.world,
-            "total_steps": self.total_steps,
-        }
-        _atomic_write_text(self.run_dir / "config.json", json.dumps(meta, indent=2))
+        meta = {"torch_version": torch.__version__, "config": self.config.to_dict(), "data": self.data.identity}
+        meta |= {"classes": self.data.classes, "device": str(self.device), "amp": self.gan.amp}
+        meta |= {"batch_size": self.batch_size, "processes": self.dist.world, "total_steps": self.total_steps}
+        self.run.write_config(meta)
 
-    def _save_checkpoint(self, aug_states: list[torch.Tensor]) -> None:
-        state = {
-            "ganaug_version": __version__,
-            "config": self.config.to_dict(),
-            "classes": self.data.classes,
-            "step": self.step,
-            "train_seconds": self.train_seconds,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "rng": self.rng.get_state(),
-            "aug_rng": aug_states,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-        }
-        tmp = self.run_dir / f".{CHECKPOINT}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT)
+    def _checkpoint_state(self, aug_states: list[torch.Tensor]) -> dict[str, Any]:
+        from ganaug import __version__
 
-    def _load_checkpoint(self) -> None:
-        state = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=True)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
-        self.rng.set_state(state["rng"].cpu())
+        run = {"ganaug_version": __version__, "config": self.config.to_dict(), "classes": self.data.classes}
+        run |= {"step": self.step, "train_seconds": self.train_seconds}
+        return {**run, **self.gan.state_dict(), "rng": self.rng.get_state(), "aug_rng": aug_states}
+
+    def _restore(self, state: dict[str, Any]) -> None:
         if len(state["aug_rng"]) != self.dist.world:
             raise InputError(f"this run was checkpointed by {len(state['aug_rng'])} processes; resume it with as many")
-        self.aug_rng.set_state(state["aug_rng"][self.dist.rank].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.gan.load_state_dict(state)
+        self.rng.set_state(state["rng"].cpu())
+        self.gan.aug_rng.set_state(state["aug_rng"][self.dist.rank].cpu())
         self.step = self._start_step = int(state["step"])
         self.train_seconds = self._start_seconds = float(state["train_seconds"])
         if self.step > self.total_steps:
             raise InputError(
                 f"the run is already at step {self.step}, past the asked total of {self.total_steps}; ask for more --epochs"
             )
-
-
-def load_generator(
-    path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
-) -> tuple[Generator, dict[str, Any]]:
-    """The (EMA by default) generator of a run folder or checkpoint file, in eval mode, and the checkpoint's metadata."""
-    path = Path(path)
-    ckpt = path / CHECKPOINT if path.is_dir() else path
-    if not ckpt.is_file():
-        raise InputError(f"no checkpoint at {ckpt}; give a run folder or its {CHECKPOINT}")
-    state = torch.load(ckpt, map_location=device, weights_only=True)
-    config = TrainConfig.from_dict(state["config"])
-    g = Generator(config.model).to(device)
-    if ema:
-        prefix = "module."
-        g.load_state_dict({k[len(prefix) :]: v for k, v in state["G_ema"].items() if k.startswith(prefix)})
-    else:
-        g.load_state_dict(state["G"])
-    meta = {k: state[k] for k in ("ganaug_version", "config", "classes", "step")}
-    return g.eval(), meta
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

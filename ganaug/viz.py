@@ -28,16 +28,20 @@ def save_gif(frames: Sequence[str | Path], path: str | Path, *, duration_ms: int
 
 
 def plot_losses(metrics_csv: str | Path, path: str | Path) -> None:
-    """Plot D and G losses and D(x), D(G(z)) against step from a run's ``metrics.csv``."""
-    import matplotlib
+    """Plot D and G losses and D(x), D(G(z)) against step from a run's ``metrics.csv`` into a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on a :class:`matplotlib.figure.Figure` with the Agg canvas directly: no pyplot, no global backend
+    switch, nothing left open.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     with open(metrics_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     step = [int(r["step"]) for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(step, [float(r["d_loss"]) for r in rows], label="D loss")
     ax1.plot(step, [float(r["g_loss"]) for r in rows], label="G loss")
     ax1.set_xlabel("step")
@@ -51,4 +55,3 @@ def plot_losses(metrics_csv: str | Path, path: str | Path) -> None:
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -53,3 +53,17 @@ def test_flop_formulas_match_torch_flop_counter(cfg):
         d(torch.randn(4, 1, 28, 28), y)
     # the counter ignores the elementwise projection term; the formula counts it (2 * 2w * 49 per image)
     assert fc.get_total_flops() == 4 * (discriminator_flops(cfg) - 2 * 2 * cfg.d_width * 49)
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_seeded_generator_decides_every_weight(spectral):
+    cfg = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, spectral_norm=spectral)
+    nets = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # must not matter
+        init = torch.Generator().manual_seed(0)
+        nets.append((Generator(cfg, generator=init).state_dict(), Discriminator(cfg, generator=init).state_dict()))
+    for a, b in zip(nets[0], nets[1], strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k

@@ -69,16 +69,16 @@ def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path):
 def test_augment_real_transforms_only_the_real_images_d_sees(tmp_path, monkeypatch):
     trainer = Trainer.new(tiny_config(epochs=1, augment_real=True), tmp_path / "run", progress=False)
     seen = []
-    d = trainer.D_train
-    monkeypatch.setattr(trainer, "D_train", lambda x, y: seen.append(x.detach().clone()) or d(x, y))
+    d = trainer.gan.D_train
+    monkeypatch.setattr(trainer.gan, "D_train", lambda x, y: seen.append(x.detach().clone()) or d(x, y))
     real, y = trainer.images[:8], trainer.labels[:8]
     z = torch.randn(8, trainer.config.model.z_dim)
-    trainer._d_step(real, y, z, keep_fake=False)
+    trainer.gan.d_step(real, y, z, keep_fake=False)
     real_seen, fake_seen = seen
     assert real_seen.shape == real.shape and not torch.equal(real_seen, real)  # moved, rotated or scaled
     assert real_seen.min() >= -1 - 1e-6 and real_seen.max() <= 1 + 1e-6  # background stays -1: same range
     with torch.no_grad():
-        assert torch.equal(fake_seen, trainer.G_train(z, y))  # fakes untouched (no DiffAugment configured)
+        assert torch.equal(fake_seen, trainer.gan.G_train(z, y))  # fakes untouched (no DiffAugment configured)
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
@@ -121,13 +121,13 @@ def test_non_finite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, monk
     Trainer.new(tiny_config(epochs=1), run, progress=False).fit()
     good = (run / CHECKPOINT).read_bytes()
     trainer = Trainer.resume(run, epochs=3, progress=False)
-    real_step = trainer._d_step
+    real_step = trainer.gan.d_step
 
     def poisoned(*args, **kwargs):
         loss, *rest = real_step(*args, **kwargs)
         return (loss * float("nan"), *rest)
 
-    monkeypatch.setattr(trainer, "_d_step", poisoned)
+    monkeypatch.setattr(trainer.gan, "d_step", poisoned)
     with pytest.raises(TrainingDiverged, match="non-finite.*last good checkpoint"):
         trainer.fit()
     assert (run / CHECKPOINT).read_bytes() == good
@@ -148,3 +148,78 @@ def test_save_every_writes_fewer_grids_but_always_the_last(tmp_path):
         "epoch_0005.png",
     ]
     assert _state(tmp_path / "run")["step"] == 30
+
+
+def _imports(module_file):
+    import ast
+
+    tree = ast.parse(module_file.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_export_and_checkpoint_io_do_not_import_training():
+    from pathlib import Path
+
+    package = Path(__file__).parents[1] / "ganaug"
+    for name in ("export.py", "checkpoint.py", "runfolder.py", "distributed.py", "metrics.py", "runtime.py"):
+        assert "ganaug.training" not in _imports(package / name), name
+
+
+def test_trainer_class_stays_short():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[1] / "ganaug" / "training.py").read_text())
+    (trainer,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer"]
+    assert trainer.end_lineno - trainer.lineno + 1 < 200
+
+
+def test_training_leaves_the_global_rng_alone(tmp_path):
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    Trainer.new(tiny_config(), tmp_path / "run", progress=False).fit()
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_weights_come_from_the_seed_not_the_global_rng(tmp_path):
+    torch.manual_seed(1)
+    a = Trainer.new(tiny_config(), tmp_path / "a", progress=False).gan.G.state_dict()
+    torch.manual_seed(2)
+    b = Trainer.new(tiny_config(), tmp_path / "b", progress=False).gan.G.state_dict()
+    _assert_same_tensors(a, b)
+
+
+def test_cudnn_autotune_is_scoped():
+    from ganaug.training import cudnn_autotune
+
+    previous = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with cudnn_autotune(torch.device("cuda")):
+            assert torch.backends.cudnn.benchmark is True
+        assert torch.backends.cudnn.benchmark is False
+        with cudnn_autotune(torch.device("cpu")):
+            assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def test_loss_plot_does_not_switch_the_matplotlib_backend(tiny_run, tmp_path):
+    import matplotlib
+
+    from ganaug import viz
+
+    previous = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        viz.plot_losses(tiny_run / "metrics.csv", tmp_path / "losses.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)
+    assert (tmp_path / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
