@@ -11,7 +11,8 @@ SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 
 def describe() -> dict[str, Any]:
-    """CPU model, physical and logical cores, SIMD flags, GPU (if torch sees one) and library versions."""
+    """CPU model, physical and logical cores, SIMD flags, GPU (if torch sees one), library versions, and the
+    load average (1, 5, 15 min) when it was taken: a benchmark on a shared machine says how busy it was."""
     import torch
 
     from ganaug import __version__
@@ -24,6 +25,8 @@ def describe() -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
     try:
         import onnxruntime as ort
 

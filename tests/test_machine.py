@@ -16,3 +16,8 @@ def test_describes_this_machine_in_json():
     assert info["cpu"] and "onnxruntime" in info
     assert ("gpu" in info) == torch.cuda.is_available()
     assert json.loads(json.dumps(info)) == info  # goes into results.json as it is
+
+
+def test_records_how_busy_the_machine_was(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.234, 0.5, 0.0))
+    assert describe()["load_average"] == [1.23, 0.5, 0.0]
