@@ -31,7 +31,7 @@ from ganaug.errors import GanaugError, InputError
 MARKER = ".ganaug.json"
 """File ganaug writes inside every folder it creates; its ``kind`` says what the folder is."""
 MARKER_SCHEMA = 1
-FILE_KINDS: tuple[str, ...] = ("onnx", "npz", "pt", "png", "gif")
+FILE_KINDS: tuple[str, ...] = ("onnx", "npz", "pt", "png", "gif", "manifest")
 """Kinds :func:`check_replaceable` knows as files; any other kind names a marked folder (``run``, ``images``...)."""
 PNG_STAMP_KEY = "ganaug"
 """PNG text chunk (and GIF comment prefix) that marks an image file as written by ganaug (see :func:`stamp_info`)."""
@@ -119,6 +119,9 @@ def _is_ganaug_file(path: Path, kind: str) -> bool:
     try:
         if kind == "onnx":
             return _onnx_is_ganaug(path)
+        if kind == "manifest":
+            manifest = json.loads(path.read_text())
+            return isinstance(manifest, dict) and "ganaug_version" in manifest and "format" in manifest
         if kind in ("npz", "pt"):
             manifest = json.loads(path.with_suffix(".manifest.json").read_text())
             if not (isinstance(manifest, dict) and manifest.get("format") == kind and "ganaug_version" in manifest):

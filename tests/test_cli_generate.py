@@ -89,12 +89,202 @@ def test_generate_file_formats(model: Path, tmp_path: Path, fmt: str) -> None:
 
 def test_overwrite_is_refused_then_allowed(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "synth.npz"
-    out.write_bytes(b"keep me")
+    assert invoke("generate", model, "--per-class", 2, "--out", out).exit_code == 0
     result = invoke("generate", model, "--per-class", 1, "--out", out)
     assert result.exit_code == 2 and "--overwrite" in result.output
-    assert out.read_bytes() == b"keep me"
+    assert np.load(out)["images"].shape == (20, 28, 28)
     assert invoke("generate", model, "--per-class", 1, "--out", out, "--overwrite").exit_code == 0
     assert np.load(out)["images"].shape == (10, 28, 28)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "png"])
+def test_overwrite_never_replaces_the_users_files(model: Path, tmp_path: Path, fmt: str) -> None:
+    mine = tmp_path / ("synth.npz" if fmt == "npz" else "photos")
+    if fmt == "npz":
+        mine.write_bytes(b"keep me")
+    else:
+        mine.mkdir()
+        (mine / "holiday.jpg").write_bytes(b"keep me")
+    result = invoke("generate", model, "--per-class", 1, "--format", fmt, "--out", mine, "--overwrite")
+    assert result.exit_code == 2 and "refusing to replace" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (mine if fmt == "npz" else mine / "holiday.jpg").read_bytes() == b"keep me"
+
+
+def test_overwrite_refuses_dot_dotdot_and_the_model_folder(model: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(model, run / "generator.onnx")
+    (run / "checkpoint.pt").write_bytes(b"weights")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    cases = [
+        (["generate", run, "--per-class", 1, "--out", ".", "--overwrite"], "working folder"),
+        (["generate", run, "--per-class", 1, "--out", "..", "--overwrite"], "working folder"),
+        (["generate", run, "--per-class", 1, "--out", run, "--overwrite"], "being read"),
+        (["generate", run / "generator.onnx", "--per-class", 1, "--out", run, "--overwrite"], "being read"),
+        (["generate", run, "--per-class", 1, "--format", "pt", "--out", run / "checkpoint.pt", "--overwrite"], ""),
+        (["generate", run, "--per-class", 1, "--out", "../work/..", "--overwrite"], "working folder"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "generator.onnx"]
+    assert (run / "checkpoint.pt").read_bytes() == b"weights" and (work / "notes.txt").read_text() == "mine"
+
+
+def test_png_tree_is_marked_and_replaced_with_overwrite(model: Path, tmp_path: Path) -> None:
+    from ganaug.outputs import MARKER
+
+    out = tmp_path / "synth"
+    assert invoke("generate", model, "--per-class", 2, "--out", out).exit_code == 0
+    assert json.loads((out / MARKER).read_text())["kind"] == "images"
+    result = invoke("generate", model, "--per-class", 1, "--classes", "3", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert len(ImageFolder(str(out))) == 1 and (out / MARKER).is_file()
+
+
+def _with_classes(model: Path, out: Path, classes: list[str]) -> Path:
+    proto = onnx.load(str(model))
+    for prop in proto.metadata_props:
+        if prop.key == "ganaug.classes":
+            prop.value = json.dumps(classes)
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_class_names_become_safe_distinct_folders(model: Path, tmp_path: Path) -> None:
+    classes = ["..", ".", "", "a/b", "A", "a", "../../evil", "c\\d", ".hidden", "ok"]
+    bad = _with_classes(model, tmp_path / "bad.onnx", classes)
+    out = tmp_path / "inside" / "synth"
+    result = invoke("generate", bad, "--per-class", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "inside"]  # nothing written outside --out
+    assert sorted(p.name for p in (tmp_path / "inside").iterdir()) == ["synth"]
+    folders = json.loads((out / "manifest.json").read_text())["folders"]
+    assert list(folders) == classes
+    assert folders["a"] == "a_5" and folders["A"] == "A_4" and folders[".."] == "_." and folders[""] == "class_2"
+    assert len({f.casefold() for f in folders.values()}) == 10
+    assert len(ImageFolder(str(out))) == 10 and len(ImageFolder(str(out)).classes) == 10
+    for name in folders.values():
+        assert (out / name).resolve().parent == out.resolve() and len(list((out / name).iterdir())) == 1
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from ganaug.outputs import exclusive_lock
+with exclusive_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_a_second_writer_of_the_same_output_fails(model: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "synth"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = invoke("generate", model, "--per-class", 1, "--out", out)
+        assert result.exit_code == 2 and f"another ganaug process (pid {holder.pid}) is writing" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_run(model: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "synth"
+    stale = tmp_path / f".synth.tmp-{dead.pid}"
+    (stale / "3").mkdir(parents=True)
+    (stale / "3" / "0000000.png").write_bytes(b"x" * 1000)
+    assert invoke("generate", model, "--per-class", 1, "--out", out).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]
+    stale.mkdir()  # another target's temporaries are left alone
+    for name in (f".synth.npz.tmp-{dead.pid}", f".synth.manifest.json.tmp-{dead.pid}"):
+        (tmp_path / name).write_bytes(b"partial")
+    assert invoke("generate", model, "--per-class", 1, "--out", tmp_path / "synth.npz").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name, "synth", "synth.manifest.json", "synth.npz"]
+
+
+@pytest.mark.parametrize("fmt", ["png", "npz"])
+def test_full_disk_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path, monkeypatch, fmt: str) -> None:
+    import errno
+
+    import PIL.Image
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", full)
+    monkeypatch.setattr(np, "savez", full)
+    out = tmp_path / ("synth" if fmt == "png" else "synth.npz")
+    result = invoke("generate", model, "--per-class", 1, "--quiet", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert (
+        result.output.strip() == f"Error: no space left on the device while writing {out}: free at least 1 MB and rerun"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), str(2**128)])
+def test_seeds_outside_the_rng_range_exit_2_before_work(model: Path, tiny_run: Path, tmp_path: Path, seed: str) -> None:
+    result = invoke("generate", model, "--per-class", 1, "--seed", seed, "--out", tmp_path / "s.npz")
+    assert result.exit_code == 2 and "--seed" in result.output and "Traceback" not in result.output
+    result = invoke("interpolate", tiny_run, "--from", 1, "--to", 2, "--seed", seed, "--out", tmp_path / "w.png")
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_never_silently_overwrites(model: Path, tiny_run: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    checkpoint = tiny_run / "checkpoint.pt"
+    before = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("mine")
+    for out, flags, message in [
+        (checkpoint, [], "already exists"),
+        (checkpoint, ["--overwrite"], "refusing to replace"),
+        (notes, [], "already exists"),
+        (notes, ["--overwrite"], "not a onnx file written by ganaug"),
+    ]:
+        result = invoke("export", tiny_run, "--out", out, *flags)
+        assert result.exit_code == 2 and message in result.output, (out, flags, result.output)
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == before and notes.read_text() == "mine"
+    ours = tmp_path / "g.onnx"
+    ours.write_bytes(model.read_bytes())
+    assert invoke("export", tiny_run, "--out", ours).exit_code == 2
+    result = invoke("export", tiny_run, "--out", ours, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx", "notes.onnx"]
+
+
+def test_interpolate_overwrite_replaces_only_its_own_pictures(tiny_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "walk.png"
+    assert invoke("interpolate", tiny_run, "--from", 4, "--to", 8, "--out", out, "--gif").exit_code == 0
+    result = invoke("interpolate", tiny_run, "--from", 1, "--to", 2, "--out", out, "--gif", "--overwrite")
+    assert result.exit_code == 0, result.output
+    photo = tmp_path / "photo.png"
+    Image.new("L", (4, 4)).save(photo)
+    result = invoke("interpolate", tiny_run, "--from", 1, "--to", 2, "--out", photo, "--overwrite")
+    assert result.exit_code == 2 and "refusing to replace" in result.output
+    assert Image.open(photo).size == (4, 4)
 
 
 def test_interpolate(tiny_run: Path, tmp_path: Path) -> None:
@@ -192,12 +382,12 @@ def test_interpolate_into_a_new_folder(tiny_run: Path, tmp_path: Path) -> None:
     assert out.is_file()
 
 
-def test_png_overwrite_replaces_a_file(model: Path, tmp_path: Path) -> None:
+def test_png_overwrite_does_not_replace_a_users_file(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.write_text("old")
     result = invoke("generate", model, "--per-class", "1", "--format", "png", "--out", out, "--overwrite")
-    assert result.exit_code == 0, result.output
-    assert len(ImageFolder(str(out)).samples) == 10
+    assert result.exit_code == 2 and "refusing to replace" in result.output, result.output
+    assert out.read_text() == "old"
 
 
 def test_fractional_counts_are_refused() -> None:

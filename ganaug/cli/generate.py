@@ -1,7 +1,9 @@
 """``ganaug export``, ``generate``, ``interpolate`` and ``info``: thin wrappers over export and runtime.
 
-Outputs are written under a temporary name beside the target and renamed at the end, so an interrupted
-command leaves no half-written file or folder; an existing target is replaced only with ``--overwrite``.
+Outputs are written under a hidden temporary name beside the target and renamed at the end, so an
+interrupted command leaves no half-written file or folder (a killed run's temporaries are removed by the next
+run of the same command). An existing target is replaced only with ``--overwrite`` and only if ganaug wrote
+it (:func:`ganaug.outputs.check_replaceable`); a second process writing the same target fails at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -18,9 +21,11 @@ import click
 from ganaug import __version__
 from ganaug.cli import main
 from ganaug.cli._common import InputProblem
+from ganaug.sampling import MAX_SEED
 
 FORMATS = ("png", "npz", "pt")
 PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
+SEED = click.IntRange(min=0, max=MAX_SEED)
 
 
 @main.command()
@@ -32,17 +37,20 @@ PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
     help="ONNX file to write  [default: RUN_DIR/generator.onnx, or generator_fp16.onnx with --fp16].",
 )
 @click.option("--fp16", is_flag=True, help="float16 weights and compute (for GPU providers; benchmark before use).")
-def export(source: Path, out: Path | None, fp16: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out if it is an ONNX file ganaug wrote.")
+def export(source: Path, out: Path | None, fp16: bool, overwrite: bool) -> None:
     """Export the EMA generator of a run folder or checkpoint to one verified ONNX file.
 
     The file is checked with onnx.checker and against PyTorch at batch sizes 1, 7, 256 and 4096; if they
-    differ by more than 1e-4 (fp32) nothing is written.
+    differ by more than 1e-4 (fp32) nothing is written. An existing --out is replaced only with --overwrite
+    and only if it is a ganaug ONNX file (never the run's checkpoint.pt or any other file); the default
+    RUN_DIR/generator.onnx is the run's own and is refreshed.
     """
     import onnx
 
     from ganaug.export import export_onnx, read_metadata
 
-    path = export_onnx(source, out, fp16=fp16)
+    path = export_onnx(source, out, fp16=fp16, overwrite=overwrite)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
     worst = max(parity["max_abs_err"].values())
     click.echo(
@@ -60,9 +68,7 @@ def export(source: Path, out: Path | None, fp16: bool) -> None:
     default=None,
     help="Comma-separated classes to generate, by index or name (e.g. 3,5,8)  [default: all].",
 )
-@click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Image i depends only on (model, seed, i)."
-)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Image i depends only on (model, seed, i).")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -88,7 +94,7 @@ def export(source: Path, out: Path | None, fp16: bool) -> None:
 @click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads  [default: the idle CPUs]."
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out that ganaug wrote (never other files).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(
     model: Path,
@@ -107,77 +113,106 @@ def generate(
 
     Writes --per-class images of each class as an ImageFolder tree (--format png, with manifest.json
     inside) or one .npz/.pt file (with <name>.manifest.json beside it). The manifest records the model's
-    sha256, the seed, the counts and the ganaug version.
+    sha256, the seed, the counts, the class folders and the ganaug version. Class names become safe,
+    distinct folder names (e.g. T-shirt/top -> T-shirt_top; see manifest "folders").
     """
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from ganaug.export import file_sha256
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.labels import class_folders
+    from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
+    from ganaug.runtime import ONNX_FILE, OnnxGenerator
     from ganaug.threads import choose_threads
 
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
     manifest_path = out / "manifest.json" if fmt == "png" else out.with_suffix(".manifest.json")
-    _check_writable(out, overwrite=overwrite, also=None if fmt == "png" else manifest_path)
+    targets = {out: "images" if fmt == "png" else fmt}
+    if fmt != "png":
+        targets[manifest_path] = "manifest"
+    protect = [model / ONNX_FILE if model.is_dir() else model]
+    _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
     chosen = list(dict.fromkeys(labels.tolist()))
-    folders = {gen.classes[c]: _folder_name(gen.classes[c]) for c in chosen}
-    label_folders = {c: folders[gen.classes[c]] for c in chosen}
+    all_folders = class_folders(gen.classes)
+    folders = {gen.classes[c]: all_folders[c] for c in chosen}
+    label_folders = {c: all_folders[c] for c in chosen}
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp_manifest = manifest_path.with_name(f".{manifest_path.name}.tmp-{os.getpid()}")
     made = _make_parent(out)
     finished = False
-    start_time = time.perf_counter()
     try:
-        bar = tqdm(total=len(labels), unit="img", file=sys.stderr, disable=quiet, dynamic_ncols=True)
-        batches = []
-        done = 0
-        for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size):
-            if fmt == "png":
-                _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
-            else:
-                batches.append(images)
-            done += len(images)
-            bar.update(len(images))
-        bar.close()
-        seconds = time.perf_counter() - start_time
-        manifest = {
-            "ganaug_version": __version__,
-            "model": str(gen.path),
-            "model_sha256": file_sha256(gen.path),
-            "seed": seed,
-            "start": 0,
-            "format": fmt,
-            "counts": {gen.classes[c]: int((labels == c).sum()) for c in chosen},
-            "labels": {gen.classes[c]: c for c in chosen},
-            "classes": gen.classes,
-            "image": {"dtype": "uint8", "shape": list(gen.image_shape[1:]), "range": [0, 255]},
-        }
-        if fmt == "png":
-            manifest["folders"] = folders
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        else:
-            images = np.concatenate(batches) if batches else np.zeros((0, *gen.image_shape[1:]), np.uint8)
-            _write_array_file(tmp, fmt, images, labels, gen.classes)
-            tmp_manifest.write_text(json.dumps(manifest, indent=2))
-            _replace(tmp_manifest, manifest_path)
-        _replace(tmp, out)
-        finished = True
+        with exclusive_lock(out, what="--out"):
+            for target in targets:
+                clean_stale_temps(target)
+            _check_writable(targets, overwrite=overwrite, protect=protect)  # again, now that we hold the lock
+            tmp, tmp_manifest = temp_path(out), temp_path(manifest_path)
+            try:
+                with reporting_disk_full(out, temp=tmp):
+                    seconds = _generate_into(
+                        gen, tmp, tmp_manifest, fmt=fmt, labels=labels, seed=seed, chosen=chosen,
+                        folders=folders, label_folders=label_folders, batch_size=batch_size, quiet=quiet,
+                    )  # fmt: skip
+                if fmt != "png":
+                    _replace(tmp_manifest, manifest_path)
+                _replace(tmp, out)
+                finished = True
+            finally:
+                for leftover in (tmp, tmp_manifest):
+                    remove_path(leftover)
     finally:
-        for leftover in (tmp, tmp_manifest):
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink(missing_ok=True)
         if not finished:
             _remove_made(made, out)
     click.echo(
         f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
         f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})"
     )
+
+
+def _generate_into(
+    gen, tmp: Path, tmp_manifest: Path, *, fmt: str, labels, seed: int, chosen: list[int], folders: dict[str, str],
+    label_folders: dict[int, str], batch_size: int, quiet: bool,
+) -> float:  # fmt: skip
+    """Write the images (and manifest) under the temporary names; return the seconds it took."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from ganaug.export import file_sha256
+    from ganaug.outputs import mark_dir
+
+    start_time = time.perf_counter()
+    bar = tqdm(total=len(labels), unit="img", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+    batches = []
+    done = 0
+    if fmt == "png":
+        tmp.mkdir()
+        mark_dir(tmp, "images")
+    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size):
+        if fmt == "png":
+            _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
+        else:
+            batches.append(images)
+        done += len(images)
+        bar.update(len(images))
+    bar.close()
+    seconds = time.perf_counter() - start_time
+    manifest = {
+        "ganaug_version": __version__,
+        "model": str(gen.path),
+        "model_sha256": file_sha256(gen.path),
+        "seed": seed,
+        "start": 0,
+        "format": fmt,
+        "counts": {gen.classes[c]: int((labels == c).sum()) for c in chosen},
+        "labels": {gen.classes[c]: c for c in chosen},
+        "classes": gen.classes,
+        "image": {"dtype": "uint8", "shape": list(gen.image_shape[1:]), "range": [0, 255]},
+    }
+    if fmt == "png":
+        manifest["folders"] = folders
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    else:
+        images = np.concatenate(batches) if batches else np.zeros((0, *gen.image_shape[1:]), np.uint8)
+        _write_array_file(tmp, fmt, images, labels, gen.classes)
+        tmp_manifest.write_text(json.dumps(manifest, indent=2))
+    return seconds
 
 
 @main.command()
@@ -187,7 +222,7 @@ def generate(
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames, ends included.")
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=SEED,
     default=0,
     show_default=True,
     help="The walk goes from sample 0 to sample 1 of this seed.",
@@ -210,33 +245,60 @@ def interpolate(
     The blended label embedding is not an integer label, so this uses the PyTorch generator in the run's
     checkpoint: MODEL is a run folder, its checkpoint.pt, or a generator.onnx inside a run folder.
     """
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
-    from ganaug import viz
+    from ganaug.labels import to_uint8
+    from ganaug.outputs import (
+        PNG_STAMP_KEY,
+        clean_stale_temps,
+        exclusive_lock,
+        remove_path,
+        reporting_disk_full,
+        stamp_info,
+        temp_path,
+    )
     from ganaug.runtime import interpolate as walk
-    from ganaug.runtime import to_uint8
 
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"expected a .png file name, got {out.name}", param_hint="--out")
     gif_path = out.with_suffix(".gif")
-    _check_writable(out, overwrite=overwrite, also=gif_path if gif else None)
+    targets = {out: "png", **({gif_path: "gif"} if gif else {})}
+    checkpoint = (model if model.is_dir() else model.parent) / "checkpoint.pt" if model.suffix != ".pt" else model
+    protect = [model if model.is_file() else checkpoint, checkpoint]
+    _check_writable(targets, overwrite=overwrite, protect=protect)
     images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
-    tmp_png = out.with_name(f".{out.stem}.tmp-{os.getpid()}.png")
-    tmp_gif = gif_path.with_name(f".{gif_path.stem}.tmp-{os.getpid()}.gif")
     made = _make_parent(out)
     finished = False
     try:
-        viz.save_grid(images, tmp_png, nrow=steps)
-        if gif:
-            frames = [Image.fromarray(f).resize((112, 112), Image.NEAREST) for f in to_uint8(images.numpy())]
-            frames += frames[-2:0:-1]  # there and back
-            frames[0].save(tmp_gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
-            _replace(tmp_gif, gif_path)
-        _replace(tmp_png, out)
-        finished = True
+        with exclusive_lock(out, what="--out"):
+            for target in targets:
+                clean_stale_temps(target)
+            _check_writable(targets, overwrite=overwrite, protect=protect)
+            tmp_png, tmp_gif = temp_path(out), temp_path(gif_path)
+            try:
+                with reporting_disk_full(out, temp=tmp_png):
+                    info = PngImagePlugin.PngInfo()
+                    for key, value in stamp_info().items():
+                        info.add_text(key, value)
+                    _grid_image(images, nrow=steps).save(tmp_png, format="PNG", pnginfo=info)
+                if gif:
+                    with reporting_disk_full(gif_path, temp=tmp_gif):
+                        frames = [
+                            Image.fromarray(f).resize((112, 112), Image.NEAREST) for f in to_uint8(images.numpy())
+                        ]
+                        frames += frames[-2:0:-1]  # there and back
+                        comment = f"{PNG_STAMP_KEY} {__version__}".encode()
+                        frames[0].save(
+                            tmp_gif, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0,
+                            comment=comment,
+                        )  # fmt: skip
+                    _replace(tmp_gif, gif_path)
+                _replace(tmp_png, out)
+                finished = True
+            finally:
+                remove_path(tmp_png)
+                remove_path(tmp_gif)
     finally:
-        tmp_png.unlink(missing_ok=True)
-        tmp_gif.unlink(missing_ok=True)
         if not finished:
             _remove_made(made, out)
     click.echo(f"wrote {out}" + (f" and {gif_path}" if gif else "") + f": {steps} frames from {a!r} to {b!r} ({mode})")
@@ -280,11 +342,17 @@ def info(model: Path, as_json: bool) -> None:
     click.echo(f"onnxruntime {ort.__version__} providers: {', '.join(report['providers_available'])} ({gpu})")
 
 
-def _check_writable(out: Path, *, overwrite: bool, also: Path | None) -> None:
-    """Refuse before any work: an existing target without --overwrite, or a place that cannot be written."""
-    for target in (out, also) if also is not None else (out,):
-        if target.exists() and not overwrite:
-            raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
+    """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
+    :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
+    from ganaug.outputs import check_replaceable
+
+    for target, kind in targets.items():
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+            check_replaceable(target, kind=kind, protect=protect)
+    out = next(iter(targets))
     parent = out.parent.absolute()
     while not parent.exists():
         parent = parent.parent
@@ -324,16 +392,21 @@ def _replace(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _folder_name(class_name: str) -> str:
-    """An ImageFolder class folder for ``class_name`` (path separators become ``_``, e.g. ``T-shirt_top``)."""
-    return class_name.replace("/", "_").replace("\\", "_")
+def _grid_image(images, *, nrow: int):
+    """float [N, 1, H, W] in [-1, 1] as one PIL grid, exactly as :func:`ganaug.viz.save_grid` draws it."""
+    import torch
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    return Image.fromarray(grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy())
 
 
 def _write_pngs(root: Path, images, labels, *, start: int, folders: dict[int, str]) -> None:
     from PIL import Image
 
     for k, (image, label) in enumerate(zip(images, labels.tolist())):
-        folder = root / folders[label]
+        folder = root / folders[label]  # class_folders: one path component, never "." or ".."
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{start + k:07d}.png")
 
