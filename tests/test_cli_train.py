@@ -82,3 +82,102 @@ def test_python_m_ganaug_and_version():
 
     out = subprocess.run([sys.executable, "-m", "ganaug", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ganaug, version")
+
+
+def _one_line_exit_2(result, pattern):
+    assert result.exit_code == 2, result.output
+    assert re.search(pattern, result.output), result.output
+    # One error line (click's usage errors add their "Usage:/Try --help" preamble before it).
+    lines = [x for x in result.output.strip().splitlines() if x and not x.startswith(("Usage:", "Try '"))]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "-1", "--per-class", "5"], r"Invalid value for '--seed'"),
+        (["--seed", str(2**63)], r"Invalid value for '--seed'"),
+        (["--seed", str(2**128)], r"Invalid value for '--seed'"),
+        (["--lr-g", "-0.001"], r"lr_g must be a finite number > 0"),
+        (["--lr-d", "nan"], r"lr_d must be a finite number > 0"),
+        (["--lr-g", "inf"], r"lr_g must be a finite number > 0"),
+        (["--per-class", str(10**30)], r"--per-class 10{30} is larger than class"),
+        (["--per-class", "2", "--batch-size", "32"], r"--batch-size 32 is larger than the 20 training images"),
+    ],
+)
+def test_bad_numbers_are_refused_before_any_work(tmp_path, args, message):
+    result = run("train", "--out", tmp_path / "run", *TINY, *args)
+    _one_line_exit_2(result, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_library_config_rejects_bad_seeds_and_learning_rates():
+    from ganaug.config import TrainConfig
+
+    for bad in ({"seed": -1}, {"seed": 2**63}, {"lr_g": float("nan")}, {"lr_d": -1e-4}, {"lr_d": 0.0}):
+        with pytest.raises(ValueError, match="seed|lr_"):
+            TrainConfig(**bad)
+
+
+def test_unwritable_out_is_found_before_training(tmp_path, monkeypatch):
+    import ganaug.training
+
+    loaded = []
+    monkeypatch.setattr(ganaug.training, "load_training_data", lambda *a, **k: loaded.append(1))
+    (tmp_path / "file.txt").write_text("x")
+    _one_line_exit_2(run("train", "--out", tmp_path / "file.txt" / "run", *TINY), r"file.txt is a file, not a folder")
+    monkeypatch.setattr("ganaug.runfolder.os.access", lambda path, mode: False)
+    _one_line_exit_2(run("train", "--out", tmp_path / "new" / "run", *TINY), r"cannot write to .*choose another --out")
+    assert not loaded and not (tmp_path / "new").exists()
+
+
+def test_corrupt_checkpoint_or_config_on_resume_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "--per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
+    _one_line_exit_2(run("train", "--resume", out, "--epochs", "2"), r"corrupt or truncated")
+    (out / "checkpoint.pt").write_bytes(checkpoint)
+    (out / "config.json").write_text("{not json")
+    _one_line_exit_2(run("train", "--resume", out, "--epochs", "2"), r"config.json is corrupt")
+
+
+def test_resume_takes_a_moved_data_root_and_says_what_it_ignores(tmp_path, fake_mnist_root, monkeypatch):
+    monkeypatch.chdir(fake_mnist_root.parent)
+    out = tmp_path / "run"
+    args = ["--dataset", "mnist", "--data-root", fake_mnist_root.name, "--epochs", "1", "--out", out, *TINY]
+    assert run("train", *args).exit_code == 0
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["data_root"] == str(fake_mnist_root.resolve())  # stored absolute
+
+    moved = tmp_path / "elsewhere"
+    fake_mnist_root.rename(moved)
+    result = run("train", "--resume", out, "--epochs", "2", "--data-root", moved, "--lr-g", "0.1", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "ignoring --lr-g, --seed" in result.output and "--epochs" not in result.output.split("ignoring")[1][:20]
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["data_root"] == str(moved.resolve()) and meta["config"]["lr_g"] == 2e-4
+
+
+def _image_folder(root, n_classes, per_class):
+    from PIL import Image
+
+    for c in range(n_classes):
+        (root / f"class_{c:02d}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = bytes((c * 20 + i * 7 + j) % 256 for j in range(28 * 28))
+            Image.frombytes("L", (28, 28), pixels).save(root / f"class_{c:02d}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("n_classes, per_class", [(3, 12), (12, 3)])
+def test_an_image_folder_of_other_than_ten_classes_trains(tmp_path, n_classes, per_class):
+    root = _image_folder(tmp_path / "images", n_classes, per_class)
+    out = tmp_path / "run"
+    result = run("train", "--dataset", "imagefolder", "--data-root", root, "--epochs", "1", "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["model"]["num_classes"] == n_classes and len(meta["classes"]) == n_classes
+    from ganaug.checkpoint import load_generator
+
+    assert load_generator(out)[0].embed.num_embeddings == n_classes

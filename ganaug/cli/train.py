@@ -7,7 +7,10 @@ from pathlib import Path
 import click
 
 from ganaug.cli import main
-from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConfig
+from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, MAX_SEED, ModelConfig, TrainConfig
+
+# What --resume takes from the command line; every other option comes from the run's config.json.
+RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
 
 
 @main.command()
@@ -44,7 +47,7 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
     "resume_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Continue the run in this folder up to its configured total.",
+    help="Continue the run in this folder up to its configured total (or --epochs); --data-root if its data moved.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @click.option(
@@ -116,10 +119,10 @@ from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, ModelConfig, TrainConf
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(0, MAX_SEED),
     default=TrainConfig.seed,
     show_default=True,
-    help="Seeds the subset, the weights and every draw.",
+    help="Seeds the subset, the weights and every draw (0 to 2**63 - 1).",
 )
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
 @click.option(
@@ -150,17 +153,33 @@ def train(
     if resume_dir is not None:
         if overwrite:
             raise click.UsageError("--resume and --overwrite exclude each other; pick one")
-        trainer = Trainer.resume(resume_dir, epochs=epochs, progress=not quiet)
+        ctx = click.get_current_context()
+        ignored = [
+            f"--{name.replace('_', '-') if name != 'run_dir' else 'out'}"
+            for name in ctx.params
+            if name not in RESUME_OPTIONS and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        ]
+        if ignored:
+            click.echo(
+                f"--resume continues with the run's own config.json; ignoring {', '.join(ignored)} "
+                f"(only --epochs, --data-root, --threads and --quiet apply)",
+                err=True,
+            )
+        trainer = Trainer.resume(resume_dir, epochs=epochs, data_root=opts["data_root"], progress=not quiet)
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
         model = ModelConfig(
             z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm, upsample=upsample
         )
-        data_root = None if opts["data_root"] is None else str(opts.pop("data_root"))
-        opts.pop("data_root", None)
+        data_root = opts.pop("data_root")
         try:
             config = TrainConfig(
-                **opts, data_root=data_root, epochs=epochs, diffaugment=policies, export_onnx=not no_export, model=model
+                **opts,
+                data_root=None if data_root is None else str(data_root),
+                epochs=epochs,
+                diffaugment=policies,
+                export_onnx=not no_export,
+                model=model,
             )
         except ValueError as e:
             raise click.UsageError(str(e)) from None
