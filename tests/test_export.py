@@ -47,7 +47,7 @@ def test_metadata_round_trip(exported: Path, tiny_run: Path, session: ort.Infere
     meta = read_metadata(onnx.load(str(exported)))
     _, ckpt = load_generator(tiny_run)
     run_config = json.loads((tiny_run / "config.json").read_text())
-    assert meta["kind"] == "ganaug.conditional-generator"
+    assert meta["kind"] == "ganaug.conditional-generator" and meta["schema"] == 1
     assert meta["z_dim"] == ckpt["config"]["model"]["z_dim"] == 8
     assert meta["classes"] == ckpt["classes"] and meta["num_classes"] == len(ckpt["classes"])
     assert meta["image_shape"] == [1, 28, 28] and meta["output_range"] == [-1.0, 1.0]
@@ -118,6 +118,38 @@ def test_bad_source_or_out_is_input_error(tiny_run: Path, tmp_path: Path) -> Non
         export_onnx(tiny_run, tmp_path / "missing" / "g.onnx")
     with pytest.raises(InputError, match="is a folder"):
         export_onnx(tiny_run, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_out_is_refused_before_work_unless_a_ganaug_onnx(
+    exported: Path, tiny_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from ganaug import export
+
+    monkeypatch.setattr(export, "fold_for_inference", lambda g: pytest.fail("the refusal must come before work"))
+    mine = tmp_path / "mine.onnx"
+    mine.write_text("mine")
+    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+        export_onnx(tiny_run, mine)
+    with pytest.raises(InputError, match="not a onnx file written by ganaug"):
+        export_onnx(tiny_run, mine, overwrite=True)
+    with pytest.raises(InputError, match="refusing to replace"):
+        export_onnx(tiny_run, tiny_run / "checkpoint.pt", overwrite=True)
+    assert mine.read_text() == "mine"
+
+
+def test_full_disk_is_one_line_and_leaves_no_file(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from ganaug.errors import GanaugError
+
+    def full(proto, path, **kwargs):
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save_model", full)
+    with pytest.raises(GanaugError, match=r"^no space left on the device while writing .*g.onnx: free at least 1 MB"):
+        export_onnx(tiny_run, tmp_path / "g.onnx")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,0 +1,45 @@
+"""ganaug.labels: the one per-class count parser and safe class folder names."""
+
+from __future__ import annotations
+
+import pytest
+
+from ganaug.errors import InputError
+from ganaug.labels import class_folders, parse_counts
+
+CLASSES = ["cat", "dog", "T-shirt/top"]
+
+
+def test_parse_counts_forms() -> None:
+    assert parse_counts(CLASSES, 2) == {0: 2, 1: 2, 2: 2}
+    assert parse_counts(CLASSES, 1, select=["dog", 0]) == {1: 1, 0: 1}
+    assert list(parse_counts(CLASSES, {"T-shirt/top": 2, "1": 1}).items()) == [(2, 2), (1, 1)]
+    assert parse_counts(CLASSES, [0, 3, 1]) == {0: 0, 1: 3, 2: 1}
+
+
+@pytest.mark.parametrize(
+    ("counts", "select", "match"),
+    [
+        (0, None, r"^per_class must be a whole number >= 1, got 0$"),
+        (2.5, None, "per_class must be a whole number"),
+        (True, None, "per_class must be a whole number"),
+        ({"cat": 0}, None, r"per_class\['cat'\] must be a whole number >= 1"),
+        ({0: 1, "cat": 1}, None, "given twice"),
+        ([1, 2], None, "per_class has 2 counts but the generator has 3 classes"),
+        ([1, -1, 0], None, r"per_class\[1\] must be a whole number >= 0"),
+        ({0: 1}, [0], "not both"),
+        (1, [], "no classes"),
+        (1, ["bird"], "unknown class 'bird'"),
+    ],
+)
+def test_parse_counts_bad_input(counts, select, match) -> None:
+    with pytest.raises(InputError, match=match):
+        parse_counts(CLASSES, counts, select=select)
+
+
+def test_class_folders_are_safe_and_distinct() -> None:
+    names = class_folders(["..", ".", "", "a/b", "A", "a", "../x", "c\\d", ".h", "x" * 200, "ok"])
+    assert names == ["_.", "_", "class_2", "a_b", "A_4", "a_5", "_._x", "c_d", "_h", "class_9", "ok"]
+    assert class_folders(["T-shirt/top", "Trouser"]) == ["T-shirt_top", "Trouser"]
+    with pytest.raises(InputError, match="map to the same folder"):
+        class_folders(["a", "A", "a_1"])
