@@ -8,7 +8,11 @@ Folder layouts (``root`` is what ``--data-root`` names):
 
 * ``mnist``: ``root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (torchvision's layout).
 * ``fashion-mnist``: ``root/FashionMNIST/raw/...`` likewise.
-* ``imagefolder``: ``root/<class name>/<image>``; images are converted to grayscale and resized to 28x28.
+* ``imagefolder``: ``root/train/<class name>/<image>`` and ``root/test/<class name>/<image>``, or only
+  ``root/<class name>/<image>`` (a training split and no test split). Any number of classes (>= 2), named by
+  their folders. Images are converted to grayscale and resized to 28x28; every image is decoded up front, so
+  an unreadable one is reported (by path) before any training. Without ``test/`` there is no test split:
+  asking for one raises rather than evaluate on the training images.
 * ``digits``: embedded in scikit-learn, no files; 8x8 images scaled to 20x20 and centred in 28x28 like
   MNIST digits. Its ``train`` / ``test`` splits are a fixed stratified 75/25 split.
 """
@@ -16,6 +20,7 @@ Folder layouts (``root`` is what ``--data-root`` names):
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -78,7 +83,9 @@ def load_source(
     """Load one split of a source dataset as uint8 [N, 28, 28] images.
 
     Raises:
-        InputError: unknown dataset, missing ``root`` or files (the message says where it looked).
+        InputError: unknown dataset, missing ``root`` or files (the message says where it looked); an MNIST
+            file with a bad header or size, an unreadable image, an image folder without the split asked for.
+            One line naming the file.
     """
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -111,14 +118,61 @@ def _load_digits(split: Split) -> SourceData:
     return SourceData("digits", split, images, labels, list(MNIST_CLASSES))
 
 
+_IDX_MAGIC = {"images": (0x00000803, 3), "labels": (0x00000801, 1)}  # uint8 data, ndim
+
+
+def check_idx_file(path: Path, kind: Literal["images", "labels"], *, count: int | None = None) -> int:
+    """Check an MNIST idx file's header against its size, before torchvision reads it; returns N.
+
+    ``images`` files hold magic ``0x00000803`` and dims ``[N, 28, 28]``; ``labels`` files ``0x00000801`` and
+    ``[N]`` with every label < 10. ``count`` (the images' N) must match a labels file's N.
+
+    Raises:
+        InputError: wrong magic or dims, a size other than the header promises, labels out of range, or a
+            count mismatch; one line naming the file and what to do.
+    """
+    magic_expected, ndim = _IDX_MAGIC[kind]
+    fix = "delete it and pass --download, or copy the original file again"
+    size = path.stat().st_size
+    head_size = 4 + 4 * ndim
+    with open(path, "rb") as f:
+        head = f.read(head_size)
+    if len(head) < head_size:
+        raise InputError(f"{path} is truncated ({size} bytes, less than an idx header); {fix}")
+    magic, *dims = struct.unpack(f">I{ndim}I", head)
+    if magic != magic_expected:
+        raise InputError(
+            f"{path} is not an MNIST {kind} file (idx magic 0x{magic:08x}, expected 0x{magic_expected:08x}); {fix}"
+        )
+    if kind == "images" and dims[1:] != [28, 28]:
+        raise InputError(f"{path} holds images of {dims[1]}x{dims[2]}, not 28x28; {fix}")
+    expected = head_size + int(np.prod(dims))
+    if size != expected:
+        raise InputError(
+            f"{path} holds {size} bytes but its header promises {expected} ({' x '.join(map(str, dims))}); "
+            f"the file is truncated or corrupt; {fix}"
+        )
+    if count is not None and dims[0] != count:
+        raise InputError(f"{path} holds {dims[0]} labels but the images file beside it {count} images; {fix}")
+    if kind == "labels" and dims[0]:
+        top = int(np.fromfile(path, dtype=np.uint8, offset=head_size).max())
+        if top > 9:
+            raise InputError(f"{path} holds label {top}; MNIST labels are 0..9; {fix}")
+    return dims[0]
+
+
 def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool) -> SourceData:
     from torchvision import datasets
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+    raw = root / cls.__name__ / "raw"
+    prefix = "train" if split == "train" else "t10k"
+    images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    if images_file.is_file() and labels_file.is_file():  # otherwise torchvision says what is missing, or downloads
+        check_idx_file(labels_file, "labels", count=check_idx_file(images_file, "images"))
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as e:
-        raw = root / cls.__name__ / "raw"
         raise InputError(
             f"{name} files not found in {raw} (expected {', '.join(f for f, _ in cls.resources[:2]).replace('.gz', '')}, ...); "
             f"pass --download, or point --data-root at the folder that contains {cls.__name__}/raw ({e})"
@@ -126,14 +180,33 @@ def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool)
     return SourceData(name, split, ds.data.clone(), ds.targets.long().clone(), list(ds.classes))
 
 
+def imagefolder_split(root: Path, split: Split) -> Path:
+    """The folder that holds ``split`` of the image folder ``root`` (see the module docstring).
+
+    Raises:
+        InputError: ``root`` missing; ``split="test"`` without ``root/test``; ``root/test`` without ``root/train``.
+    """
+    if not root.is_dir():
+        raise InputError(f"image folder {root} does not exist; point --data-root at a folder of <class>/<image> files")
+    if (root / split).is_dir():
+        return root / split
+    if split == "test":
+        raise InputError(
+            f"image folder {root} has no test/ folder, and ganaug never evaluates on training images; "
+            f"move held-out images to {root / 'test'}/<class>/ and the training images to {root / 'train'}/<class>/"
+        )
+    if (root / "test").is_dir():
+        raise InputError(
+            f"image folder {root} has test/ but no train/; put the training images in {root / 'train'}/<class>/"
+        )
+    return root
+
+
 def _load_imagefolder(root: Path, split: Split) -> SourceData:
+    from PIL import Image, UnidentifiedImageError
     from torchvision import datasets, transforms
 
-    folder = root / split if (root / split).is_dir() else root
-    if not folder.is_dir():
-        raise InputError(
-            f"image folder {folder} does not exist; point --data-root at a folder of <class>/<image> files"
-        )
+    folder = imagefolder_split(root, split)
     tf = transforms.Compose(
         [transforms.Grayscale(), transforms.Resize(28), transforms.CenterCrop(28), transforms.PILToTensor()]
     )
@@ -141,8 +214,21 @@ def _load_imagefolder(root: Path, split: Split) -> SourceData:
         ds = datasets.ImageFolder(str(folder), transform=tf)
     except (FileNotFoundError, RuntimeError) as e:
         raise InputError(f"no images found in {folder}: {e}; expected <class name>/<image> files") from None
-    images = torch.stack([ds[i][0][0] for i in range(len(ds))])
-    return SourceData("imagefolder", split, images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
+    if len(ds.classes) < 2:
+        raise InputError(f"image folder {folder} holds {len(ds.classes)} class folder(s); a conditional GAN needs >= 2")
+    images = []
+    for path, _ in ds.samples:
+        try:
+            with open(path, "rb") as f:
+                image = Image.open(f)
+                image.load()
+                images.append(tf(image.convert("RGB"))[0])
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+            raise InputError(f"{path} is not a readable image ({reason}); remove or replace it") from None
+    return SourceData(
+        "imagefolder", split, torch.stack(images), torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
+    )
 
 
 def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int) -> np.ndarray:

@@ -16,7 +16,8 @@ Architecture (``width`` = 32, ``hidden`` = 128 by default)::
     dropout, linear(num_classes)                          # [N, num_classes] logits
 
 Saved as a folder: ``model.safetensors`` (weights and BatchNorm buffers) and ``evaluator.json``
-(architecture, classes, training settings and data identity, test accuracy, ganaug version).
+(``schema`` version, architecture, classes, training settings and data identity, test accuracy, ganaug
+version). :func:`load_evaluator` reads the schema versions in :data:`SUPPORTED_EVALUATOR_SCHEMAS` only.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from ganaug.errors import InputError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "evaluator.json"
+EVALUATOR_SCHEMA = 1
+"""The ``schema`` version :meth:`Evaluator.save` writes into ``evaluator.json``."""
+SUPPORTED_EVALUATOR_SCHEMAS: tuple[int, ...] = (1,)
+_REQUIRED_KEYS = ("schema", "config", "classes", "data")
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,13 @@ class Evaluator:
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(path / WEIGHTS), metadata={"ganaug_version": __version__})
-        doc = {**self.meta, "ganaug_version": __version__, "config": asdict(self.config), "classes": self.classes}
+        doc = {
+            **self.meta,
+            "schema": EVALUATOR_SCHEMA,
+            "ganaug_version": __version__,
+            "config": asdict(self.config),
+            "classes": self.classes,
+        }
         (path / CONFIG).write_text(json.dumps(doc, indent=2))
         return path
 
@@ -183,22 +194,69 @@ def load_evaluator(path: str | Path, *, device: str | torch.device = "cpu") -> E
     """Load an evaluator folder written by :meth:`Evaluator.save`.
 
     Raises:
-        InputError: ``path`` is not such a folder.
+        InputError: ``path`` is not such a folder; an ``evaluator.json`` that is not JSON, lacks a key or has
+            a ``schema`` this version does not read (the message names the versions); a ``model.safetensors``
+            that is unreadable or does not match the architecture. One line that says what to do.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
+    retrain = f"retrain it with `ganaug evaluator train --dataset DATASET --out {path} --overwrite`"
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise InputError(
             f"{path} is not an evaluator folder (needs {CONFIG} and {WEIGHTS}); "
             "train one with `ganaug evaluator train --data-root DATA --out PATH`"
         )
-    doc = json.loads((path / CONFIG).read_text())
-    config = EvaluatorConfig(**doc.pop("config"))
+    try:
+        doc = json.loads((path / CONFIG).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path / CONFIG} is not valid JSON ({e}); {retrain}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path / CONFIG} holds a JSON {type(doc).__name__}, not an object; {retrain}")
+    check_evaluator_schema(doc, path / CONFIG)
+    missing = [k for k in _REQUIRED_KEYS if k not in doc]
+    if missing:
+        raise InputError(f"{path / CONFIG} lacks {', '.join(missing)}; it is damaged or not ganaug's; {retrain}")
     classes = doc.pop("classes")
-    net = EvaluatorNet(config)
-    net.load_state_dict(load_file(str(path / WEIGHTS)))
-    return Evaluator(net, config, classes=classes, meta=doc, device=device)
+    try:
+        config = EvaluatorConfig(**doc.pop("config"))
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"classes must be a list of names, got {classes!r:.80}")
+        net = EvaluatorNet(config)
+        evaluator = Evaluator(net, config, classes=classes, meta=doc, device="cpu")
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path / CONFIG} holds a config this ganaug cannot read ({e}); {retrain}") from None
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputError(f"{path / WEIGHTS} is not a readable safetensors file ({reason}); {retrain}") from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"{path / WEIGHTS} does not match {CONFIG} ({reason}); {retrain}") from None
+    evaluator.device = torch.device(device)
+    evaluator.net = net.to(evaluator.device).eval()
+    return evaluator
+
+
+def check_evaluator_schema(doc: dict[str, Any], where: Path) -> None:
+    """Raise :class:`InputError` unless ``doc`` (an ``evaluator.json``) has a schema this version reads."""
+    supported = ", ".join(map(str, SUPPORTED_EVALUATOR_SCHEMAS))
+    schema = doc.get("schema")
+    written_by = f"written by ganaug {doc.get('ganaug_version', 'of unknown version')}"
+    if schema is None:
+        raise InputError(
+            f"{where} has no evaluator schema version ({written_by}); this ganaug reads schema {supported}: "
+            "retrain the evaluator with `ganaug evaluator train ... --overwrite`"
+        )
+    if schema not in SUPPORTED_EVALUATOR_SCHEMAS:
+        raise InputError(
+            f"{where} has evaluator schema {schema!r} ({written_by}); this ganaug reads schema {supported}: "
+            "use the ganaug that wrote it, or retrain the evaluator with `ganaug evaluator train ... --overwrite`"
+        )
 
 
 @dataclass(frozen=True)
@@ -316,9 +374,14 @@ def train_evaluator_on(
 
     train = load_source(dataset, root=root, split="train")
     test = load_source(dataset, root=root, split="test")
+    if test.classes != train.classes:
+        raise InputError(
+            f"the test split's classes {test.classes} differ from the training split's {train.classes}; "
+            "give the test split the same class folders"
+        )
     identity = {
         "dataset": dataset,
-        "data_root": None if root is None else str(root),
+        "data_root": None if root is None else str(Path(root).resolve()),
         "train_size": len(train.labels),
         "test_size": len(test.labels),
         "train_sha256": hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest(),

@@ -14,7 +14,9 @@ Feature arrays may be torch tensors or numpy arrays, float [N, D].
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ganaug.errors import InputError
+from ganaug.errors import GanaugError, InputError
 
 if TYPE_CHECKING:
     from ganaug.evaluator import Evaluator
@@ -258,7 +260,8 @@ def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerato
     PyTorch EMA generator of the run's checkpoint.
 
     Raises:
-        InputError: nothing loadable at ``path`` or an unknown backend.
+        InputError: nothing loadable at ``path``, a corrupt or truncated checkpoint or ``config.json``, or an
+            unknown backend (one line naming the file).
     """
     from ganaug.runtime import ONNX_FILE, OnnxGenerator
 
@@ -269,12 +272,22 @@ def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerato
     if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
         gen = OnnxGenerator(onnx_file, provider="auto")
         return LoadedGenerator(gen.run, gen.z_dim, gen.classes, gen.metadata.get("data"), "onnx", onnx_file)
-    from ganaug.training import load_generator
+    from ganaug.checkpoint import load_generator
 
-    g, meta = load_generator(path)
+    try:
+        g, meta = load_generator(path)
+    except GanaugError:
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputError(f"{path}: the checkpoint is corrupt or truncated ({reason}); retrain or restore it") from None
     data = None
     if path.is_dir() and (path / "config.json").is_file():
-        data = json.loads((path / "config.json").read_text()).get("data")
+        try:
+            doc = json.loads((path / "config.json").read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{path / 'config.json'} is not valid JSON ({e}); restore it from the run") from None
+        data = doc.get("data") if isinstance(doc, dict) else None
 
     @torch.no_grad()
     def run(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -298,6 +311,61 @@ def generate(generator: LoadedGenerator, labels: np.ndarray, *, seed: int, batch
         for lo in range(0, len(labels), batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
+
+
+def evaluation_data(
+    generator: LoadedGenerator,
+    evaluator: Evaluator,
+    *,
+    dataset: str | None = None,
+    data_root: str | Path | None = None,
+) -> tuple[str, Path | None]:
+    """The real dataset and data root to judge ``generator`` against: ``(dataset, root)``.
+
+    The dataset is ``dataset`` if given, else the one the evaluator records (``meta["data"]["dataset"]``),
+    else the generator's; the evaluator's and the generator's (when they record one) must both equal it.
+    The root is ``data_root`` if given, else the evaluator's recorded one; only ``digits`` needs none.
+
+    Raises:
+        InputError: the generator, the evaluator and ``dataset`` disagree; no dataset known; real data
+            needed but no root given, or the recorded root is gone. The message says which
+            ``--dataset`` / ``--data-root`` to give.
+    """
+    from ganaug.config import DATASETS
+
+    ev_data = evaluator.meta.get("data") or {}
+    ev_dataset, gen_dataset = ev_data.get("dataset"), (generator.data or {}).get("dataset")
+    chosen = dataset or ev_dataset or gen_dataset
+    if chosen is None:
+        raise InputError(
+            "neither the evaluator nor the generator records its dataset; pass --dataset "
+            f"({', '.join(DATASETS)}) and --data-root"
+        )
+    if chosen not in DATASETS:
+        raise InputError(f"unknown dataset {chosen!r}; choose one of: {', '.join(DATASETS)}")
+    if ev_dataset is not None and ev_dataset != chosen:
+        raise InputError(
+            f"the evaluator was trained on {ev_dataset}, not {chosen}; pass --dataset {ev_dataset} or an evaluator "
+            f"trained with `ganaug evaluator train --dataset {chosen} --data-root DATA --out EVALUATOR`"
+        )
+    if gen_dataset is not None and gen_dataset != chosen:
+        raise InputError(
+            f"the generator was trained on {gen_dataset} but the evaluator on {chosen}; judge it with an evaluator "
+            f"trained by `ganaug evaluator train --dataset {gen_dataset} --data-root DATA --out EVALUATOR`"
+        )
+    if chosen == "digits":
+        return chosen, None
+    if data_root is not None:
+        return chosen, Path(data_root)
+    recorded = ev_data.get("data_root") if ev_dataset == chosen else None
+    if recorded is None:
+        raise InputError(f"evaluating on {chosen} needs its real data: pass --dataset {chosen} --data-root FOLDER")
+    if not Path(recorded).is_dir():
+        raise InputError(
+            f"the evaluator's data root {recorded} is gone; pass --dataset {chosen} --data-root FOLDER (where the "
+            f"{chosen} files are now)"
+        )
+    return chosen, Path(recorded)
 
 
 def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.Tensor:
@@ -350,6 +418,23 @@ class GeneratorReport:
         return asdict(self)
 
 
+def check_same_classes(generator_classes: list[str], evaluator_classes: list[str]) -> None:
+    """Raise :class:`InputError` unless the two lists name the same classes in the same order (label i means
+    the same class to both): equal counts are not enough."""
+    if list(generator_classes) == list(evaluator_classes):
+        return
+    only_g = [c for c in generator_classes if c not in evaluator_classes]
+    only_e = [c for c in evaluator_classes if c not in generator_classes]
+    if only_g or only_e:
+        detail = f"only the generator has {only_g[:5]}, only the evaluator {only_e[:5]}"
+    else:
+        detail = "the same names in another order"
+    raise InputError(
+        f"the generator's {len(generator_classes)} classes and the evaluator's {len(evaluator_classes)} differ "
+        f"({detail}); use an evaluator trained on the generator's dataset"
+    )
+
+
 def evaluate_generator(
     generator: LoadedGenerator,
     evaluator: Evaluator,
@@ -368,7 +453,7 @@ def evaluate_generator(
 
     Args:
         generator: see :func:`open_generator`.
-        evaluator: the evaluation CNN (its classes must be the generator's).
+        evaluator: the evaluation CNN (its class names, in order, must be the generator's).
         test_images, test_labels: the real test split, float [M, 1, 28, 28] in [-1, 1] and int64 [M]:
             reference for the Fréchet distance, precision/recall and memorization.
         train_images, train_labels: the real training split (same format), source of the floors.
@@ -379,16 +464,13 @@ def evaluate_generator(
         memorization_queries: samples and test images (each) searched against the training set.
 
     Raises:
-        InputError: class mismatch, or ``per_class`` larger than a class of the training split.
+        InputError: the generator's and the evaluator's class names differ (in name or order), or
+            ``per_class`` larger than a class of the training split.
     """
     from ganaug.data import stratified_subset
     from ganaug.sampling import labels_from_counts
 
-    if len(generator.classes) != len(evaluator.classes):
-        raise InputError(
-            f"the generator has {len(generator.classes)} classes, the evaluator {len(evaluator.classes)}; "
-            "use an evaluator trained on the generator's dataset"
-        )
+    check_same_classes(generator.classes, evaluator.classes)
     num_classes = len(evaluator.classes)
     labels = labels_from_counts([per_class] * num_classes)
     fake = generate(generator, labels, seed=seed)

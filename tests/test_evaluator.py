@@ -157,3 +157,96 @@ def test_cli_train_evaluate_and_help(fake_root, tmp_path, tiny_run):
     assert doc["dataset"] == "digits" and doc["samples"] == 100 and doc["generator"]["backend"] == "pytorch"
     res = runner.invoke(main, ["evaluate", str(tiny_run), "--evaluator", str(tmp_path), "--device", "cpu"])
     assert res.exit_code == 2 and "ganaug evaluator train" in res.output
+
+
+@pytest.fixture
+def saved(tiny_evaluator, tmp_path):
+    return tiny_evaluator.save(tmp_path / "ev")
+
+
+def test_evaluator_json_carries_a_schema_version(saved):
+    from ganaug.evaluator import EVALUATOR_SCHEMA, SUPPORTED_EVALUATOR_SCHEMAS
+
+    doc = json.loads((saved / "evaluator.json").read_text())
+    assert doc["schema"] == EVALUATOR_SCHEMA == 1 and SUPPORTED_EVALUATOR_SCHEMAS == (1,)
+    assert load_evaluator(saved).meta["schema"] == 1
+
+
+def _edit_json(folder, edit) -> None:
+    path = folder / "evaluator.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda d: d.pop("schema"),
+            r"has no evaluator schema version \(written by ganaug .*\); this ganaug reads schema 1",
+        ),
+        (
+            lambda d: d.update(schema=99),
+            r"has evaluator schema 99 \(written by ganaug .*\); this ganaug reads schema 1",
+        ),
+        (lambda d: d.pop("config"), r"lacks config; it is damaged or not ganaug's"),
+        (lambda d: d["config"].update(colour=3), r"holds a config this ganaug cannot read .*colour"),
+        (lambda d: d.update(classes=["a", "b"]), r"holds a config this ganaug cannot read \(2 class names"),
+        (lambda d: d["config"].update(width=8), r"model.safetensors does not match evaluator.json"),
+    ],
+)
+def test_damaged_or_foreign_evaluator_json_is_one_line(saved, edit, message):
+    # Regression (issue 10): KeyError / TypeError / RuntimeError tracebacks; no schema version at all.
+    _edit_json(saved, edit)
+    with pytest.raises(InputError, match=message) as e:
+        load_evaluator(saved)
+    assert "\n" not in str(e.value) and str(saved) in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["not json", "truncated weights", "garbage weights"])
+def test_corrupt_evaluator_files_are_one_line(saved, damage):
+    if damage == "not json":
+        (saved / "evaluator.json").write_text('{"schema": 1, "config": ')
+        message = r"evaluator.json is not valid JSON"
+    else:
+        weights = saved / "model.safetensors"
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2] if damage == "truncated weights" else b"\x07" * 64)
+        message = r"model.safetensors is not a readable safetensors file"
+    with pytest.raises(InputError, match=message) as e:
+        load_evaluator(saved)
+    assert "\n" not in str(e.value) and "ganaug evaluator train" in str(e.value)
+
+
+def _image_folder(root, classes, n):
+    from PIL import Image
+
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            image = Image.new("L", (28, 28), 0)
+            image.paste(255, (4 + 7 * c, 4, 10 + 7 * c, 24))  # one bar per class, at its own place
+            image.save(root / name / f"{i}.png")
+
+
+def test_image_folder_with_three_classes_trains_an_evaluator(tmp_path):
+    _image_folder(tmp_path / "train", ["ant", "bee", "cow"], 8)
+    _image_folder(tmp_path / "test", ["ant", "bee", "cow"], 2)
+    ev = train_evaluator_on(
+        "imagefolder", root=tmp_path, settings=EvaluatorTraining(epochs=1, batch_size=8, model=TINY)
+    )
+    assert ev.config.num_classes == 3 and ev.classes == ["ant", "bee", "cow"]
+    assert ev.meta["data"]["test_size"] == 6 and list(ev.meta["test_accuracy_per_class"]) == ["ant", "bee", "cow"]
+    assert ev.meta["data"]["data_root"] == str(tmp_path.resolve())
+
+
+def test_image_folder_evaluator_needs_a_test_split_with_the_same_classes(tmp_path):
+    # Regression (issue 10): without test/ the "test accuracy" was measured on the training images.
+    _image_folder(tmp_path / "flat", ["a", "b"], 3)
+    with pytest.raises(InputError, match="has no test/ folder"):
+        train_evaluator_on("imagefolder", root=tmp_path / "flat", settings=EvaluatorTraining(epochs=1, model=TINY))
+    _image_folder(tmp_path / "split" / "train", ["a", "b", "c"], 2)
+    _image_folder(tmp_path / "split" / "test", ["a", "c"], 1)
+    with pytest.raises(InputError, match=r"test split's classes \['a', 'c'\] differ from the training split's"):
+        train_evaluator_on("imagefolder", root=tmp_path / "split", settings=EvaluatorTraining(epochs=1, model=TINY))

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from ganaug.errors import InputError
 from ganaug.metrics import (
+    check_same_classes,
     class_fidelity,
     evaluate_generator,
     frechet_distance,
+    frechet_distance_from_stats,
     generate,
     memorization,
     nearest_distances,
@@ -49,10 +51,26 @@ def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
     assert frechet_distance(a, a + 2.0) == pytest.approx(4 * 4.0, rel=1e-6)
 
 
+def test_frechet_distance_of_two_known_gaussians_is_the_closed_form():
+    # N(m1, diag(s1)) vs N(m2, diag(s2)): |m1 - m2|^2 + sum (sqrt(s1) - sqrt(s2))^2 = 5 + 1 + 1 = 7; a common
+    # rotation of both changes nothing.
+    mu1, mu2 = np.zeros(2), np.array([1.0, 2.0])
+    s1, s2 = np.diag([1.0, 4.0]), np.diag([4.0, 9.0])
+    assert frechet_distance_from_stats(mu1, s1, mu2, s2) == pytest.approx(7.0, rel=1e-12)
+    c, s = np.cos(0.3), np.sin(0.3)
+    q = np.array([[c, -s], [s, c]])
+    assert frechet_distance_from_stats(q @ mu1, q @ s1 @ q.T, q @ mu2, q @ s2 @ q.T) == pytest.approx(7.0, rel=1e-9)
+    # Fitted to samples, the estimate converges to it.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200_000, 2)) * [1.0, 2.0]
+    b = rng.normal(size=(200_000, 2)) * [2.0, 3.0] + mu2
+    assert frechet_distance(a, b) == pytest.approx(7.0, rel=0.01)
+
+
 def test_frechet_distance_survives_singular_covariances():
     a = np.zeros((50, 6))
     a[:, 0] = np.arange(50)  # five dead dimensions
-    assert np.isfinite(frechet_distance(a, a + 1.0))
+    assert frechet_distance(a, a + 1.0) == pytest.approx(6.0, abs=1e-4)  # the squared shift, |(1, ..., 1)|^2
 
 
 def test_precision_recall_of_identical_sets_is_one_and_of_disjoint_sets_zero():
@@ -116,6 +134,7 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     ev = train_evaluator(
         train.images[:100],
         train.labels[:100],
+        classes=train.classes,
         settings=EvaluatorTraining(epochs=1, model=EvaluatorConfig(width=4, hidden=16)),
     )
     gen = open_generator(tiny_run, backend="pytorch")
@@ -130,9 +149,22 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     settings = {"generator_train_images": gen_train, "per_class": 12, "seed": 1, "memorization_queries": 50}
     report = evaluate_generator(gen, ev, **real, **settings)
     d = report.to_dict()
-    assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10
-    assert report.frechet_distance >= 0 and report.frechet_distance_floor >= 0
-    assert 0 <= report.precision_recall.precision <= 1 and report.memorization.train_size == 200
+    assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10 and report.memorization.train_size == 200
+    # Each number is its metric applied to the documented inputs: sample i = G(latents(1, i, i + 1), labels[i]).
+    from ganaug.data import stratified_subset
+    from ganaug.sampling import labels_from_counts
+
+    labels = labels_from_counts([12] * 10)
+    fake = generate(gen, labels, seed=1)
+    floor = torch.from_numpy(stratified_subset(train.labels.numpy(), 12, seed=1))
+    floor_images = real["train_images"][floor]
+    f_fake, f_floor, f_test = (ev.features(x) for x in (fake, floor_images, real["test_images"]))
+    assert report.fidelity == class_fidelity(ev.predict(fake), labels, num_classes=10)
+    assert report.fidelity_floor == ev.accuracy(floor_images, train.labels[floor])
+    assert report.frechet_distance == pytest.approx(frechet_distance(f_fake, f_test), rel=1e-9)
+    assert report.frechet_distance_floor == pytest.approx(frechet_distance(f_floor, f_test), rel=1e-9)
+    assert report.precision_recall == precision_recall(f_test, f_fake, k=3)
+    assert report.precision_recall_floor == precision_recall(f_test, f_floor, k=3)
     again = evaluate_generator(gen, ev, **real, **settings)
     assert again.to_dict() == d
     with pytest.raises(InputError, match="per-class"):
@@ -153,3 +185,14 @@ def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
     torch.testing.assert_close(
         generate(onnx_gen, labels, seed=1, batch_size=7), generate(torch_gen, labels, seed=1), atol=1e-5, rtol=0
     )
+
+
+def test_class_check_compares_names_and_order():
+    names = ["cat", "dog", "emu"]
+    check_same_classes(names, list(names))
+    with pytest.raises(InputError, match=r"only the generator has \['emu'\], only the evaluator \['eel'\]"):
+        check_same_classes(names, ["cat", "dog", "eel"])
+    with pytest.raises(InputError, match="the same names in another order"):
+        check_same_classes(names, ["dog", "cat", "emu"])
+    with pytest.raises(InputError, match="the generator's 3 classes and the evaluator's 2 differ"):
+        check_same_classes(names, ["cat", "dog"])

@@ -105,6 +105,12 @@ def train_cmd(
     help="Folder written by `ganaug evaluator train`.",
 )
 @click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default=None,
+    help="Real dataset to judge against; must be the evaluator's and the generator's  [default: the evaluator's].",
+)
+@click.option(
     "--data-root",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -143,6 +149,7 @@ def evaluate(
     model: Path,
     threads: int | None,
     evaluator_path: Path,
+    dataset: str | None,
     data_root: Path | None,
     per_class: int,
     seed: int,
@@ -152,17 +159,20 @@ def evaluate(
     json_out: Path | None,
 ) -> None:
     """Measure a generator (run folder or .onnx): class fidelity, Fréchet distance in the evaluator's feature
-    space, k-NN precision/recall, each beside its real-vs-real floor, and a memorization check."""
+    space, k-NN precision/recall, each beside its real-vs-real floor, and a memorization check.
+
+    The generator, the evaluator and the real data must be of one dataset with the same class names; the
+    real data's test split is the reference (an image folder needs a test/ folder)."""
     from ganaug.data import load_source, to_model_range
     from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import evaluate_generator, open_generator, training_images
+    from ganaug.metrics import check_same_classes, evaluate_generator, evaluation_data, open_generator, training_images
     from ganaug.threads import configure_torch
 
     configure_torch(threads)
     ev = load_evaluator(evaluator_path, device=_device(device))
-    dataset = ev.meta.get("data", {}).get("dataset", "mnist")
-    root = data_root if data_root is not None else ev.meta.get("data", {}).get("data_root")
     gen = open_generator(model, backend=backend)
+    dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
+    check_same_classes(gen.classes, ev.classes)
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:

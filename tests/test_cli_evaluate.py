@@ -1,0 +1,115 @@
+"""`ganaug evaluate`: which real data it judges against, and one-line errors for damaged inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganaug.cli import main
+from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator, train_evaluator_on
+from tests.conftest import make_fake_mnist
+
+TINY = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture(scope="module")
+def digits_evaluator(tmp_path_factory):
+    torch.set_num_threads(1)
+    return train_evaluator_on("digits", settings=TINY).save(tmp_path_factory.mktemp("ev") / "digits")
+
+
+def _evaluate(*args: str):
+    return CliRunner().invoke(main, ["evaluate", *args, "--per-class", "10", "--device", "cpu"])
+
+
+def _one_line_error(res, code: int = 2) -> str:
+    assert res.exit_code == code, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    return lines[0]
+
+
+def test_evaluate_takes_the_dataset_from_the_generator_not_mnist(tiny_run, tmp_path):
+    # Regression (issue 10): an evaluator that does not record its dataset made `evaluate` assume MNIST.
+    from ganaug.data import load_source
+
+    train = load_source("digits")
+    anonymous = train_evaluator(train.images, train.labels, classes=train.classes, settings=TINY).save(
+        tmp_path / "anon"
+    )
+    res = _evaluate(str(tiny_run), "--evaluator", str(anonymous), "--json", "-")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["dataset"] == "digits"
+
+
+def test_dataset_mismatch_says_what_to_give(tiny_run, tmp_path):
+    root = make_fake_mnist(tmp_path / "data")
+    mnist_ev = train_evaluator_on("mnist", root=root, settings=TINY).save(tmp_path / "mnist_ev")
+    line = _one_line_error(_evaluate(str(tiny_run), "--evaluator", str(mnist_ev)))
+    assert "the generator was trained on digits but the evaluator on mnist" in line
+    assert "ganaug evaluator train --dataset digits" in line
+    line = _one_line_error(_evaluate(str(tiny_run), "--evaluator", str(mnist_ev), "--dataset", "digits"))
+    assert "the evaluator was trained on mnist, not digits; pass --dataset mnist" in line
+
+
+def test_missing_real_data_says_which_data_root(tiny_run, tmp_path):
+    root = make_fake_mnist(tmp_path / "data")
+    mnist_ev = train_evaluator_on("mnist", root=root, settings=TINY).save(tmp_path / "mnist_ev")
+    onnx_free = tmp_path / "gen"
+    shutil.copytree(tiny_run, onnx_free)
+    config = json.loads((onnx_free / "config.json").read_text())
+    config["data"] = {}  # a generator that does not say what it trained on
+    (onnx_free / "config.json").write_text(json.dumps(config))
+    shutil.rmtree(root)
+    line = _one_line_error(_evaluate(str(onnx_free), "--evaluator", str(mnist_ev), "--backend", "pytorch"))
+    assert f"the evaluator's data root {root.resolve()} is gone; pass --dataset mnist --data-root FOLDER" in line
+
+
+def test_class_names_are_compared_not_counts(tiny_run, digits_evaluator, tmp_path):
+    # Regression (issue 10): ten classes of any names passed the check.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(digits_evaluator, renamed)
+    doc = json.loads((renamed / "evaluator.json").read_text())
+    doc["classes"] = [f"class {i}" for i in range(10)]
+    (renamed / "evaluator.json").write_text(json.dumps(doc))
+    line = _one_line_error(_evaluate(str(tiny_run), "--evaluator", str(renamed)))
+    assert "the generator's 10 classes and the evaluator's 10 differ" in line and "'class 0'" in line
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_checkpoint_with_pytorch_backend_is_one_line(tiny_run, digits_evaluator, tmp_path, damage):
+    # Regression (issue 10): torch.load's traceback.
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    ckpt = run / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"not a checkpoint at all")
+    line = _one_line_error(_evaluate(str(run), "--evaluator", str(digits_evaluator), "--backend", "pytorch"))
+    assert "checkpoint.pt" in line or str(run) in line
+
+
+def test_corrupt_run_config_is_one_line(tiny_run, digits_evaluator, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text("{oops")
+    line = _one_line_error(_evaluate(str(run), "--evaluator", str(digits_evaluator), "--backend", "pytorch"))
+    assert "config.json" in line
+
+
+def test_corrupt_evaluator_is_one_line(tiny_run, digits_evaluator, tmp_path):
+    broken = tmp_path / "ev"
+    shutil.copytree(digits_evaluator, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 10)
+    line = _one_line_error(_evaluate(str(tiny_run), "--evaluator", str(broken)))
+    assert "model.safetensors is not a readable safetensors file" in line
