@@ -38,8 +38,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["replace", "extend"]
 Backend = Literal["onnx", "torch"]
-# SeedSequence words of this module's streams (ganaug.dataset uses 0 and 2, ganaug.mixing 1).
-_LATENT_PURPOSE, _POSITION_PURPOSE, _LABEL_PURPOSE = 10, 11, 12
+_MIX_PURPOSE = 10  # SeedSequence word of this module's streams (ganaug.dataset uses 0 and 2, ganaug.mixing 1)
 
 
 @dataclass(frozen=True)
@@ -158,27 +157,30 @@ class SyntheticMix:
     def plan(self, batch_size: int, *, step: int) -> MixPlan:
         """The synthetic items of ``step`` for a batch of ``batch_size`` real items (see :class:`MixPlan`).
 
-        Positions are the first ``n`` of a permutation of the batch drawn from ``(seed, step, batch_size)``;
-        labels are drawn from ``(seed, step)`` item by item, so a smaller batch gets a prefix of them.
+        Three 63-bit words of ``SeedSequence([seed, 10, step])`` seed the latents, the positions (the first
+        ``n`` of a permutation of the batch: an argsort of PCG64 raw draws) and the labels (PCG64 raw draws
+        item by item, so a smaller batch gets a prefix of them).
         """
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise InputError(f"step must be a whole number >= 0, got {step!r}")
         n = self.synthetic_count(batch_size)
+        words = np.random.SeedSequence([self.seed, _MIX_PURPOSE, int(step)]).generate_state(3, np.uint64) >> np.uint64(
+            1
+        )
+        latent_seed, position_seed, label_seed = (int(w) for w in words)
         positions = None
         if self.mode == "replace":
-            keys = np.random.PCG64(_derive(self.seed, _POSITION_PURPOSE, step)).random_raw(batch_size)
+            keys = np.random.PCG64(position_seed).random_raw(batch_size)
             positions = np.sort(np.argsort(keys, kind="stable")[:n]).astype(np.int64)
         labels = None
         if not isinstance(self.classes, str) or self.classes == "uniform":
-            raw = np.random.PCG64(_derive(self.seed, _LABEL_PURPOSE, step)).random_raw(n)
+            raw = np.random.PCG64(label_seed).random_raw(n)
             u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
             if isinstance(self.classes, str):
                 labels = np.minimum((u * len(self.class_names)).astype(np.int64), len(self.class_names) - 1)
             else:
                 labels = np.searchsorted(self.classes, u, side="right").astype(np.int64)
-        return MixPlan(
-            step=int(step), latent_seed=_derive(self.seed, _LATENT_PURPOSE, step), positions=positions, labels=labels
-        )
+        return MixPlan(step=int(step), latent_seed=latent_seed, positions=positions, labels=labels)
 
     # ---- mixing ---------------------------------------------------------------------------------
 
@@ -308,12 +310,6 @@ class SyntheticMix:
             )
         if labels.device != images.device:
             raise InputError(f"images are on {images.device} but labels on {labels.device}; move both to one device")
-
-
-def _derive(seed: int, purpose: int, step: int) -> int:
-    from ganaug.dataset import derive_seed
-
-    return derive_seed(seed, purpose, int(step))
 
 
 def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
