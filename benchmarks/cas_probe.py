@@ -1,6 +1,6 @@
 """One classification-accuracy-score (CAS) probe: how a change to the data or the classifier moves CAS.
 
-Trains the downstream benchmark's classifier (``benchmarks/downstream.py``, a profile's settings) on
+Trains the downstream benchmark's classifier (``benchmarks/downstream``, a profile's settings) on
 generated images only and tests it once on the real MNIST test split, the way that benchmark's condition (e)
 does, with a few knobs the profile fixes: the amount generated, the classifier's steps and width, and random
 affine augmentation in the classifier (condition (c)'s). ``--real`` trains on the real training split
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import downstream  # the sibling benchmark: one classifier, one protocol
+import downstream  # the sibling benchmark package: one classifier, one protocol
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -14,8 +14,8 @@ args=(--profile cpu --data-root "$DATA" --threads 1)
 [ -n "${FULL_GAN:-}" ] && args+=(--full-gan "$FULL_GAN")
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 mkdir -p runs/downstream
-"$PY" benchmarks/downstream.py "${args[@]}" --shard 0/2 > runs/downstream/cpu_shard0.log 2>&1 & a=$!
-"$PY" benchmarks/downstream.py "${args[@]}" --shard 1/2 > runs/downstream/cpu_shard1.log 2>&1 & b=$!
+"$PY" -m benchmarks.downstream "${args[@]}" --shard 0/2 > runs/downstream/cpu_shard0.log 2>&1 & a=$!
+"$PY" -m benchmarks.downstream "${args[@]}" --shard 1/2 > runs/downstream/cpu_shard1.log 2>&1 & b=$!
 wait $a
 wait $b
-"$PY" benchmarks/downstream.py "${args[@]}"
+"$PY" -m benchmarks.downstream "${args[@]}"

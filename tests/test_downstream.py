@@ -140,9 +140,9 @@ def test_synthetic_filter_keeps_at_most_the_quota_and_trains_its_judge_once(tmp_
         TINY, name="tiny-filter", conditions=("a", "b", "d"), cas_gan_steps=0, seeds=1, synthetic_filter=True
     )
     trained = []
-    train = downstream.train_classifier
+    train = downstream.cells.train_classifier
     monkeypatch.setattr(
-        downstream, "train_classifier", lambda q, cond, **kw: trained.append(cond) or train(q, cond, **kw)
+        downstream.cells, "train_classifier", lambda q, cond, **kw: trained.append(cond) or train(q, cond, **kw)
     )
     torch.set_num_threads(1)
     results = downstream.run(p, data_root=None, cache=tmp_path / "cache", out=tmp_path / "out", log=lambda m: None)
@@ -152,3 +152,39 @@ def test_synthetic_filter_keeps_at_most_the_quota_and_trains_its_judge_once(tmp_
         assert cell["synthetic_filter"] and len(cell["synthetic_kept_per_class"]) == 10
         assert all(0 <= k <= cell["synthetic_per_class"] for k in cell["synthetic_kept_per_class"])
     assert trained.count("c") == 1  # one judge serves (b) at both amounts and (d); no (c) cell in this profile
+
+
+def test_report_only_on_an_empty_cache_is_an_error_and_keeps_the_report(tmp_path):
+    from click.testing import CliRunner
+
+    from ganaug.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("the committed report\n")
+    with pytest.raises(downstream.InputError, match="run without --report-only first"):
+        downstream.run(TINY, data_root=None, cache=tmp_path / "empty", out=out, report_only=True, log=print)
+    args = ["bench", "downstream", "--profile", "smoke", "--report-only", "--threads", "1"]
+    res = CliRunner().invoke(main, [*args, "--cache", str(tmp_path / "empty"), "--out", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "nothing to report" in res.output, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.md"]
+    assert (out / "report.md").read_text() == "the committed report\n"
+
+
+def test_runs_as_a_module_and_as_a_folder(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def python(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *args], cwd=root, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    res = python("-m", "benchmarks.downstream", "--help")
+    assert res.returncode == 0 and "python -m benchmarks.downstream" in res.stdout and "--report-only" in res.stdout
+    res = python(str(root / "benchmarks" / "downstream"), "--report-only", "--cache", str(tmp_path), "--out", "x")
+    assert res.returncode == 2 and res.stderr.startswith("Error: no finished classifier runs"), res.stderr
+    assert res.stderr.count("\n") == 1 and not (root / "x").exists()

@@ -1,4 +1,4 @@
-"""``ganaug bench downstream``: a thin wrapper over ``benchmarks/downstream.py`` of a ganaug checkout."""
+"""``ganaug bench downstream``: a thin wrapper over the ``benchmarks/downstream`` package of a ganaug checkout."""
 
 from __future__ import annotations
 
@@ -13,19 +13,30 @@ from ganaug.errors import InputError
 
 
 def _load_benchmark(name: str):
-    candidates = [
-        Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py",
-        Path.cwd() / "benchmarks" / f"{name}.py",
-    ]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        raise InputError(
-            f"benchmarks/{name}.py not found; run from a ganaug source checkout (git clone) where it lives"
-        )
-    spec = importlib.util.spec_from_file_location(f"ganaug_benchmark_{name}", path)
+    """The benchmark ``benchmarks/<name>.py`` or the package ``benchmarks/<name>/`` of a source checkout (the
+    one holding this file, else the working folder's), imported as ``ganaug_benchmark_<name>``."""
+    module_name = f"ganaug_benchmark_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        module, package = root / "benchmarks" / f"{name}.py", root / "benchmarks" / name / "__init__.py"
+        if module.is_file():
+            spec = importlib.util.spec_from_file_location(module_name, module)
+            break
+        if package.is_file():
+            spec = importlib.util.spec_from_file_location(
+                module_name, package, submodule_search_locations=[str(package.parent)]
+            )
+            break
+    else:
+        raise InputError(f"benchmarks/{name} not found; run from a ganaug source checkout (git clone) where it lives")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module  # dataclasses and the package's own modules look it up there
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
     return module
 
 
@@ -39,6 +50,6 @@ def bench() -> None:
 def downstream(args: tuple[str, ...]) -> None:
     """Downstream accuracy with and without generated data (honest protocol); `--help` lists the options.
 
-    Same options as `python benchmarks/downstream.py`, e.g. `ganaug bench downstream --profile smoke`.
+    Same options as `python -m benchmarks.downstream`, e.g. `ganaug bench downstream --profile smoke`.
     """
     _load_benchmark("downstream").main(list(args))

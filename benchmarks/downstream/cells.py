@@ -1,0 +1,313 @@
+"""The downstream benchmark's cells: one GAN per (budget, seed) and one classifier per condition, each cached.
+
+A GAN is a ganaug run folder under ``cache/gan/``; a classifier (a *cell*) is a JSON file under ``cache/cells/``
+holding its config and results. Both are keyed by a hash of their config, so a changed profile never reuses
+a stale result and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganaug import __version__
+from ganaug.augment_ops import random_affine
+from ganaug.config import ModelConfig, TrainConfig
+from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
+from ganaug.errors import InputError
+from ganaug.evaluator import EvaluatorConfig, EvaluatorNet
+
+from .profiles import FULL, Profile, budget_name, config_key
+
+# ---- GANs ---------------------------------------------------------------------------------------
+
+
+GAN_SAVES = 40  # grids + checkpoints per GAN run: at 10 images per class an epoch is one step
+
+
+def gan_config(
+    p: Profile, budget: int, seed: int, *, n_images: int, data_root: str | None, device: str, steps: int | None = None
+) -> TrainConfig:
+    """The GAN of one (budget, seed): trained only on the seed's stratified subset, for about ``gan_steps``."""
+    batch = min(p.gan_batch, n_images)
+    steps = steps or p.gan_steps
+    small = budget != FULL and budget < p.gan_small_below
+    epochs = max(1, math.ceil(steps / (n_images // batch)))
+    return TrainConfig(
+        dataset=p.dataset,
+        data_root=data_root,
+        per_class=None if budget == FULL else budget,
+        epochs=epochs,
+        save_every=max(1, epochs // GAN_SAVES),
+        batch_size=batch,
+        seed=seed,
+        diffaugment=p.gan_diffaugment if small else (),
+        augment_real=p.gan_augment_real and small,
+        export_onnx=False,
+        device=device,
+        model=p.gan_model,
+        log_every=max(1, min(50, steps // 10)),
+    )
+
+
+def architecture(model: ModelConfig) -> str:
+    """Names and shapes of every G and D tensor: a changed architecture never reuses a cached GAN."""
+    from ganaug.models import Discriminator, Generator
+
+    return config_key(
+        {
+            k: list(v.shape)
+            for net in (Generator(model), Discriminator(model))
+            for k, v in ((f"{type(net).__name__}.{n}", t) for n, t in net.state_dict().items())
+        }
+    )
+
+
+def gan_dir(config: TrainConfig, cache: Path) -> Path:
+    """``cache/gan/<budget>_s<seed>_<hash>`` of the config and :func:`architecture` (not where it trains or
+    its data folder)."""
+    cfg = config.to_dict()
+    cfg.pop("data_root")
+    cfg.pop("device")
+    cfg["architecture"] = architecture(config.model)
+    return cache / "gan" / f"{budget_name(config.per_class or FULL)}_s{config.seed}_{config_key(cfg)}"
+
+
+def train_gan(config: TrainConfig, cache: Path) -> Path:
+    """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder."""
+    from ganaug.training import Trainer
+
+    run = gan_dir(config, cache)
+    if (run / "summary.json").is_file():
+        return run
+    if (run / "checkpoint.pt").is_file():
+        Trainer.resume(run, progress=False).fit()
+    else:
+        Trainer.new(config, run, overwrite=True, progress=False).fit()
+    return run
+
+
+def synthetic(run: Path, per_class: int, num_classes: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` generated images per class from the run's EMA generator (latent seed ``seed``)."""
+    from ganaug.metrics import generate, open_generator
+    from ganaug.sampling import labels_from_counts
+
+    labels = labels_from_counts([per_class] * num_classes)
+    images = generate(open_generator(run, backend="pytorch"), labels, seed=seed)
+    return images, torch.from_numpy(labels)
+
+
+# ---- classifier ---------------------------------------------------------------------------------
+
+
+def train_classifier(
+    p: Profile,
+    condition: str,
+    *,
+    real: tuple[torch.Tensor, torch.Tensor] | None,
+    fake: tuple[torch.Tensor, torch.Tensor] | None,
+    seed: int,
+    num_classes: int,
+    device: str,
+) -> EvaluatorNet:
+    """The fixed small CNN (the evaluator's architecture at ``clf_width``), ``clf_steps`` Adam steps, no selection."""
+    torch.manual_seed(seed)
+    net = EvaluatorNet(EvaluatorConfig(num_classes=num_classes, width=p.clf_width, hidden=8 * p.clf_width)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=p.clf_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.clf_steps)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sources = [s for s in (real, fake) if s is not None]
+    sources = [(x.to(device), y.to(device)) for x, y in sources]
+    if any(len(y) == 0 for _, y in sources):
+        raise InputError(
+            f"condition ({condition}) has an empty training source (did the filter reject every "
+            "generated image?); train the GAN longer or run without --filter"
+        )
+    n_real = round(p.clf_batch * p.real_fraction) if len(sources) == 2 else p.clf_batch
+    sizes = [n_real, p.clf_batch - n_real][: len(sources)]
+    classical = condition in ("c", "d")
+    net.train()
+    for _ in range(p.clf_steps):
+        xs, ys = [], []
+        for (x, y), n in zip(sources, sizes):
+            idx = torch.randint(len(y), (n,), generator=gen, device=device)
+            xs.append(x[idx])
+            ys.append(y[idx])
+        x, y = torch.cat(xs), torch.cat(ys)
+        if classical:
+            x = random_affine(x, gen)
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def predict(net: EvaluatorNet, images: torch.Tensor, device: str, batch: int = 2000) -> torch.Tensor:
+    """Predicted labels int64 [N] (on the CPU) of float images [N, 1, 28, 28] in [-1, 1]."""
+    return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+
+
+_JUDGES: dict[tuple[Any, ...], EvaluatorNet] = {}
+
+
+def judge(
+    p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, num_classes: int, device: str
+) -> EvaluatorNet:
+    """The filter's judge: the (c) classifier of this (budget, seed), trained once per process for every cell."""
+    key = (config_key(p.to_dict()), budget, seed, device)
+    if key not in _JUDGES:
+        _JUDGES[key] = train_classifier(
+            p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device
+        )
+    return _JUDGES[key]
+
+
+def test_accuracy(
+    net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str
+) -> tuple[float, list[float]]:
+    hit = (predict(net, images, device) == labels).double()
+    return float(hit.mean()), [float(hit[labels == c].mean()) for c in range(num_classes)]
+
+
+# ---- the grid of cells --------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    train_images: torch.Tensor  # uint8 [N, 28, 28]
+    train_labels: torch.Tensor
+    test_images: torch.Tensor  # float [M, 1, 28, 28] in [-1, 1]; used for the final evaluation only
+    test_labels: torch.Tensor
+    classes: list[str]
+
+
+def load_data(p: Profile, data_root: str | None) -> Data:
+    train = load_source(p.dataset, root=data_root, split="train")
+    test = load_source(p.dataset, root=data_root, split="test")
+    return Data(train.images, train.labels, to_model_range(test.images), test.labels, train.classes)
+
+
+def real_subset(data: Data, budget: int, seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], np.ndarray]:
+    """The seed's stratified subset (what its GAN trains on) as float images in [-1, 1] and labels, and its indices."""
+    idx = (
+        np.arange(len(data.train_labels))
+        if budget == FULL
+        else stratified_subset(data.train_labels.numpy(), budget, seed=seed)
+    )
+    t = torch.from_numpy(idx)
+    return (to_model_range(data.train_images[t]), data.train_labels[t]), idx
+
+
+def run_cell(
+    p: Profile,
+    data: Data,
+    cache: Path,
+    *,
+    budget: int,
+    seed: int,
+    condition: str,
+    amount: int,
+    gan_run: Path | None,
+    device: str,
+    log,
+    cached_only: bool = False,
+) -> dict[str, Any] | None:
+    """One classifier: cached in ``cache/cells/<hash>.json`` with its config (None if ``cached_only`` and absent)."""
+    num_classes = len(data.classes)
+    cfg = {
+        "profile": p.name,
+        "dataset": p.dataset,
+        "budget": budget,
+        "seed": seed,
+        "condition": condition,
+        "synthetic_per_class": amount if condition in "bde" else 0,
+        "clf_steps": p.clf_steps,
+        "clf_batch": p.clf_batch,
+        "clf_lr": p.clf_lr,
+        "clf_width": p.clf_width,
+        "real_fraction": p.real_fraction,
+        "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
+        "synthetic_filter": p.synthetic_filter and condition in "bde",
+    }
+    path = cache / "cells" / f"{config_key(cfg)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if cached_only:
+        return None
+    t0 = time.perf_counter()
+    real = fake = None
+    honesty: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    subset, idx = real_subset(data, budget, seed)
+    if condition != "e":
+        real = subset
+        honesty["subset_sha256"] = indices_hash(idx)
+    if condition in "bde":
+        gan_indices = np.load(gan_run / "indices.npy")
+        honesty["gan_subset_sha256"] = indices_hash(gan_indices)
+        if real is not None:
+            honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
+        if p.synthetic_filter:
+            net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
+            x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, seed=seed)
+            keep = predict(net, x, device) == y
+            take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
+            fake = (x[torch.cat(take)], y[torch.cat(take)])
+            extra["synthetic_kept_per_class"] = [len(t) for t in take]
+        else:
+            fake = synthetic(gan_run, amount, num_classes, seed=seed)
+    net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
+    acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
+    result = {
+        **cfg,
+        "accuracy": acc,
+        "per_class": per_class,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "honesty": honesty,
+        **extra,
+        "ganaug_version": __version__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, path)
+    log(
+        f"  cell budget={budget_name(budget)} seed={seed} {condition} n={cfg['synthetic_per_class']}: "
+        f"{acc:.4f} ({result['seconds']:.0f} s)"
+    )
+    return result
+
+
+def gan_quality(run: Path, evaluator_dir: str | None, per_class: int = 100) -> dict[str, Any] | None:
+    """Class fidelity of a GAN (from :mod:`ganaug.metrics`) when an evaluator is given; cached in the run folder."""
+    if evaluator_dir is None:
+        return None
+    path = run / "fidelity.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from ganaug.evaluator import load_evaluator
+    from ganaug.metrics import class_fidelity, generate, open_generator
+    from ganaug.sampling import labels_from_counts
+
+    ev = load_evaluator(evaluator_dir)
+    labels = labels_from_counts([per_class] * len(ev.classes))
+    fid = class_fidelity(
+        ev.predict(generate(open_generator(run, backend="pytorch"), labels, seed=777)),
+        labels,
+        num_classes=len(ev.classes),
+    )
+    doc = {"fidelity": fid.overall, "per_class": fid.per_class, "samples_per_class": per_class}
+    path.write_text(json.dumps(doc))
+    return doc

@@ -1,0 +1,108 @@
+"""The downstream benchmark's command line: ``python -m benchmarks.downstream`` and ``ganaug bench downstream``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ganaug.errors import InputError
+from ganaug.threads import configure_torch
+
+from .grid import run
+from .profiles import CONDITIONS, PROFILES, resolve_profile
+
+DESCRIPTION = "Do generated digits make a classifier better? The honest downstream protocol."
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the benchmark and return its results.
+
+    Bad options exit 2 (argparse); bad input found later raises :class:`~ganaug.errors.InputError`.
+    """
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.downstream", description=DESCRIPTION)
+    parser.add_argument("--profile", choices=list(PROFILES), default="smoke")
+    parser.add_argument("--name", default=None, help="results folder name under benchmarks/results  [default: profile]")
+    parser.add_argument("--data-root", default=None, help="folder holding MNIST/raw (not needed for digits)")
+    parser.add_argument("--cache", type=Path, default=None, help="cache folder  [default: runs/downstream/<name>]")
+    parser.add_argument("--out", type=Path, default=None, help="results folder  [default: benchmarks/results/<name>]")
+    parser.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
+    parser.add_argument("--budgets", default=None, help="override the budgets, e.g. 10,50 (0 = full set)")
+    parser.add_argument(
+        "--conditions", default=None, help=f"override the conditions, e.g. a,b (from {''.join(CONDITIONS)})"
+    )
+    parser.add_argument(
+        "--sweep", default=None, help="override the synthetic amounts swept for (b), e.g. 100,2000 ('' for none)"
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--evaluator", default=None, help="evaluator folder: adds each GAN's class fidelity")
+    parser.add_argument(
+        "--full-gan", type=Path, default=None, help="reuse this run (trained on the whole split) for CAS"
+    )
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from the cache; train nothing")
+    parser.add_argument(
+        "--filter",
+        action="store_true",
+        help="keep only generated images a classifier trained on the same real subset labels correctly",
+    )
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="I/N",
+        help="train only part I of N (0-based); run N processes on one cache, then once without --shard",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 avoids OpenMP stalls on a shared CPU)  [default: the idle CPUs]",
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: give 1 or more")
+    configure_torch(args.threads)
+    overrides: dict[str, Any] = {}
+    if args.seeds is not None:
+        overrides["seeds"] = args.seeds
+    if args.filter:
+        overrides["synthetic_filter"] = True
+    if args.budgets is not None:
+        overrides["budgets"] = tuple(int(b) for b in args.budgets.split(","))
+    if args.conditions is not None:
+        conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+        if not conditions or set(conditions) - set(CONDITIONS):
+            raise InputError(f"--conditions {args.conditions!r}: give letters from {', '.join(CONDITIONS)}, e.g. a,b")
+        overrides["conditions"] = conditions
+    if args.sweep is not None:
+        overrides["sweep"] = tuple(int(a) for a in args.sweep.split(",") if a.strip())
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/"))
+        assert len(shard) == 2 and shard[1] >= 1
+    except (ValueError, AssertionError):
+        raise InputError(f"--shard {args.shard!r}: write it as I/N, e.g. 0/2 and 1/2 for two processes") from None
+    p = resolve_profile(args.profile, overrides)
+    name = args.name or p.name
+    cache = args.cache or Path("runs") / "downstream" / name
+    out = args.out or RESULTS / name
+    command = "python -m benchmarks.downstream " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    results = run(
+        p,
+        data_root=args.data_root,
+        cache=cache,
+        out=out,
+        device=args.device,
+        evaluator=args.evaluator,
+        full_gan=args.full_gan,
+        report_only=args.report_only,
+        shard=shard,
+        command=command,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    if shard[1] == 1:
+        print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
+    return results
