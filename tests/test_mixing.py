@@ -122,7 +122,14 @@ def test_label_filter(onnx_path):
     images = np.stack([np.asarray(image) for image, _ in (chosen[k] for k in range(len(chosen)))])
     predictions = LabelFilter(clf).predict(images, 10)
     assert predictions.tolist() == chosen.targets.tolist()
-    assert all(0 < a <= 1 for a in chosen.acceptance) and all(n >= 4 for n in chosen.candidates)
+    # Acceptance is kept / tried per class: exactly the round-0 verdicts for a class filled in round 0 (5 tried).
+    round0 = GeneratedDataset(onnx_path, per_class=5, seed=1, order="sorted")
+    round0_ok = LabelFilter(clf).predict(round0.arrays(range(50)), 10) == round0.targets.numpy()
+    for c, (rate, tried) in enumerate(zip(chosen.acceptance, chosen.candidates)):
+        kept = rate * tried
+        assert kept == round(kept) >= 4 and tried >= 5
+        if tried == 5:
+            assert rate == round0_ok[5 * c : 5 * c + 5].sum() / 5
     assert min(chosen.acceptance) < 1  # the fake classifier does reject some
     again = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf, batch_size=7))
     assert np.array_equal(again.picks, chosen.picks) and again.acceptance == chosen.acceptance
@@ -143,7 +150,8 @@ def test_label_filter_input_range_and_report(onnx_path, digits):
     seen = torch.cat(clf.seen)
     assert seen.min() >= -3 - 1e-6 and seen.max() <= 1 + 1e-6  # ((x in [-1, 1]) - 0.5) / 0.5
     report = mixed.to_dict()
-    assert report["label_filter"] and all(0 < row["acceptance"] <= 1 for row in report["per_class"].values())
+    assert report["label_filter"]
+    assert [row["acceptance"] for row in report["per_class"].values()] == mixed.synthetic.acceptance
     assert report["total"]["synthetic"] == 20
 
 
