@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         train = downstream.synthetic(args.gan, args.per_class, len(data.classes), seed=args.seed)
     net = downstream.train_classifier(
-        p, "c" if args.classical else "a", real=train, fake=None, seed=args.seed, num_classes=len(data.classes),
+        p,
+        "c" if args.classical else "a",
+        real=train,
+        fake=None,
+        seed=args.seed,
+        num_classes=len(data.classes),
         device="cpu",
     )
     accuracy, per_class = downstream.test_accuracy(net, data.test_images, data.test_labels, len(data.classes), "cpu")
