@@ -61,6 +61,8 @@ class TrainConfig:
     scale 0.9-1.1) to the real images only: G then learns the augmented distribution, i.e. digits in
     slightly new poses, which for tiny subsets is what a downstream classifier wants.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
+    ``compile``: run G and D through ``torch.compile`` in the training steps (fused elementwise kernels; on
+    CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
     """
@@ -83,6 +85,7 @@ class TrainConfig:
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False
+    compile: bool = False
     seed: int = 0
     log_every: int = 50
     save_every: int = 1

@@ -197,6 +197,11 @@ class GAN:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, **adam)
         self.G_train, self.D_train = dist.wrap(self.G, device), dist.wrap(self.D, device)
+        self.D_g = self.D  # the G step's discriminator: the plain D (its gradients there are discarded)
+        if config.compile:  # the plain modules stay what checkpoints save; only the calls go through the compiler
+            self.D_g = torch.compile(self.D)
+            self.G_train = torch.compile(self.G_train)
+            self.D_train = self.D_g if self.D_train is self.D else torch.compile(self.D_train)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
@@ -250,7 +255,7 @@ class GAN:
         """One generator step on the fakes of the last D step; updates the EMA; returns the G loss (float [])."""
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
-            loss = F.softplus(-self.D(self._augment(fake), y)).mean()  # non-saturating: -log D(G(z))
+            loss = F.softplus(-self.D_g(self._augment(fake), y)).mean()  # non-saturating: -log D(G(z))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)

@@ -112,3 +112,10 @@ def test_synthetic_mix_on_cuda_matches_the_cpu(onnx_run, backend, dtype):
     tolerance = 1e-2 if dtype == torch.float32 else 5e-2  # TF32 convolutions; bf16 rounding
     torch.testing.assert_close(on_cuda[0].cpu().float(), on_cpu[0].float(), atol=tolerance, rtol=0)
     assert torch.equal(mix(images.cuda(), labels.cuda(), step=2)[0], on_cuda[0])  # same step, same batch
+
+
+def test_cuda_compiled_training_runs_and_loads_on_cpu(tmp_path):
+    result = Trainer.new(tiny_config(device="cuda", epochs=1, compile=True), tmp_path / "run", progress=False).fit()
+    assert result.steps == 6
+    g, _ = load_generator(tmp_path / "run", device="cpu")
+    assert torch.isfinite(g(torch.randn(3, g.config.z_dim), torch.arange(3))).all()

@@ -223,3 +223,15 @@ def test_loss_plot_does_not_switch_the_matplotlib_backend(tiny_run, tmp_path):
     finally:
         matplotlib.use(previous)
     assert (tmp_path / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compile_routes_the_training_calls_through_torch_compile_and_saves_plain_modules(tmp_path):
+    # Compilation itself is lazy (and slow on CPU); the compiled steps run in tests/test_gpu.py.
+    trainer = Trainer.new(tiny_config(compile=True), tmp_path / "run", progress=False)
+    gan = trainer.gan
+    compiled = torch._dynamo.eval_frame.OptimizedModule
+    assert isinstance(gan.G_train, compiled) and isinstance(gan.D_train, compiled) and isinstance(gan.D_g, compiled)
+    assert gan.D_g._orig_mod is gan.D and gan.G_train._orig_mod is gan.G
+    assert not any(k.startswith("_orig_mod") for k in gan.state_dict()["G"])
+    plain = Trainer.new(tiny_config(), tmp_path / "plain", progress=False).gan
+    assert plain.G_train is plain.G and plain.D_g is plain.D

@@ -110,6 +110,7 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TrainConfig.device, show_default=True)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
+@click.option("--compile", is_flag=True, help="torch.compile G and D for the training steps (pays on CUDA).")
 @click.option(
     "--save-every",
     type=click.IntRange(min=1),
