@@ -16,7 +16,10 @@ def test_generated_and_real_sources(cas_probe, fake_mnist_root, tiny_run):
     tiny = ["--data-root", str(fake_mnist_root), "--clf-steps", "3", "--clf-width", "4", "--threads", "1"]
     fake = cas_probe.main([*tiny, "--gan", str(tiny_run), "--per-class", "3", "--classical"])
     assert fake["source"] == str(tiny_run) and fake["per_class"] == 3 and fake["classical"]
-    assert 0 <= fake["accuracy"] <= 1 and len(fake["per_class_accuracy"]) == 10
+    # the fake test split holds 5 images of each of 10 classes: accuracy is k/50 and the mean of the per-class ones
+    assert len(fake["per_class_accuracy"]) == 10
+    assert fake["accuracy"] == pytest.approx(sum(fake["per_class_accuracy"]) / 10)
+    assert fake["accuracy"] * 50 == pytest.approx(round(fake["accuracy"] * 50))
     assert (fake["clf_steps"], fake["clf_width"]) == (3, 4)
     real = cas_probe.main([*tiny, "--real"])
     assert real["source"] == "real training split" and real["per_class"] is None
