@@ -23,7 +23,7 @@ class ModelConfig:
     """Architecture of the class-conditional DCGAN pair (28x28x1 images).
 
     Attributes:
-        num_classes: number of classes the generator is conditioned on.
+        num_classes: number of classes the generator is conditioned on (``Trainer.new`` sets it from the data).
         z_dim: size of the latent vector ``z``.
         embed_dim: size of the generator's label embedding (concatenated to ``z``).
         g_width: channels of the generator's 14x14 stage; its 7x7 stage has ``4 * g_width``.
@@ -65,6 +65,8 @@ class TrainConfig:
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
+    ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` in
+    ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
     """
 
     dataset: str = "digits"
