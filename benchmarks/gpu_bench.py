@@ -2,7 +2,8 @@
 
     python benchmarks/gpu_bench.py --data-root DATA --evaluator EVAL_DIR --variant eager   --out-dir OUT
     python benchmarks/gpu_bench.py --data-root DATA --evaluator EVAL_DIR --variant compile --out-dir OUT
-    python benchmarks/gpu_bench.py --summarize OUT     # OUT/gpu_bench_*.json -> OUT/gpu_bench.md, side by side
+    python benchmarks/gpu_bench.py --summarize OUT     # OUT/gpu_bench_*.json side by side (markdown on stdout)
+    python benchmarks/gpu_bench.py --check-summary OUT --stages STAGES.tsv   # gpu_check.sh's OUT/gpu_check.md
 
 1. Trains the large-batch GPU recipe (``--batch-size`` 2048, lr 1.5e-3, bf16 autocast, data resident on the
    GPU) for ``--epochs`` on full MNIST, with G and D eager (``--variant eager``) or through ``torch.compile``
@@ -15,7 +16,7 @@
 
 Generation speed is ``benchmarks/throughput.py``'s job (``--device cuda``). Each variant runs in its own
 process (so a compiler failure or hang costs only its own figures) and writes ``gpu_bench_<variant>.json``;
-``--summarize`` puts them side by side in ``gpu_bench.md``. ``--device cpu --dataset digits`` smoke-tests
+``--summarize`` puts them side by side. ``--device cpu --dataset digits`` smoke-tests
 this script on a CPU.
 """
 
@@ -163,6 +164,68 @@ def summarize(out_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+ORT_CUDA_BAR = 2e6  # generated images/s at large batch
+MIX_BAR = 0.10
+
+
+def check_summary(out_dir: Path, stages: Path | None) -> tuple[str, list[str]]:
+    """gpu_check.sh's summary (markdown) and the list of what was not measured, or measured below its bar."""
+    missing: list[str] = []
+    lines = ["# ganaug GPU check", ""]
+    if stages is not None and stages.is_file():
+        lines += ["| stage | how it ended | time / note |", "|---|---|---|"]
+        for row in stages.read_text().splitlines():
+            name, status, note = (row.split("\t") + ["", ""])[:3]
+            lines.append(f"| {name} | {status} | {note} |")
+            if status not in ("ok", "not needed"):
+                missing.append(f"stage '{name}': {status} ({note})")
+        lines.append("")
+    lines += summarize(out_dir).replace("# GPU training path", "## GPU training path").splitlines()
+    for variant in ("eager", "compile"):
+        path = out_dir / f"gpu_bench_{variant}.json"
+        if not path.is_file():
+            missing.append(f"training epoch time and fidelity, {variant}: no {path.name} (see its stage)")
+            continue
+        report = json.loads(path.read_text())
+        t, f = report["training"], report["class_fidelity"]
+        if not t["meets_epoch_bar"]:
+            missing.append(f"{variant}: median epoch {t['median_epoch_seconds']} s, bar {EPOCH_BAR_S} s NOT met")
+        if not f["meets_bar"]:
+            missing.append(f"{variant}: class fidelity {f['overall']}, bar {FIDELITY_BAR} NOT met")
+    for name in ("throughput_gpu", "throughput_tensorrt"):
+        path = out_dir / f"{name}.json"
+        if not path.is_file():
+            missing.append(f"{name}: no {path.name} (see its stage)")
+            continue
+        report = json.loads(path.read_text())
+        for what, why in report.get("not_measured", {}).items():
+            missing.append(f"{what}: not measured: {why}")
+        for backend, parity in report.get("parity", {}).items():
+            if parity["meets_bar"] is False:
+                missing.append(f"{backend}: parity {parity['max_abs_err']:.2e} > {parity['bar']:g} (NOT met)")
+        for row in (report.get("mixing") or {}).get("training_step", []):
+            if row["meets_bar"] is False:
+                missing.append(
+                    f"SyntheticMix ({row['backend']}) at batch {row['batch']}: +{100 * row['added']:.1f}% per step, "
+                    f"bar {100 * MIX_BAR:.0f}% NOT met"
+                )
+        if name == "throughput_gpu" and report["settings"]["device"] == "cuda":
+            ort = [r for r in report["results"] if r["backend"].startswith("onnxruntime cuda")]
+            best = max(ort, key=lambda r: r["images_per_s"], default=None)
+            if best is None:
+                missing.append("ONNX Runtime CUDA >= 2M images/s: not measured (no ONNX Runtime CUDA row)")
+            elif best["images_per_s"] < ORT_CUDA_BAR:
+                missing.append(
+                    f"ONNX Runtime CUDA best {best['images_per_s']:,.0f} images/s ({best['backend']}, batch "
+                    f"{best['batch']}): bar 2M NOT met"
+                )
+        if path.with_suffix(".md").is_file():
+            lines += ["", *path.with_suffix(".md").read_text().replace("# ", "## ", 1).splitlines()]
+    lines += ["", "## Not measured, or measured below the bar", ""]
+    lines += [f"- {m}" for m in missing] or ["- nothing: every figure was measured and met its bar"]
+    return "\n".join(lines) + "\n", missing
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default=None, help="Folder holding MNIST/raw (not needed for --dataset digits).")
@@ -178,13 +241,21 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=1000, help="Generated images per class for the fidelity.")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu only to smoke-test this script.")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100 SXM: 989)")
-    ap.add_argument("--summarize", type=Path, default=None, metavar="DIR", help="Only write DIR/gpu_bench.md.")
+    ap.add_argument("--summarize", type=Path, default=None, metavar="DIR", help="Print DIR's variants side by side.")
+    ap.add_argument("--check-summary", type=Path, default=None, metavar="DIR", help="Write DIR/gpu_check.md.")
+    ap.add_argument("--stages", type=Path, default=None, help="With --check-summary: gpu_check.sh's stage table.")
     args = ap.parse_args()
 
     if args.summarize is not None:
-        text = summarize(args.summarize)
-        (args.summarize / "gpu_bench.md").write_text(text)
-        print(text)
+        print(summarize(args.summarize))
+        return
+    if args.check_summary is not None:
+        text, missing = check_summary(args.check_summary, args.stages)
+        (args.check_summary / "gpu_check.md").write_text(text)
+        print("NOT measured / not met:" if missing else "Everything was measured.")
+        for line in missing:
+            print(f"  - {line}")
+        print(f"wrote {args.check_summary / 'gpu_check.md'}")
         return
     if args.evaluator is None:
         ap.error("--evaluator is required (a folder written by `ganaug evaluator train`)")

@@ -155,8 +155,8 @@ def load_model(model: str | None, workdir: Path) -> Model:
     generator, _ = load_checkpoint_generator(path)
     run_dir = path if path.is_dir() else path.parent
     onnx_path = run_dir / "generator.onnx"
-    if not onnx_path.is_file():
-        onnx_path = export_onnx(path, workdir / "generator.onnx")
+    if not onnx_path.is_file():  # SyntheticMix reads the ONNX file from the run folder
+        onnx_path = export_onnx(path)
     return Model(generator.eval(), onnx_path, run_dir, str(path))
 
 
@@ -275,7 +275,10 @@ def gpu_suite(model: Model, args: argparse.Namespace, workdir: Path) -> dict:
     def add_ort(name: str, precision: str, build: Callable[[], OnnxGenerator]) -> None:
         try:
             gen = build()
-            gen.run_device(torch.zeros(2, config.z_dim, device=dev), torch.zeros(2, dtype=torch.int64, device=dev))
+            warm = min(args.batch_list)  # inside TensorRT's profile (its engine is built here)
+            gen.run_device(
+                torch.zeros(warm, config.z_dim, device=dev), torch.zeros(warm, dtype=torch.int64, device=dev)
+            )
             if on_cuda and gen.device != "cuda":
                 raise RuntimeError(f"the session runs on {gen.providers}, not on the GPU")
             runners[name] = (precision, ort_make(gen))
@@ -284,23 +287,25 @@ def gpu_suite(model: Model, args: argparse.Namespace, workdir: Path) -> dict:
             not_measured[name] = first_line(e)
             log(f"{name}: not measured: {not_measured[name]}")
 
-    fp16_path = workdir / "generator_fp16.onnx"
-    try:
-        export_generator(model.generator, fp16_path, fp16=True)
-    except Exception as e:  # noqa: BLE001 - reported, and the fp32 paths still run
-        not_measured["fp16 export"] = first_line(e)
-        fp16_path = None
+    wanted = set(args.gpu_backends.split(","))
     low, high = min(args.batch_list), max(args.batch_list)
     trt_range = (low, high, high)
-    add_ort(f"onnxruntime {provider} fp32 (TF32)", "fp32-tf32", lambda: OnnxGenerator(model.onnx, provider=provider))
-    add_ort(
-        f"onnxruntime {provider} fp32 (strict)",
-        "fp32",
-        lambda: OnnxGenerator(model.onnx, provider=provider, tf32=False),
-    )
-    if fp16_path is not None:
-        add_ort(f"onnxruntime {provider} fp16", "fp16", lambda: OnnxGenerator(fp16_path, provider=provider))
-    if args.tensorrt and on_cuda:
+    if "ort" in wanted:
+        add_ort(
+            f"onnxruntime {provider} fp32 (TF32)", "fp32-tf32", lambda: OnnxGenerator(model.onnx, provider=provider)
+        )
+        add_ort(
+            f"onnxruntime {provider} fp32 (strict)",
+            "fp32",
+            lambda: OnnxGenerator(model.onnx, provider=provider, tf32=False),
+        )
+        fp16_path = workdir / "generator_fp16.onnx"
+        try:
+            export_generator(model.generator, fp16_path, fp16=True)
+            add_ort(f"onnxruntime {provider} fp16", "fp16", lambda: OnnxGenerator(fp16_path, provider=provider))
+        except Exception as e:  # noqa: BLE001 - reported, and the fp32 paths still run
+            not_measured[f"onnxruntime {provider} fp16"] = f"fp16 export failed: {first_line(e)}"
+    if "tensorrt" in wanted and on_cuda:
         add_ort(
             "onnxruntime tensorrt fp32",
             "fp32-tf32",
@@ -311,10 +316,9 @@ def gpu_suite(model: Model, args: argparse.Namespace, workdir: Path) -> dict:
             "fp16",
             lambda: OnnxGenerator(model.onnx, provider="tensorrt", trt_batch_range=trt_range, trt_fp16=True),
         )
-    else:
-        reason = "--no-tensorrt given" if not args.tensorrt else "needs a CUDA GPU"
-        not_measured["onnxruntime tensorrt"] = reason
-        log(f"onnxruntime tensorrt: not measured: {reason}")
+    elif "tensorrt" in wanted:
+        not_measured["onnxruntime tensorrt"] = "needs a CUDA GPU"
+        log("onnxruntime tensorrt: not measured: needs a CUDA GPU")
 
     folded = fold_for_inference(model.generator).to(dev)
 
@@ -350,12 +354,13 @@ def gpu_suite(model: Model, args: argparse.Namespace, workdir: Path) -> dict:
 
         return call
 
-    runners[f"torch {device} fp32" + (" (TF32 conv)" if on_cuda else "")] = ("fp32-tf32", torch_make)
-    runners[f"torch {device} bf16"] = ("bf16", bf16_make)
-    if on_cuda:
-        runners["torch cuda bf16 CUDA graph"] = ("bf16", graph_make)
-    else:
-        not_measured["torch CUDA graph"] = "needs a CUDA GPU"
+    if "torch" in wanted:
+        runners[f"torch {device} fp32" + (" (TF32 conv)" if on_cuda else "")] = ("fp32-tf32", torch_make)
+        runners[f"torch {device} bf16"] = ("bf16", bf16_make)
+        if on_cuda:
+            runners["torch cuda bf16 CUDA graph"] = ("bf16", graph_make)
+        else:
+            not_measured["torch CUDA graph"] = "needs a CUDA GPU"
 
     rows: list[dict] = []
     parity: dict[str, dict] = {}
@@ -600,7 +605,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="eager,channels_last,compile,ort",
         help="CPU suite: comma-separated subset of eager, channels_last, compile, ort.",
     )
-    parser.add_argument("--no-tensorrt", dest="tensorrt", action="store_false", help="GPU suite: skip TensorRT.")
+    parser.add_argument(
+        "--gpu-backends",
+        default="ort,tensorrt,torch",
+        help="GPU suite: comma-separated subset of ort (CUDA fp32/fp16), tensorrt, torch (fp32/bf16/CUDA graph).",
+    )
     parser.add_argument(
         "--profile-batch", type=int, default=256, help="CPU suite: ONNX Runtime op profile batch (0: skip)."
     )
@@ -648,8 +657,6 @@ def main(argv: list[str] | None = None) -> dict:
     not_measured = dict(suite.get("not_measured", {}))
     if mixing:
         not_measured.update(mixing["not_measured"])
-    if not args.mix:
-        not_measured["batch mixing cost"] = "--no-mix given"
     report = {
         "ganaug_version": __version__,
         "command": " ".join(["python", "benchmarks/throughput.py", *(argv if argv is not None else sys.argv[1:])]),
