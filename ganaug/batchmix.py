@@ -84,6 +84,13 @@ class SyntheticMix:
         backend: ``onnx`` (ONNX Runtime: CUDA provider for CUDA batches, CPU otherwise) or ``torch`` (the
             run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
         threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice).
+        lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
+            the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
+            generates (and keeps, on the device) the whole block, later calls only scatter their share into
+            the batch. That amortises the per-call cost of generating (the host's work, kernel launches,
+            small-batch inefficiency) over the block. Items do not depend on the call order; they can differ
+            in the last float bits between two ``lookahead`` values (the generator sees other batch sizes).
+            ``classes="same"`` generates at every call (the labels come with the batch).
 
     Call ``mix(images, labels, step=None, return_mask=False)``:
 
@@ -120,6 +127,7 @@ class SyntheticMix:
         seed: int = 0,
         backend: Backend = "onnx",
         threads: int | None = None,
+        lookahead: int = 16,
     ) -> None:
         if mode not in ("replace", "extend"):
             raise InputError(f"mode must be 'replace' or 'extend', got {mode!r}")
@@ -131,6 +139,9 @@ class SyntheticMix:
             raise InputError(f"share must be a number with 0 <= share {bound} for mode={mode!r}, got {share!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
+        if isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) or lookahead < 1:
+            raise InputError(f"lookahead must be a whole number >= 1, got {lookahead!r}")
+        self.lookahead = int(lookahead)
         self.share = float(share)
         self.mode: Mode = mode
         self.seed = int(seed)
@@ -145,6 +156,7 @@ class SyntheticMix:
         self.step = 0
         self._onnx: dict[str, OnnxGenerator] = {}
         self._torch: dict[str, torch.nn.Module] = {}
+        self._block: _Block | None = None  # the last block of steps generated ahead
 
     # ---- the plan -------------------------------------------------------------------------------
 
@@ -190,26 +202,54 @@ class SyntheticMix:
         self._check_batch(images, labels)
         if step is None:
             step, self.step = self.step, self.step + 1
-        plan = self.plan(len(images), step=step)
+        elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise InputError(f"step must be a whole number >= 0, got {step!r}")
         device = images.device
-        n = plan.n
-        if plan.labels is not None:
-            syn_labels = _upload(plan.labels, device)
-        else:
-            syn_labels = labels.index_select(0, _upload(plan.positions, device))
-        if n:
-            z = _upload(latents(plan.latent_seed, 0, n, self.z_dim), device)
-            syn = self._normalised(self.generate(z, syn_labels), images.dtype)
-        else:
-            syn = images.new_empty((0, *images.shape[1:]))
-        if self.mode == "replace":
+        if isinstance(self.classes, str) and self.classes == "same":
+            plan = self.plan(len(images), step=step)
             where = _upload(plan.positions, device)
+            syn_labels = labels.index_select(0, where)
+            syn = images.new_empty((0, *images.shape[1:]))
+            if plan.n:
+                z = _upload(latents(plan.latent_seed, 0, plan.n, self.z_dim), device)
+                syn = self._normalised(self.generate(z, syn_labels), images.dtype)
+        else:
+            block = self._block_of(int(step), len(images), images.dtype, device)
+            k = int(step) - block.first
+            syn, syn_labels = block.images[k], block.labels[k]
+            where = block.positions[k] if block.positions is not None else None
+        if self.mode == "replace":
             out_images, out_labels = images.index_copy(0, where, syn), labels.index_copy(0, where, syn_labels)
-            mask = torch.zeros(len(images), dtype=torch.bool, device=device).index_fill_(0, where, True)
         else:
             out_images, out_labels = torch.cat([images, syn]), torch.cat([labels, syn_labels])
+        if not return_mask:
+            return out_images, out_labels
+        if self.mode == "replace":
+            mask = torch.zeros(len(images), dtype=torch.bool, device=device).index_fill_(0, where, True)
+        else:
             mask = torch.arange(len(out_images), device=device) >= len(images)
-        return (out_images, out_labels, mask) if return_mask else (out_images, out_labels)
+        return out_images, out_labels, mask
+
+    def _block_of(self, step: int, batch_size: int, dtype: torch.dtype, device: torch.device) -> _Block:
+        """The block of steps holding ``step`` for this batch size, dtype and device: generated on first use."""
+        first = step // self.lookahead * self.lookahead
+        key = (first, batch_size, dtype, str(device))
+        if self._block is None or self._block.key != key:
+            self._block = None  # let the old block's memory go before the new one is made
+            plans = [self.plan(batch_size, step=s) for s in range(first, first + self.lookahead)]
+            n = plans[0].n
+            labels = _upload(np.concatenate([p.labels for p in plans]), device)
+            images = torch.empty((0, *IMAGE_SHAPE), dtype=dtype, device=device)
+            if n:
+                z = np.concatenate([latents(p.latent_seed, 0, n, self.z_dim) for p in plans])
+                images = self._normalised(self.generate(_upload(z, device), labels), dtype)
+            positions = None
+            if self.mode == "replace":
+                positions = _upload(np.stack([p.positions for p in plans]), device)
+            self._block = _Block(
+                key, first, images.view(self.lookahead, n, *IMAGE_SHAPE), labels.view(self.lookahead, n), positions
+            )
+        return self._block
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``G(z, labels)`` with this object's backend on ``z``'s device: float32 [n, 1, 28, 28] in [-1, 1].
@@ -256,7 +296,7 @@ class SyntheticMix:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_onnx"], state["_torch"] = {}, {}  # sessions and device modules are rebuilt where unpickled
+        state["_onnx"], state["_torch"], state["_block"] = {}, {}, None  # rebuilt where unpickled
         return state
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -310,6 +350,18 @@ class SyntheticMix:
             )
         if labels.device != images.device:
             raise InputError(f"images are on {images.device} but labels on {labels.device}; move both to one device")
+
+
+@dataclass
+class _Block:
+    """Synthetic items of steps ``first .. first + lookahead - 1``: images [L, n, 1, 28, 28] (normalised, the
+    batch's dtype), labels int64 [L, n] and, in ``replace`` mode, positions int64 [L, n], all on the device."""
+
+    key: tuple[Any, ...]
+    first: int
+    images: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor | None
 
 
 def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:

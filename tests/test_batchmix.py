@@ -98,6 +98,23 @@ def test_deterministic_by_seed_and_step_whatever_the_order(run: Path) -> None:
     assert not torch.equal(other_seed[0], in_order[0][0])
 
 
+def test_lookahead_generates_blocks_ahead_without_changing_the_items(run: Path) -> None:
+    images, labels = batch(12)
+    kwargs = {"share": 0.5, "quantize": False, "seed": 8, "threads": 1}
+    every_call = SyntheticMix(run, lookahead=1, **kwargs)
+    expected = {s: every_call(images, labels, step=s) for s in range(7)}
+    ahead = SyntheticMix(run, lookahead=3, **kwargs)
+    for step in (5, 0, 6, 1, 2, 4, 3):  # across blocks [0, 3), [3, 6), [6, 9), in any order
+        got = ahead(images, labels, step=step)
+        assert torch.equal(got[1], expected[step][1])
+        torch.testing.assert_close(got[0], expected[step][0], atol=1e-5, rtol=0)
+        assert torch.equal(got[0], SyntheticMix(run, lookahead=3, **kwargs)(images, labels, step=step)[0])
+    smaller = ahead(images[:6], labels[:6], step=4)  # a short last batch inside a block
+    reference = SyntheticMix(run, lookahead=1, **kwargs)(images[:6], labels[:6], step=4)
+    assert torch.equal(smaller[1], reference[1])
+    torch.testing.assert_close(smaller[0], reference[0], atol=1e-5, rtol=0)
+
+
 def test_state_dict_resumes_the_counter(run: Path) -> None:
     images, labels = batch(8)
     full = SyntheticMix(run, share=0.5, seed=2, threads=1)
@@ -172,6 +189,7 @@ def test_run_device_and_device_output_match_the_numpy_path(run: Path) -> None:
         ({"share": 0.5, "normalize": (0.1, 0.0)}, "std must be > 0"),
         ({"share": 0.5, "normalize": ((0.1, 0.2), (0.3, 0.3))}, "one channel"),
         ({"share": 0.5, "seed": -1}, "seed must be a whole number >= 0"),
+        ({"share": 0.5, "lookahead": 0}, "lookahead must be a whole number >= 1"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(run: Path, kwargs: dict, match: str) -> None:
