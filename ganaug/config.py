@@ -10,6 +10,9 @@ from typing import Any, Literal
 DatasetName = Literal["digits", "mnist", "fashion-mnist", "imagefolder"]
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "imagefolder")
 DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
+LOSSES: tuple[str, ...] = ("bce", "hinge")
+LR_DECAYS: tuple[str, ...] = ("none", "linear", "cosine")
+SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
@@ -31,6 +34,11 @@ class ModelConfig:
             ``4 * g_width`` channels, then PixelShuffle(2)) or ``"deconv"`` (ConvTranspose2d k4 s2 p1).
         d_width: discriminator width; its 7x7 stage has ``2 * d_width`` channels.
         spectral_norm: wrap every discriminator weight in spectral normalization.
+        mbstd: append ProGAN's minibatch standard-deviation feature map to D's 7x7 features (groups of up to
+            4 images of the batch D sees; D only, so G and its export stay batch-independent).
+        g_depth: extra 3x3 conv + BatchNorm + ReLU blocks at the generator's 7x7 stage (deeper, not wider;
+            the 14x14 stage is left alone so export still fuses PixelShuffle and the last deconvolution).
+        d_depth: extra 3x3 conv + LeakyReLU blocks at the discriminator's 7x7 stage.
     """
 
     num_classes: int = 10
@@ -40,11 +48,17 @@ class ModelConfig:
     d_width: int = 64
     spectral_norm: bool = False
     upsample: Literal["subpixel", "deconv"] = "subpixel"
+    mbstd: bool = False
+    g_depth: int = 0
+    d_depth: int = 0
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("g_depth", "d_depth"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.upsample not in ("subpixel", "deconv"):
             raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
 
@@ -67,6 +81,20 @@ class TrainConfig:
     for tiny subsets, where an epoch is a step or two.
     ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` in
     ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
+
+    Coverage levers (issue 11; the defaults are the old behaviour):
+    ``loss``: ``"bce"`` (non-saturating, with ``label_smoothing``) or ``"hinge"`` (D: ``relu(1 - D(x)) +
+    relu(1 + D(G(z)))``, G: ``-D(G(z))``; usually with ``model.spectral_norm``).
+    ``r1_gamma``: R1 penalty ``gamma / 2 * E|grad_x D(x)|^2`` on the real images D sees (0 = off), applied
+    every ``r1_every`` D steps with its weight multiplied by ``r1_every`` (lazy regularization, StyleGAN2).
+    ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
+    the configured total of steps; the rate is a function of the step alone, so resume keeps it.
+    ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
+    larger warms up longer).
+    ``select_by``: ``"none"`` exports the last EMA generator; ``"fd"`` / ``"recall"`` score the EMA generator
+    after every epoch against ``holdout`` images per class held out of the *training* split (never the test
+    split; they are not trained on) in the features of the evaluator at ``select_evaluator``, and export the
+    best snapshot (lowest Fréchet distance / highest k=3 recall).
     """
 
     dataset: str = "digits"
@@ -82,6 +110,14 @@ class TrainConfig:
     d_steps: int = 1
     label_smoothing: float = 0.0
     ema_decay: float = 0.999
+    ema_warmup: float = 10.0
+    loss: Literal["bce", "hinge"] = "bce"
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    lr_decay: Literal["none", "linear", "cosine"] = "none"
+    select_by: Literal["none", "fd", "recall"] = "none"
+    holdout: int = 0
+    select_evaluator: str | None = None
     diffaugment: tuple[str, ...] = ()
     augment_real: bool = False
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
@@ -116,10 +152,36 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        self._check_levers()
         unknown = set(self.diffaugment) - set(DIFFAUGMENT_POLICIES)
         if unknown:
             raise ValueError(
                 f"unknown DiffAugment policy {sorted(unknown)}; choose from {', '.join(DIFFAUGMENT_POLICIES)}"
+            )
+
+    def _check_levers(self) -> None:
+        choices = {"loss": LOSSES, "lr_decay": LR_DECAYS, "select_by": SELECT_METRICS}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.r1_gamma) and self.r1_gamma >= 0):
+            raise ValueError(f"r1_gamma must be a finite number >= 0, got {self.r1_gamma}")
+        if self.r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
+        if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
+            raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
+        if self.loss == "hinge" and self.label_smoothing:
+            raise ValueError("label_smoothing applies to the bce loss only; drop it with loss='hinge'")
+        if self.compile and self.r1_gamma:
+            raise ValueError("the R1 penalty needs a double backward, which torch.compile does not support; drop one")
+        if self.holdout < 0:
+            raise ValueError(f"holdout must be >= 0, got {self.holdout}")
+        if (self.select_by == "none") != (self.holdout == 0) or (self.select_by == "none") != (
+            self.select_evaluator is None
+        ):
+            raise ValueError(
+                "select_by, holdout and select_evaluator go together: checkpoint selection needs held-out images "
+                "per class and an evaluator (`ganaug evaluator train`), and held-out images are only for selection"
             )
 
     def to_dict(self) -> dict[str, Any]:

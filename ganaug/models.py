@@ -11,6 +11,9 @@ like ConvTranspose2d. ONNX Runtime runs it as one batched convolution where it r
 small GEMM per image, so it generates 2-3x faster at about the same FLOPs (``upsample="deconv"`` keeps
 the classic ConvTranspose2d). The default generator costs about 15.7 MFLOP per image
 (:func:`generator_flops`), under a third of the common 256-channel cDCGAN's 55.
+
+Options for coverage (all off by default): ``g_depth`` / ``d_depth`` extra 3x3 blocks at the 7x7 stage of
+G / D, and ``mbstd``, ProGAN's minibatch standard-deviation feature map in D (:class:`MinibatchStd`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ class Generator(nn.Module):
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (c, 7, 7)),  # [N, c, 7, 7]
         )
+        deeper = [
+            layer
+            for _ in range(config.g_depth)
+            for layer in (nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+        ]
+        self.mid = nn.Sequential(*deeper)  # [N, c, 7, 7]; empty (no weights) at g_depth 0
         if config.upsample == "subpixel":
             # BatchNorm sits before the shuffle (per sub-pixel channel) so that export folds it into the conv.
             upsample = [
@@ -66,7 +75,7 @@ class Generator(nn.Module):
     def from_embedding(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
         """``G`` given a label embedding float [N, embed_dim] instead of labels (for walks between classes)."""
         h = torch.cat([z, label_embedding], dim=1)  # [N, z_dim + embed_dim]
-        return self.up(self.project(h))
+        return self.up(self.mid(self.project(h)))
 
 
 class Discriminator(nn.Module):
@@ -77,20 +86,50 @@ class Discriminator(nn.Module):
         self.config = config
         w = config.d_width
         sn = spectral_norm if config.spectral_norm else (lambda m: m)
+        deeper = [
+            layer
+            for _ in range(config.d_depth)
+            for layer in (sn(nn.Conv2d(2 * w, 2 * w, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True))
+        ]
+        c = 2 * w + (1 if config.mbstd else 0)
         self.features = nn.Sequential(
             sn(nn.Conv2d(1, w, 4, 2, 1)),  # [N, w, 14, 14]
             nn.LeakyReLU(0.2, inplace=True),
             sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N, 2w, 7, 7]
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(),  # [N, 2w*49]
+            *deeper,  # [N, 2w, 7, 7]
+            *([MinibatchStd()] if config.mbstd else []),  # [N, c, 7, 7]
+            nn.Flatten(),  # [N, c*49]
         )
-        self.linear = sn(nn.Linear(2 * w * 7 * 7, 1))  # [N, 1]
-        self.embed = sn(nn.Embedding(config.num_classes, 2 * w * 7 * 7))  # [N, 2w*49]
+        self.linear = sn(nn.Linear(c * 7 * 7, 1))  # [N, 1]
+        self.embed = sn(nn.Embedding(config.num_classes, c * 7 * 7))  # [N, c*49]
         init_dcgan_weights(self, generator=generator)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation (Karras et al., 2018): one extra feature map, the mean over
+    channels and pixels of each feature's standard deviation within a group of images of the batch.
+
+    Shape: [N, C, H, W] -> [N, C + 1, H, W]. Groups are images ``i, i + N/g, ...`` with ``g`` the largest
+    divisor of N up to ``group_size`` (so any batch size works; g = 1 gives a constant map). D sees how
+    varied a batch is, so a generator that collapses to few modes is told apart from the real data.
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group_size, n) + 1) if n % d == 0)
+        y = x.float().reshape(g, n // g, c, h, w)
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [N/g, C, H, W]
+        feature = std.mean(dim=(1, 2, 3)).to(x.dtype)  # [N/g]
+        return torch.cat([x, feature.repeat(g).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
 def init_dcgan_weights(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
@@ -132,7 +171,8 @@ def generator_flops(config: ModelConfig) -> int:
     else:
         up1 = 7 * 7 * c * w * 16  # each input pixel scatters a 4x4 kernel per (in, out) pair
     up2 = 14 * 14 * w * 1 * 16
-    return 2 * (linear + up1 + up2)
+    mid = config.g_depth * 7 * 7 * c * c * 9
+    return 2 * (linear + mid + up1 + up2)
 
 
 def discriminator_flops(config: ModelConfig) -> int:
@@ -140,5 +180,6 @@ def discriminator_flops(config: ModelConfig) -> int:
     w = config.d_width
     conv1 = 14 * 14 * w * 1 * 16
     conv2 = 7 * 7 * 2 * w * w * 16
-    head = 2 * (2 * w * 49)
-    return 2 * (conv1 + conv2 + head)
+    deeper = config.d_depth * 7 * 7 * 2 * w * 2 * w * 9
+    head = 2 * ((2 * w + (1 if config.mbstd else 0)) * 49)
+    return 2 * (conv1 + conv2 + deeper + head)

@@ -54,6 +54,7 @@ __all__ = ["CHECKPOINT", "EMA", "TrainResult", "Trainer", "fixed_grid_inputs", "
 
 GRID_COLUMNS = 10
 _SEED_SPACE = 2**64  # torch.Generator.manual_seed takes [0, 2**64); derived seeds wrap around in it
+Holdout = tuple[torch.Tensor, torch.Tensor, list[str]]  # held-out images, labels, class names (selection)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -87,16 +88,16 @@ def cudnn_autotune(device: torch.device) -> Iterator[None]:
 
 class EMA(AveragedModel):
     """EMA copy of a generator (parameters and BatchNorm buffers), with a warm-up so short runs move it:
-    the decay at update ``n`` is ``min(decay, (1 + n) / (10 + n))``. The update count is kept on the host
+    the decay at update ``n`` is ``min(decay, (1 + n) / (warmup + n))``. The update count is kept on the host
     too, so an update never waits for the device, and tensors are updated in one fused call per dtype."""
 
-    def __init__(self, generator: Generator, decay: float) -> None:
+    def __init__(self, generator: Generator, decay: float, warmup: float = 10.0) -> None:
         super().__init__(generator, multi_avg_fn=self._lerp, use_buffers=True)
-        self.decay = decay
+        self.decay, self.warmup = decay, warmup
         self.updates = 0
 
     def _lerp(self, avg: list[torch.Tensor], cur: list[torch.Tensor], n: torch.Tensor) -> None:
-        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        d = min(self.decay, (1.0 + self.updates) / (self.warmup + self.updates))
         if torch.is_floating_point(avg[0]):
             torch._foreach_lerp_(avg, cur, 1.0 - d)
         else:  # BatchNorm's num_batches_tracked: follow the model
@@ -131,16 +132,25 @@ class TrainResult:
     images_per_second: float
 
 
-def _load_data(config: TrainConfig, *, download: bool) -> tuple[TrainConfig, TrainingData]:
-    """The config's training data, and the config with ``model.num_classes`` taken from the data."""
+def _load_data(config: TrainConfig, *, download: bool) -> tuple[TrainConfig, TrainingData, Holdout | None]:
+    """The config's training data (without the held-out images), the config with ``model.num_classes`` taken
+    from the data, and the held-out images, labels and class names when ``config.holdout`` asks for them."""
     data = load_training_data(
         config.dataset, root=config.data_root, download=download, per_class=config.per_class, seed=config.seed
     )
+    holdout = None
+    if config.holdout:
+        from ganaug.selection import hold_out
+
+        data, images, labels = hold_out(data, config.holdout, seed=config.seed)
+        holdout = (images, labels, data.classes)
     model = dataclasses.replace(config.model, num_classes=len(data.classes))
-    return dataclasses.replace(config, model=model), data
+    return dataclasses.replace(config, model=model), data, holdout
 
 
-def _reopen(run: RunFolder, *, epochs: int | None, data_root: str | Path | None) -> tuple[TrainConfig, TrainingData]:
+def _reopen(
+    run: RunFolder, *, epochs: int | None, data_root: str | Path | None
+) -> tuple[TrainConfig, TrainingData, Holdout | None]:
     """The stored config of ``run`` (with a new total of ``epochs`` or a moved ``data_root``) and its data,
     checked to be the data the run trained on."""
     meta = run.read_config()
@@ -156,13 +166,13 @@ def _reopen(run: RunFolder, *, epochs: int | None, data_root: str | Path | None)
         config = dataclasses.replace(config, **changes)
     except ValueError as e:
         raise InputError(str(e)) from None
-    config, data = _load_data(config, download=False)
+    config, data, holdout = _load_data(config, download=False)
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
             f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "
             f"point --data-root at the original data"
         )
-    return config, data
+    return config, data, holdout
 
 
 def _progress_bar(total: int, initial: int, *, show: bool):
@@ -180,8 +190,16 @@ class GAN:
 
     SAVED = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d")
 
-    def __init__(self, config: TrainConfig, device: torch.device, dist: Distributed) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        dist: Distributed,
+        *,
+        holdout: Holdout | None = None,
+    ) -> None:
         self.config, self.device, self.dist = config, device, dist
+        self.step = 0  # set by at_step: decides the learning rates and the lazy R1 steps
         self.amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
         if self.amp != "off" and device.type != "cuda":
             raise InputError(f"--amp {self.amp} needs CUDA; use --amp off on CPU")
@@ -192,7 +210,7 @@ class GAN:
         if config.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        self.G_ema = EMA(self.G, config.ema_decay)
+        self.G_ema = EMA(self.G, config.ema_decay, config.ema_warmup)
         adam = {"betas": (config.beta1, config.beta2), **({"fused": True} if device.type == "cuda" else {})}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, **adam)
@@ -206,13 +224,65 @@ class GAN:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
         self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
+        self.selection = None  # checkpoint selection (rank 0 only: the other ranks write nothing)
+        if config.select_by != "none" and dist.is_writer:
+            from ganaug.selection import Selection
+
+            if holdout is None:
+                raise InputError(f"select_by={config.select_by} needs the held-out images (TrainConfig.holdout)")
+            images, labels, classes = holdout
+            self.selection = Selection(
+                config.select_by,
+                config.select_evaluator,
+                images,
+                labels,
+                classes,
+                z_dim=config.model.z_dim,
+                seed=config.seed,
+            )
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).state_dict() for name in self.SAVED}
+        state = {name: getattr(self, name).state_dict() for name in self.SAVED}
+        if self.selection is not None and self.selection.best is not None:
+            state["selected"] = self.selection.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.SAVED:
             getattr(self, name).load_state_dict(state[name])
+        if self.selection is not None:
+            self.selection.load_state_dict(state.get("selected"))
+
+    def at_step(self, step: int, total: int) -> None:
+        """Before training step ``step`` of ``total``: both learning rates follow ``lr_decay`` (a function of the
+        step alone, so a resumed run gets the same rates)."""
+        self.step = step
+        if self.config.lr_decay == "none":
+            return
+        t = step / total
+        factor = 1.0 - t if self.config.lr_decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
+    def end_epoch(self, epoch: int) -> None:
+        """Checkpoint selection: score the EMA generator after ``epoch`` and keep it if it is the best so far."""
+        if self.selection is not None:
+            self.selection.update(self.G_ema, self.G_ema.module, epoch)
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """EMA generator (eval mode) on latents float [N, z_dim] and labels int64 [N]: float [N, 1, 28, 28] in
+        [-1, 1] on the CPU (the run's sample grids)."""
+        g = self.G_ema.module.eval()
+        return g(z.to(self.device), labels.to(self.device)).float().cpu()
+
+    def use_selected(self) -> dict[str, Any]:
+        """Load the selected EMA snapshot into ``G_ema`` (for the final grid); ``{"selected": ...}`` for the summary."""
+        if self.selection is None or self.selection.best is None:
+            return {}
+        self.G_ema.load_state_dict(self.selection.best["G_ema"])
+        return {"selected": self.selection.summary()}
 
     def unwrap(self) -> None:
         """Drop the DDP wrappers (before leaving the process group)."""
@@ -234,15 +304,24 @@ class GAN:
             real = random_affine(real, self.aug_rng)
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
+        r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
         with self._autocast():
             with torch.no_grad() if not keep_fake else nullcontext():
                 fake = self.G_train(z, y)
-            logit_real = self.D_train(self._augment(real), y)
+            real_in = self._augment(real)
+            if r1:
+                real_in = real_in.detach().requires_grad_(True)
+            logit_real = self.D_train(real_in, y)
             logit_fake = self.D_train(self._augment(fake.detach()), y)
-            # BCE with one-sided smoothing: real target 1 - s, fake target 0.
-            t = 1.0 - cfg.label_smoothing
-            loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
-            loss = loss_real + F.softplus(logit_fake).mean()
+            if cfg.loss == "hinge":
+                loss = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+            else:  # BCE with one-sided smoothing: real target 1 - s, fake target 0.
+                t = 1.0 - cfg.label_smoothing
+                loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
+                loss = loss_real + F.softplus(logit_fake).mean()
+            if r1:  # gamma/2 E|grad_x D(x)|^2 on the reals D saw, weighted by r1_every when lazy
+                (grad,) = torch.autograd.grad(logit_real.float().sum(), real_in, create_graph=True)
+                loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
@@ -255,7 +334,9 @@ class GAN:
         """One generator step on the fakes of the last D step; updates the EMA; returns the G loss (float [])."""
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
-            loss = F.softplus(-self.D_g(self._augment(fake), y)).mean()  # non-saturating: -log D(G(z))
+            logit = self.D_g(self._augment(fake), y)
+            # hinge: -D(G(z)); bce: the non-saturating -log D(G(z))
+            loss = -logit.mean() if self.config.loss == "hinge" else F.softplus(-logit).mean()
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -264,11 +345,23 @@ class GAN:
         return loss.detach().float()
 
 
+def _images_per_second(trainer: Trainer) -> float:
+    """Training images a second of the steps this process ran (NaN before any)."""
+    seconds = trainer.train_seconds - trainer._start_seconds
+    return (trainer.total_steps - trainer._start_step) * trainer.batch_size / seconds if seconds else float("nan")
+
+
 class Trainer:
     """Trains one run in ``run_dir`` (:meth:`new` or :meth:`resume`, then :meth:`fit`); classes come from the data."""
 
     def __init__(
-        self, config: TrainConfig, run: RunFolder | str | Path, data: TrainingData, *, progress: bool = True
+        self,
+        config: TrainConfig,
+        run: RunFolder | str | Path,
+        data: TrainingData,
+        *,
+        holdout: Holdout | None = None,
+        progress: bool = True,
     ) -> None:
         self.config, self.data, self.progress = config, data, progress
         self.run = run if isinstance(run, RunFolder) else RunFolder(run)
@@ -282,7 +375,7 @@ class Trainer:
         self.dist = Distributed.from_env(self.device)
         if n % self.dist.world:
             raise InputError(f"--batch-size {n} must be a multiple of the {self.dist.world} processes")
-        self.gan = GAN(config, self.device, self.dist)
+        self.gan = GAN(config, self.device, self.dist, holdout=holdout)
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
         # The whole training set lives on the device; batches are gathered by index (no DataLoader).
         self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
@@ -302,8 +395,8 @@ class Trainer:
         run = RunFolder.check_new(run_dir, overwrite=overwrite)
         if config.data_root is not None:
             config = dataclasses.replace(config, data_root=str(Path(config.data_root).resolve()))
-        config, data = _load_data(config, download=config.download)
-        trainer = cls(config, run, data, progress=progress)
+        config, data, holdout = _load_data(config, download=config.download)
+        trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
         if trainer.dist.is_writer:
             run.acquire()
@@ -325,8 +418,8 @@ class Trainer:
         ``epochs``, reading the data from ``data_root`` if it moved. metrics.csv loses the rows logged after
         the checkpoint (by a run that was killed), so no step appears twice."""
         run = RunFolder(run_dir)
-        config, data = _reopen(run, epochs=epochs, data_root=data_root)
-        trainer = cls(config, run, data, progress=progress)
+        config, data, holdout = _reopen(run, epochs=epochs, data_root=data_root)
+        trainer = cls(config, run, data, holdout=holdout, progress=progress)
         if trainer.dist.is_writer:
             run.acquire()
         try:
@@ -357,6 +450,7 @@ class Trainer:
                         idx = perm[b * bs : (b + 1) * bs][mine]
                         z = torch.randn(bs, cfg.model.z_dim, generator=self.rng, device=self.device)[mine]
                         update_g = self.step % cfg.d_steps == cfg.d_steps - 1
+                        gan.at_step(self.step, self.total_steps)
                         d_stats, fake, y = gan.d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
                         sums[[0, 2, 3]] += d_stats
                         d_count += 1
@@ -383,12 +477,8 @@ class Trainer:
             self.dist.shutdown()
             self.run.release()
         return TrainResult(
-            self.run_dir, self.step, self.step // self.batches_per_epoch, self.train_seconds, self._images_per_second()
+            self.run_dir, self.step, self.step // self.batches_per_epoch, self.train_seconds, _images_per_second(self)
         )
-
-    def _images_per_second(self) -> float:
-        seconds = self.train_seconds - self._start_seconds
-        return (self.total_steps - self._start_step) * self.batch_size / seconds if seconds else float("nan")
 
     def _log(self, vals: list[float], epoch: int) -> None:
         if not all(math.isfinite(v) for v in vals):
@@ -400,24 +490,19 @@ class Trainer:
             row = [self.step, epoch + 1, *vals, round(self.train_seconds, 3)]
             self.run.append_metrics(dict(zip(METRICS_FIELDS, row, strict=True)))
 
-    @torch.no_grad()
-    def sample_grid(self) -> torch.Tensor:
-        """EMA generator (eval mode) on the run's fixed grid inputs: float [C*10, 1, 28, 28] in [-1, 1]."""
-        g = self.gan.G_ema.module.eval()
-        return g(self.grid_z.to(self.device), self.grid_labels.to(self.device)).float().cpu()
-
     def _end_epoch(self, epoch: int) -> None:
+        self.gan.end_epoch(epoch)
         if epoch % self.config.save_every and self.step < self.total_steps:
             return
         aug_states = self.dist.gather(self.gan.aug_rng.get_state())
         if self.dist.is_writer:
-            self.run.save_epoch_grid(self.sample_grid(), epoch, nrow=GRID_COLUMNS)
+            self.run.save_epoch_grid(self.gan.sample(self.grid_z, self.grid_labels), epoch, nrow=GRID_COLUMNS)
             save_checkpoint(self._checkpoint_state(aug_states), self.run_dir / CHECKPOINT)
 
     def _finish(self) -> None:
         if not self.dist.is_writer:
             return
-        ips = self._images_per_second()
+        ips = _images_per_second(self)
         summary = {
             "steps": self.step,
             "epochs": self.step // self.batches_per_epoch,
@@ -429,8 +514,9 @@ class Trainer:
             "discriminator_mflop_per_image": discriminator_flops(self.config.model) / 1e6,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
+            **self.gan.use_selected(),
         }
-        self.run.finish(self.sample_grid(), summary, nrow=GRID_COLUMNS)
+        self.run.finish(self.gan.sample(self.grid_z, self.grid_labels), summary, nrow=GRID_COLUMNS)
         if self.config.export_onnx:
             from ganaug.export import export_onnx
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from ganaug.cli import main
-from ganaug.config import DATASETS, DIFFAUGMENT_POLICIES, MAX_SEED, ModelConfig, TrainConfig
+from ganaug.config import (
+    DATASETS,
+    DIFFAUGMENT_POLICIES,
+    LOSSES,
+    LR_DECAYS,
+    MAX_SEED,
+    SELECT_METRICS,
+    ModelConfig,
+    TrainConfig,
+)
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
@@ -102,6 +111,83 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
 )
 @click.option("--d-width", type=click.IntRange(min=1), default=ModelConfig.d_width, show_default=True)
 @click.option(
+    "--g-depth",
+    type=click.IntRange(min=0),
+    default=ModelConfig.g_depth,
+    show_default=True,
+    help="Extra 3x3 conv blocks at the generator's 7x7 stage (deeper instead of wider).",
+)
+@click.option(
+    "--d-depth",
+    type=click.IntRange(min=0),
+    default=ModelConfig.d_depth,
+    show_default=True,
+    help="Extra 3x3 conv blocks at the discriminator's 7x7 stage.",
+)
+@click.option("--mbstd", is_flag=True, help="Minibatch standard-deviation feature in D (ProGAN, groups of 4).")
+@click.option(
+    "--loss",
+    type=click.Choice(LOSSES),
+    default=TrainConfig.loss,
+    show_default=True,
+    help="bce: non-saturating GAN loss; hinge: hinge loss (pair it with --spectral-norm).",
+)
+@click.option(
+    "--r1-gamma",
+    type=click.FloatRange(min=0),
+    default=TrainConfig.r1_gamma,
+    show_default=True,
+    help="R1 penalty gamma/2 E|grad D(x)|^2 on the real images (0 = off).",
+)
+@click.option(
+    "--r1-every",
+    type=click.IntRange(min=1),
+    default=TrainConfig.r1_every,
+    show_default=True,
+    help="Lazy R1: apply it every N discriminator steps, weighted by N.",
+)
+@click.option(
+    "--lr-decay",
+    type=click.Choice(LR_DECAYS),
+    default=TrainConfig.lr_decay,
+    show_default=True,
+    help="Both learning rates decay to 0 over the configured total of steps.",
+)
+@click.option(
+    "--betas",
+    default=f"{TrainConfig.beta1},{TrainConfig.beta2}",
+    show_default=True,
+    help="Adam's beta1,beta2 for both optimizers, each in [0, 1).",
+)
+@click.option(
+    "--ema-warmup",
+    type=click.FloatRange(min=1, min_open=True),
+    default=TrainConfig.ema_warmup,
+    show_default=True,
+    help="EMA decay at update n is min(--ema-decay, (1 + n) / (W + n)); larger W warms up longer.",
+)
+@click.option(
+    "--select-by",
+    type=click.Choice(SELECT_METRICS),
+    default=TrainConfig.select_by,
+    show_default=True,
+    help="Export the EMA snapshot (scored after every epoch) with the best Frechet distance or recall against "
+    "--holdout images held out of the training split; needs --select-evaluator.",
+)
+@click.option(
+    "--holdout",
+    type=click.IntRange(min=0),
+    default=TrainConfig.holdout,
+    show_default=True,
+    help="Images per class held out of the training split (not trained on) for --select-by.",
+)
+@click.option(
+    "--select-evaluator",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Evaluator folder (`ganaug evaluator train`) whose features --select-by scores in.",
+)
+@click.option(
     "--amp",
     type=click.Choice(["auto", "off", "bf16", "fp16"]),
     default=TrainConfig.amp,
@@ -144,6 +230,11 @@ def train(
     g_width: int,
     d_width: int,
     upsample: str,
+    g_depth: int,
+    d_depth: int,
+    mbstd: bool,
+    betas: str,
+    select_evaluator: Path | None,
     **opts,
 ) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
@@ -170,8 +261,16 @@ def train(
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
         model = ModelConfig(
-            z_dim=z_dim, g_width=g_width, d_width=d_width, spectral_norm=spectral_norm, upsample=upsample
+            z_dim=z_dim,
+            g_width=g_width,
+            d_width=d_width,
+            spectral_norm=spectral_norm,
+            upsample=upsample,
+            g_depth=g_depth,
+            d_depth=d_depth,
+            mbstd=mbstd,
         )
+        beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
         try:
             config = TrainConfig(
@@ -180,6 +279,9 @@ def train(
                 epochs=epochs,
                 diffaugment=policies,
                 export_onnx=not no_export,
+                beta1=beta1,
+                beta2=beta2,
+                select_evaluator=None if select_evaluator is None else str(select_evaluator.resolve()),
                 model=model,
             )
         except ValueError as e:
@@ -191,3 +293,14 @@ def train(
         f"({result.images_per_second:.0f} images/s); outputs in {result.run_dir}/: samples.png, samples.gif, "
         f"losses.png, metrics.csv, checkpoint.pt" + ("" if no_export else ", generator.onnx")
     )
+
+
+def _parse_betas(value: str) -> tuple[float, float]:
+    """``"0.5,0.999"`` -> ``(0.5, 0.999)``; the range check is TrainConfig's."""
+    try:
+        beta1, beta2 = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected two numbers such as 0.5,0.999, got {value!r}", param_hint="--betas"
+        ) from None
+    return beta1, beta2

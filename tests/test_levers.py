@@ -1,0 +1,236 @@
+"""Coverage levers (issue 11): minibatch std, depth, hinge, R1, learning-rate decay, betas, EMA warm-up and
+checkpoint selection on a held-out part of the training split."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganaug.checkpoint import load_checkpoint, load_generator
+from ganaug.cli import main
+from ganaug.config import ModelConfig, TrainConfig
+from ganaug.data import load_source, stratified_subset
+from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
+from ganaug.models import Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
+from ganaug.selection import split_holdout
+from ganaug.training import Trainer
+from tests.conftest import TINY_MODEL, tiny_config
+from tests.test_training import _assert_same_tensors, _state
+
+LEVER_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, mbstd=True, g_depth=1, d_depth=1)
+
+
+@pytest.fixture(scope="module")
+def evaluator_dir(tmp_path_factory):
+    """An untrained tiny evaluator for digits (selection only needs a fixed feature map)."""
+    cfg = EvaluatorConfig(width=4, hidden=16)
+    torch.manual_seed(0)
+    ev = Evaluator(EvaluatorNet(cfg), cfg, classes=load_source("digits").classes, meta={"data": {"dataset": "digits"}})
+    return ev.save(tmp_path_factory.mktemp("ev") / "digits")
+
+
+def test_minibatch_std_is_the_group_std_and_works_at_any_batch_size():
+    x = torch.randn(8, 3, 7, 7)
+    out = MinibatchStd(4)(x)
+    assert out.shape == (8, 4, 7, 7) and torch.equal(out[:, :3], x)
+    # groups are images i, i + 2, i + 4, i + 6: image 0's group is {0, 2, 4, 6}
+    expected = x[[0, 2, 4, 6]].var(dim=0, unbiased=False).add(1e-8).sqrt().mean()
+    assert torch.allclose(out[0, 3], expected.expand(7, 7)) and torch.allclose(out[6, 3], expected.expand(7, 7))
+    assert not torch.allclose(out[1, 3], out[0, 3])  # the other group
+    for n in (1, 3, 6):  # not a multiple of 4: the largest divisor up to 4
+        assert MinibatchStd(4)(torch.randn(n, 2, 7, 7)).shape == (n, 3, 7, 7)
+
+
+def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
+    d = Discriminator(LEVER_MODEL).eval()
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    with torch.no_grad():
+        alone, in_batch = d(x[:4], y[:4]), d(x, y)[:4]
+    assert not torch.allclose(alone, in_batch)  # D sees the batch (what the lever is for)
+    g = Generator(LEVER_MODEL).eval()
+    z = torch.randn(6, 8)
+    with torch.no_grad():
+        assert torch.allclose(g(z, y[:6])[:1], g(z[:1], y[:1]), atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", [LEVER_MODEL, ModelConfig(g_depth=2, d_depth=1, mbstd=True)])
+def test_flop_formulas_count_the_extra_blocks(cfg):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
+    y = torch.zeros(4, dtype=torch.long)
+    with FlopCounterMode(display=False) as fc:
+        g(torch.randn(4, cfg.z_dim), y)
+    assert fc.get_total_flops() == 4 * generator_flops(cfg)
+    assert generator_flops(cfg) > generator_flops(ModelConfig(**{**cfg.__dict__, "g_depth": 0}))
+    with FlopCounterMode(display=False) as fc:
+        d(torch.randn(4, 1, 28, 28), y)
+    assert fc.get_total_flops() == 4 * (discriminator_flops(cfg) - 2 * (2 * cfg.d_width + 1) * 49)
+
+
+def test_default_config_keeps_the_old_architecture():
+    # Checkpoints written before the levers existed must still load: no new tensors at the defaults.
+    names = set(Generator(ModelConfig()).state_dict()) | set(Discriminator(ModelConfig()).state_dict())
+    assert not any(n.startswith("mid.") for n in names)
+    assert Discriminator(ModelConfig()).linear.in_features == 2 * 64 * 49
+
+
+def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluator_dir):
+    levers = {
+        "model": LEVER_MODEL,
+        "loss": "hinge",
+        "r1_gamma": 2.0,
+        "r1_every": 2,
+        "lr_decay": "cosine",
+        "beta1": 0.0,
+        "beta2": 0.99,
+        "ema_decay": 0.9999,
+        "ema_warmup": 50.0,
+        "select_by": "fd",
+        "holdout": 3,
+        "select_evaluator": str(evaluator_dir),
+        "diffaugment": ("translation", "cutout"),
+    }
+    Trainer.new(tiny_config(epochs=3, **levers), tmp_path / "full", progress=False).fit()
+    # the same run killed after its first epoch's checkpoint (the decay targets the configured total)
+    cut = Trainer.new(tiny_config(epochs=3, **levers), tmp_path / "cut", progress=False)
+    end_epoch = cut._end_epoch
+
+    def killed_after_the_first(epoch):
+        end_epoch(epoch)
+        raise KeyboardInterrupt
+
+    cut._end_epoch = killed_after_the_first
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    assert load_checkpoint(tmp_path / "cut")["step"] == 5  # 170 images (30 held out) at batch 32
+    Trainer.resume(tmp_path / "cut", progress=False).fit()
+    full, cut = _state(tmp_path / "full"), _state(tmp_path / "cut")
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step", "selected"):
+        _assert_same_tensors(full[key], cut[key], key)
+    # the learning rate followed the cosine to (nearly) zero, the same in both
+    assert full["opt_d"]["param_groups"][0]["lr"] < 0.05 * 2e-4
+
+
+def test_lr_decay_is_a_function_of_the_step(tmp_path):
+    trainer = Trainer.new(tiny_config(lr_decay="linear", lr_g=1e-3, lr_d=4e-4), tmp_path / "run", progress=False)
+    gan = trainer.gan
+    gan.at_step(0, 100)
+    assert gan.opt_g.param_groups[0]["lr"] == 1e-3 and gan.opt_d.param_groups[0]["lr"] == 4e-4
+    gan.at_step(75, 100)
+    assert math.isclose(gan.opt_g.param_groups[0]["lr"], 2.5e-4) and math.isclose(gan.opt_d.param_groups[0]["lr"], 1e-4)
+    trainer = Trainer.new(tiny_config(lr_decay="cosine"), tmp_path / "cos", progress=False)
+    trainer.gan.at_step(50, 100)
+    assert math.isclose(trainer.gan.opt_g.param_groups[0]["lr"], 1e-4)
+    trainer.run.release()
+
+
+def test_hinge_and_r1_losses_are_what_they_say(tmp_path, monkeypatch):
+    trainer = Trainer.new(tiny_config(loss="hinge", r1_gamma=10.0, r1_every=2), tmp_path / "run", progress=False)
+    gan = trainer.gan
+    logits = {"real": torch.tensor([2.0, 0.5, -1.0]), "fake": torch.tensor([-2.0, 0.0, 1.5])}
+    calls, scale = [], torch.tensor(0.01, requires_grad=True)
+
+    def fake_d(x, y):  # D(x) = a fixed logit whose gradient with respect to every pixel is 0.01
+        which = "real" if not calls else "fake"
+        calls.append(which)
+        s = x.flatten(1).sum(1) * scale
+        return s - s.detach() + logits[which]
+
+    monkeypatch.setattr(gan, "D_train", fake_d)
+    monkeypatch.setattr(gan, "opt_d", type("NoOpt", (), {"zero_grad": lambda *a, **k: None, "step": lambda *a: 0})())
+    monkeypatch.setattr(gan.scaler_d, "step", lambda opt: None)
+    real, y, z = trainer.images[:3], trainer.labels[:3], torch.randn(3, 8)
+    gan.step = 0  # an R1 step: lazy every 2, weight 10 / 2 * 2 * |0.01|^2 * 784 pixels
+    stats, _, _ = gan.d_step(real, y, z, keep_fake=False)
+    hinge = torch.relu(1 - logits["real"]).mean() + torch.relu(1 + logits["fake"]).mean()
+    assert torch.isclose(stats[0], hinge + 10.0 / 2 * 2 * 1e-4 * 784, rtol=1e-4)
+    calls.clear()
+    gan.step = 1  # not an R1 step
+    stats, _, _ = gan.d_step(real, y, z, keep_fake=False)
+    assert torch.isclose(stats[0], hinge, rtol=1e-5)
+    trainer.run.release()
+
+
+def test_default_levers_leave_a_run_bitwise_unchanged(tmp_path):
+    # Every lever at its default is the old code path: same weights as an explicit old-style config.
+    Trainer.new(tiny_config(epochs=1), tmp_path / "a", progress=False).fit()
+    explicit = tiny_config(epochs=1, loss="bce", r1_gamma=0.0, lr_decay="none", ema_warmup=10.0)
+    Trainer.new(explicit, tmp_path / "b", progress=False).fit()
+    _assert_same_tensors(_state(tmp_path / "a")["G_ema"], _state(tmp_path / "b")["G_ema"], "G_ema")
+
+
+def test_selection_exports_the_best_snapshot_and_never_trains_on_the_holdout(tmp_path, evaluator_dir):
+    config = tiny_config(epochs=3, model=TINY_MODEL, select_by="recall", holdout=4, select_evaluator=str(evaluator_dir))
+    Trainer.new(config, tmp_path / "run", progress=False).fit()
+    state = load_checkpoint(tmp_path / "run")
+    sel = state["selected"]
+    assert sel["metric"] == "recall" and 1 <= sel["epoch"] <= 3 and 0 <= sel["score"] <= 1
+    g, _ = load_generator(tmp_path / "run")
+    weights = {k.removeprefix("module."): v for k, v in sel["G_ema"].items() if k.startswith("module.")}
+    _assert_same_tensors(g.state_dict(), weights, "G")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["selected"] == {"metric": "recall", "score": sel["score"], "epoch": sel["epoch"]}
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    trained = np.load(tmp_path / "run" / "indices.npy")
+    assert meta["data"]["size"] == 200 - 40 == len(trained) and meta["data"]["holdout_per_class"] == 4
+    # the held-out images are those split_holdout draws from the 20-per-class subset, and none was trained on
+    labels = load_source("digits").labels.numpy()
+    subset = stratified_subset(labels, 20, seed=0)
+    keep, held = split_holdout(labels[subset], 4, seed=0)
+    assert np.array_equal(subset[keep], trained) and not set(subset[held]) & set(trained)
+    assert np.bincount(labels[subset[held]]).tolist() == [4] * 10
+
+
+def test_evaluate_rebuilds_the_training_images_of_a_holdout_run(tmp_path, evaluator_dir):
+    from ganaug.metrics import training_images
+
+    config = tiny_config(select_by="fd", holdout=2, select_evaluator=str(evaluator_dir))
+    Trainer.new(config, tmp_path / "run", progress=False).fit()
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert training_images(data, root=None).shape == (180, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"select_by": "fd"}, "go together"),
+        ({"holdout": 5}, "go together"),
+        ({"loss": "hinge", "label_smoothing": 0.1}, "bce loss only"),
+        ({"loss": "wasserstein"}, "loss must be one of"),
+        ({"r1_gamma": -1.0}, "r1_gamma"),
+        ({"ema_warmup": 1.0}, "ema_warmup"),
+        ({"compile": True, "r1_gamma": 1.0}, "double backward"),
+    ],
+)
+def test_bad_lever_combinations_are_refused_up_front(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_a_holdout_that_leaves_a_class_empty_is_one_line(tmp_path, evaluator_dir):
+    res = CliRunner().invoke(
+        main,
+        ["train", "--per-class", "3", "--holdout", "3", "--select-by", "fd", "--select-evaluator", str(evaluator_dir)]
+        + ["--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-export"],
+    )
+    assert res.exit_code == 2 and "choose --holdout < 3" in res.output, res.output
+
+
+def test_cli_levers_reach_the_config(tmp_path):
+    args = ["train", "--out", str(tmp_path / "run"), "--per-class", "10", "--epochs", "1", "--batch-size", "20"]
+    args += ["--device", "cpu", "--no-export", "--quiet", "--z-dim", "8", "--g-width", "8", "--d-width", "8"]
+    args += ["--mbstd", "--g-depth", "1", "--d-depth", "2", "--loss", "hinge", "--spectral-norm", "--r1-gamma", "1"]
+    args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    model = cfg["model"]
+    assert (model["mbstd"], model["g_depth"], model["d_depth"], model["spectral_norm"]) == (True, 1, 2, True)
+    assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
+    assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"]) == (0.0, 0.99, 100.0)
+    bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
+    assert bad.exit_code == 2 and "--betas" in bad.output
