@@ -146,7 +146,9 @@ def load_generator(
     config = config_of(state, ckpt)
     g = Generator(config.model).to(device)
     prefix = "module."
-    weights = {k[len(prefix) :]: v for k, v in state["G_ema"].items() if k.startswith(prefix)} if ema else state["G"]
+    # A run with checkpoint selection (ganaug.selection) keeps its best EMA snapshot under "selected".
+    ema_state = state["selected"]["G_ema"] if state.get("selected") else state["G_ema"]
+    weights = {k[len(prefix) :]: v for k, v in ema_state.items() if k.startswith(prefix)} if ema else state["G"]
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:
