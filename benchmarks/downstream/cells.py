@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ganaug import __version__
-from ganaug.augment_ops import random_affine
+from ganaug import __version__, cas
+from ganaug.cas import CASClassifier, predict, test_accuracy
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
-from ganaug.evaluator import EvaluatorConfig, EvaluatorNet
+from ganaug.evaluator import EvaluatorNet
 
 from .profiles import FULL, Profile, budget_name, config_key
 
@@ -119,44 +118,23 @@ def train_classifier(
     num_classes: int,
     device: str,
 ) -> EvaluatorNet:
-    """The fixed small CNN (the evaluator's architecture at ``clf_width``), ``clf_steps`` Adam steps, no selection."""
-    torch.manual_seed(seed)
-    net = EvaluatorNet(EvaluatorConfig(num_classes=num_classes, width=p.clf_width, hidden=8 * p.clf_width)).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=p.clf_lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.clf_steps)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    """The fixed small CNN of :mod:`ganaug.cas` at the profile's settings, ``clf_steps`` Adam steps, no selection."""
     sources = [s for s in (real, fake) if s is not None]
-    sources = [(x.to(device), y.to(device)) for x, y in sources]
     if any(len(y) == 0 for _, y in sources):
         raise InputError(
             f"condition ({condition}) has an empty training source (did the filter reject every "
             "generated image?); train the GAN longer or run without --filter"
         )
-    n_real = round(p.clf_batch * p.real_fraction) if len(sources) == 2 else p.clf_batch
-    sizes = [n_real, p.clf_batch - n_real][: len(sources)]
-    classical = condition in ("c", "d")
-    net.train()
-    for _ in range(p.clf_steps):
-        xs, ys = [], []
-        for (x, y), n in zip(sources, sizes):
-            idx = torch.randint(len(y), (n,), generator=gen, device=device)
-            xs.append(x[idx])
-            ys.append(y[idx])
-        x, y = torch.cat(xs), torch.cat(ys)
-        if classical:
-            x = random_affine(x, gen)
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return net.eval()
-
-
-@torch.no_grad()
-def predict(net: EvaluatorNet, images: torch.Tensor, device: str, batch: int = 2000) -> torch.Tensor:
-    """Predicted labels int64 [N] (on the CPU) of float images [N, 1, 28, 28] in [-1, 1]."""
-    return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+    classifier = CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
+    return cas.train_classifier(
+        sources,
+        classifier=classifier,
+        num_classes=num_classes,
+        seed=seed,
+        device=device,
+        real_fraction=p.real_fraction,
+        classical=condition in ("c", "d"),
+    )
 
 
 _JUDGES: dict[tuple[Any, ...], EvaluatorNet] = {}
@@ -172,13 +150,6 @@ def judge(
             p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device
         )
     return _JUDGES[key]
-
-
-def test_accuracy(
-    net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str
-) -> tuple[float, list[float]]:
-    hit = (predict(net, images, device) == labels).double()
-    return float(hit.mean()), [float(hit[labels == c].mean()) for c in range(num_classes)]
 
 
 # ---- the grid of cells --------------------------------------------------------------------------

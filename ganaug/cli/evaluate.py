@@ -143,6 +143,28 @@ def train_cmd(
     help="Also write every number as JSON to this file ('-' for stdout, instead of the table).",
 )
 @click.option(
+    "--cas",
+    is_flag=True,
+    help="Also the classification accuracy score: the fixed classifier trained on generated images only, "
+    "beside its real-data ceiling (seeded, cached; minutes on a CPU the first time).",
+)
+@click.option(
+    "--cas-classifier",
+    type=click.Choice(["full", "cpu", "smoke"]),
+    default="full",
+    show_default=True,
+    help="CAS classifier settings (ganaug.cas.CLASSIFIERS); compare only scores of one setting.",
+)
+@click.option(
+    "--cas-per-class", type=click.IntRange(min=1), default=1000, show_default=True, help="Generated images per class."
+)
+@click.option(
+    "--cas-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of cached CAS scores  [default: $XDG_CACHE_HOME/ganaug/cas].",
+)
+@click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
 )
 def evaluate(
@@ -157,6 +179,10 @@ def evaluate(
     backend: str,
     device: str,
     json_out: Path | None,
+    cas: bool,
+    cas_classifier: str,
+    cas_per_class: int,
+    cas_cache: Path | None,
 ) -> None:
     """Measure a generator (run folder or .onnx): class fidelity, Fréchet distance in the evaluator's feature
     space, k-NN precision/recall, each beside its real-vs-real floor, and a memorization check.
@@ -190,6 +216,17 @@ def evaluate(
         k=k,
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
+    if cas:
+        from ganaug.cas import CASData, cas_score, default_cache_dir, real_ceiling
+
+        data = CASData.from_sources(train, test)
+        options = {"seed": seed, "device": ev.device, "classifier": cas_classifier}
+        options["cache_dir"] = cas_cache or default_cache_dir()
+        score = cas_score(gen, data, per_class=cas_per_class, **options)
+        ceiling = real_ceiling(data, **options)
+        gap = 100 * (ceiling["accuracy"] - score["accuracy"])
+        doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "seed": seed, "score": score}
+        doc["cas"] |= {"ceiling": ceiling, "gap_pp": gap}
     if json_out is not None:
         text = json.dumps(doc, indent=2, default=float)
         if str(json_out) == "-":
@@ -197,6 +234,11 @@ def evaluate(
             return
         json_out.write_text(text + "\n")
     click.echo(format_report(report, classes=ev.classes))
+    if cas:
+        click.echo(
+            f"CAS ({cas_classifier} classifier, {cas_per_class}/class, seed {seed}): {score['accuracy']:.2%} vs real "
+            f"ceiling {ceiling['accuracy']:.2%} (gap {gap:.2f} pp)"
+        )
 
 
 def format_report(report, *, classes: list[str]) -> str:

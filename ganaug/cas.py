@@ -1,0 +1,313 @@
+"""Classification accuracy score (CAS): train a fixed classifier on generated images only, test it once on the
+real test split, and compare with the same classifier trained on the real training split (the ceiling).
+
+The classifier is the downstream benchmark's (``benchmarks/downstream``): the evaluator's CNN
+(:class:`ganaug.evaluator.EvaluatorNet`) at ``width`` with an ``8 * width`` hidden layer, trained for a fixed
+number of Adam steps with a cosine schedule on batches drawn with replacement, no augmentation, no
+early stopping and no model selection. :data:`CLASSIFIERS` names its settings; ``full`` is the full
+profile's (3,000 steps, batch 128, width 32), the one the issue's figures use.
+
+Both scores are seeded (``seed`` seeds the latents, the classifier's weights, dropout and batches) and
+cached on disk: one JSON file per score under ``cache_dir``, keyed by the sha256 of the generator file
+(or of the real data), the real data's identity, the classifier settings, the amount, the seed and the
+device type, so a second call trains nothing. Images everywhere are float [N, 1, 28, 28] in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ganaug.errors import InputError
+
+if TYPE_CHECKING:
+    from ganaug.data import SourceData
+    from ganaug.evaluator import EvaluatorNet
+    from ganaug.metrics import LoadedGenerator
+
+#: Bumped when the recipe changes, so older cached scores are not reused.
+CAS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CASClassifier:
+    """Training recipe of the CAS classifier: ``steps`` Adam steps (lr ``lr``, cosine to 0) on batches of
+    ``batch`` images drawn with replacement; the CNN has ``width`` channels and an ``8 * width`` hidden layer."""
+
+    steps: int = 3000
+    batch: int = 128
+    lr: float = 1e-3
+    width: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"CASClassifier.{name} must be >= 1, got {getattr(self, name)}")
+
+
+#: Named classifier settings: ``full`` and ``cpu`` are the downstream benchmark's profiles of those names.
+CLASSIFIERS: dict[str, CASClassifier] = {
+    "full": CASClassifier(),
+    "cpu": CASClassifier(steps=800, batch=64, width=16),
+    "smoke": CASClassifier(steps=60, batch=32, width=8),
+}
+
+
+def train_classifier(
+    sources: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    classifier: CASClassifier,
+    num_classes: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    real_fraction: float = 0.5,
+    classical: bool = False,
+) -> EvaluatorNet:
+    """Train the fixed CNN on one or two sources of (images float [N, 1, 28, 28] in [-1, 1], labels int64 [N]).
+
+    Every batch draws ``batch`` images from a single source, or ``round(batch * real_fraction)`` from the
+    first and the rest from the second of two. ``classical`` applies a per-image random affine (the
+    benchmark's condition c). Seeded by ``seed``; the caller's global RNG state is restored afterwards.
+
+    Raises:
+        InputError: a source is empty.
+    """
+    from ganaug.augment_ops import random_affine
+    from ganaug.evaluator import EvaluatorConfig, EvaluatorNet
+
+    if any(len(y) == 0 for _, y in sources):
+        raise InputError("a classifier training source is empty; generate or keep at least one image per class")
+    device = torch.device(device)
+    c = classifier
+    # Weights and dropout come from the global RNG, seeded here as the downstream benchmark always did
+    # (same numbers); fork_rng hands the caller's state back.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = EvaluatorNet(EvaluatorConfig(num_classes=num_classes, width=c.width, hidden=8 * c.width)).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.steps)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        moved = [(x.to(device), y.to(device)) for x, y in sources]
+        n_first = round(c.batch * real_fraction) if len(moved) == 2 else c.batch
+        sizes = [n_first, c.batch - n_first][: len(moved)]
+        net.train()
+        for _ in range(c.steps):
+            xs, ys = [], []
+            for (x, y), n in zip(moved, sizes):
+                idx = torch.randint(len(y), (n,), generator=gen, device=device)
+                xs.append(x[idx])
+                ys.append(y[idx])
+            x, y = torch.cat(xs), torch.cat(ys)
+            if classical:
+                x = random_affine(x, gen)
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def predict(net: EvaluatorNet, images: torch.Tensor, device: str | torch.device, batch: int = 2000) -> torch.Tensor:
+    """Predicted labels int64 [N] (on the CPU) of float images [N, 1, 28, 28] in [-1, 1]."""
+    return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+
+
+def test_accuracy(
+    net: EvaluatorNet, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str | torch.device
+) -> tuple[float, list[float]]:
+    """Accuracy over ``images`` and per class (NaN for a class without images)."""
+    hit = (predict(net, images, device) == labels).double()
+    return float(hit.mean()), [float(hit[labels == c].mean()) for c in range(num_classes)]
+
+
+test_accuracy.__test__ = False  # not a pytest test, despite its name
+
+
+@dataclass(frozen=True)
+class CASData:
+    """The real data CAS is measured against: both splits float [N, 1, 28, 28] in [-1, 1] with int64 labels,
+    the class names, and an identity (dataset and sha256 of each split's bytes) for the cache key."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    identity: dict[str, Any]
+
+    @classmethod
+    def from_sources(cls, train: SourceData, test: SourceData) -> CASData:
+        """From :func:`ganaug.data.load_source` splits (uint8 images)."""
+        from ganaug.data import to_model_range
+
+        if train.classes != test.classes:
+            raise InputError(
+                f"the test split's classes {test.classes} differ from the training split's {train.classes}"
+            )
+        identity = {"dataset": train.name, "train_sha256": _split_hash(train), "test_sha256": _split_hash(test)}
+        return cls(
+            to_model_range(train.images),
+            train.labels,
+            to_model_range(test.images),
+            test.labels,
+            list(train.classes),
+            identity,
+        )
+
+
+def load_cas_data(dataset: str, *, root: str | Path | None = None) -> CASData:
+    """Both splits of ``dataset`` (see :func:`ganaug.data.load_source`, which raises for missing files)."""
+    from ganaug.data import load_source
+
+    return CASData.from_sources(
+        load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
+    )
+
+
+def _split_hash(split: SourceData) -> str:
+    return hashlib.sha256(split.images.numpy().tobytes() + split.labels.numpy().tobytes()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def generator_sha256(generator: LoadedGenerator) -> str:
+    """sha256 of the file a generator was loaded from: the ``.onnx`` file, or a run folder's checkpoint."""
+    from ganaug.checkpoint import checkpoint_path
+
+    return _file_sha256(generator.path if generator.backend == "onnx" else checkpoint_path(generator.path))
+
+
+def _cached(cache_dir: str | Path | None, kind: str, key: dict[str, Any], compute) -> dict[str, Any]:
+    if cache_dir is None:
+        return compute()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / f"{kind}_{digest[:20]}.json"
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text())
+            if doc.get("key") == key:
+                return doc["result"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or foreign: recompute and replace it
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
+    os.replace(tmp, path)
+    return result
+
+
+def _score(
+    images: torch.Tensor, labels: torch.Tensor, data: CASData, classifier: CASClassifier, seed: int, device
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    net = train_classifier(
+        [(images, labels)], classifier=classifier, num_classes=len(data.classes), seed=seed, device=device
+    )
+    accuracy, per_class = test_accuracy(net, data.test_images, data.test_labels, len(data.classes), device)
+    return {
+        "accuracy": accuracy,
+        "per_class": per_class,
+        "train_images": len(labels),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _key(kind: str, data: CASData, classifier: str | CASClassifier, seed: int, device, **extra) -> dict[str, Any]:
+    settings = CLASSIFIERS[classifier] if isinstance(classifier, str) else classifier
+    return {
+        "kind": kind,
+        "cas_version": CAS_VERSION,
+        "data": data.identity,
+        "classifier": dataclasses.asdict(settings),
+        "seed": seed,
+        "device_type": torch.device(device).type,
+        **extra,
+    }
+
+
+def _settings(classifier: str | CASClassifier) -> CASClassifier:
+    if isinstance(classifier, CASClassifier):
+        return classifier
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"unknown CAS classifier {classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+    return CLASSIFIERS[classifier]
+
+
+def cas_score(
+    generator: str | Path | LoadedGenerator,
+    data: CASData,
+    *,
+    per_class: int = 1000,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    classifier: str | CASClassifier = "full",
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """CAS of ``generator`` (a run folder, an ``.onnx`` file or a :class:`~ganaug.metrics.LoadedGenerator`):
+    the classifier trained on ``per_class`` generated images per class (latent seed ``seed``) and tested
+    once on ``data``'s test split.
+
+    Returns:
+        ``{"accuracy", "per_class", "train_images", "seconds"}`` (accuracies in [0, 1]); from the cache when
+        ``cache_dir`` holds this score.
+
+    Raises:
+        InputError: the generator's classes differ from the data's; an unknown ``classifier`` name.
+    """
+    from ganaug.metrics import check_same_classes, generate, open_generator
+    from ganaug.sampling import labels_from_counts
+
+    settings = _settings(classifier)
+    gen = generator if not isinstance(generator, (str, Path)) else open_generator(generator)
+    check_same_classes(gen.classes, data.classes)
+    key = _key("cas", data, settings, seed, device, per_class=per_class, backend=gen.backend)
+
+    def compute() -> dict[str, Any]:
+        labels = labels_from_counts([per_class] * len(data.classes))
+        images = generate(gen, labels, seed=seed)
+        return _score(images, torch.from_numpy(labels), data, settings, seed, device)
+
+    if cache_dir is not None:
+        key["generator_sha256"] = generator_sha256(gen)
+    return _cached(cache_dir, "cas", key, compute)
+
+
+def real_ceiling(
+    data: CASData,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    classifier: str | CASClassifier = "full",
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The same classifier trained on ``data``'s whole real training split: the ceiling CAS is read against.
+    Returns what :func:`cas_score` returns."""
+    settings = _settings(classifier)
+    key = _key("ceiling", data, settings, seed, device)
+    return _cached(
+        cache_dir, "ceiling", key, lambda: _score(data.train_images, data.train_labels, data, settings, seed, device)
+    )
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ganaug/cas`` (``~/.cache/ganaug/cas`` when unset)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganaug" / "cas"
