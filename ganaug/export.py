@@ -182,7 +182,7 @@ def export_onnx(
         ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
-    from ganaug.training import CHECKPOINT
+    from ganaug.checkpoint import CHECKPOINT
 
     source = Path(source)
     generator, meta = load_checkpoint_generator(source)
@@ -306,12 +306,12 @@ def export_generator(
 
 
 def load_checkpoint_generator(source: str | Path) -> tuple[Generator, dict[str, Any]]:
-    """:func:`ganaug.training.load_generator`, with a file that is not a readable ganaug checkpoint as bad input.
+    """:func:`ganaug.checkpoint.load_generator`, with a file that is not a readable ganaug checkpoint as bad input.
 
     Raises:
         InputError: no checkpoint at ``source``, or one that is not a ganaug checkpoint of this version.
     """
-    from ganaug.training import load_generator
+    from ganaug.checkpoint import load_generator
 
     try:
         return load_generator(source)
