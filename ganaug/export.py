@@ -31,6 +31,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import GanaugError, InputError
+from ganaug.outputs import ONNX_KIND
 
 if TYPE_CHECKING:
     import onnx
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 PARITY_BATCHES: tuple[int, ...] = (1, 7, 256, 4096)
 PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
 OUTPUT_RANGE: tuple[float, float] = (-1.0, 1.0)
-KIND = "ganaug.conditional-generator"
+KIND = ONNX_KIND
 ONNX_SCHEMA = 1
 """Version of the ``ganaug.`` metadata layout; a reader refuses any other (see :func:`check_generator_file`)."""
 SUPPORTED_ONNX_SCHEMAS: tuple[int, ...] = (ONNX_SCHEMA,)

@@ -144,17 +144,19 @@ def _is_ganaug_file(path: Path, kind: str) -> bool:
     return False
 
 
+ONNX_KIND = "ganaug.conditional-generator"
+"""The ``ganaug.kind`` metadata value of a generator that ganaug exported (:mod:`ganaug.export` writes it)."""
+
+
 def _onnx_is_ganaug(path: Path) -> bool:
     import onnx
     from google.protobuf.message import DecodeError
-
-    from ganaug.export import KIND
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError):
         return False
-    return any(p.key == "ganaug.kind" and p.value == json.dumps(KIND) for p in proto.metadata_props)
+    return any(p.key == "ganaug.kind" and p.value == json.dumps(ONNX_KIND) for p in proto.metadata_props)
 
 
 def stamp_info() -> dict[str, str]:

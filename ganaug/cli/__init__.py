@@ -7,22 +7,11 @@ and registers itself on :data:`main`.
 
 from __future__ import annotations
 
-import click
-
-from ganaug import __version__
-from ganaug.cli._common import GanaugGroup
-
-
-@click.group(cls=GanaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ganaug")
-def main() -> None:
-    """Synthetic data augmentation with class-conditional DCGANs."""
-    from ganaug.threads import prepare_environment
-
-    prepare_environment()  # before any command imports torch: idle OpenMP threads sleep instead of spinning
-
-
+# Each command module registers its commands on ``main`` when imported.
 from ganaug.cli import bench as _bench  # noqa: F401
 from ganaug.cli import evaluate as _evaluate  # noqa: F401
 from ganaug.cli import generate as _generate  # noqa: F401
 from ganaug.cli import train as _train  # noqa: F401  (registers its commands)
+from ganaug.cli._common import main
+
+__all__ = ["main"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ganaug import __version__
 from ganaug.errors import GanaugError, InputError, TrainingDiverged
 
 
@@ -35,3 +36,12 @@ def parse_int_list(value: str | None, *, name: str) -> list[int] | None:
         raise click.BadParameter(
             f"expected comma-separated integers such as 3,5,8, got {value!r}", param_hint=name
         ) from None
+
+
+@click.group(cls=GanaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ganaug")
+def main() -> None:
+    """Synthetic data augmentation with class-conditional DCGANs."""
+    from ganaug.threads import prepare_environment
+
+    prepare_environment()  # before any command imports torch: idle OpenMP threads sleep instead of spinning

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli import main
+from ganaug.cli._common import main
 from ganaug.config import DATASETS
 
 DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])

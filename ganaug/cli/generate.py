@@ -19,8 +19,7 @@ from pathlib import Path
 import click
 
 from ganaug import __version__
-from ganaug.cli import main
-from ganaug.cli._common import InputProblem
+from ganaug.cli._common import InputProblem, main
 from ganaug.sampling import MAX_SEED
 
 FORMATS = ("png", "npz", "pt")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli import main
+from ganaug.cli._common import main
 from ganaug.config import (
     DATASETS,
     DIFFAUGMENT_POLICIES,
