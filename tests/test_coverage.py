@@ -1,0 +1,87 @@
+"""benchmarks/coverage.py: the lever sweep end to end on digits (1 epoch, 2 levers, tiny CAS), its cache and report."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from benchmarks import coverage
+from ganaug.data import load_source
+from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
+
+
+@pytest.fixture
+def evaluator_dir(tmp_path):
+    cfg = EvaluatorConfig(width=4, hidden=16)
+    torch.manual_seed(0)
+    ev = Evaluator(EvaluatorNet(cfg), cfg, classes=load_source("digits").classes, meta={"data": {"dataset": "digits"}})
+    return ev.save(tmp_path / "ev")
+
+
+def test_sweep_writes_a_row_a_lever_caches_them_and_rebuilds_the_report(tmp_path, evaluator_dir, monkeypatch):
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["--dataset", "digits", "--epochs", "1", "--levers", "baseline,mbstd", "--jobs", "2", "--threads", "1"]
+    argv += ["--evaluator", str(evaluator_dir), "--eval-per-class", "10", "--cas-classifier", "smoke"]
+    argv += ["--cas-per-class", "10", "--out-dir", str(out), "--work-dir", str(work)]
+    results = coverage.main(argv)
+    rows = results["levers"]
+    assert set(rows) == {"baseline", "mbstd"}
+    for name, row in rows.items():
+        assert "error" not in row, row
+        assert row["command"] == " ".join(coverage.lever_command(name, coverage.parse_args(argv)))
+        assert 0 <= row["recall"] <= 1 and 0 <= row["cas"] <= 1 and row["fd"] >= 0 and row["wall_seconds"] > 0
+        assert row["cas_gap_pp"] == pytest.approx(100 * (row["cas_ceiling"] - row["cas"]))
+    assert rows["mbstd"]["command"].endswith("--epochs 1 --mbstd")
+    assert rows["baseline"]["cas_ceiling"] == rows["mbstd"]["cas_ceiling"]  # one ceiling, from the shared cache
+    config = json.loads((work / "runs" / "mbstd" / "config.json").read_text())["config"]
+    assert (
+        config["model"]["mbstd"]
+        and not json.loads((work / "runs" / "baseline" / "config.json").read_text())["config"]["model"]["mbstd"]
+    )
+    # what comes back from a GPU machine: a few files, no folders
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    assert files == ["report.md", "results.json"]
+    md = (out / "report.md").read_text()
+    assert "| baseline | `ganaug train --dataset digits --epochs 1` |" in md and "| mbstd |" in md
+    assert json.loads((out / "results.json").read_text())["machine"]["ganaug"]
+
+    # a rerun with the same settings starts no process; a changed setting reruns
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a) or pytest.fail("no process expected"))
+    assert coverage.main(argv)["levers"] == rows and calls == []
+    (out / "report.md").unlink()
+    coverage.main(["--report-only", "--out-dir", str(out)])
+    assert (out / "report.md").read_text() == md
+
+
+def test_every_lever_is_a_valid_train_command(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ganaug.cli import main
+    from ganaug.training import Trainer
+
+    configs = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(config, *args, **kwargs):  # the checked config, then stop before any training
+        configs.append(config)
+        raise Stop
+
+    monkeypatch.setattr(Trainer, "new", capture)
+    args = coverage.parse_args(["--levers", "all", "--evaluator", str(tmp_path), "--dataset", "digits"])
+    for name in args.names:
+        command = coverage.lever_command(name, args)
+        assert command[:2] == ["ganaug", "train"]
+        res = CliRunner().invoke(main, [*command[1:], "--out", str(tmp_path / name)])
+        assert isinstance(res.exception, Stop), (name, res.output)
+    assert len(configs) == len(coverage.LEVERS) and len({repr(c) for c in configs}) == len(configs)
+    with pytest.raises(SystemExit):
+        coverage.parse_args(["--levers", "nope", "--evaluator", str(tmp_path)])
+
+
+def test_report_only_without_results_is_an_error(tmp_path):
+    with pytest.raises(SystemExit, match="no finished lever"):
+        coverage.main(["--report-only", "--out-dir", str(tmp_path)])
