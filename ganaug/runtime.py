@@ -204,17 +204,17 @@ class OnnxGenerator:
 
         Args:
             z: float32 [N, z_dim] on :attr:`device` (on CUDA: device ``device_id``).
-            labels: int64 [N] on the same device, in ``[0, num_classes)`` (not checked on CUDA: that would
-                need a host sync; out-of-range labels give undefined images there).
+            labels: int64 [N] on the same device, in ``[0, num_classes)`` (checked on the CPU only: on CUDA
+                that would need a host sync; out-of-range labels give undefined images there).
             out: optional float32 [N, 1, 28, 28] contiguous tensor on that device to write into.
 
         Returns:
-            float32 [N, 1, 28, 28] in [-1, 1] on the device: ``out`` if given; else, on CUDA, a buffer this
-            object reuses for the next call with the same N (``clone()`` it to keep it), on the CPU a new tensor.
+            float32 [N, 1, 28, 28] in [-1, 1] on the device: ``out`` if given, else a buffer this object reuses
+            for the next call with the same N (``clone()`` it to keep it).
 
-        On CUDA, ONNX Runtime reads ``z`` / ``labels`` and writes the output through IO binding on the tensors'
-        memory. It runs on its own stream, so this waits for torch's current stream first and returns when
-        the output is written.
+        ONNX Runtime reads ``z`` / ``labels`` and writes the output through IO binding on the tensors' memory,
+        on the CPU as on CUDA. On CUDA it runs on its own stream, so this waits for torch's current stream
+        first; it returns when the output is written.
 
         Raises:
             InputError: tensors of the wrong shape, dtype or device.
@@ -240,20 +240,21 @@ class OnnxGenerator:
             )
         if n == 0:
             return out if out is not None else torch.zeros(shape, device=device)
-        if device.type == "cpu":
-            images = torch.from_numpy(self.run(z.contiguous().numpy(), labels.contiguous().numpy()))
-            return out.copy_(images) if out is not None else images
+        kind, index = device.type, device.index or 0
+        if kind == "cpu" and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise InputError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
         z, labels = z.contiguous(), labels.contiguous()
         binding = self._binding("device", n)
         io = binding.io
-        io.bind_input("z", "cuda", self.device_id, np.float32, [n, self.z_dim], z.data_ptr())
-        io.bind_input("labels", "cuda", self.device_id, np.int64, [n], labels.data_ptr())
+        io.bind_input("z", kind, index, np.float32, [n, self.z_dim], z.data_ptr())
+        io.bind_input("labels", kind, index, np.int64, [n], labels.data_ptr())
         target = binding.images if out is None else out
-        if out is not None or binding.bound_to != target.data_ptr():
-            io.bind_output("images", "cuda", self.device_id, np.float32, list(shape), target.data_ptr())
+        if binding.bound_to != target.data_ptr():
+            io.bind_output("images", kind, index, np.float32, list(shape), target.data_ptr())
             binding.bound_to = target.data_ptr()
-        torch.cuda.current_stream(device).synchronize()  # ONNX Runtime's stream must see z and labels written
-        self.session.run_with_iobinding(io)  # returns after ONNX Runtime synchronised its stream: target is ready
+        if kind == "cuda":
+            torch.cuda.current_stream(device).synchronize()  # ONNX Runtime's own stream must see z and labels
+        self.session.run_with_iobinding(io)  # returns when ONNX Runtime has written target (it syncs its stream)
         return target
 
     def iter_batches(
@@ -375,8 +376,10 @@ class OnnxGenerator:
             else:
                 import torch
 
-                images = torch.empty(shape, device=torch.device("cuda", self.device_id))
-                io.bind_output("images", "cuda", self.device_id, np.float32, shape, images.data_ptr())
+                on = torch.device("cpu") if self.device == "cpu" else torch.device("cuda", self.device_id)
+                images = torch.empty(shape, device=on)
+                index = 0 if on.type == "cpu" else self.device_id
+                io.bind_output("images", on.type, index, np.float32, shape, images.data_ptr())
                 self._bindings[key] = _Binding(io, images, images.data_ptr())
         return self._bindings[key]
 

@@ -171,8 +171,14 @@ def test_run_device_and_device_output_match_the_numpy_path(run: Path) -> None:
     z = torch.from_numpy(latents(5, 0, len(labels), generator.z_dim))
     assert generator.run_device(z, torch.from_numpy(labels), out=out) is out
     np.testing.assert_array_equal(out.numpy(), expected)
+    kept = generator.run_device(z, torch.from_numpy(labels))  # written by ONNX Runtime into a kept buffer
+    np.testing.assert_array_equal(kept.numpy(), expected)
+    assert generator.run_device(z.flip(0), torch.from_numpy(labels)).data_ptr() == kept.data_ptr()
+    np.testing.assert_array_equal(out.numpy(), expected)  # the earlier out= target is not written again
     with pytest.raises(InputError, match="z must be float32"):
         generator.run_device(z.double(), torch.from_numpy(labels))
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 10\)"):
+        generator.run_device(z, torch.from_numpy(labels) + 5)
 
 
 @pytest.mark.parametrize(
