@@ -286,3 +286,23 @@ def load_training_data(
         "indices_sha256": indices_hash(indices),
     }
     return TrainingData(to_model_range(src.images[idx]), src.labels[idx], src.classes, indices, identity)
+
+
+def split_holdout(labels: np.ndarray, per_class: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions into ``labels`` int [N] to train on and to hold out (``per_class`` of every class, seeded);
+    both sorted.
+
+    Raises:
+        InputError: a class has at most ``per_class`` images (nothing would be left to train on).
+    """
+    labels = np.asarray(labels)
+    smallest = int(np.bincount(labels)[np.unique(labels)].min())
+    if smallest <= per_class:
+        raise InputError(
+            f"--holdout {per_class} would leave a class of {smallest} images nothing to train on; "
+            f"choose --holdout < {smallest}"
+        )
+    # salted: the held-out draw differs from the subset's draw with the same seed
+    held = stratified_subset(labels, per_class, seed=(seed + 0x5E1EC7) % 2**63)
+    keep = np.setdiff1d(np.arange(len(labels)), held)
+    return keep, held

@@ -383,7 +383,7 @@ def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.T
     else:
         idx = stratified_subset(src.labels.numpy(), data["per_class"], seed=data["subset_seed"])
     if data.get("holdout_per_class"):  # held out for checkpoint selection, never trained on
-        from ganaug.selection import split_holdout
+        from ganaug.data import split_holdout
 
         idx = idx[split_holdout(src.labels.numpy()[idx], data["holdout_per_class"], seed=data["holdout_seed"])[0]]
     if data.get("indices_sha256") and indices_hash(idx) != data["indices_sha256"]:

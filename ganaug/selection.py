@@ -16,32 +16,9 @@ import copy
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
-from ganaug.data import TrainingData, indices_hash, stratified_subset
-from ganaug.errors import InputError
-
-_HOLDOUT_SALT = 0x5E1EC7  # the held-out draw's seed differs from the subset's
-
-
-def split_holdout(labels: np.ndarray, per_class: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions into ``labels`` int [N] to train on and to hold out (``per_class`` of every class, seeded);
-    both sorted.
-
-    Raises:
-        InputError: a class has at most ``per_class`` images (nothing would be left to train on).
-    """
-    labels = np.asarray(labels)
-    smallest = int(np.bincount(labels)[np.unique(labels)].min())
-    if smallest <= per_class:
-        raise InputError(
-            f"--holdout {per_class} would leave a class of {smallest} images nothing to train on; "
-            f"choose --holdout < {smallest}"
-        )
-    held = stratified_subset(labels, per_class, seed=(seed + _HOLDOUT_SALT) % 2**63)
-    keep = np.setdiff1d(np.arange(len(labels)), held)
-    return keep, held
+from ganaug.data import TrainingData, indices_hash, split_holdout
 
 
 def hold_out(data: TrainingData, per_class: int, *, seed: int) -> tuple[TrainingData, torch.Tensor, torch.Tensor]:

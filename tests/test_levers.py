@@ -12,10 +12,9 @@ from click.testing import CliRunner
 from ganaug.checkpoint import load_checkpoint, load_generator
 from ganaug.cli import main
 from ganaug.config import ModelConfig, TrainConfig
-from ganaug.data import load_source, stratified_subset
+from ganaug.data import load_source, split_holdout, stratified_subset
 from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
 from ganaug.models import Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
-from ganaug.selection import split_holdout
 from ganaug.training import Trainer
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
