@@ -291,7 +291,7 @@ class SyntheticMix:
         classes = self.classes if isinstance(self.classes, str) else "weights"
         return (
             f"SyntheticMix({str(self.path)!r}, share={self.share}, mode={self.mode!r}, classes={classes!r}, "
-            f"backend={self.backend!r}, seed={self.seed}, step={self.step})"
+            f"backend={self.backend!r}, lookahead={self.lookahead}, seed={self.seed}, step={self.step})"
         )
 
     def __getstate__(self) -> dict[str, Any]:
