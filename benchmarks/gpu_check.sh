@@ -92,7 +92,7 @@ if [ "$SMOKE" = 1 ]; then  # tiny CPU settings: the script's every path, not its
 else
   EVAL_TRAIN=(--data-root "$DATA" --device cuda)
   BENCH=(--data-root "$DATA")
-  TP=(--device cuda --repeats 5 --min-time 0.2 --mix-batches 64,256,1024 --mix-steps 50)
+  TP=(--device cuda --repeats 5 --min-time 0.2 --mix-batches 64,256,1024 --mix-steps 64)
   TRT=(--device cuda --repeats 3 --min-time 0.2 --batch-sizes 4096,16384 --no-mix)
   for f in "$DATA"/MNIST/raw/*.gz; do [ -e "$f" ] && { [ -f "${f%.gz}" ] || gunzip -kf "$f"; }; done
 fi

@@ -465,7 +465,7 @@ def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
                 mix = SyntheticMix(
                     source, share=args.mix_share, normalize=MNIST_NORMALIZE, backend=backend, threads=args.threads
                 )
-                mix(images, labels)  # session / module on the device, first call
+                mix(images, labels, step=10**9)  # session / module on the device; the counter stays at 0
                 calls[backend] = lambda mix=mix, train=calls["plain"]: train.step(*mix(train.images, train.labels))
             except Exception as e:  # noqa: BLE001 - reported; the other backend still runs
                 not_measured[f"SyntheticMix backend {backend}"] = first_line(e)
@@ -520,9 +520,10 @@ def training_step_calls(batch: int, dev: torch.device) -> tuple[dict, torch.Tens
 
 
 def time_steps(calls: dict[str, Callable[[], None]], *, steps: int, repeats: int, device: str) -> dict[str, float]:
-    """Median seconds per call of each entry, timed ``steps`` calls at a time, entries interleaved per repeat."""
+    """Median seconds per call of each entry, timed ``steps`` calls at a time, entries interleaved per repeat.
+    The 16 warm-up calls and ``steps`` (a multiple of 16) keep SyntheticMix's default lookahead blocks whole."""
     for call in calls.values():
-        for _ in range(3):
+        for _ in range(16):
             call()
     sync(device)
     samples: dict[str, list[float]] = defaultdict(list)
@@ -623,7 +624,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-mix", dest="mix", action="store_false", help="Skip the batch-mixing cost.")
     parser.add_argument("--mix-share", type=float, default=0.5)
     parser.add_argument("--mix-batches", default="64,256", help="Training batch sizes for the mixing cost.")
-    parser.add_argument("--mix-steps", type=int, default=50, help="Training steps per timing repeat.")
+    parser.add_argument(
+        "--mix-steps", type=int, default=64, help="Training steps per timing repeat (a multiple of 16: whole blocks)."
+    )
     parser.add_argument(
         "--quick", action="store_true", help="Smoke run: small batches, 3 repeats of 0.2 s, no torch.compile."
     )
@@ -639,7 +642,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.batch_sizes is None:
         args.batch_sizes = "4096,16384,65536" if args.suite == "gpu" else "1,64,256,1024,4096"
     if args.quick:
-        args.repeats, args.min_time, args.mix_steps = 3, 0.2, 10
+        args.repeats, args.min_time, args.mix_steps = 3, 0.2, 16
         if args.suite == "cpu":
             args.batch_sizes = "1,256"
         elif args.device == "cpu":
