@@ -240,6 +240,8 @@ def test_cuda_provider_matches_cpu(onnx_path: Path) -> None:
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+    if not gpu_present():
+        pytest.skip("needs an NVIDIA GPU")
     cuda = OnnxGenerator(onnx_path, provider="cuda")
     labels = cuda.labels(30)
     out = cuda.generate(labels, seed=0, dtype="float", batch_size=64)
