@@ -63,7 +63,25 @@ stage() {
 }
 
 install_ort() {
-  local parts first whl
+  # Either wheel parts (.whl/onnxruntime_gpu-*.whl.part*) or parts of an xz tar of the installed package tree
+  # (.whl/*/ort.tar.xz.part*, with ort.tar.xz.sha256 beside one of them): xz packs the wheel 20% smaller,
+  # which saves one 64 MiB transfer.
+  local parts first whl sum
+  parts=$(ls .whl/*/ort.tar.xz.part* 2>/dev/null | sort -t. -k4 -V)
+  if [ -n "$parts" ]; then
+    mkdir -p /tmp/site
+    # shellcheck disable=SC2086 # the part names have no spaces (checked by the glob above)
+    cat $parts >/tmp/ort.tar.xz
+    sum=$(sha256sum /tmp/ort.tar.xz | cut -d' ' -f1)
+    xz -d </tmp/ort.tar.xz | tar x -C /tmp/site
+    if [ -f /tmp/site/onnxruntime/__init__.py ] && grep -q "$sum" .whl/*/ort.tar.xz.sha256; then
+      export PYTHONPATH=/tmp/site:$PWD
+      printf 'onnxruntime-gpu install\tok\t%s parts, sha256 %s\n' "$(echo "$parts" | wc -l)" "${sum:0:16}" >>"$STAGES"
+    else
+      printf 'onnxruntime-gpu install\tfailed\tparts %s, sha256 %s\n' "$(echo $parts)" "${sum:0:16}" >>"$STAGES"
+    fi
+    return
+  fi
   parts=$(ls .whl/onnxruntime_gpu-*.whl.part* 2>/dev/null | sort -V)
   if [ -z "$parts" ]; then
     echo "no .whl/onnxruntime_gpu-*.whl.part* here: onnxruntime-gpu not installed (ORT CUDA/TensorRT will say why not measured)"
