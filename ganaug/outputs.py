@@ -320,3 +320,48 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return 0
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` in ``/proc/meminfo``); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_room(*, what: str, memory: int = 0, disk: int = 0, disk_path: str | Path | None = None) -> None:
+    """Refuse, before any work, a job that cannot fit: ``memory`` bytes in RAM, ``disk`` bytes under ``disk_path``.
+
+    Raises:
+        InputError: more memory than :func:`available_memory` or more disk than is free, saying how much.
+    """
+    free_memory = available_memory()
+    if memory and free_memory is not None and memory > free_memory:
+        raise InputError(
+            f"{what} needs about {_human(memory)} of memory and {_human(free_memory)} is available; ask for fewer images"
+        )
+    if disk and disk_path is not None:
+        folder = Path(disk_path).absolute()
+        while not folder.exists():
+            folder = folder.parent
+        free_disk = shutil.disk_usage(folder).free
+        if disk > free_disk:
+            raise InputError(
+                f"{what} needs about {_human(disk)} of disk and {_human(free_disk)} is free under {folder}; "
+                "ask for fewer images or free space"
+            )
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

@@ -67,9 +67,13 @@ def labels_from_counts(counts: Mapping[int, int] | Sequence[int]) -> np.ndarray:
 
     Raises:
         ValueError: a negative count.
+        InputError: more labels than the memory available can hold (checked before allocating).
     """
     items = counts.items() if isinstance(counts, Mapping) else enumerate(counts)
     pairs = [(int(c), int(n)) for c, n in items]
     if any(n < 0 for _, n in pairs):
         raise ValueError(f"counts must be >= 0, got {dict(pairs)}")
+    from ganaug.outputs import check_room
+
+    check_room(what=f"{sum(n for _, n in pairs):,} labels", memory=8 * sum(n for _, n in pairs))
     return np.concatenate([np.full(n, c, dtype=np.int64) for c, n in pairs] or [np.zeros(0, np.int64)])

@@ -396,3 +396,30 @@ def test_fractional_counts_are_refused() -> None:
 
     with pytest.raises(InputError):
         make_labels([str(i) for i in range(10)], {0: 2.5})
+
+
+@pytest.mark.parametrize("fmt", ["npz", "png"])
+def test_a_count_that_cannot_fit_is_refused_before_work(model: Path, tmp_path: Path, monkeypatch, fmt: str) -> None:
+    import shutil
+
+    from ganaug import outputs
+
+    out = tmp_path / ("synth.npz" if fmt == "npz" else "synth")
+    # npz holds every image in memory (784 bytes each, twice while saving); png takes a 4 KB block a file.
+    # 10**7 a class: the 800 MB of labels fit the 1 GB said to be available, the images do not.
+    monkeypatch.setattr(outputs, "available_memory", lambda: 10**9)
+    free = shutil.disk_usage(tmp_path)._replace(free=10**9)
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: free)
+    result = invoke("generate", model, "--per-class", 10**7 if fmt == "npz" else 10**6, "--out", out)
+    assert result.exit_code == 2, result.output
+    needs = "of memory" if fmt == "npz" else "of disk"
+    assert result.output.count("\n") == 1 and needs in result.output and "ask for fewer images" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_labels_beyond_memory_are_refused_before_allocating() -> None:
+    from ganaug.errors import InputError
+    from ganaug.sampling import labels_from_counts
+
+    with pytest.raises(InputError, match="of memory"):
+        labels_from_counts({0: 10**15})

@@ -9,6 +9,7 @@ it (:func:`ganaug.outputs.check_replaceable`); a second process writing the same
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -130,6 +131,7 @@ def generate(
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
+    _check_room(len(labels), gen.image_shape, fmt=fmt, out=out)
     chosen = list(dict.fromkeys(labels.tolist()))
     all_folders = class_folders(gen.classes)
     folders = {gen.classes[c]: all_folders[c] for c in chosen}
@@ -163,6 +165,19 @@ def generate(
         f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
         f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})"
     )
+
+
+def _check_room(n: int, image_shape: tuple[int, ...], *, fmt: str, out: Path) -> None:
+    """Refuse up front what cannot fit: npz/pt hold every image in memory (twice, while saving); a png tree
+    takes at least one file-system block (4 KiB) per image."""
+    from ganaug.outputs import check_room
+
+    pixels = math.prod(image_shape[1:])
+    what = f"generating {n:,} images as {fmt}"
+    if fmt == "png":
+        check_room(what=what, disk=n * 4096, disk_path=out.parent)
+    else:
+        check_room(what=what, memory=2 * n * (pixels + 8), disk=n * (pixels + 8), disk_path=out.parent)
 
 
 def _generate_into(
