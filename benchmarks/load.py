@@ -78,7 +78,20 @@ def policies(default_threads: int) -> dict[str, Policy]:
             False,
             {"OMP_WAIT_POLICY": "PASSIVE"},
         ),
-    }
+        # load that arrives after the thread count was chosen (DataLoader workers): the wait policy alone
+        "spin-1k-all": Policy(
+            "spin-1k-all", f"GOMP_SPINCOUNT=1000, {default_threads} threads", default_threads, False,
+            {"GOMP_SPINCOUNT": "1000"},
+        ),
+        "spin-10k-all": Policy(
+            "spin-10k-all", f"GOMP_SPINCOUNT=10000, {default_threads} threads", default_threads, False,
+            {"GOMP_SPINCOUNT": "10000"},
+        ),
+        "spin-100k-all": Policy(
+            "spin-100k-all", f"GOMP_SPINCOUNT=100000, {default_threads} threads", default_threads, False,
+            {"GOMP_SPINCOUNT": "100000"},
+        ),
+    }  # fmt: skip
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
