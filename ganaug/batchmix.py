@@ -12,16 +12,20 @@ On a CUDA batch the generator runs on that GPU: ONNX Runtime's CUDA provider wri
 into a torch tensor (``backend="onnx"``), or the PyTorch generator (``backend="torch"``); on a CPU batch,
 ONNX Runtime or PyTorch on the CPU. Nothing goes through the host but the latents.
 
-The law of a step: with ``n`` synthetic items, synthetic item ``k`` of step ``s`` is
-``G(latents(plan.latent_seed, k, k + 1), plan.labels[k])`` (:meth:`SyntheticMix.plan`), where the latent
-seed, the labels and (in ``replace`` mode) the replaced positions depend only on ``(seed, s)`` and the
-batch size: never on the batches before, their order, or the device.
+The law of a step: with ``n`` synthetic items a batch, synthetic item ``k`` of step ``s`` is
+``G(latents(plan.latent_seed, s * n + k, s * n + k + 1), plan.labels[k])`` (:meth:`SyntheticMix.plan`): row
+``s * n + k`` of one latent stream of the seed. The labels and (in ``replace`` mode) the replaced positions
+come from two counter-based streams of the seed too, step ``s`` owning its own stretch of each. So every item
+depends only on ``(seed, s)`` and the batch size: never on the batches before, their order, the device or
+``lookahead``; and a block of steps is drawn with one call per stream (vectorised, no per-step work).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,20 +51,21 @@ class MixPlan:
 
     Attributes:
         step: the step.
-        latent_seed: synthetic item ``k`` has latent ``ganaug.sampling.latents(latent_seed, k, k + 1, z_dim)``.
+        n: how many synthetic items.
+        latent_seed: synthetic item ``k`` has latent
+            ``ganaug.sampling.latents(latent_seed, latent_start + k, latent_start + k + 1, z_dim)``.
+        latent_start: ``step * n``: the step's first row of the latent stream.
         positions: ``replace`` mode: int64 [n], sorted, the batch positions replaced; ``extend``: ``None``
             (the synthetic items follow the real ones).
         labels: int64 [n], the classes generated; ``None`` with ``classes="same"`` (the replaced items' labels).
     """
 
     step: int
+    n: int
     latent_seed: int
+    latent_start: int
     positions: np.ndarray | None
     labels: np.ndarray | None
-
-    @property
-    def n(self) -> int:
-        return len(self.positions) if self.positions is not None else len(self.labels)
 
 
 class SyntheticMix:
@@ -88,9 +93,12 @@ class SyntheticMix:
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
             the batch. That amortises the per-call cost of generating (the host's work, kernel launches,
-            small-batch inefficiency) over the block. Items do not depend on the call order; they can differ
-            in the last float bits between two ``lookahead`` values (the generator sees other batch sizes).
-            ``classes="same"`` generates at every call (the labels come with the batch).
+            small-batch inefficiency) over the block: a block's plans and latents are one vectorised draw and
+            two host-to-device copies, and the other calls of the block do no host work but two
+            ``index_copy`` launches (no sync, no new index tensors). On CUDA a worker thread draws the next
+            block's plans and latents while the current one is used. Items do not depend on the call order;
+            they can differ in the last float bits between two ``lookahead`` values (the generator sees other
+            batch sizes). ``classes="same"`` generates at every call (the labels come with the batch).
 
     Call ``mix(images, labels, step=None, return_mask=False)``:
 
@@ -113,6 +121,8 @@ class SyntheticMix:
         >>> mix = SyntheticMix("runs/mnist", share=0.5, normalize=(0.1307, 0.3081))      # doctest: +SKIP
         >>> images, labels = mix(images, labels)                                       # doctest: +SKIP
     """
+
+    _PREFETCH_ON = ("cuda",)  # device types whose next block's host arrays a worker thread draws ahead
 
     def __init__(
         self,
@@ -153,10 +163,14 @@ class SyntheticMix:
         self._uint8_ok = value_range is None and normalize is None
         self.path, self.z_dim, self.class_names = _open(Path(generator), backend)
         self.classes = _check_classes(classes, mode, len(self.class_names))
+        words = np.random.SeedSequence([self.seed, _MIX_PURPOSE]).generate_state(3, np.uint64) >> np.uint64(1)
+        self._latent_seed, self._position_key, self._label_key = (int(w) for w in words)
         self.step = 0
         self._onnx: dict[str, OnnxGenerator] = {}
         self._torch: dict[str, torch.nn.Module] = {}
         self._block: _Block | None = None  # the last block of steps generated ahead
+        self._ahead: tuple[tuple[int, int], Future] | None = None  # the next block's host arrays, being drawn
+        self._worker: tuple[int, ThreadPoolExecutor] | None = None  # (pid, one thread) drawing them
 
     # ---- the plan -------------------------------------------------------------------------------
 
@@ -169,30 +183,44 @@ class SyntheticMix:
     def plan(self, batch_size: int, *, step: int) -> MixPlan:
         """The synthetic items of ``step`` for a batch of ``batch_size`` real items (see :class:`MixPlan`).
 
-        Three 63-bit words of ``SeedSequence([seed, 10, step])`` seed the latents, the positions (the first
-        ``n`` of a permutation of the batch: an argsort of PCG64 raw draws) and the labels (PCG64 raw draws
-        item by item, so a smaller batch gets a prefix of them).
+        Three 63-bit words of ``SeedSequence([seed, 10])`` are the latent seed and the keys of two Philox
+        streams. With ``n`` synthetic items: the latents are rows ``[step * n, step * n + n)`` of
+        ``latents(latent_seed, ...)``; the positions are the first ``n`` of a stable argsort of the first
+        ``batch_size`` words of step ``step``'s stretch of the position stream, sorted; label ``k`` comes from
+        word ``k`` of the step's stretch of the label stream (uniform in (0, 1) from its top 53 bits, then
+        the class whose cumulative weight it falls under). Step ``s`` owns counter blocks
+        ``[s * c, (s + 1) * c)`` of a stream, with ``c = ceil(words per step / 4)`` (Philox gives 4 words a
+        block), so a block of steps is one draw.
         """
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise InputError(f"step must be a whole number >= 0, got {step!r}")
         n = self.synthetic_count(batch_size)
-        words = np.random.SeedSequence([self.seed, _MIX_PURPOSE, int(step)]).generate_state(3, np.uint64) >> np.uint64(
-            1
+        positions, labels = self._draw(int(step), 1, batch_size)
+        return MixPlan(
+            step=int(step),
+            n=n,
+            latent_seed=self._latent_seed,
+            latent_start=int(step) * n,
+            positions=None if positions is None else positions[0],
+            labels=None if labels is None else labels[0],
         )
-        latent_seed, position_seed, label_seed = (int(w) for w in words)
+
+    def _draw(self, first: int, steps: int, batch_size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Positions and labels of steps ``first .. first + steps - 1``: int64 [steps, n] each (or ``None``)."""
+        n = self.synthetic_count(batch_size)
         positions = None
         if self.mode == "replace":
-            keys = np.random.PCG64(position_seed).random_raw(batch_size)
-            positions = np.sort(np.argsort(keys, kind="stable")[:n]).astype(np.int64)
+            keys = _stream_words(self._position_key, first, steps, batch_size)
+            positions = np.sort(np.argsort(keys, axis=1, kind="stable")[:, :n], axis=1).astype(np.int64)
         labels = None
         if not isinstance(self.classes, str) or self.classes == "uniform":
-            raw = np.random.PCG64(label_seed).random_raw(n)
+            raw = _stream_words(self._label_key, first, steps, n)
             u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
             if isinstance(self.classes, str):
                 labels = np.minimum((u * len(self.class_names)).astype(np.int64), len(self.class_names) - 1)
             else:
                 labels = np.searchsorted(self.classes, u, side="right").astype(np.int64)
-        return MixPlan(step=int(step), latent_seed=latent_seed, positions=positions, labels=labels)
+        return positions, labels
 
     # ---- mixing ---------------------------------------------------------------------------------
 
@@ -204,52 +232,94 @@ class SyntheticMix:
             step, self.step = self.step, self.step + 1
         elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise InputError(f"step must be a whole number >= 0, got {step!r}")
-        device = images.device
+        step, n = int(step), self.synthetic_count(len(images))
         if isinstance(self.classes, str) and self.classes == "same":
-            plan = self.plan(len(images), step=step)
-            where = _upload(plan.positions, device)
-            syn_labels = labels.index_select(0, where)
-            syn = images.new_empty((0, *images.shape[1:]))
-            if plan.n:
-                z = _upload(latents(plan.latent_seed, 0, plan.n, self.z_dim), device)
-                syn = self._normalised(self.generate(z, syn_labels), images.dtype)
+            ints, z = self._host_arrays(step, 1, len(images))
+            block = self._make_block(
+                step, len(images), images.dtype, images.device, ints=ints, z=z, batch_labels=labels
+            )
         else:
-            block = self._block_of(int(step), len(images), images.dtype, device)
-            k = int(step) - block.first
-            syn, syn_labels = block.images[k], block.labels[k]
-            where = block.positions[k] if block.positions is not None else None
+            block = self._block_of(step, len(images), images.dtype, images.device)
+        k = step - block.first
+        syn, syn_labels = block.step_images[k], block.step_labels[k]
         if self.mode == "replace":
+            where = block.step_positions[k]
             out_images, out_labels = images.index_copy(0, where, syn), labels.index_copy(0, where, syn_labels)
         else:
             out_images, out_labels = torch.cat([images, syn]), torch.cat([labels, syn_labels])
         if not return_mask:
             return out_images, out_labels
-        if self.mode == "replace":
-            mask = torch.zeros(len(images), dtype=torch.bool, device=device).index_fill_(0, where, True)
-        else:
-            mask = torch.arange(len(out_images), device=device) >= len(images)
-        return out_images, out_labels, mask
+        return out_images, out_labels, block.mask(k, len(images), n)
 
     def _block_of(self, step: int, batch_size: int, dtype: torch.dtype, device: torch.device) -> _Block:
-        """The block of steps holding ``step`` for this batch size, dtype and device: generated on first use."""
+        """The block of steps holding ``step`` for this batch size, dtype and device: generated on first use.
+
+        On CUDA the next block's host arrays (plans and latents: the host's share of the work, which grows with
+        the batch) are drawn meanwhile on a worker thread, so a training loop that goes step by step finds them
+        ready; numpy releases the GIL for that work. Nothing else changes: they are the same arrays."""
         first = step // self.lookahead * self.lookahead
         key = (first, batch_size, dtype, str(device))
         if self._block is None or self._block.key != key:
             self._block = None  # let the old block's memory go before the new one is made
-            plans = [self.plan(batch_size, step=s) for s in range(first, first + self.lookahead)]
-            n = plans[0].n
-            labels = _upload(np.concatenate([p.labels for p in plans]), device)
-            images = torch.empty((0, *IMAGE_SHAPE), dtype=dtype, device=device)
-            if n:
-                z = np.concatenate([latents(p.latent_seed, 0, n, self.z_dim) for p in plans])
-                images = self._normalised(self.generate(_upload(z, device), labels), dtype)
-            positions = None
-            if self.mode == "replace":
-                positions = _upload(np.stack([p.positions for p in plans]), device)
-            self._block = _Block(
-                key, first, images.view(self.lookahead, n, *IMAGE_SHAPE), labels.view(self.lookahead, n), positions
-            )
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None and ahead[0] == (first, batch_size):
+                ints, z = ahead[1].result()
+            else:
+                ints, z = self._host_arrays(first, self.lookahead, batch_size)
+            if device.type in self._PREFETCH_ON:
+                following = first + self.lookahead
+                work = self._pool().submit(
+                    self._host_arrays, following, self.lookahead, batch_size, pin=device.type == "cuda"
+                )
+                self._ahead = ((following, batch_size), work)
+            self._block = self._make_block(first, batch_size, dtype, device, ints=ints, z=z)
+            self._block.key = key
         return self._block
+
+    def _host_arrays(
+        self, first: int, steps: int, batch_size: int, *, pin: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The host's part of a block: int64 [2 or 1, L, n] (positions in ``replace`` mode, then labels) and the
+        latents float32 [L * n, z_dim] (rows ``first * n ..`` of the latent stream), in pinned memory with
+        ``pin`` (the worker thread pins too, off the training thread). A pure function of its arguments."""
+        n = self.synthetic_count(batch_size)
+        positions, labels = self._draw(first, steps, batch_size)
+        ints = torch.from_numpy(np.stack([a for a in (positions, labels) if a is not None]))
+        z = torch.from_numpy(latents(self._latent_seed, first * n, (first + steps) * n, self.z_dim))
+        return (ints.pin_memory(), z.pin_memory()) if pin else (ints, z)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._worker is None or self._worker[0] != os.getpid():  # a forked child has no copy of the thread
+            self._worker = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganaug-mix"))
+        return self._worker[1]
+
+    def _make_block(
+        self,
+        first: int,
+        batch_size: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        *,
+        ints: torch.Tensor,
+        z: torch.Tensor,
+        batch_labels: torch.Tensor | None = None,
+    ) -> _Block:
+        """Generate a block's items on ``device`` from its host arrays (:meth:`_host_arrays`), with two
+        host-to-device copies in all. With ``batch_labels`` (``classes="same"``, one step) ``ints`` holds only
+        the positions and the replaced items keep their labels."""
+        steps, n = ints.shape[1], ints.shape[2]
+        ints_on_device = _upload(ints, device)
+        where = ints_on_device[0] if self.mode == "replace" else None
+        if batch_labels is not None:
+            syn_labels = batch_labels.index_select(0, where.view(-1)).view(steps, n)
+        else:
+            syn_labels = ints_on_device[-1]
+        if n:
+            generated = self.generate(_upload(z, device), syn_labels.reshape(-1))
+            images = self._normalised(generated, dtype).view(steps, n, *IMAGE_SHAPE)
+        else:
+            images = torch.empty((steps, 0, *IMAGE_SHAPE), dtype=dtype, device=device)
+        return _Block(None, first, images, syn_labels, where)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``G(z, labels)`` with this object's backend on ``z``'s device: float32 [n, 1, 28, 28] in [-1, 1].
@@ -297,6 +367,7 @@ class SyntheticMix:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_onnx"], state["_torch"], state["_block"] = {}, {}, None  # rebuilt where unpickled
+        state["_ahead"], state["_worker"] = None, None
         return state
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -354,22 +425,52 @@ class SyntheticMix:
 
 @dataclass
 class _Block:
-    """Synthetic items of steps ``first .. first + lookahead - 1``: images [L, n, 1, 28, 28] (normalised, the
-    batch's dtype), labels int64 [L, n] and, in ``replace`` mode, positions int64 [L, n], all on the device."""
+    """Synthetic items of steps ``first .. first + L - 1``: images [L, n, 1, 28, 28] (normalised, the batch's
+    dtype), labels int64 [L, n] and, in ``replace`` mode, positions int64 [L, n], all on the device."""
 
-    key: tuple[Any, ...]
+    key: tuple[Any, ...] | None
     first: int
     images: torch.Tensor
     labels: torch.Tensor
     positions: torch.Tensor | None
+    _masks: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        # One view per step, made once: a call then indexes a tuple instead of making three tensor views.
+        self.step_images = self.images.unbind(0)
+        self.step_labels = self.labels.unbind(0)
+        self.step_positions = self.positions.unbind(0) if self.positions is not None else None
+
+    def mask(self, k: int, batch_size: int, n: int) -> torch.Tensor:
+        """Bool [N'] mask of step ``first + k``'s synthetic items; all L masks are made at the first request."""
+        if self._masks is None:
+            steps, device = len(self.images), self.images.device
+            if self.positions is not None:
+                masks = torch.zeros((steps, batch_size), dtype=torch.bool, device=device)
+                self._masks = masks.scatter_(1, self.positions, True)
+            else:
+                self._masks = (torch.arange(batch_size + n, device=device) >= batch_size).expand(steps, -1)
+        return self._masks[k]
 
 
-def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A host array on ``device``; to CUDA through pinned memory, so the copy does not stall the stream."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+def _stream_words(key: int, first: int, steps: int, per_step: int) -> np.ndarray:
+    """uint64 [steps, per_step]: words of the Philox stream ``key`` for steps ``first .. first + steps - 1``.
+
+    Step ``s`` owns counter blocks ``[s * c, (s + 1) * c)`` with ``c = ceil(per_step / 4)`` (4 words a block)
+    and takes the first ``per_step`` words of them, so any run of steps is one draw."""
+    c = -(-per_step // 4)
+    bits = np.random.Philox(key=key)
+    bits.advance(first * c)
+    return bits.random_raw(steps * c * 4).reshape(steps, c * 4)[:, :per_step]
+
+
+def _upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``; to CUDA through pinned memory, so the copy does not stall the stream."""
     if device.type != "cuda":
         return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)  # torch's caching host allocator reuses the block
+    if not tensor.is_pinned():
+        tensor = tensor.pin_memory()  # torch's caching host allocator reuses the block
+    return tensor.to(device, non_blocking=True)
 
 
 def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str]]:

@@ -67,7 +67,9 @@ def test_replaced_items_are_the_generator_output_normalised(run: Path) -> None:
     out, out_labels = mix(images, labels, step=5)
     plan = mix.plan(10, step=5)
     generator = OnnxGenerator(run, provider="cpu", threads=1)
-    raw = generator.run(latents(plan.latent_seed, 0, plan.n, generator.z_dim), plan.labels)
+    assert plan.latent_start == 5 * plan.n == 25
+    z = latents(plan.latent_seed, plan.latent_start, plan.latent_start + plan.n, generator.z_dim)
+    raw = generator.run(z, plan.labels)
     expected = (to_uint8(raw).astype(np.float32) / 255.0 - MEAN) / STD
     np.testing.assert_allclose(out[plan.positions, 0].numpy(), expected, atol=1e-5, rtol=0)
     assert out_labels[plan.positions].tolist() == plan.labels.tolist()
@@ -79,7 +81,7 @@ def test_value_range_without_quantize_is_an_affine_map_of_the_output(run: Path) 
     out, _ = mix(images, labels, step=0)
     plan = mix.plan(6, step=0)
     generator = OnnxGenerator(run, provider="cpu", threads=1)
-    raw = generator.run(latents(plan.latent_seed, 0, 6, generator.z_dim), plan.labels)
+    raw = generator.run(latents(plan.latent_seed, 0, 6, generator.z_dim), plan.labels)  # step 0: rows 0..5
     np.testing.assert_allclose(out.numpy(), raw, atol=1e-6, rtol=0)
 
 
@@ -115,6 +117,42 @@ def test_lookahead_generates_blocks_ahead_without_changing_the_items(run: Path) 
     torch.testing.assert_close(smaller[0], reference[0], atol=1e-5, rtol=0)
 
 
+def test_a_block_costs_one_draw_per_stream_and_later_steps_none(run: Path, monkeypatch) -> None:
+    from ganaug import batchmix
+
+    calls = {"latents": 0, "words": 0, "uploads": 0}
+
+    def counting(name, function):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(batchmix, "latents", counting("latents", batchmix.latents))
+    monkeypatch.setattr(batchmix, "_stream_words", counting("words", batchmix._stream_words))
+    monkeypatch.setattr(batchmix, "_upload", counting("uploads", batchmix._upload))
+    mix = SyntheticMix(run, share=0.5, seed=1, lookahead=4, threads=1)
+    images, labels = batch(12)
+    for _ in range(8):  # two blocks of four steps
+        mix(images, labels, return_mask=True)
+    assert calls == {"latents": 2, "words": 4, "uploads": 4}  # per block: 1 latent draw, 2 streams, 2 copies
+
+
+def test_blocks_drawn_ahead_on_a_worker_thread_are_the_same(run: Path, monkeypatch) -> None:
+    images, labels = batch(10)
+    kwargs = {"share": 0.5, "seed": 6, "lookahead": 2, "threads": 1}
+    expected = [SyntheticMix(run, **kwargs)(images, labels, step=s, return_mask=True) for s in range(7)]
+    monkeypatch.setattr(SyntheticMix, "_PREFETCH_ON", ("cpu",))  # what CUDA batches get
+    mix = SyntheticMix(run, **kwargs)
+    got = [mix(images, labels, return_mask=True) for _ in range(5)] + [mix(images, labels, step=6, return_mask=True)]
+    assert mix._ahead is not None and mix._ahead[0] == (8, 10)  # the block after step 6's, being drawn
+    got.insert(5, mix(images, labels, step=5, return_mask=True))  # back to an earlier block: drawn in place
+    for a, b in zip(got, expected, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert pickle.loads(pickle.dumps(mix))._ahead is None
+
+
 def test_state_dict_resumes_the_counter(run: Path) -> None:
     images, labels = batch(8)
     full = SyntheticMix(run, share=0.5, seed=2, threads=1)
@@ -129,11 +167,22 @@ def test_state_dict_resumes_the_counter(run: Path) -> None:
         resumed.load_state_dict({"step": 1, "seed": 9})
 
 
-def test_labels_are_a_prefix_across_batch_sizes(run: Path) -> None:
-    mix = SyntheticMix(run, share=0.5, seed=0, threads=1)
-    small, large = mix.plan(8, step=4), mix.plan(32, step=4)
-    assert small.labels.tolist() == large.labels[: small.n].tolist()
-    assert small.latent_seed == large.latent_seed
+def test_a_block_drawn_at_once_equals_the_plans_of_its_steps(run: Path) -> None:
+    for mode, batch_size in (("replace", 13), ("extend", 6), ("replace", 1)):
+        mix = SyntheticMix(run, share=0.5, mode=mode, seed=3, threads=1)
+        positions, labels = mix._draw(5, 7, batch_size)  # steps 5..11 in one draw per stream
+        for i, step in enumerate(range(5, 12)):
+            plan = mix.plan(batch_size, step=step)
+            assert plan.labels.tolist() == labels[i].tolist() and plan.latent_start == step * plan.n
+            if mode == "replace":
+                assert plan.positions.tolist() == positions[i].tolist()
+                assert len(set(plan.positions.tolist())) == plan.n and plan.positions.max() < batch_size
+            else:
+                assert positions is None and plan.positions is None
+    plans = [SyntheticMix(run, share=0.5, seed=0, threads=1).plan(32, step=s) for s in range(40)]
+    assert len({tuple(p.positions) for p in plans}) == 40 and len({tuple(p.labels) for p in plans}) == 40
+    other_seed = SyntheticMix(run, share=0.5, seed=1, threads=1).plan(32, step=0)
+    assert plans[0].latent_seed == plans[1].latent_seed != other_seed.latent_seed
 
 
 def test_classes_weights_and_same(run: Path) -> None:
