@@ -38,7 +38,10 @@ SEED = click.IntRange(min=0, max=MAX_SEED)
 )
 @click.option("--fp16", is_flag=True, help="float16 weights and compute (for GPU providers; benchmark before use).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out if it is an ONNX file ganaug wrote.")
-def export(source: Path, out: Path | None, fp16: bool, overwrite: bool) -> None:
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
+)
+def export(source: Path, out: Path | None, fp16: bool, overwrite: bool, threads: int | None) -> None:
     """Export the EMA generator of a run folder or checkpoint to one verified ONNX file.
 
     The file is checked with onnx.checker and against PyTorch at batch sizes 1, 7, 256 and 4096; if they
@@ -49,6 +52,9 @@ def export(source: Path, out: Path | None, fp16: bool, overwrite: bool) -> None:
     import onnx
 
     from ganaug.export import export_onnx, read_metadata
+    from ganaug.threads import configure_torch
+
+    configure_torch(threads)
 
     path = export_onnx(source, out, fp16=fp16, overwrite=overwrite)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
@@ -251,8 +257,20 @@ def _generate_into(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG strip to write.")
 @click.option("--gif", is_flag=True, help="Also write an animated GIF (there and back) beside --out.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
+)
 def interpolate(
-    model: Path, from_class: str, to_class: str, steps: int, seed: int, mode: str, out: Path, gif: bool, overwrite: bool
+    model: Path,
+    from_class: str,
+    to_class: str,
+    steps: int,
+    seed: int,
+    mode: str,
+    out: Path,
+    gif: bool,
+    overwrite: bool,
+    threads: int | None,
 ) -> None:
     """Walk the latent and the label embedding from one class to another (e.g. a 4 turning into an 8).
 
@@ -272,7 +290,9 @@ def interpolate(
         temp_path,
     )
     from ganaug.runtime import interpolate as walk
+    from ganaug.threads import configure_torch
 
+    configure_torch(threads)
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"expected a .png file name, got {out.name}", param_hint="--out")
     gif_path = out.with_suffix(".gif")
