@@ -22,8 +22,10 @@ fp32 (TF32 off) at one batch (bars: 1e-4 for fp32, 1e-3 for fp16). The fp16 mode
 batches where it beats fp32: the report says where.
 
 Mixing cost (``--no-mix`` skips it): on the suite's device, one training step of the README's ``Net``
-(Adadelta, NLL) on a device-resident batch, with and without ``SyntheticMix(share=0.5)`` before it; on a GPU
-the bar is <= 10% added per step. On the CPU the cost per synthetic image of a mixing call against bulk
+(Adadelta, NLL) on a device-resident batch, with and without ``SyntheticMix(share=0.5)`` before it (same
+warm-up, whole lookahead blocks, a device synchronisation before each clock reading, entries interleaved); on a
+GPU the bar is <= 10% added per step. Beside it, what generating alone costs a step (one block's generator call
+on device-resident inputs, synchronised, over the block's steps) and its share of the added time. On the CPU the cost per synthetic image of a mixing call against bulk
 generation (``OnnxGenerator.generate``, batches of 1024); the bar is <= 1.2x.
 
 Writes ``<out-dir>/<name>.json`` and ``.md`` (name default: ``throughput_cpu`` or ``throughput_gpu``).
@@ -460,6 +462,7 @@ def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
         not_measured["SyntheticMix backend torch"] = "--model is a bare .onnx (no checkpoint for the torch backend)"
     for batch in args.mix_batch_list:
         calls, images, labels = training_step_calls(batch, dev)
+        mixes: dict[str, SyntheticMix] = {}
         for backend in backends:
             try:
                 mix = SyntheticMix(
@@ -467,6 +470,7 @@ def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
                 )
                 mix(images, labels, step=10**9)  # session / module on the device; the counter stays at 0
                 calls[backend] = lambda mix=mix, train=calls["plain"]: train.step(*mix(train.images, train.labels))
+                mixes[backend] = mix
             except Exception as e:  # noqa: BLE001 - reported; the other backend still runs
                 not_measured[f"SyntheticMix backend {backend}"] = first_line(e)
                 log(f"SyntheticMix backend {backend}: not measured: {first_line(e)}")
@@ -474,6 +478,8 @@ def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
         for backend in backends:
             if backend in per_step:
                 added = per_step[backend] / per_step["plain"] - 1.0
+                generation = generation_per_step(mixes[backend], batch, dev, repeats=args.repeats)
+                added_s = per_step[backend] - per_step["plain"]
                 steps_rows.append(
                     {
                         "batch": batch,
@@ -482,13 +488,16 @@ def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
                         "step_ms": round(1000 * per_step["plain"], 4),
                         "step_ms_with_mix": round(1000 * per_step[backend], 4),
                         "added": round(added, 4),
+                        "generation_ms_per_step": round(1000 * generation, 4),
+                        "generation_share_of_added": round(generation / added_s, 3) if added_s > 0 else None,
                         "bar": MIX_GPU_BAR if dev.type == "cuda" else None,
                         "meets_bar": (added <= MIX_GPU_BAR) if dev.type == "cuda" else None,
                     }
                 )
                 log(
                     f"Net step batch {batch:5d}: {1000 * per_step['plain']:.3f} ms, with SyntheticMix({backend}, "
-                    f"share {args.mix_share}) {1000 * per_step[backend]:.3f} ms: +{100 * added:.1f}%"
+                    f"share {args.mix_share}) {1000 * per_step[backend]:.3f} ms: +{100 * added:.1f}% "
+                    f"(generating alone {1000 * generation:.3f} ms a step)"
                 )
     per_image = mixing_per_image(model, args, backends, source) if dev.type == "cpu" else []
     return {"training_step": steps_rows, "per_image_vs_bulk": per_image, "not_measured": not_measured}
@@ -520,15 +529,19 @@ def training_step_calls(batch: int, dev: torch.device) -> tuple[dict, torch.Tens
 
 
 def time_steps(calls: dict[str, Callable[[], None]], *, steps: int, repeats: int, device: str) -> dict[str, float]:
-    """Median seconds per call of each entry, timed ``steps`` calls at a time, entries interleaved per repeat.
-    The 16 warm-up calls and ``steps`` (a multiple of 16) keep SyntheticMix's default lookahead blocks whole."""
+    """Median seconds per call of each entry, timed ``steps`` calls at a time between two device synchronisations,
+    entries interleaved per repeat (in turn first). Every entry gets the same 16 warm-up calls; those and ``steps``
+    (a multiple of 16) keep SyntheticMix's default lookahead blocks whole, so each repeat of a mixing entry
+    generates the same number of blocks."""
     for call in calls.values():
         for _ in range(16):
             call()
     sync(device)
     samples: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
-        for name, call in calls.items():
+    names = list(calls)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            call = calls[name]
             sync(device)
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -536,6 +549,26 @@ def time_steps(calls: dict[str, Callable[[], None]], *, steps: int, repeats: int
             sync(device)
             samples[name].append((time.perf_counter() - t0) / steps)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def generation_per_step(mix, batch: int, dev: torch.device, *, repeats: int) -> float:
+    """Seconds per training step that generating alone costs: one lookahead block's generator call on
+    device-resident latents and labels (``mix.generate``), synchronised, median of ``repeats``, over the block's steps.
+    The rest of what mixing adds is host work, copies and the scatter."""
+    n = mix.lookahead * mix.synthetic_count(batch)
+    if n == 0:
+        return 0.0
+    z = torch.from_numpy(latents(0, 0, n, mix.z_dim)).to(dev)
+    y = (torch.arange(n) % len(mix.class_names)).to(dev)
+    mix.generate(z, y)  # warm-up at this size (ONNX Runtime's buffers, cuDNN's algorithms)
+    samples = []
+    for _ in range(max(repeats, 5)):
+        sync(dev.type)
+        t0 = time.perf_counter()
+        mix.generate(z, y)
+        sync(dev.type)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) / mix.lookahead
 
 
 def mixing_per_image(model: Model, args: argparse.Namespace, backends: list[str], source: Path) -> list[dict]:
@@ -799,14 +832,16 @@ def markdown(report: dict) -> str:
                 f"SyntheticMix(share={s['mix_share']}) on {s['device']}:"
             ),
             "",
-            "| batch | backend | step (ms) | step with mix (ms) | added | bar |",
-            "|---:|---|---:|---:|---:|---|",
+            "| batch | backend | step (ms) | step with mix (ms) | added | generating alone (ms/step) | of the added | bar |",
+            "|---:|---|---:|---:|---:|---:|---:|---|",
         ]
         for r in mixing["training_step"]:
             bar = "-" if r["bar"] is None else f"<= {100 * r['bar']:.0f}%: {'met' if r['meets_bar'] else 'NOT met'}"
+            gen, share = r.get("generation_ms_per_step"), r.get("generation_share_of_added")
             lines.append(
                 f"| {r['batch']} | {r['backend']} | {r['step_ms']:.3f} | {r['step_ms_with_mix']:.3f} | "
-                f"{100 * r['added']:+.1f}% | {bar} |"
+                f"{100 * r['added']:+.1f}% | {'-' if gen is None else f'{gen:.3f}'} | "
+                f"{'-' if share is None else f'{100 * share:.0f}%'} | {bar} |"
             )
     if mixing and mixing["per_image_vs_bulk"]:
         lines += [
