@@ -69,7 +69,7 @@ def policies(default_threads: int) -> dict[str, Policy]:
         "old": Policy(
             "old", f"libgomp default wait, {default_threads} threads (torch's default)", default_threads, True
         ),
-        "new": Policy("new", "ganaug's policy: passive wait, threads from the idle CPUs", None, False),
+        "new": Policy("new", "ganaug's policy: GOMP_SPINCOUNT=1000, threads from the idle CPUs", None, False),
         "one-thread": Policy("one-thread", "libgomp default wait, 1 thread", 1, True),
         "passive": Policy(
             "passive",

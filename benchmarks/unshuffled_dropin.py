@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,25 +27,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import Net  # the README's classifier: one definition for the benchmarks
 
 BAR_PP = 1.0
 QUICK = {"per_class": 500, "epochs": 1, "test_limit": 2000}
-
-
-class Net(nn.Module):
-    """The README's cut-down pytorch/examples MNIST network: [N, 1, 28, 28] -> log-probabilities [N, 10]."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)  # [N, 32, 26, 26]
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)  # [N, 64, 24, 24] -> max-pool [N, 64, 12, 12]
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-        return F.log_softmax(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))), dim=1)
 
 
 def train_and_test(

@@ -267,16 +267,7 @@ class OnnxGenerator:
         dtype: Literal["uint8", "float"] = "uint8",
     ) -> Iterator[np.ndarray]:
         """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
-        labels = np.asarray(labels)
-        if labels.dtype != np.int64 or labels.ndim != 1:
-            raise InputError(f"labels must be int64 [N], got {labels.dtype} {list(labels.shape)}")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        if dtype not in ("uint8", "float"):
-            raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
-        seed = check_seed(seed)
-        if start < 0:
-            raise InputError(f"start must be >= 0, got {start}")
+        labels, seed = _check_request(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
         for lo in range(0, len(labels), batch_size):
             hi = min(lo + batch_size, len(labels))
             images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
@@ -336,16 +327,7 @@ class OnnxGenerator:
     ) -> torch.Tensor:
         import torch
 
-        labels = np.asarray(labels)
-        if labels.dtype != np.int64 or labels.ndim != 1:
-            raise InputError(f"labels must be int64 [N], got {labels.dtype} {list(labels.shape)}")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        if dtype not in ("uint8", "float"):
-            raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
-        seed = check_seed(seed)
-        if start < 0:
-            raise InputError(f"start must be >= 0, got {start}")
+        labels, seed = _check_request(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise InputError(f"labels must lie in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
         device = torch.device("cpu") if self.device == "cpu" else torch.device("cuda", self.device_id)
@@ -536,3 +518,18 @@ def interpolate(
         # Generator.forward embeds integer labels; this is its body with the embedding given directly.
         images = generator.from_embedding(zt.float(), et)
     return images, [classes[a], classes[b]]
+
+
+def _check_request(labels, *, seed: int, start: int, batch_size: int, dtype: str) -> tuple[np.ndarray, int]:
+    """The checks every generating call makes before any work: labels int64 [N], batch_size >= 1, a known
+    dtype, a seed the RNGs take and start >= 0; returns (labels as an array, the checked seed)."""
+    labels = np.asarray(labels)
+    if labels.dtype != np.int64 or labels.ndim != 1:
+        raise InputError(f"labels must be int64 [N], got {labels.dtype} {list(labels.shape)}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if dtype not in ("uint8", "float"):
+        raise InputError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
+    if start < 0:
+        raise InputError(f"start must be >= 0, got {start}")
+    return labels, check_seed(seed)

@@ -4,10 +4,14 @@ PyTorch's OpenMP threads (libgomp) spin for a while when they wait for work. On 
 processes compute too, a spinning thread holds a core the thread it waits for needs. Measured on 2 cores
 (issue 10): ``ganaug train --dataset digits`` made 724 images/s quiet, 225 beside one busy single-threaded
 process with 2 threads, where 1 thread made 402 and ``OMP_WAIT_POLICY=PASSIVE`` 380; beside three busy
-processes 104 (1 thread: 225). Hence two decisions, both overridable:
+processes 104 (1 thread: 225). Sleeping at once (``PASSIVE``) costs 15% quiet (617 against 721 images/s);
+spinning 1,000 rounds before sleeping (``GOMP_SPINCOUNT=1000``, libgomp's default is 300,000) keeps the quiet
+speed (770 against 775) and most of passive's robustness (363 against 372 and the default's 247, two
+threads beside one busy process): ``benchmarks/results/load_cpu.md``. Hence two decisions, both overridable:
 
-- :func:`prepare_environment`, called before torch is imported, makes waiting threads sleep
-  (``OMP_WAIT_POLICY=PASSIVE``) unless the user set a wait policy;
+- :func:`prepare_environment`, called before torch is imported, bounds the spinning of waiting threads
+  (``GOMP_SPINCOUNT=1000``) unless the user set a wait policy; this matters when load arrives after the
+  thread count was chosen (DataLoader workers, a second job);
 - :func:`resolve_threads` takes an explicit count as it is (``--threads``, then ``OMP_NUM_THREADS``) and
   otherwise uses as many threads as CPUs are idle right now (at least 1): :func:`idle_cpus` samples
   ``/proc/stat`` for a tenth of a second.
@@ -29,7 +33,7 @@ from pathlib import Path
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 """Environment variables by which a user chooses how OpenMP threads wait; any one set means: leave waiting alone."""
 
-DEFAULT_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+DEFAULT_WAIT = {"GOMP_SPINCOUNT": "1000"}
 """What :func:`prepare_environment` sets when the user chose nothing."""
 
 COUNT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")

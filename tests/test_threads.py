@@ -37,10 +37,10 @@ def test_an_explicit_count_wins_over_environment_and_load():
         threads.resolve_threads(0, cpus=2, idle=2.0, environ={})
 
 
-def test_passive_waiting_is_set_only_when_the_user_chose_nothing_and_torch_is_not_loaded():
+def test_bounded_spinning_is_set_only_when_the_user_chose_nothing_and_torch_is_not_loaded():
     env: dict[str, str] = {"PATH": "/bin"}
-    assert threads.prepare_environment(env, torch_imported=False) == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    assert threads.prepare_environment(env, torch_imported=False) == {"GOMP_SPINCOUNT": "1000"}
+    assert env == {"PATH": "/bin", "GOMP_SPINCOUNT": "1000"}
     for name, value in (("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "10000"), ("KMP_BLOCKTIME", "0")):
         env = {name: value}
         assert threads.prepare_environment(env, torch_imported=False) == {}

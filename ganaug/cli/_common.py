@@ -44,4 +44,4 @@ def main() -> None:
     """Synthetic data augmentation with class-conditional DCGANs."""
     from ganaug.threads import prepare_environment
 
-    prepare_environment()  # before any command imports torch: idle OpenMP threads sleep instead of spinning
+    prepare_environment()  # before any command imports torch: idle OpenMP threads spin briefly, then sleep
