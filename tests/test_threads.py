@@ -97,7 +97,16 @@ def test_configure_torch_applies_the_choice(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command", [["train"], ["generate"], ["evaluate"], ["evaluator", "train"], ["bench", "downstream"]]
+    "command",
+    [
+        ["train"],
+        ["generate"],
+        ["export"],
+        ["interpolate"],
+        ["evaluate"],
+        ["evaluator", "train"],
+        ["bench", "downstream"],
+    ],
 )
 def test_every_computing_command_takes_threads(command):
     from click.testing import CliRunner
@@ -127,24 +136,3 @@ def test_train_prepares_waiting_and_runs_on_the_given_threads(tmp_path, monkeypa
     assert res.exit_code == 0, res.output
     assert calls == ["prepared"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["torch_threads"] == 1  # conftest sets 2
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["train"],
-        ["generate"],
-        ["export"],
-        ["interpolate"],
-        ["evaluate"],
-        ["evaluator", "train"],
-        ["bench", "downstream"],
-    ],
-)
-def test_every_computing_command_takes_threads(command: list[str]) -> None:
-    from click.testing import CliRunner
-
-    from ganaug.cli import main
-
-    result = CliRunner().invoke(main, [*command, "--help"])
-    assert result.exit_code == 0 and "--threads" in result.output
