@@ -319,29 +319,34 @@ def train_evaluator(
     classes = classes if classes is not None else [str(i) for i in range(cfg.num_classes)]
 
     device = torch.device(device)
-    torch.manual_seed(settings.seed)
-    net = EvaluatorNet(cfg).to(device)
-    gen = torch.Generator(device=device).manual_seed(settings.seed)
-    x_all = images.to(device).unsqueeze(1).float().div(127.5).sub(1.0)  # [N, 1, 28, 28] in [-1, 1]
-    y_all = labels.to(device)
-    batch_size = min(settings.batch_size, len(labels))
-    steps_per_epoch = math.ceil(len(labels) / batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch)
-    bar = tqdm(total=settings.epochs * steps_per_epoch, unit="step", file=sys.stderr, disable=not progress)
-    net.train()
-    for _ in range(settings.epochs):
-        perm = torch.randperm(len(y_all), generator=gen, device=device)
-        for b in range(steps_per_epoch):
-            idx = perm[b * batch_size : (b + 1) * batch_size]
-            x = random_affine(x_all[idx], gen) if settings.augment else x_all[idx]
-            loss = F.cross_entropy(net(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+    # Weights and dropout draw from the global RNG, seeded here (same numbers as ever); fork_rng hands the
+    # caller's RNG state back unchanged.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(settings.seed)
+        net = EvaluatorNet(cfg).to(device)
+        gen = torch.Generator(device=device).manual_seed(settings.seed)
+        x_all = images.to(device).unsqueeze(1).float().div(127.5).sub(1.0)  # [N, 1, 28, 28] in [-1, 1]
+        y_all = labels.to(device)
+        batch_size = min(settings.batch_size, len(labels))
+        steps_per_epoch = math.ceil(len(labels) / batch_size)
+        opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch
+        )
+        bar = tqdm(total=settings.epochs * steps_per_epoch, unit="step", file=sys.stderr, disable=not progress)
+        net.train()
+        for _ in range(settings.epochs):
+            perm = torch.randperm(len(y_all), generator=gen, device=device)
+            for b in range(steps_per_epoch):
+                idx = perm[b * batch_size : (b + 1) * batch_size]
+                x = random_affine(x_all[idx], gen) if settings.augment else x_all[idx]
+                loss = F.cross_entropy(net(x), y_all[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     meta = {"training": _jsonable(asdict(settings)), "data": data_identity or {}, "torch_version": torch.__version__}
     return Evaluator(net, cfg, classes=classes, meta=meta, device=device)

@@ -91,6 +91,14 @@ def test_same_seed_same_weights(digits_small):
         assert torch.equal(p, q), name
 
 
+def test_training_leaves_the_global_rng_alone(digits_small):
+    images, labels = digits_small
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train_evaluator(images[:64], labels[:64], settings=EvaluatorTraining(epochs=1, batch_size=64, seed=7, model=TINY))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_save_load_roundtrip_and_pickle(tiny_evaluator, digits_small, tmp_path):
     x = to_model_range(digits_small[0][:16])
     loaded = load_evaluator(tiny_evaluator.save(tmp_path / "ev"))
