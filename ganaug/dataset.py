@@ -35,7 +35,7 @@ from torchvision.datasets import VisionDataset
 
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.sampling import labels_from_counts, latents
+from ganaug.sampling import check_seed, labels_from_counts, latents
 
 Output = Literal["pil", "tensor"]
 Order = Literal["mixed", "sorted"]
@@ -211,8 +211,7 @@ class GeneratedDataset(VisionDataset):
         value_range = (0.0, 1.0) if value_range is None else tuple(float(v) for v in value_range)
         if value_range not in VALUE_RANGES:
             raise InputError(f"unknown value_range {value_range}; choose (0, 1) or (-1, 1)")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
+        seed = check_seed(seed)  # before any work: the latent stream takes [0, 2**63)
         if threads is not None:
             _positive_int(threads, "threads")
         self.generator_path = Path(generator)

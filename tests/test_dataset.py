@@ -242,6 +242,8 @@ def test_source_dataset_contract():
         ({"per_class": 1, "value_range": (0, 1)}, "value_range= applies to output='tensor'"),
         ({"per_class": 1, "output": "tensor", "value_range": (0, 255)}, "unknown value_range"),
         ({"per_class": 1, "seed": -1}, "seed must be"),
+        ({"per_class": 1, "seed": 2**63}, "seed must be a whole number from 0 to"),
+        ({"per_class": 1, "seed": 2**128}, "seed must be a whole number from 0 to"),
         ({"per_class": 1, "order": "shuffled"}, "unknown order 'shuffled'; choose 'mixed' or 'sorted'"),
     ],
 )
