@@ -78,12 +78,7 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
         raise InputError(f"refusing to replace {target}: it is the working folder or above it; choose a new --out")
     if resolved in (Path.home().resolve(), Path(resolved.anchor)):
         raise InputError(f"refusing to replace {target}: it is the home or root folder; choose a new --out")
-    for p in protect:
-        p = Path(p).resolve()
-        if resolved == p or resolved in p.parents or p in resolved.parents:
-            raise InputError(
-                f"refusing to replace {target}: it holds or lies inside {p}, which is being read; choose another --out"
-            )
+    check_not_protected(target, protect)
     if not target.exists() and not target.is_symlink():
         return
     if target.is_symlink():
@@ -112,6 +107,21 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
             f"refusing to replace {target}: it is not a {kind} file written by ganaug; "
             "move it away yourself or choose another --out"
         )
+
+
+def check_not_protected(target: str | Path, protect: Sequence[str | Path]) -> None:
+    """Raise if ``target`` (existing or not) is, holds or lies inside a path of ``protect``.
+
+    Raises:
+        InputError: naming the protected path.
+    """
+    resolved = Path(target).resolve()
+    for p in protect:
+        p = Path(p).resolve()
+        if resolved == p or resolved in p.parents or p in resolved.parents:
+            raise InputError(
+                f"refusing to replace {target}: it holds or lies inside {p}, which is being read; choose another --out"
+            )
 
 
 def _is_ganaug_file(path: Path, kind: str) -> bool:

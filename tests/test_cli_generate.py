@@ -423,3 +423,19 @@ def test_labels_beyond_memory_are_refused_before_allocating() -> None:
 
     with pytest.raises(InputError, match="of memory"):
         labels_from_counts({0: 10**15})
+
+
+def test_nothing_is_written_inside_the_run_folder_being_read(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    assert invoke("export", run).exit_code == 0  # the run's own generator.onnx
+    before = sorted(p.name for p in run.iterdir())
+    for args in (
+        ("generate", run, "--per-class", 1, "--out", run / "synth.npz"),
+        ("generate", run, "--per-class", 1, "--out", run / "synth"),
+        ("interpolate", run, "--from", 0, "--to", 1, "--out", run / "walk.png"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "which is being read" in result.output, result.output
+    assert sorted(p.name for p in run.iterdir()) == before

@@ -124,7 +124,7 @@ def generate(
     """
     from ganaug.labels import class_folders
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
-    from ganaug.runtime import ONNX_FILE, OnnxGenerator
+    from ganaug.runtime import OnnxGenerator
     from ganaug.threads import choose_threads
 
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
@@ -132,7 +132,7 @@ def generate(
     targets = {out: "images" if fmt == "png" else fmt}
     if fmt != "png":
         targets[manifest_path] = "manifest"
-    protect = [model / ONNX_FILE if model.is_dir() else model]
+    protect = [model]  # a run folder is read as a whole: nothing is written inside it
     _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
@@ -298,7 +298,7 @@ def interpolate(
     gif_path = out.with_suffix(".gif")
     targets = {out: "png", **({gif_path: "gif"} if gif else {})}
     checkpoint = (model if model.is_dir() else model.parent) / "checkpoint.pt" if model.suffix != ".pt" else model
-    protect = [model if model.is_file() else checkpoint, checkpoint]
+    protect = [model, checkpoint.parent]  # the run folder the checkpoint lives in, as a whole
     _check_writable(targets, overwrite=overwrite, protect=protect)
     images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
     made = _make_parent(out)
@@ -379,13 +379,15 @@ def info(model: Path, as_json: bool) -> None:
 def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
     """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
     :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
-    from ganaug.outputs import check_replaceable
+    from ganaug.outputs import check_not_protected, check_replaceable
 
     for target, kind in targets.items():
         if target.exists() or target.is_symlink():
             if not overwrite:
                 raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
             check_replaceable(target, kind=kind, protect=protect)
+        else:
+            check_not_protected(target, protect)  # a new file inside the run folder being read is refused too
     out = next(iter(targets))
     parent = out.parent.absolute()
     while not parent.exists():
