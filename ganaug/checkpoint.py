@@ -11,6 +11,7 @@ module; it imports neither, so there is no import cycle between them.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -68,10 +69,12 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     tmp = temp_path(path)
     try:
         with reporting_disk_full(path, temp=tmp):
-            # Through a Python file object: a full disk then surfaces as OSError(ENOSPC), not an opaque
-            # RuntimeError from torch's C++ writer.
+            # Serialised in memory, then written by Python: a full disk then surfaces as OSError(ENOSPC), not
+            # as the opaque RuntimeError ("unexpected pos") torch's zip writer raises, even on a file object.
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
             with open(tmp, "wb") as f:
-                torch.save(state, f)
+                f.write(buffer.getbuffer())
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
