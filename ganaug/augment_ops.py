@@ -1,9 +1,11 @@
 """Image augmentations on float [N, C, H, W] tensors in [-1, 1], each drawing from a ``torch.Generator``.
 
 - DiffAugment (Zhao et al., 2020): differentiable ops applied to real and fake images alike before D.
-- :func:`random_affine`: the label-preserving "classical" augmentation (small rotation, shift, scale), used
-  by the evaluator, the downstream classifiers and, with ``TrainConfig.augment_real``, on the real images a
-  GAN trains on.
+- The label-preserving "classical" augmentations, :data:`CLASSICAL`: :func:`random_affine` (small rotation,
+  shift, scale; what a practitioner uses for digits) and :func:`shift_flip` (shifts of up to 2 pixels and
+  horizontal flips; what a practitioner uses for clothes). They serve the evaluator, the downstream
+  classifiers and, with ``TrainConfig.augment_real``, the real images a GAN trains on.
+  :func:`classical_for` names the one for a dataset.
 """
 
 from __future__ import annotations
@@ -79,6 +81,33 @@ def random_affine(
     theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+
+
+def shift_flip(x: torch.Tensor, gen: torch.Generator, *, shift: int = 2, flip: bool = True) -> torch.Tensor:
+    """Per-image random shift by up to ``shift`` pixels each way (the vacated border becomes background -1,
+    as ``RandomCrop(28, padding=shift)`` on a black background) and, with ``flip``, a horizontal flip with
+    probability 1/2, for images float [N, C, H, W] in [-1, 1]."""
+    x = translation(x, gen, ratio=shift / x.size(-2))
+    if flip:
+        flipped = torch.rand(x.size(0), 1, 1, 1, generator=gen, device=x.device) < 0.5
+        x = torch.where(flipped, x.flip(-1), x)
+    return x
+
+
+#: The classical (label-preserving, hand-set) augmentations by name.
+CLASSICAL = {"affine": random_affine, "shift-flip": shift_flip}
+
+
+def classical_for(dataset: str) -> str:
+    """The classical augmentation a practitioner would pick for ``dataset``: flips and small shifts for clothes
+    (``fashion-mnist``; a flipped shirt is a shirt, a rotated one is rarer), random affine for digits and for
+    anything else (a flipped digit may not be a digit)."""
+    return "shift-flip" if dataset == "fashion-mnist" else "affine"
+
+
+def classical(x: torch.Tensor, gen: torch.Generator, name: str | bool = "affine") -> torch.Tensor:
+    """Apply the classical augmentation ``name`` (a key of :data:`CLASSICAL`; ``True`` means ``"affine"``)."""
+    return CLASSICAL["affine" if name is True else name](x, gen)
 
 
 OPS = {"brightness": brightness, "translation": translation, "cutout": cutout}

@@ -71,35 +71,59 @@ def train_classifier(
     seed: int,
     device: str | torch.device = "cpu",
     real_fraction: float = 0.5,
-    classical: bool = False,
+    classical: bool | str = False,
+    classical_on: Sequence[bool] | None = None,
+    weights: Sequence[float] | None = None,
+    init: EvaluatorNet | None = None,
 ) -> EvaluatorNet:
-    """Train the fixed CNN on one or two sources of (images float [N, 1, 28, 28] in [-1, 1], labels int64 [N]).
+    """Train the fixed CNN on one or two sources of (images float [N, 1, 28, 28] in [-1, 1], labels).
 
-    Every batch draws ``batch`` images from a single source, or ``round(batch * real_fraction)`` from the
-    first and the rest from the second of two. ``classical`` applies a per-image random affine (the
-    benchmark's condition c). Seeded by ``seed``; the caller's global RNG state is restored afterwards.
+    Labels are int64 [N] class indices or float [N, num_classes] probabilities (soft labels: the loss is the
+    cross-entropy against them). Every batch draws ``batch`` images from a single source, or
+    ``round(batch * real_fraction)`` from the first and the rest from the second of two. ``classical``
+    applies a per-image classical augmentation to every image of the batch: ``True`` or ``"affine"`` the
+    random affine (the benchmark's condition c on digits), ``"shift-flip"`` shifts and flips (on clothes);
+    see :data:`ganaug.augment_ops.CLASSICAL`; ``classical_on`` limits it to the sources marked True. ``weights`` scales each source's per-image loss (default 1
+    each; the batch loss is the weighted mean). ``init`` continues training that network (a fresh Adam and
+    schedule; used to fine-tune after pretraining) instead of a new one. Seeded by ``seed``; the caller's
+    global RNG state is restored afterwards.
 
     Raises:
         InputError: a source is empty.
     """
-    from ganaug.augment_ops import random_affine
+    from ganaug.augment_ops import CLASSICAL
+    from ganaug.augment_ops import classical as augment
     from ganaug.evaluator import EvaluatorConfig, EvaluatorNet
 
     if any(len(y) == 0 for _, y in sources):
         raise InputError("a classifier training source is empty; generate or keep at least one image per class")
+    if classical and classical is not True and classical not in CLASSICAL:
+        raise InputError(f"classical {classical!r}: choose one of {', '.join(CLASSICAL)}")
+    weights = list(weights) if weights is not None else [1.0] * len(sources)
     device = torch.device(device)
     c = classifier
+    soft = any(y.dim() == 2 for _, y in sources)
     # Weights and dropout come from the global RNG, seeded here as the downstream benchmark always did
     # (same numbers); fork_rng hands the caller's state back.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        net = EvaluatorNet(EvaluatorConfig(num_classes=num_classes, width=c.width, hidden=8 * c.width)).to(device)
+        net = (
+            init
+            if init is not None
+            else EvaluatorNet(EvaluatorConfig(num_classes=num_classes, width=c.width, hidden=8 * c.width))
+        )
+        net = net.to(device)
         opt = torch.optim.Adam(net.parameters(), lr=c.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.steps)
         gen = torch.Generator(device=device).manual_seed(seed)
-        moved = [(x.to(device), y.to(device)) for x, y in sources]
+        moved = [
+            (x.to(device), F.one_hot(y, num_classes).float().to(device) if soft and y.dim() == 1 else y.to(device))
+            for x, y in sources
+        ]
         n_first = round(c.batch * real_fraction) if len(moved) == 2 else c.batch
         sizes = [n_first, c.batch - n_first][: len(moved)]
+        w = torch.cat([torch.full((n,), float(wt), device=device) for n, wt in zip(sizes, weights)])
+        uniform = all(wt == 1.0 for wt in weights)
         net.train()
         for _ in range(c.steps):
             xs, ys = [], []
@@ -108,14 +132,32 @@ def train_classifier(
                 xs.append(x[idx])
                 ys.append(y[idx])
             x, y = torch.cat(xs), torch.cat(ys)
-            if classical:
-                x = random_affine(x, gen)
-            loss = F.cross_entropy(net(x), y)
+            if classical and classical_on is None:
+                x = augment(x, gen, classical)
+            elif classical:
+                x = torch.cat(
+                    [augment(part, gen, classical) if on else part for part, on in zip(x.split(sizes), classical_on)]
+                )
+            if uniform:
+                loss = F.cross_entropy(net(x), y)
+            else:
+                loss = (F.cross_entropy(net(x), y, reduction="none") * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
     return net.eval()
+
+
+@torch.no_grad()
+def probabilities(
+    net: EvaluatorNet, images: torch.Tensor, device: str | torch.device, batch: int = 2000
+) -> torch.Tensor:
+    """Softmax class probabilities float [N, num_classes] of ``net`` for images float [N, 1, 28, 28] in [-1, 1]."""
+    net.eval()
+    return torch.cat(
+        [torch.softmax(net(images[i : i + batch].to(device)), 1).cpu() for i in range(0, len(images), batch)]
+    )
 
 
 @torch.no_grad()

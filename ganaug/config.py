@@ -71,8 +71,9 @@ class TrainConfig:
     :data:`DEFAULT_EPOCHS` of the dataset (digits is small, so it gets more passes).
     ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``).
     ``diffaugment`` is a tuple of DiffAugment policies applied to real and fake images before D.
-    ``augment_real`` applies a label-preserving random affine (rotation up to 10 degrees, shift up to 10%,
-    scale 0.9-1.1) to the real images only: G then learns the augmented distribution, i.e. digits in
+    ``augment_real`` applies a label-preserving classical augmentation to the real images only: ``True`` or
+    ``"affine"`` a random affine (rotation up to 10 degrees, shift up to 10%, scale 0.9-1.1), ``"shift-flip"``
+    shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.augment_ops.CLASSICAL``): G then learns the augmented distribution, i.e. digits in
     slightly new poses, which for tiny subsets is what a downstream classifier wants.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
     ``compile``: run G and D through ``torch.compile`` in the training steps (fused elementwise kernels; on
@@ -119,7 +120,7 @@ class TrainConfig:
     holdout: int = 0
     select_evaluator: str | None = None
     diffaugment: tuple[str, ...] = ()
-    augment_real: bool = False
+    augment_real: bool | Literal["affine", "shift-flip"] = False
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False
@@ -170,6 +171,8 @@ class TrainConfig:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
             raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
+        if not isinstance(self.augment_real, bool) and self.augment_real not in ("affine", "shift-flip"):
+            raise ValueError(f"augment_real must be true, false, 'affine' or 'shift-flip', got {self.augment_real!r}")
         if self.loss == "hinge" and self.label_smoothing:
             raise ValueError("label_smoothing applies to the bce loss only; drop it with loss='hinge'")
         if self.compile and self.r1_gamma:

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ganaug.augment_ops import diff_augment, random_affine
+from ganaug.augment_ops import classical, diff_augment
 from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data
@@ -301,7 +301,7 @@ class GAN:
         latents float [B, z_dim]; returns (float [3]: D loss, mean D(x), mean D(G(z)); the fakes; the labels)."""
         cfg = self.config
         if cfg.augment_real:
-            real = random_affine(real, self.aug_rng)
+            real = classical(real, self.aug_rng, cfg.augment_real)
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganaug import __version__, cas
-from ganaug.cas import CASClassifier, predict, test_accuracy
+from ganaug.cas import CASClassifier, predict, probabilities, test_accuracy
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
@@ -50,7 +50,8 @@ def gan_config(
         batch_size=batch,
         seed=seed,
         diffaugment=p.gan_diffaugment if small else (),
-        augment_real=p.gan_augment_real and small,
+        augment_real=(True if p.classical == "affine" else p.classical) if p.gan_augment_real and small else False,
+        loss=p.gan_loss,
         export_onnx=False,
         device=device,
         model=p.gan_model,
@@ -95,13 +96,29 @@ def train_gan(config: TrainConfig, cache: Path) -> Path:
     return run
 
 
-def synthetic(run: Path, per_class: int, num_classes: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` generated images per class from the run's EMA generator (latent seed ``seed``)."""
+def synthetic(
+    run: Path, per_class: int, num_classes: int, *, seed: int, latent_scale: float = 1.0, shared_style: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` generated images per class (class by class) from the run's EMA generator, latent seed
+    ``seed``: image i is ``G(latent_scale * latents(seed, i, i + 1), labels[i])``, or with ``shared_style``
+    image j of every class gets latent j (the same style drawn for each class)."""
     from ganaug.metrics import generate, open_generator
-    from ganaug.sampling import labels_from_counts
+    from ganaug.sampling import labels_from_counts, latents
 
     labels = labels_from_counts([per_class] * num_classes)
-    images = generate(open_generator(run, backend="pytorch"), labels, seed=seed)
+    generator = open_generator(run, backend="pytorch")
+    if latent_scale == 1.0 and not shared_style:
+        images = generate(generator, labels, seed=seed)
+    else:
+        z = latents(seed, 0, per_class if shared_style else len(labels), generator.z_dim) * latent_scale
+        if shared_style:
+            z = np.tile(z, (num_classes, 1))
+        images = torch.cat(
+            [
+                torch.from_numpy(np.asarray(generator.run(z[lo : lo + 1000], labels[lo : lo + 1000])))
+                for lo in range(0, len(labels), 1000)
+            ]
+        )
     return images, torch.from_numpy(labels)
 
 
@@ -118,22 +135,35 @@ def train_classifier(
     num_classes: int,
     device: str,
 ) -> EvaluatorNet:
-    """The fixed small CNN of :mod:`ganaug.cas` at the profile's settings, ``clf_steps`` Adam steps, no selection."""
+    """The fixed small CNN of :mod:`ganaug.cas` at the profile's settings, ``clf_steps`` Adam steps, no selection
+    (after ``pretrain_steps`` on ``fake`` alone when the profile asks for them and there is ``fake``)."""
     sources = [s for s in (real, fake) if s is not None]
     if any(len(y) == 0 for _, y in sources):
         raise InputError(
             f"condition ({condition}) has an empty training source (did the filter reject every "
             "generated image?); train the GAN longer or run without --filter"
         )
+    classical = p.classical if condition in ("c", "d") else False
+    settings = {"num_classes": num_classes, "seed": seed, "device": device}
     classifier = CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
+    if p.pretrain_steps and real is not None and fake is not None:
+        pre = CASClassifier(steps=p.pretrain_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
+        net = cas.train_classifier(
+            [fake], classifier=pre, classical=classical if p.synthetic_classical else False, **settings
+        )
+        return cas.train_classifier([real], classifier=classifier, classical=classical, init=net, **settings)
+    if real is not None and fake is not None and classical and not p.synthetic_classical:
+        classical_on: tuple[bool, ...] | None = (True, False)
+    else:
+        classical_on = None
     return cas.train_classifier(
         sources,
         classifier=classifier,
-        num_classes=num_classes,
-        seed=seed,
-        device=device,
         real_fraction=p.real_fraction,
-        classical=condition in ("c", "d"),
+        classical=classical,
+        classical_on=classical_on,
+        weights=[1.0, p.synthetic_weight] if len(sources) == 2 else None,
+        **settings,
     )
 
 
@@ -211,7 +241,17 @@ def run_cell(
         "real_fraction": p.real_fraction,
         "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
         "synthetic_filter": p.synthetic_filter and condition in "bde",
+        "classical": p.classical if condition in "cd" else None,
     }
+    if condition in "bde":  # the levers of issue 12, in the key only where they apply
+        cfg["levers"] = {
+            "synthetic_labels": p.synthetic_labels,
+            "synthetic_weight": p.synthetic_weight,
+            "synthetic_classical": p.synthetic_classical,
+            "pretrain_steps": p.pretrain_steps,
+            "latent_scale": p.latent_scale,
+            "shared_style": p.shared_style,
+        }
     path = cache / "cells" / f"{config_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -230,15 +270,20 @@ def run_cell(
         honesty["gan_subset_sha256"] = indices_hash(gan_indices)
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
+        sample = {"seed": seed, "latent_scale": p.latent_scale, "shared_style": p.shared_style}
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
-            x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, seed=seed)
+            x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, **sample)
             keep = predict(net, x, device) == y
             take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
             fake = (x[torch.cat(take)], y[torch.cat(take)])
             extra["synthetic_kept_per_class"] = [len(t) for t in take]
         else:
-            fake = synthetic(gan_run, amount, num_classes, seed=seed)
+            fake = synthetic(gan_run, amount, num_classes, **sample)
+        if p.synthetic_labels == "soft":
+            net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
+            hard, fake = fake[1], (fake[0], probabilities(net, fake[0], device))
+            extra["synthetic_label_agreement"] = float((fake[1].argmax(1) == hard).float().mean())
     net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
     acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
     result = {

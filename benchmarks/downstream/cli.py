@@ -12,7 +12,8 @@ from ganaug.errors import InputError
 from ganaug.threads import configure_torch
 
 from .grid import run
-from .profiles import CONDITIONS, PROFILES, resolve_profile
+from .probes import run_probes
+from .profiles import CONDITIONS, PROBES, PROFILES, probe_profile, resolve_profile
 
 DESCRIPTION = "Do generated digits make a classifier better? The honest downstream protocol."
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -47,6 +48,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--filter",
         action="store_true",
         help="keep only generated images a classifier trained on the same real subset labels correctly",
+    )
+    parser.add_argument(
+        "--probes",
+        default=None,
+        help=f"run these issue-12 probes (comma-separated, or 'all': {', '.join(PROBES)}) as conditions a-d and "
+        "write probes.md instead of report.md",
+    )
+    parser.add_argument(
+        "--with",
+        dest="with_probe",
+        default=None,
+        metavar="PROBE",
+        help="apply one probe's lever to the profile (e.g. to run a winning probe at every seed and budget)",
     )
     parser.add_argument(
         "--shard",
@@ -84,12 +98,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except (ValueError, AssertionError):
         raise InputError(f"--shard {args.shard!r}: write it as I/N, e.g. 0/2 and 1/2 for two processes") from None
     p = resolve_profile(args.profile, overrides)
-    name = args.name or p.name
+    if args.with_probe is not None:
+        p = probe_profile(p, args.with_probe)
+    probes = None
+    if args.probes is not None:
+        probes = list(PROBES) if args.probes == "all" else [n.strip() for n in args.probes.split(",") if n.strip()]
+        for n in probes:
+            probe_profile(p, n)  # unknown names fail here, before any work
+    name = args.name or (p.name + ("-probes" if probes else "") + (f"-{args.with_probe}" if args.with_probe else ""))
     cache = args.cache or Path("runs") / "downstream" / name
     out = args.out or RESULTS / name
     command = "python -m benchmarks.downstream " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    if probes is not None:
+        doc = run_probes(
+            p,
+            probes,
+            data_root=args.data_root,
+            cache=cache,
+            out=out,
+            device=args.device,
+            evaluator=args.evaluator,
+            report_only=args.report_only,
+            command=command,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+        print(f"wrote {out}/probes.md ({len(doc['rows'])} rows)")
+        return doc
     results = run(
         p,
         data_root=args.data_root,

@@ -36,12 +36,14 @@ def run(
     shard: tuple[int, int] = (0, 1),
     command: str = "",
     log=print,
+    write: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume, or with ``report_only`` only collect) every cell of ``p``; write the report.
 
     ``shard=(i, n)`` trains only the (budget, seed) units whose running index is i mod n (the last shard
     also the CAS GAN and its classifiers), so n processes sharing ``cache`` split the work; each shard only
-    collects the rest from the cache and writes nothing to ``out``. Once all have finished, an unsharded run
+    collects the rest from the cache and writes nothing to ``out`` (nor does ``write=False``: the caller
+    reports, as :mod:`.probes` does). Once all have finished, an unsharded run
     finds everything cached (or trains what is missing) and writes the report.
 
     Raises:
@@ -180,6 +182,8 @@ def run(
     }
     if shards > 1:
         log(f"shard {index}/{shards} done; once every shard has finished, run again without --shard for the report")
+        return results
+    if not write:
         return results
     out.mkdir(parents=True, exist_ok=True)
     for name, grid in grids.items():

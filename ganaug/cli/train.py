@@ -88,8 +88,13 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
 )
 @click.option(
     "--augment-real",
-    is_flag=True,
-    help="Random affine (rotate/shift/scale) on the real images only: G learns digits in new poses; for tiny subsets.",
+    is_flag=False,
+    flag_value="affine",
+    default=None,
+    type=click.Choice(["affine", "shift-flip"]),
+    help="Classical augmentation on the real images only, for tiny subsets: 'affine' (rotate/shift/scale; the "
+    "default when given bare: G learns digits in new poses) or 'shift-flip' (2-pixel shifts and horizontal "
+    "flips; for clothes).",
 )
 @click.option(
     "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
@@ -272,6 +277,7 @@ def train(
         )
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
+        opts["augment_real"] = opts["augment_real"] or False
         try:
             config = TrainConfig(
                 **opts,
