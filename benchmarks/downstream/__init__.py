@@ -3,7 +3,8 @@
 For each budget of real labelled images per class and each seed, the seed draws the stratified subset,
 trains a GAN on that subset ONLY, and seeds a fixed small CNN classifier trained under each condition:
 
-    a  real only                        c  real + classical augmentation (per-image random affine)
+    a  real only                        c  real + classical augmentation (the dataset's: random affine
+                                           for digits, 2-pixel shifts + horizontal flips for Fashion-MNIST)
     b  real + generated                 d  real + classical augmentation + generated
     e  generated only (train on synthetic, test on real)
 
@@ -20,13 +21,20 @@ error, never a report of nothing).
     python -m benchmarks.downstream --profile smoke                       # digits, CI, a few minutes
     python -m benchmarks.downstream --profile cpu --data-root ../shared/data   # this 2-core machine
     python -m benchmarks.downstream --profile full --data-root DATA --device cuda
+    python -m benchmarks.downstream --profile cpu-fashion --data-root ../shared/data   # Fashion-MNIST
+    python -m benchmarks.downstream --profile cpu --probes all --budgets 10 --seeds 1 --data-root ../shared/data
+
+``--probes`` runs issue 12's levers (:data:`~.profiles.PROBES`: soft labels, the filter, the synthetic share,
+a loss weight, fine-tuning, sampling temperature, shared style, the classifier budget, a GAN loss) as
+conditions (a)-(d) on the same seeds and writes one table, ``probes.md``; ``--with PROBE`` runs the whole
+profile with one probe's lever (a winner at every seed and budget).
 
 (from the checkout's root; ``python benchmarks/downstream`` and ``ganaug bench downstream`` do the same).
 Writes ``benchmarks/results/<name>/``: ``report.md``, ``results.json`` (every number), ``accuracy_vs_budget.png``,
 ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
-Modules: :mod:`.profiles` (what fixes the numbers), :mod:`.cells` (GANs and classifiers, cached),
-:mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver) and :mod:`.cli`.
+Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,
+cached), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes` and :mod:`.cli`.
 """
 
 from __future__ import annotations

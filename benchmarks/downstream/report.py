@@ -121,7 +121,8 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
             f"Dataset `{p.dataset}`; budgets (real images per class) {', '.join(budget_name(b) for b in p.budgets)}; "
             f"{p.seeds} seeds per cell, each seed drawing the subset, training the GAN on that subset only and seeding "
             f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}; below "
-            f"{p.gan_small_below}/class random affine on its real images {'on' if p.gan_augment_real else 'off'}, "
+            f"{p.gan_small_below}/class the classical augmentation (`{p.classical}`) on its real images "
+            f"{'on' if p.gan_augment_real else 'off'}, loss {p.gan_loss}, "
             f"DiffAugment {'+'.join(p.gan_diffaugment) or 'off'}. Classifier: the evaluator CNN at "
             f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
             f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
@@ -134,7 +135,13 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
             )
             + ". Test split: evaluation only."
             + (
-                " The tiny-budget GANs train on randomly affine-transformed real images, so their samples carry "
+                f" Generated items: {p.synthetic_labels} labels, loss weight {p.synthetic_weight}, classical "
+                f"augmentation on them {'on' if p.synthetic_classical else 'off'}, {p.pretrain_steps} pretraining "
+                f"steps on them alone, latent scale {p.latent_scale}, shared style {'on' if p.shared_style else 'off'}."
+            )
+            + (
+                f" The tiny-budget GANs train on real images under the classical augmentation (`{p.classical}`), so "
+                "their samples carry "
                 "the kind of variation (c) adds: (b) against (a) measures generated data as a stand-in for "
                 "augmentation, (d) against (c) what the GAN adds beyond it."
                 if p.gan_augment_real
