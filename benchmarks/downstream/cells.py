@@ -238,7 +238,7 @@ def run_cell(
         "clf_batch": p.clf_batch,
         "clf_lr": p.clf_lr,
         "clf_width": p.clf_width,
-        "real_fraction": p.real_fraction,
+        "real_fraction": p.real_fraction if condition in "bd" else None,  # only mixed batches depend on it
         "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
         "synthetic_filter": p.synthetic_filter and condition in "bde",
         "classical": p.classical if condition in "cd" else None,
