@@ -39,6 +39,8 @@ class ModelConfig:
         g_depth: extra 3x3 conv + BatchNorm + ReLU blocks at the generator's 7x7 stage (deeper, not wider;
             the 14x14 stage is left alone so export still fuses PixelShuffle and the last deconvolution).
         d_depth: extra 3x3 conv + LeakyReLU blocks at the discriminator's 7x7 stage.
+        aux_classifier: give D a class head (AC-GAN, Odena et al. 2017): D returns (logit, class logits); the
+            training loss uses it with weight ``TrainConfig.ac_weight``. Only D changes: G and its export don't.
     """
 
     num_classes: int = 10
@@ -51,6 +53,7 @@ class ModelConfig:
     mbstd: bool = False
     g_depth: int = 0
     d_depth: int = 0
+    aux_classifier: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
@@ -88,6 +91,9 @@ class TrainConfig:
     relu(1 + D(G(z)))``, G: ``-D(G(z))``; usually with ``model.spectral_norm``).
     ``r1_gamma``: R1 penalty ``gamma / 2 * E|grad_x D(x)|^2`` on the real images D sees (0 = off), applied
     every ``r1_every`` D steps with its weight multiplied by ``r1_every`` (lazy regularization, StyleGAN2).
+    ``ac_weight``: the auxiliary-classifier term (stronger conditioning for tiny subsets, issue 12): D adds
+    ``ac_weight * CE(class_head(x), y)`` on the real images it sees, G adds the same on its fakes, so G is
+    pushed towards images of the asked class; needs ``model.aux_classifier`` (and that needs it > 0).
     ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
     the configured total of steps; the rate is a function of the step alone, so resume keeps it.
     ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
@@ -115,6 +121,7 @@ class TrainConfig:
     loss: Literal["bce", "hinge"] = "bce"
     r1_gamma: float = 0.0
     r1_every: int = 1
+    ac_weight: float = 0.0
     lr_decay: Literal["none", "linear", "cosine"] = "none"
     select_by: Literal["none", "fd", "recall"] = "none"
     holdout: int = 0
@@ -173,6 +180,13 @@ class TrainConfig:
             raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
         if not isinstance(self.augment_real, bool) and self.augment_real not in ("affine", "shift-flip"):
             raise ValueError(f"augment_real must be true, false, 'affine' or 'shift-flip', got {self.augment_real!r}")
+        if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
+            raise ValueError(f"ac_weight must be a finite number >= 0, got {self.ac_weight}")
+        if (self.ac_weight > 0) != self.model.aux_classifier:
+            raise ValueError(
+                "ac_weight > 0 and model.aux_classifier go together (the class head is trained by that term); "
+                f"got ac_weight={self.ac_weight}, aux_classifier={self.model.aux_classifier}"
+            )
         if self.loss == "hinge" and self.label_smoothing:
             raise ValueError("label_smoothing applies to the bce loss only; drop it with loss='hinge'")
         if self.compile and self.r1_gamma:

@@ -79,7 +79,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """``D(x, y)``: images float [N, 1, 28, 28] in [-1, 1] and labels int64 [N] -> logits float [N]."""
+    """``D(x, y)``: images float [N, 1, 28, 28] in [-1, 1] and labels int64 [N] -> logits float [N]; with
+    ``config.aux_classifier`` a pair (logits float [N], class logits float [N, num_classes])."""
 
     def __init__(self, config: ModelConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -103,11 +104,13 @@ class Discriminator(nn.Module):
         )
         self.linear = sn(nn.Linear(c * 7 * 7, 1))  # [N, 1]
         self.embed = sn(nn.Embedding(config.num_classes, c * 7 * 7))  # [N, c*49]
+        self.aux = sn(nn.Linear(c * 7 * 7, config.num_classes)) if config.aux_classifier else None  # [N, classes]
         init_dcgan_weights(self, generator=generator)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        logit = self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        return logit if self.aux is None else (logit, self.aux(h))
 
 
 class MinibatchStd(nn.Module):

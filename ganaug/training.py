@@ -311,8 +311,8 @@ class GAN:
             real_in = self._augment(real)
             if r1:
                 real_in = real_in.detach().requires_grad_(True)
-            logit_real = self.D_train(real_in, y)
-            logit_fake = self.D_train(self._augment(fake.detach()), y)
+            logit_real, class_real = _heads(self.D_train(real_in, y))
+            logit_fake, _ = _heads(self.D_train(self._augment(fake.detach()), y))
             if cfg.loss == "hinge":
                 loss = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
             else:  # BCE with one-sided smoothing: real target 1 - s, fake target 0.
@@ -322,6 +322,8 @@ class GAN:
             if r1:  # gamma/2 E|grad_x D(x)|^2 on the reals D saw, weighted by r1_every when lazy
                 (grad,) = torch.autograd.grad(logit_real.float().sum(), real_in, create_graph=True)
                 loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
+            if cfg.ac_weight:  # AC-GAN's class term, on the real images only for D
+                loss = loss + cfg.ac_weight * F.cross_entropy(class_real.float(), y)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
@@ -334,15 +336,22 @@ class GAN:
         """One generator step on the fakes of the last D step; updates the EMA; returns the G loss (float [])."""
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
-            logit = self.D_g(self._augment(fake), y)
+            logit, class_fake = _heads(self.D_g(self._augment(fake), y))
             # hinge: -D(G(z)); bce: the non-saturating -log D(G(z))
             loss = -logit.mean() if self.config.loss == "hinge" else F.softplus(-logit).mean()
+            if self.config.ac_weight:  # AC-GAN: G makes images D's class head files under the asked class
+                loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.G_ema.update_parameters(self.G)
         return loss.detach().float()
+
+
+def _heads(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's output as (logits [N], class logits [N, classes] or None without ``aux_classifier``)."""
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def _images_per_second(trainer: Trainer) -> float:

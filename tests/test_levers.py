@@ -233,3 +233,46 @@ def test_cli_levers_reach_the_config(tmp_path):
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"]) == (0.0, 0.99, 100.0)
     bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
     assert bad.exit_code == 2 and "--betas" in bad.output
+
+
+def test_aux_classifier_head_shapes_and_the_weight_that_goes_with_it():
+    cfg = ModelConfig(**{**TINY_MODEL.__dict__, "aux_classifier": True})
+    d = Discriminator(cfg).eval()
+    logit, classes = d(torch.rand(5, 1, 28, 28) * 2 - 1, torch.arange(5))
+    assert logit.shape == (5,) and classes.shape == (5, cfg.num_classes)
+    assert isinstance(Discriminator(TINY_MODEL)(torch.zeros(2, 1, 28, 28), torch.arange(2)), torch.Tensor)
+    assert Generator(cfg).state_dict().keys() == Generator(TINY_MODEL).state_dict().keys()  # G and export unchanged
+    with pytest.raises(ValueError, match="go together"):
+        tiny_config(ac_weight=1.0)  # a class term without a class head
+    with pytest.raises(ValueError, match="go together"):
+        tiny_config(model=cfg)  # a class head nothing trains
+    with pytest.raises(ValueError, match="ac_weight must be"):
+        tiny_config(model=cfg, ac_weight=float("nan"))
+
+
+def test_ac_term_teaches_the_class_head_the_real_labels_and_reaches_g(tmp_path):
+    cfg = ModelConfig(**{**TINY_MODEL.__dict__, "aux_classifier": True})
+    trainer = Trainer.new(tiny_config(model=cfg, ac_weight=1.0, lr_d=2e-3), tmp_path / "run", progress=False)
+    gan = trainer.gan
+    real, y = trainer.images[:32], trainer.labels[:32]
+
+    def head_loss():
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(gan.D(real, y)[1], y).item()
+
+    before = head_loss()
+    g0 = [p.detach().clone() for p in gan.G.parameters()]
+    for _ in range(30):
+        _, fake, labels = gan.d_step(real, y, torch.randn(32, cfg.z_dim), keep_fake=True)
+    gan.g_step(fake, labels)
+    assert head_loss() < 0.5 * before  # the class head learns the real labels
+    assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
+    res = CliRunner().invoke(
+        main,
+        ["train", "--out", str(tmp_path / "cli"), "--per-class", "10", "--epochs", "1", "--batch-size", "20"]
+        + ["--device", "cpu", "--no-export", "--quiet", "--z-dim", "8", "--g-width", "8", "--d-width", "8"]
+        + ["--ac-weight", "0.5"],
+    )
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())["config"]
+    assert saved["ac_weight"] == 0.5 and saved["model"]["aux_classifier"] is True

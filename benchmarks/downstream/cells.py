@@ -52,6 +52,7 @@ def gan_config(
         diffaugment=p.gan_diffaugment if small else (),
         augment_real=(True if p.classical == "affine" else p.classical) if p.gan_augment_real and small else False,
         loss=p.gan_loss,
+        ac_weight=p.gan_ac_weight,
         export_onnx=False,
         device=device,
         model=p.gan_model,

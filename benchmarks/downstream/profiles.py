@@ -46,7 +46,7 @@ class Profile:
     ``clf_steps`` on the real ones (fine-tuning; (d) with classical augmentation throughout).
     Levers on which images are generated: ``latent_scale`` multiplies every latent (a temperature: > 1
     explores, < 1 truncates); ``shared_style`` gives image j of every class the same latent (style shared
-    across classes). ``gan_loss``/``gan_model`` are GAN levers (a changed GAN trains anew, cached apart).
+    across classes). ``gan_loss``/``gan_ac_weight``/``gan_model`` are GAN levers (a changed GAN trains anew, cached apart).
     """
 
     name: str
@@ -62,6 +62,7 @@ class Profile:
     gan_small_below: int = 200  # budgets below this many images per class get the tiny-data measures:
     gan_augment_real: bool = True  # the classical augmentation on the real images (TrainConfig.augment_real)
     gan_loss: str = "bce"
+    gan_ac_weight: float = 0.0  # the AC-GAN class term (needs gan_model.aux_classifier)
     gan_diffaugment: tuple[str, ...] = ()  # DiffAugment policies
     clf_steps: int = 1000
     clf_batch: int = 64
@@ -189,6 +190,10 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
     "temperature-1.5": ("sampling that explores: latents x1.5", {"latent_scale": 1.5}),
     "shared-style": ("style shared across classes: the same latent for item j of every class", {"shared_style": True}),
     "soft-share-25": ("soft labels and 25% generated", {"synthetic_labels": "soft", "real_fraction": 0.75}),
+    "ac-gan": (
+        "label noise, GAN side: an auxiliary classifier in D (AC-GAN term, weight 1)",
+        {"gan_ac_weight": 1.0, "gan_model": lambda p: dataclasses.replace(p.gan_model, aux_classifier=True)},
+    ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},

@@ -129,6 +129,14 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
     show_default=True,
     help="Extra 3x3 conv blocks at the discriminator's 7x7 stage.",
 )
+@click.option(
+    "--ac-weight",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Auxiliary-classifier term (AC-GAN): D gets a class head trained on the real images, G is pushed to "
+    "images it files under the asked class; 0 = off. Stronger conditioning for tiny subsets.",
+)
 @click.option("--mbstd", is_flag=True, help="Minibatch standard-deviation feature in D (ProGAN, groups of 4).")
 @click.option(
     "--loss",
@@ -238,6 +246,7 @@ def train(
     g_depth: int,
     d_depth: int,
     mbstd: bool,
+    ac_weight: float,
     betas: str,
     select_evaluator: Path | None,
     **opts,
@@ -274,6 +283,7 @@ def train(
             g_depth=g_depth,
             d_depth=d_depth,
             mbstd=mbstd,
+            aux_classifier=ac_weight > 0,
         )
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
@@ -287,6 +297,7 @@ def train(
                 export_onnx=not no_export,
                 beta1=beta1,
                 beta2=beta2,
+                ac_weight=ac_weight,
                 select_evaluator=None if select_evaluator is None else str(select_evaluator.resolve()),
                 model=model,
             )
