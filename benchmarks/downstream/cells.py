@@ -73,12 +73,20 @@ def architecture(model: ModelConfig) -> str:
     )
 
 
+_ADDED_LATER = ((None, "ac_weight", 0.0), ("model", "aux_classifier", False))
+
+
 def gan_dir(config: TrainConfig, cache: Path) -> Path:
     """``cache/gan/<budget>_s<seed>_<hash>`` of the config and :func:`architecture` (not where it trains or
     its data folder)."""
     cfg = config.to_dict()
     cfg.pop("data_root")
     cfg.pop("device")
+    # Options added after caches were made stay out of the key at their default, so those caches stay valid.
+    for owner, name, default in _ADDED_LATER:
+        d = cfg if owner is None else cfg[owner]
+        if d.get(name) == default:
+            d.pop(name)
     cfg["architecture"] = architecture(config.model)
     return cache / "gan" / f"{budget_name(config.per_class or FULL)}_s{config.seed}_{config_key(cfg)}"
 
