@@ -190,6 +190,7 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
     "temperature-1.5": ("sampling that explores: latents x1.5", {"latent_scale": 1.5}),
     "shared-style": ("style shared across classes: the same latent for item j of every class", {"shared_style": True}),
     "soft-share-25": ("soft labels and 25% generated", {"synthetic_labels": "soft", "real_fraction": 0.75}),
+    "soft-share-10": ("soft labels and 10% generated", {"synthetic_labels": "soft", "real_fraction": 0.9}),
     "ac-gan": (
         "label noise, GAN side: an auxiliary classifier in D (AC-GAN term, weight 1)",
         {"gan_ac_weight": 1.0, "gan_model": lambda p: dataclasses.replace(p.gan_model, aux_classifier=True)},
