@@ -144,6 +144,7 @@ def test_synthetic_filter_keeps_at_most_the_quota_and_trains_its_judge_once(tmp_
         TINY, name="tiny-filter", conditions=("a", "b", "d"), cas_gan_steps=0, seeds=1, synthetic_filter=True
     )
     trained = []
+    monkeypatch.setattr(downstream.cells, "_JUDGES", {})  # judges of other tests' identical settings don't count
     train = downstream.cells.train_classifier
     monkeypatch.setattr(
         downstream.cells, "train_classifier", lambda q, cond, **kw: trained.append(cond) or train(q, cond, **kw)

@@ -183,7 +183,8 @@ def judge(
     p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, num_classes: int, device: str
 ) -> EvaluatorNet:
     """The filter's judge: the (c) classifier of this (budget, seed), trained once per process for every cell."""
-    key = (config_key(p.to_dict()), budget, seed, device)
+    # Only what the (c) classifier depends on: probes that differ in how generated data is used share it.
+    key = (p.dataset, p.classical, p.clf_steps, p.clf_batch, p.clf_lr, p.clf_width, budget, seed, device)
     if key not in _JUDGES:
         _JUDGES[key] = train_classifier(
             p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device

@@ -35,12 +35,14 @@ def run_probes(
     command: str = "",
     log=print,
 ) -> dict[str, Any]:
-    """Run (or collect from ``cache``) conditions (a)-(d) of every probe in ``names``; write ``out/probes.md``
-    and ``out/probes.json``; return what was written."""
+    """Run (or collect from ``cache``) conditions (a)-(d) of every probe in ``names`` (those of them in
+    ``base.conditions``: e.g. a, c, d to skip (b)); write ``out/probes.md`` and ``out/probes.json``; return
+    what was written."""
     t0 = time.perf_counter()
     rows = []
     for name in names:
-        p = dataclasses.replace(probe_profile(base, name), conditions=("a", "b", "c", "d"), sweep=(), sweep_budgets=())
+        conditions = tuple(c for c in "abcd" if c in base.conditions)
+        p = dataclasses.replace(probe_profile(base, name), conditions=conditions, sweep=(), sweep_budgets=())
         log(f"probe {name}")
         res = run(
             p,
