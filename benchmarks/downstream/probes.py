@@ -144,10 +144,10 @@ def _markdown(base: Profile, doc: dict[str, Any]) -> str:
         notes = []
         if r["label_agreement"]:
             notes.append(
-                f"soft-label argmax = asked class {100 * sum(r['label_agreement']) / len(r['label_agreement']):.1f}%"
+                f"(c) classifier agrees with the asked class on {100 * sum(r['label_agreement']) / len(r['label_agreement']):.1f}%"
             )
         if r["kept_fraction"]:
-            notes.append(f"filter kept {100 * sum(r['kept_fraction']) / len(r['kept_fraction']):.1f}%")
+            notes.append(f"filter filled {100 * sum(r['kept_fraction']) / len(r['kept_fraction']):.1f}% of the quota")
         if r["gan_fidelity"]:
             notes.append(f"GAN fidelity {sum(r['gan_fidelity']) / len(r['gan_fidelity']):.3f}")
         lines.append(
