@@ -296,18 +296,24 @@ def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerato
     return LoadedGenerator(run, g.config.z_dim, list(meta["classes"]), data, "pytorch", path)
 
 
-def generate(generator: LoadedGenerator, labels: np.ndarray, *, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """Images float32 [N, 1, 28, 28] in [-1, 1]; image ``i`` is ``G(latents(seed, i, i + 1), labels[i])``."""
+def generate(
+    generator: LoadedGenerator,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    batch_size: int = 1000,
+    z: np.ndarray | None = None,
+) -> torch.Tensor:
+    """Images float32 [N, 1, 28, 28] in [-1, 1]; image ``i`` is ``G(latents(seed, i, i + 1), labels[i])``, or
+    ``G(z[i], labels[i])`` when latents float32 [N, z_dim] are given (``seed`` is then unused)."""
     from ganaug.sampling import latents
 
+    def rows(lo: int) -> np.ndarray:
+        hi = min(lo + batch_size, len(labels))
+        return latents(seed, lo, hi, generator.z_dim) if z is None else z[lo:hi]
+
     out = [
-        torch.from_numpy(
-            np.asarray(
-                generator.run(
-                    latents(seed, lo, min(lo + batch_size, len(labels)), generator.z_dim), labels[lo : lo + batch_size]
-                )
-            )
-        )
+        torch.from_numpy(np.asarray(generator.run(rows(lo), labels[lo : lo + batch_size])))
         for lo in range(0, len(labels), batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)

@@ -116,18 +116,11 @@ def synthetic(
 
     labels = labels_from_counts([per_class] * num_classes)
     generator = open_generator(run, backend="pytorch")
-    if latent_scale == 1.0 and not shared_style:
-        images = generate(generator, labels, seed=seed)
-    else:
+    z = None
+    if latent_scale != 1.0 or shared_style:
         z = latents(seed, 0, per_class if shared_style else len(labels), generator.z_dim) * latent_scale
-        if shared_style:
-            z = np.tile(z, (num_classes, 1))
-        images = torch.cat(
-            [
-                torch.from_numpy(np.asarray(generator.run(z[lo : lo + 1000], labels[lo : lo + 1000])))
-                for lo in range(0, len(labels), 1000)
-            ]
-        )
+        z = np.tile(z, (num_classes, 1)) if shared_style else z
+    images = generate(generator, labels, seed=seed, z=z)
     return images, torch.from_numpy(labels)
 
 

@@ -111,34 +111,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = "python -m benchmarks.downstream " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    common = {
+        "data_root": args.data_root,
+        "cache": cache,
+        "out": out,
+        "device": args.device,
+        "evaluator": args.evaluator,
+        "report_only": args.report_only,
+        "command": command,
+        "log": lambda m: print(m, file=sys.stderr, flush=True),
+    }
     if probes is not None:
-        doc = run_probes(
-            p,
-            probes,
-            data_root=args.data_root,
-            cache=cache,
-            out=out,
-            device=args.device,
-            evaluator=args.evaluator,
-            report_only=args.report_only,
-            command=command,
-            log=lambda m: print(m, file=sys.stderr, flush=True),
-        )
+        doc = run_probes(p, probes, **common)
         print(f"wrote {out}/probes.md ({len(doc['rows'])} rows)")
         return doc
-    results = run(
-        p,
-        data_root=args.data_root,
-        cache=cache,
-        out=out,
-        device=args.device,
-        evaluator=args.evaluator,
-        full_gan=args.full_gan,
-        report_only=args.report_only,
-        shard=shard,
-        command=command,
-        log=lambda m: print(m, file=sys.stderr, flush=True),
-    )
+    results = run(p, full_gan=args.full_gan, shard=shard, **common)
     if shard[1] == 1:
         print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
     return results
