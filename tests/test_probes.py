@@ -189,3 +189,14 @@ def test_probes_rerun_from_the_cache_and_unknown_names_are_errors(probes, tmp_pa
         downstream.profiles.probe_profile(base, "nope")
     with pytest.raises(downstream.InputError, match="synthetic_labels"):
         dataclasses.replace(base, synthetic_labels="fuzzy")
+
+
+def test_probes_never_overwrite_a_file_they_did_not_write(probes, tmp_path):
+    root, base, names, _doc = probes
+    (tmp_path / "probes.md").write_text("my own notes\n")
+    with pytest.raises(downstream.InputError, match="not written by the probes"):
+        downstream.probes.run_probes(
+            base, names[:1], data_root=None, cache=root / "cache", out=tmp_path, report_only=True, log=lambda m: None
+        )
+    assert (tmp_path / "probes.md").read_text() == "my own notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probes.md"]

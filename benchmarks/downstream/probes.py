@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from ganaug import __version__
+from ganaug.errors import InputError
 from ganaug.machine import describe
 
 from .grid import run
@@ -96,10 +98,25 @@ def run_probes(
         "wall_seconds": time.perf_counter() - t0,
         "rows": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "probes.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    (out / "probes.md").write_text(_markdown(base, doc))
+    _write(out, {"probes.json": json.dumps(doc, indent=1, default=str) + "\n", "probes.md": _markdown(base, doc)})
     return doc
+
+
+def _write(out: Path, files: dict[str, str]) -> None:
+    """Write ``files`` into ``out``, each through a temporary name; an existing file of the same name is replaced
+    only when an earlier probes run wrote it (the user's own ``probes.md`` is never overwritten)."""
+    for name in files:
+        path = out / name
+        if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(_MARKS[name])):
+            raise InputError(f"{path} exists and was not written by the probes; choose another --out or move it")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
+_MARKS = {"probes.json": '{\n "profile"', "probes.md": "# Issue 12 probes"}
 
 
 def _per_seed(cells: list[dict[str, Any]], budget: int, cond: str, ref: str) -> list[float]:
