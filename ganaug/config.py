@@ -78,6 +78,10 @@ class TrainConfig:
     ``"affine"`` a random affine (rotation up to 10 degrees, shift up to 10%, scale 0.9-1.1), ``"shift-flip"``
     shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.augment_ops.CLASSICAL``): G then learns the augmented distribution, i.e. digits in
     slightly new poses, which for tiny subsets is what a downstream classifier wants.
+    ``pseudo_label``: few labels, many images (issue 12's pool protocol). With ``per_class``, the GAN also
+    trains on the rest of the training split, labelled by a teacher classifier trained on the subset alone
+    (:mod:`ganaug.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
+    0 = off (the subset only). No label outside the subset is read.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
     ``compile``: run G and D through ``torch.compile`` in the training steps (fused elementwise kernels; on
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
@@ -128,6 +132,7 @@ class TrainConfig:
     select_evaluator: str | None = None
     diffaugment: tuple[str, ...] = ()
     augment_real: bool | Literal["affine", "shift-flip"] = False
+    pseudo_label: float = 0.0
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False
@@ -180,6 +185,10 @@ class TrainConfig:
             raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
         if not isinstance(self.augment_real, bool) and self.augment_real not in ("affine", "shift-flip"):
             raise ValueError(f"augment_real must be true, false, 'affine' or 'shift-flip', got {self.augment_real!r}")
+        if not 0.0 <= self.pseudo_label <= 1.0:
+            raise ValueError(f"pseudo_label must be a probability in [0, 1] (0 = off), got {self.pseudo_label}")
+        if self.pseudo_label and self.per_class is None:
+            raise ValueError("pseudo_label needs per_class: the labelled subset that teaches the rest of the split")
         if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
             raise ValueError(f"ac_weight must be a finite number >= 0, got {self.ac_weight}")
         if (self.ac_weight > 0) != self.model.aux_classifier:

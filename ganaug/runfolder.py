@@ -2,7 +2,8 @@
 
 A run folder holds ``.ganaug.json`` (the marker that makes it replaceable by ``--overwrite``),
 ``config.json`` (schema :data:`CONFIG_SCHEMA`), ``indices.npy``, ``metrics.csv``, ``samples/epoch_NNNN.png``,
-``checkpoint.pt`` (:mod:`ganaug.checkpoint`), and at the end ``samples.png``, ``samples.gif``,
+``checkpoint.pt`` (:mod:`ganaug.checkpoint`), ``pseudo_labels.npz`` when the GAN also trains on a
+pseudo-labelled pool (:mod:`ganaug.pseudo`), and at the end ``samples.png``, ``samples.gif``,
 ``losses.png`` and ``summary.json``. Only :class:`RunFolder` writes them; while one trains into a folder it
 holds that folder's lock (:func:`ganaug.outputs.exclusive_lock`), so a second process fails with a message.
 """

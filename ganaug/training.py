@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,9 @@ from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
 from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
+
+if TYPE_CHECKING:
+    from ganaug.pseudo import PseudoLabels
 
 # CHECKPOINT and load_generator live in ganaug.checkpoint; re-exported here for one release.
 __all__ = ["CHECKPOINT", "EMA", "TrainResult", "Trainer", "fixed_grid_inputs", "load_generator", "resolve_device"]
@@ -132,12 +135,28 @@ class TrainResult:
     images_per_second: float
 
 
-def _load_data(config: TrainConfig, *, download: bool) -> tuple[TrainConfig, TrainingData, Holdout | None]:
+def _load_data(
+    config: TrainConfig, *, download: bool, pseudo: PseudoLabels | None = None
+) -> tuple[TrainConfig, TrainingData, Holdout | None, PseudoLabels | None]:
     """The config's training data (without the held-out images), the config with ``model.num_classes`` taken
-    from the data, and the held-out images, labels and class names when ``config.holdout`` asks for them."""
+    from the data, the held-out images, labels and class names when ``config.holdout`` asks for them, and with
+    ``config.pseudo_label`` the pseudo-labels of the pool (``pseudo``, a resumed run's, or made here)."""
     data = load_training_data(
         config.dataset, root=config.data_root, download=download, per_class=config.per_class, seed=config.seed
     )
+    if config.pseudo_label:
+        from ganaug.pseudo import add_pool
+
+        teacher = config.augment_real if isinstance(config.augment_real, str) else None
+        data, pseudo = add_pool(
+            data,
+            root=config.data_root,
+            threshold=config.pseudo_label,
+            classical=teacher,
+            seed=config.seed,
+            device=resolve_device(config.device),
+            stored=pseudo,
+        )
     holdout = None
     if config.holdout:
         from ganaug.selection import hold_out
@@ -145,7 +164,7 @@ def _load_data(config: TrainConfig, *, download: bool) -> tuple[TrainConfig, Tra
         data, images, labels = hold_out(data, config.holdout, seed=config.seed)
         holdout = (images, labels, data.classes)
     model = dataclasses.replace(config.model, num_classes=len(data.classes))
-    return dataclasses.replace(config, model=model), data, holdout
+    return dataclasses.replace(config, model=model), data, holdout, pseudo if config.pseudo_label else None
 
 
 def _reopen(
@@ -166,7 +185,12 @@ def _reopen(
         config = dataclasses.replace(config, **changes)
     except ValueError as e:
         raise InputError(str(e)) from None
-    config, data, holdout = _load_data(config, download=False)
+    stored = None
+    if config.pseudo_label:
+        from ganaug.pseudo import FILE, PseudoLabels
+
+        stored = PseudoLabels.load(run.path / FILE)
+    config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
             f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "
@@ -396,15 +420,23 @@ class Trainer:
 
     @classmethod
     def new(
-        cls, config: TrainConfig, run_dir: str | Path, *, overwrite: bool = False, progress: bool = True
+        cls,
+        config: TrainConfig,
+        run_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        progress: bool = True,
+        pseudo: PseudoLabels | None = None,
     ) -> Trainer:
         """Start a run in ``run_dir``: missing or empty, or with ``overwrite`` a ganaug run folder to replace
         (:meth:`RunFolder.check_new`). Folder, data and config are checked before anything is written;
-        ``data_root`` is stored absolute."""
+        ``data_root`` is stored absolute. With ``config.pseudo_label``, ``pseudo`` gives pseudo-labels made
+        beforehand for this config's subset (by :func:`ganaug.pseudo.pseudo_label`; the benchmark needs their
+        count first), else they are made here; either way the run folder keeps them."""
         run = RunFolder.check_new(run_dir, overwrite=overwrite)
         if config.data_root is not None:
             config = dataclasses.replace(config, data_root=str(Path(config.data_root).resolve()))
-        config, data, holdout = _load_data(config, download=config.download)
+        config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
         if trainer.dist.is_writer:
@@ -412,6 +444,10 @@ class Trainer:
             run.create(replace=overwrite)
             trainer._write_config()
             run.write_indices(data.indices)
+            if pseudo is not None:
+                from ganaug.pseudo import FILE
+
+                pseudo.save(run.path / FILE)
         return trainer
 
     @classmethod

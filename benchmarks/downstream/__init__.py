@@ -29,12 +29,15 @@ a loss weight, fine-tuning, sampling temperature, shared style, the classifier b
 conditions (a)-(d) on the same seeds and writes one table, ``probes.md``; ``--with PROBE`` runs the whole
 profile with one probe's lever (a winner at every seed and budget).
 
+``--pool`` runs the pool protocol (:mod:`.pool`): few labels and the rest of the split unlabelled, where
+pseudo-label self-training (p) is the reference and (q) adds a GAN trained on the pseudo-labelled pool.
+
 (from the checkout's root; ``python benchmarks/downstream`` and ``ganaug bench downstream`` do the same).
 Writes ``benchmarks/results/<name>/``: ``report.md``, ``results.json`` (every number), ``accuracy_vs_budget.png``,
 ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
 Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,
-cached), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes` and :mod:`.cli`.
+cached), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
 """
 
 from __future__ import annotations

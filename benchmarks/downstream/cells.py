@@ -24,6 +24,8 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
 from ganaug.evaluator import EvaluatorNet
+from ganaug.pseudo import FILE as PSEUDO_FILE
+from ganaug.pseudo import PseudoLabels
 
 from .profiles import FULL, Profile, budget_name, config_key
 
@@ -73,7 +75,7 @@ def architecture(model: ModelConfig) -> str:
     )
 
 
-_ADDED_LATER = ((None, "ac_weight", 0.0), ("model", "aux_classifier", False))
+_ADDED_LATER = ((None, "ac_weight", 0.0), ("model", "aux_classifier", False), (None, "pseudo_label", 0.0))
 
 
 def gan_dir(config: TrainConfig, cache: Path) -> Path:
@@ -91,8 +93,9 @@ def gan_dir(config: TrainConfig, cache: Path) -> Path:
     return cache / "gan" / f"{budget_name(config.per_class or FULL)}_s{config.seed}_{config_key(cfg)}"
 
 
-def train_gan(config: TrainConfig, cache: Path) -> Path:
-    """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder."""
+def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = None) -> Path:
+    """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder.
+    ``pseudo``: the pool's pseudo-labels for a ``config.pseudo_label`` GAN (see :mod:`.pool`)."""
     from ganaug.training import Trainer
 
     run = gan_dir(config, cache)
@@ -101,7 +104,7 @@ def train_gan(config: TrainConfig, cache: Path) -> Path:
     if (run / "checkpoint.pt").is_file():
         Trainer.resume(run, progress=False).fit()
     else:
-        Trainer.new(config, run, overwrite=True, progress=False).fit()
+        Trainer.new(config, run, overwrite=True, progress=False, pseudo=pseudo).fit()
     return run
 
 
@@ -145,7 +148,7 @@ def train_classifier(
             f"condition ({condition}) has an empty training source (did the filter reject every "
             "generated image?); train the GAN longer or run without --filter"
         )
-    classical = p.classical if condition in ("c", "d") else False
+    classical = p.classical if condition in "cdpq" else False
     settings = {"num_classes": num_classes, "seed": seed, "device": device}
     classifier = CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
     if p.pretrain_steps and real is not None and fake is not None:
@@ -236,17 +239,19 @@ def run_cell(
         "budget": budget,
         "seed": seed,
         "condition": condition,
-        "synthetic_per_class": amount if condition in "bde" else 0,
+        "synthetic_per_class": amount if condition in "bdeq" else 0,
         "clf_steps": p.clf_steps,
         "clf_batch": p.clf_batch,
         "clf_lr": p.clf_lr,
         "clf_width": p.clf_width,
-        "real_fraction": p.real_fraction if condition in "bd" else None,  # only mixed batches depend on it
-        "gan": gan_run.name if gan_run is not None and condition in "bde" else None,
-        "synthetic_filter": p.synthetic_filter and condition in "bde",
-        "classical": p.classical if condition in "cd" else None,
+        "real_fraction": p.real_fraction if condition in "bdq" else None,  # only mixed batches depend on it
+        "gan": gan_run.name if gan_run is not None and condition in "bdepq" else None,
+        "synthetic_filter": p.synthetic_filter and condition in "bdeq",
+        "classical": p.classical if condition in "cdpq" else None,
     }
-    if condition in "bde":  # the levers of issue 12, in the key only where they apply
+    if condition in "pq":  # the pool protocol: its GAN's pseudo-labels join the real subset
+        cfg["pool_threshold"] = p.pool_threshold
+    if condition in "bdeq":  # the levers of issue 12, in the key only where they apply
         cfg["levers"] = {
             "synthetic_labels": p.synthetic_labels,
             "synthetic_weight": p.synthetic_weight,
@@ -268,12 +273,23 @@ def run_cell(
     if condition != "e":
         real = subset
         honesty["subset_sha256"] = indices_hash(idx)
-    if condition in "bde":
+    if condition in "pq":
+        labelled = json.loads((gan_run / "config.json").read_text())["data"]["labelled_indices_sha256"]
+        honesty["gan_labels_only_the_subset"] = labelled == honesty["subset_sha256"]
+        pl = PseudoLabels.load(gan_run / PSEUDO_FILE)
+        pool = to_model_range(data.train_images[torch.from_numpy(pl.indices)])
+        real = (torch.cat([subset[0], pool]), torch.cat([subset[1], torch.from_numpy(pl.labels)]))
+        # A diagnostic for the report; the true labels of the pool never reach a classifier or the GAN.
+        extra["pseudo_labelled"] = len(pl.indices)
+        truth = data.train_labels[torch.from_numpy(pl.indices)].numpy()
+        extra["pseudo_label_accuracy"] = float((truth == pl.labels).mean()) if len(truth) else None
+    elif condition in "bde":
         gan_indices = np.load(gan_run / "indices.npy")
         honesty["gan_subset_sha256"] = indices_hash(gan_indices)
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
-        sample = {"seed": seed, "latent_scale": p.latent_scale, "shared_style": p.shared_style}
+    if condition in "bdeq":
+        sample: dict[str, Any] = {"seed": seed, "latent_scale": p.latent_scale, "shared_style": p.shared_style}
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
             x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, **sample)

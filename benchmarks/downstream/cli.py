@@ -12,6 +12,7 @@ from ganaug.errors import InputError
 from ganaug.threads import configure_torch
 
 from .grid import run
+from .pool import run_pool
 from .probes import run_probes
 from .profiles import CONDITIONS, PROBES, PROFILES, probe_profile, resolve_profile
 
@@ -54,6 +55,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help=f"run these issue-12 probes (comma-separated, or 'all': {', '.join(PROBES)}) as conditions a-d and "
         "write probes.md instead of report.md",
+    )
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="the pool protocol: the rest of the training split unlabelled; conditions c, d, p (self-training) and "
+        "q (p + a GAN trained on the pseudo-labelled pool); writes pool.md instead of report.md",
     )
     parser.add_argument(
         "--with",
@@ -100,12 +107,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = resolve_profile(args.profile, overrides)
     if args.with_probe is not None:
         p = probe_profile(p, args.with_probe)
+    if args.pool and args.probes is not None:
+        raise InputError("--pool and --probes are separate tables; run them one at a time")
     probes = None
     if args.probes is not None:
         probes = list(PROBES) if args.probes == "all" else [n.strip() for n in args.probes.split(",") if n.strip()]
         for n in probes:
             probe_profile(p, n)  # unknown names fail here, before any work
-    name = args.name or (p.name + ("-probes" if probes else "") + (f"-{args.with_probe}" if args.with_probe else ""))
+    name = args.name or (
+        p.name
+        + ("-probes" if probes else "")
+        + ("-pool" if args.pool else "")
+        + (f"-{args.with_probe}" if args.with_probe else "")
+    )
     cache = args.cache or Path("runs") / "downstream" / name
     out = args.out or RESULTS / name
     command = "python -m benchmarks.downstream " + " ".join(
@@ -124,6 +138,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if probes is not None:
         doc = run_probes(p, probes, **common)
         print(f"wrote {out}/probes.md ({len(doc['rows'])} rows)")
+        return doc
+    if args.pool:
+        doc = run_pool(p, shard=shard, **common)
+        if shard[1] == 1:
+            print(f"wrote {out}/pool.md ({len(doc['raw_cells'])} classifier runs)")
         return doc
     results = run(p, full_gan=args.full_gan, shard=shard, **common)
     if shard[1] == 1:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from ganaug import __version__
-from ganaug.errors import InputError
 from ganaug.machine import describe
 
 from .grid import run
 from .profiles import PROBES, Profile, budget_name, probe_profile
+from .report import write_owned
 from .statistics import verdict
 
 
@@ -98,25 +97,12 @@ def run_probes(
         "wall_seconds": time.perf_counter() - t0,
         "rows": rows,
     }
-    _write(out, {"probes.json": json.dumps(doc, indent=1, default=str) + "\n", "probes.md": _markdown(base, doc)})
+    files = {"probes.json": json.dumps(doc, indent=1, default=str) + "\n", "probes.md": _markdown(base, doc)}
+    write_owned(out, files, _MARKS, what="the probes")
     return doc
 
 
-def _write(out: Path, files: dict[str, str]) -> None:
-    """Write ``files`` into ``out``, each through a temporary name; an existing file of the same name is replaced
-    only when an earlier probes run wrote it (the user's own ``probes.md`` is never overwritten)."""
-    for name in files:
-        path = out / name
-        if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(_MARKS[name])):
-            raise InputError(f"{path} exists and was not written by the probes; choose another --out or move it")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
-
-
-_MARKS = {"probes.json": '{\n "profile"', "probes.md": "# Issue 12 probes"}
+_MARKS = {"probes.json": '{\n "profile"', "probes.md": "# Issue 12 probes"}  # what an earlier run's files begin with
 
 
 def _per_seed(cells: list[dict[str, Any]], budget: int, cond: str, ref: str) -> list[float]:

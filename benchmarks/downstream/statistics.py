@@ -22,8 +22,9 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def aggregate(p: Profile, cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per (budget, condition, amount): accuracy stats, per-class means, paired differences vs (a) and (c)."""
+def aggregate(p: Profile, cells: list[dict[str, Any]], refs: tuple[str, ...] = ("a", "c")) -> dict[str, Any]:
+    """Per (budget, condition, amount): accuracy stats, per-class means, paired differences (``vs_<ref>``) vs
+    each reference condition of ``refs`` present on 2 seeds or more."""
     table: dict[str, Any] = {}
     by = {(c["budget"], c["condition"], c["synthetic_per_class"], c["seed"]): c for c in cells}
     for budget, cond, amount, _seed in sorted({k[:3] + (0,) for k in by}):
@@ -38,7 +39,7 @@ def aggregate(p: Profile, cells: list[dict[str, Any]]) -> dict[str, Any]:
             "values": accs,
             "per_class": np.mean([by[(budget, cond, amount, s)]["per_class"] for s in seeds], axis=0).tolist(),
         }
-        for ref in ("a", "c"):
+        for ref in refs:
             if ref == cond:
                 continue
             paired = [s for s in seeds if (budget, ref, 0, s) in by]

@@ -97,6 +97,15 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
     "flips; for clothes).",
 )
 @click.option(
+    "--pseudo-label",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    metavar="THRESHOLD",
+    help="Few labels, many images: with --per-class, also train on the rest of the training split, labelled by a "
+    "classifier trained on the subset; an image is kept when that classifier's probability is >= THRESHOLD "
+    "(e.g. 0.95). No label outside the subset is read.",
+)
+@click.option(
     "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
 )
 @click.option("--z-dim", type=click.IntRange(min=1), default=ModelConfig.z_dim, show_default=True)
@@ -288,6 +297,7 @@ def train(
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
         opts["augment_real"] = opts["augment_real"] or False
+        opts["pseudo_label"] = opts["pseudo_label"] or 0.0
         try:
             config = TrainConfig(
                 **opts,
