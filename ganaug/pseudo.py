@@ -82,7 +82,7 @@ def pseudo_label(
     classical: str,
     seed: int,
     device: str | torch.device = "cpu",
-    teacher: CASClassifier = TEACHER,
+    teacher: CASClassifier | None = None,
 ) -> PseudoLabels:
     """Label the unlabelled part of a split with a teacher trained on its labelled part.
 
@@ -93,12 +93,13 @@ def pseudo_label(
         threshold: keep an image when the teacher's top probability is >= this, in (0, 1].
         classical: the teacher's classical augmentation (a key of :data:`ganaug.augment_ops.CLASSICAL`).
         seed: seeds the teacher.
+        teacher: the teacher's recipe  [default: :data:`TEACHER`].
     """
     if not 0 < threshold <= 1:
         raise InputError(f"pseudo-label threshold {threshold}: give a probability in (0, 1], e.g. 0.95")
     subset = (to_model_range(split_images[torch.from_numpy(labelled)]), labels)
     net = train_classifier(
-        [subset], classifier=teacher, num_classes=num_classes, seed=seed, device=device, classical=classical
+        [subset], classifier=teacher or TEACHER, num_classes=num_classes, seed=seed, device=device, classical=classical
     )
     pool = np.setdiff1d(np.arange(len(split_images), dtype=np.int64), labelled)
     conf, cls = probabilities(net, to_model_range(split_images[torch.from_numpy(pool)]), device).max(1)
