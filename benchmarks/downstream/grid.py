@@ -12,14 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganaug import __version__
 from ganaug.config import TrainConfig
 from ganaug.errors import InputError
-from ganaug.machine import describe
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, run_cell, train_gan
 from .profiles import FULL, Profile, budget_name
-from .report import plots, write_report
+from .report import plots, provenance, write_report
 from .statistics import aggregate, summary
 
 
@@ -165,12 +163,7 @@ def run(
         honesty.append(("CAS GAN trained on the whole training split (per_class None), never on the test split", True))
 
     results = {
-        "profile": p.to_dict(),
-        "command": command,
-        "machine": describe(),
-        "ganaug_version": __version__,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "wall_seconds": time.perf_counter() - t0,
+        **provenance(p, command, t0),
         "cells": len(cells),
         "gans": len(gans),
         "table": aggregate(p, cells),

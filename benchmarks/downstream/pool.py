@@ -24,15 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganaug import __version__
 from ganaug.cas import CASClassifier
 from ganaug.errors import InputError
-from ganaug.machine import describe
 from ganaug.pseudo import PseudoLabels, pseudo_label
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
 from .profiles import CONDITIONS, POOL_CONDITIONS, Profile, budget_name, config_key
-from .report import write_owned
+from .report import provenance, provenance_lines, write_owned
 from .statistics import aggregate, verdict
 
 CONDITION_ORDER = ("c", "d", "p", "q")
@@ -158,12 +156,7 @@ def run_pool(
             f"no finished pool cells of profile {p.name!r} in {cache}: nothing to report, {out} left as it was"
         )
     doc = {
-        "profile": p.to_dict(),
-        "command": command,
-        "machine": describe(),
-        "ganaug_version": __version__,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "wall_seconds": time.perf_counter() - t0,
+        **provenance(p, command, t0),
         "table": aggregate(p, cells, refs=("c", "p")),
         "pseudo": pseudo,
         "gan_quality": quality,
@@ -203,13 +196,7 @@ def _markdown(p: Profile, doc: dict[str, Any]) -> str:
     table = doc["table"]
     names = {**CONDITIONS, **POOL_CONDITIONS}
     lines = [
-        f"# Issue 12 pool protocol: `{p.name}` profile, dataset `{p.dataset}`",
-        "",
-        f"Command: `{doc['command']}`  ",
-        f"ganaug {doc['ganaug_version']}; finished {doc['finished']}; {doc['wall_seconds']:.0f} s in this invocation.",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in doc["machine"].items()),
-        "",
+        *provenance_lines(f"Issue 12 pool protocol: `{p.name}` profile, dataset `{p.dataset}`", doc),
         (
             f"Only the subset's labels are known; the rest of the training split is an unlabelled pool, "
             f"pseudo-labelled by the (c) classifier's recipe trained on the subset (kept at probability >= "

@@ -14,12 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganaug import __version__
-from ganaug.machine import describe
-
 from .grid import run
 from .profiles import PROBES, Profile, budget_name, probe_profile
-from .report import write_owned
+from .report import provenance, provenance_lines, write_owned
 from .statistics import verdict
 
 
@@ -89,12 +86,7 @@ def run_probes(
                 }
             )
     doc = {
-        "profile": base.to_dict(),
-        "command": command,
-        "machine": describe(),
-        "ganaug_version": __version__,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "wall_seconds": time.perf_counter() - t0,
+        **provenance(base, command, t0),
         "rows": rows,
     }
     files = {"probes.json": json.dumps(doc, indent=1, default=str) + "\n", "probes.md": _markdown(base, doc)}
@@ -123,13 +115,7 @@ def _diff(row: dict[str, Any], key: str) -> str:
 
 def _markdown(base: Profile, doc: dict[str, Any]) -> str:
     lines = [
-        f"# Issue 12 probes: `{base.name}` profile, dataset `{base.dataset}`",
-        "",
-        f"Command: `{doc['command']}`  ",
-        f"ganaug {doc['ganaug_version']}; finished {doc['finished']}; {doc['wall_seconds']:.0f} s in this invocation.",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in doc["machine"].items()),
-        "",
+        *provenance_lines(f"Issue 12 probes: `{base.name}` profile, dataset `{base.dataset}`", doc),
         (
             f"Each probe changes one lever of the profile (classical augmentation `{base.classical}`, "
             f"{base.synthetic_per_class} generated per class, classifier {base.clf_steps} steps) and runs (a) real, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import InputError
+from ganaug.machine import describe
 
 from .profiles import CONDITIONS, FULL, REFERENCE, Profile, budget_name
 from .statistics import verdict
@@ -32,6 +34,32 @@ def write_owned(out: Path, files: dict[str, str], marks: dict[str, str], *, what
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, out / name)
+
+
+def provenance(p: Profile, command: str, t0: float) -> dict[str, Any]:
+    """What every results file starts with: the profile, the command, the machine, the version, when it
+    finished and the wall time since ``t0`` (``time.perf_counter()``)."""
+    return {
+        "profile": p.to_dict(),
+        "command": command,
+        "machine": describe(),
+        "ganaug_version": __version__,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "wall_seconds": time.perf_counter() - t0,
+    }
+
+
+def provenance_lines(title: str, doc: dict[str, Any]) -> list[str]:
+    """The markdown head of a table written from a :func:`provenance` document."""
+    return [
+        f"# {title}",
+        "",
+        f"Command: `{doc['command']}`  ",
+        f"ganaug {doc['ganaug_version']}; finished {doc['finished']}; {doc['wall_seconds']:.0f} s in this invocation.",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in doc["machine"].items()),
+        "",
+    ]
 
 
 def _pct(x: float) -> str:
