@@ -147,6 +147,11 @@ def _load_data(
     if config.pseudo_label:
         from ganaug.pseudo import add_pool
 
+        if pseudo is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InputError(
+                "--pseudo-label under torchrun would train one teacher per process; start the run in one process "
+                "(--epochs 1), then continue it under torchrun with --resume, which reads its stored pseudo-labels"
+            )
         teacher = config.augment_real if isinstance(config.augment_real, str) else None
         data, pseudo = add_pool(
             data,

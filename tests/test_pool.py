@@ -162,3 +162,10 @@ def test_pool_reruns_from_the_cache_and_never_overwrites_a_file_it_did_not_write
     assert (tmp_path / "pool.md").read_text() == "my notes\n" and not (tmp_path / "pool.json").exists()
     with pytest.raises(InputError, match="nothing to report"):
         downstream.pool.run_pool(p, data_root=None, cache=tmp_path / "empty", out=tmp_path / "b", report_only=True)
+
+
+def test_pseudo_labels_are_made_in_one_process_not_one_teacher_per_torchrun_rank(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match="under torchrun"):
+        Trainer.new(tiny_config(per_class=5, pseudo_label=0.5), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
