@@ -237,10 +237,22 @@ def _markdown(p: Profile, doc: dict[str, Any]) -> str:
                 else "."
             )
         )
-    if doc["gan_quality"]:
+    fidelity = {
+        cond: [
+            doc["gan_quality"][c["gan"]]["fidelity"]
+            for c in doc["raw_cells"]
+            if c["condition"] == cond and c["gan"] in doc["gan_quality"]
+        ]
+        for cond in ("d", "q")
+    }
+    if any(fidelity.values()):
         lines.append(
-            "GAN class fidelity (evaluator): "
-            + ", ".join(f"`{k}` {v['fidelity']:.3f}" for k, v in sorted(doc["gan_quality"].items()))
+            "GAN class fidelity (evaluator, 100 per class): "
+            + "; ".join(
+                f"{what} {sum(v) / len(v):.3f} ({min(v):.3f}–{max(v):.3f})"
+                for what, v in (("subset GANs of (d)", fidelity["d"]), ("pool GANs of (q)", fidelity["q"]))
+                if v
+            )
             + "."
         )
     lines += ["", "Honesty: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in doc["honesty"].items()) + "."]
