@@ -152,12 +152,12 @@ def _load_data(
                 "--pseudo-label under torchrun would train one teacher per process; start the run in one process "
                 "(--epochs 1), then continue it under torchrun with --resume, which reads its stored pseudo-labels"
             )
-        teacher = config.augment_real if isinstance(config.augment_real, str) else None
+        chosen = config.augment_real if isinstance(config.augment_real, str) else None  # else the dataset's
         data, pseudo = add_pool(
             data,
             root=config.data_root,
             threshold=config.pseudo_label,
-            classical=teacher,
+            classical=chosen,
             seed=config.seed,
             device=resolve_device(config.device),
             stored=pseudo,

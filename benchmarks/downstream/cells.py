@@ -27,7 +27,7 @@ from ganaug.evaluator import EvaluatorNet
 from ganaug.pseudo import FILE as PSEUDO_FILE
 from ganaug.pseudo import PseudoLabels
 
-from .profiles import FULL, Profile, budget_name, config_key
+from .profiles import CLASSICAL, FULL, GENERATED, MIXED, POOLED, Profile, budget_name, config_key
 
 # ---- GANs ---------------------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def train_classifier(
             f"condition ({condition}) has an empty training source (did the filter reject every "
             "generated image?); train the GAN longer or run without --filter"
         )
-    classical = p.classical if condition in "cdpq" else False
+    classical = p.classical if condition in CLASSICAL else False
     settings = {"num_classes": num_classes, "seed": seed, "device": device}
     classifier = CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
     if p.pretrain_steps and real is not None and fake is not None:
@@ -239,19 +239,19 @@ def run_cell(
         "budget": budget,
         "seed": seed,
         "condition": condition,
-        "synthetic_per_class": amount if condition in "bdeq" else 0,
+        "synthetic_per_class": amount if condition in GENERATED else 0,
         "clf_steps": p.clf_steps,
         "clf_batch": p.clf_batch,
         "clf_lr": p.clf_lr,
         "clf_width": p.clf_width,
-        "real_fraction": p.real_fraction if condition in "bdq" else None,  # only mixed batches depend on it
-        "gan": gan_run.name if gan_run is not None and condition in "bdepq" else None,
-        "synthetic_filter": p.synthetic_filter and condition in "bdeq",
-        "classical": p.classical if condition in "cdpq" else None,
+        "real_fraction": p.real_fraction if condition in MIXED else None,  # mixed batches only
+        "gan": gan_run.name if gan_run is not None and condition in GENERATED + POOLED else None,
+        "synthetic_filter": p.synthetic_filter and condition in GENERATED,
+        "classical": p.classical if condition in CLASSICAL else None,
     }
-    if condition in "pq":  # the pool protocol: its GAN's pseudo-labels join the real subset
+    if condition in POOLED:  # the pool protocol: its GAN's pseudo-labels join the real subset
         cfg["pool_threshold"] = p.pool_threshold
-    if condition in "bdeq":  # the levers of issue 12, in the key only where they apply
+    if condition in GENERATED:  # the levers of issue 12, in the key only where they apply
         cfg["levers"] = {
             "synthetic_labels": p.synthetic_labels,
             "synthetic_weight": p.synthetic_weight,
@@ -273,7 +273,7 @@ def run_cell(
     if condition != "e":
         real = subset
         honesty["subset_sha256"] = indices_hash(idx)
-    if condition in "pq":
+    if condition in POOLED:
         labelled = json.loads((gan_run / "config.json").read_text())["data"]["labelled_indices_sha256"]
         honesty["gan_labels_only_the_subset"] = labelled == honesty["subset_sha256"]
         pl = PseudoLabels.load(gan_run / PSEUDO_FILE)
@@ -288,7 +288,7 @@ def run_cell(
         honesty["gan_subset_sha256"] = indices_hash(gan_indices)
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
-    if condition in "bdeq":
+    if condition in GENERATED:
         sample: dict[str, Any] = {"seed": seed, "latent_scale": p.latent_scale, "shared_style": p.shared_style}
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)

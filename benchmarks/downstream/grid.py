@@ -16,7 +16,7 @@ from ganaug.config import TrainConfig
 from ganaug.errors import InputError
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, run_cell, train_gan
-from .profiles import FULL, Profile, budget_name
+from .profiles import FULL, GENERATED, Profile, budget_name
 from .report import plots, provenance, write_report
 from .statistics import aggregate, summary
 
@@ -87,7 +87,7 @@ def run(
             mine = unit % shards == index
             unit += 1
             gan = None
-            if set(p.conditions) & set("bde"):
+            if set(p.conditions) & set(GENERATED):
                 cfg = gan_config(p, budget, seed, n_images=n_images, data_root=data_root, device=device)
                 gan = gan_for(cfg, f"budget={budget_name(budget)} seed={seed}", mine)
                 if gan is not None:
@@ -97,9 +97,9 @@ def run(
                     if seed == 0:
                         grids[budget_name(budget)] = gan / "samples.png"
             for cond in p.conditions:
-                if cond in "bde" and gan is None:
+                if cond in GENERATED and gan is None:
                     continue
-                amounts = [p.synthetic_per_class if cond in "bde" else 0]
+                amounts = [p.synthetic_per_class if cond in GENERATED else 0]
                 if cond == "b" and budget in p.sweep_budgets:
                     amounts += list(p.sweep)
                 cells += [c for a in amounts if (c := cell(budget, seed, cond, a, gan, mine)) is not None]

@@ -29,7 +29,7 @@ from ganaug.errors import InputError
 from ganaug.pseudo import PseudoLabels, pseudo_label
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
-from .profiles import CONDITIONS, POOL_CONDITIONS, Profile, budget_name, config_key
+from .profiles import CONDITIONS, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
 from .report import provenance, provenance_lines, write_owned
 from .statistics import aggregate, verdict
 
@@ -140,7 +140,7 @@ def run_pool(
                     budget=budget,
                     seed=seed,
                     condition=cond,
-                    amount=p.synthetic_per_class if cond in "dq" else 0,
+                    amount=p.synthetic_per_class if cond in GENERATED else 0,
                     gan_run=gan,
                     device=device,
                     log=log,
@@ -162,7 +162,7 @@ def run_pool(
         "gan_quality": quality,
         "honesty": {
             "labels only of the subset (GAN config's labelled_indices_sha256 equals the classifier subset's)": all(
-                c["honesty"]["gan_labels_only_the_subset"] for c in cells if c["condition"] in "pq"
+                c["honesty"]["gan_labels_only_the_subset"] for c in cells if c["condition"] in POOLED
             ),
             f"test split used only for the final evaluation: fixed {p.clf_steps} classifier steps": True,
         },
@@ -213,7 +213,8 @@ def _markdown(p: Profile, doc: dict[str, Any]) -> str:
     budgets = sorted({r["budget"] for r in table.values()})
     for b in budgets:
         row = {
-            c: table.get(f"{budget_name(b)}/{c}/{p.synthetic_per_class if c in 'dq' else 0}") for c in CONDITION_ORDER
+            c: table.get(f"{budget_name(b)}/{c}/{p.synthetic_per_class if c in GENERATED else 0}")
+            for c in CONDITION_ORDER
         }
         n = max((r["accuracy"]["n"] for r in row.values() if r), default=0)
         acc = " | ".join(f"{100 * r['accuracy']['mean']:.2f}" if r else "–" for r in row.values())

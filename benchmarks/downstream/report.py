@@ -13,7 +13,7 @@ from ganaug import __version__
 from ganaug.errors import InputError
 from ganaug.machine import describe
 
-from .profiles import CONDITIONS, FULL, REFERENCE, Profile, budget_name
+from .profiles import CONDITIONS, FULL, GENERATED, REFERENCE, Profile, budget_name
 from .statistics import verdict
 
 
@@ -81,7 +81,9 @@ def plots(p: Profile, table: dict[str, Any], classes: list[str], out: Path) -> N
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for cond in p.conditions:
-        rows = [table.get(f"{budget_name(b)}/{cond}/{p.synthetic_per_class if cond in 'bde' else 0}") for b in budgets]
+        rows = [
+            table.get(f"{budget_name(b)}/{cond}/{p.synthetic_per_class if cond in GENERATED else 0}") for b in budgets
+        ]
         pts = [(x, r["accuracy"]) for x, r in zip(xs, rows) if r]
         if not pts:
             continue
@@ -139,7 +141,7 @@ def bottom_line(p: Profile, table: dict[str, Any]) -> list[str]:
             parts.append(
                 f"real + classical + generated against classical alone: {_diff(d['vs_c'])} pp, {verdict(d['vs_c'])}"
             )
-        rows = {c: table.get(f"{name}/{c}/{p.synthetic_per_class if c in 'bde' else 0}") for c in p.conditions}
+        rows = {c: table.get(f"{name}/{c}/{p.synthetic_per_class if c in GENERATED else 0}") for c in p.conditions}
         best = max((c for c in rows if rows[c]), key=lambda c: rows[c]["accuracy"]["mean"], default=None)
         if best:
             parts.append(f"best condition ({best}) {CONDITIONS[best].rstrip('.')}")
@@ -207,7 +209,7 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
     for b in p.budgets:
         cells = []
         for c in p.conditions:
-            r = table.get(f"{budget_name(b)}/{c}/{p.synthetic_per_class if c in 'bde' else 0}")
+            r = table.get(f"{budget_name(b)}/{c}/{p.synthetic_per_class if c in GENERATED else 0}")
             s = r["accuracy"] if r else None
             cells.append(
                 f"{_pct(s['mean'])} ± {_pct(s['std'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]" if s else "–"
