@@ -81,7 +81,8 @@ class TrainConfig:
     ``pseudo_label``: few labels, many images (issue 12's pool protocol). With ``per_class``, the GAN also
     trains on the rest of the training split, labelled by a teacher classifier trained on the subset alone
     (:mod:`ganaug.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
-    0 = off (the subset only). No label outside the subset is read.
+    0 = off (the subset only). No label outside the subset is read. ``unlabelled``: a folder of unlabelled
+    images (any depth) to pseudo-label instead of the rest of the split, for data that really has few labels.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU.
     ``compile``: run G and D through ``torch.compile`` in the training steps (fused elementwise kernels; on
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
@@ -133,6 +134,7 @@ class TrainConfig:
     diffaugment: tuple[str, ...] = ()
     augment_real: bool | Literal["affine", "shift-flip"] = False
     pseudo_label: float = 0.0
+    unlabelled: str | None = None
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = False
@@ -187,8 +189,12 @@ class TrainConfig:
             raise ValueError(f"augment_real must be true, false, 'affine' or 'shift-flip', got {self.augment_real!r}")
         if not 0.0 <= self.pseudo_label <= 1.0:
             raise ValueError(f"pseudo_label must be a probability in [0, 1] (0 = off), got {self.pseudo_label}")
-        if self.pseudo_label and self.per_class is None:
-            raise ValueError("pseudo_label needs per_class: the labelled subset that teaches the rest of the split")
+        if self.pseudo_label and self.per_class is None and self.unlabelled is None:
+            raise ValueError(
+                "pseudo_label needs a pool: per_class (the rest of the split) or unlabelled (a folder of images)"
+            )
+        if self.unlabelled is not None and not self.pseudo_label:
+            raise ValueError("unlabelled needs pseudo_label, the confidence a pool image needs to join, e.g. 0.95")
         if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
             raise ValueError(f"ac_weight must be a finite number >= 0, got {self.ac_weight}")
         if (self.ac_weight > 0) != self.model.aux_classifier:

@@ -202,22 +202,26 @@ def imagefolder_split(root: Path, split: Split) -> Path:
     return root
 
 
-def _load_imagefolder(root: Path, split: Split) -> SourceData:
-    from PIL import Image, UnidentifiedImageError
-    from torchvision import datasets, transforms
+def _to_28x28():
+    """Grayscale, resized and centre-cropped to 28x28, as uint8 [1, 28, 28]: every image file ganaug reads."""
+    from torchvision import transforms
 
-    folder = imagefolder_split(root, split)
-    tf = transforms.Compose(
+    return transforms.Compose(
         [transforms.Grayscale(), transforms.Resize(28), transforms.CenterCrop(28), transforms.PILToTensor()]
     )
-    try:
-        ds = datasets.ImageFolder(str(folder), transform=tf)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise InputError(f"no images found in {folder}: {e}; expected <class name>/<image> files") from None
-    if len(ds.classes) < 2:
-        raise InputError(f"image folder {folder} holds {len(ds.classes)} class folder(s); a conditional GAN needs >= 2")
+
+
+def _read_images(paths: list[str]) -> torch.Tensor:
+    """uint8 [N, 28, 28] of the image files ``paths``, decoded now.
+
+    Raises:
+        InputError: a file that is not a readable image (named, with the reason).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    tf = _to_28x28()
     images = []
-    for path, _ in ds.samples:
+    for path in paths:
         try:
             with open(path, "rb") as f:
                 image = Image.open(f)
@@ -226,9 +230,43 @@ def _load_imagefolder(root: Path, split: Split) -> SourceData:
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
             raise InputError(f"{path} is not a readable image ({reason}); remove or replace it") from None
-    return SourceData(
-        "imagefolder", split, torch.stack(images), torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
-    )
+    return torch.stack(images)
+
+
+def _load_imagefolder(root: Path, split: Split) -> SourceData:
+    from torchvision import datasets
+
+    folder = imagefolder_split(root, split)
+    try:
+        ds = datasets.ImageFolder(str(folder))
+    except (FileNotFoundError, RuntimeError) as e:
+        raise InputError(f"no images found in {folder}: {e}; expected <class name>/<image> files") from None
+    if len(ds.classes) < 2:
+        raise InputError(f"image folder {folder} holds {len(ds.classes)} class folder(s); a conditional GAN needs >= 2")
+    images = _read_images([path for path, _ in ds.samples])
+    return SourceData("imagefolder", split, images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
+
+
+def load_unlabelled(folder: str | Path) -> tuple[torch.Tensor, str]:
+    """Every image file under ``folder`` (any depth, sorted by relative path; torchvision's image extensions)
+    as uint8 [M, 28, 28], read like the ``imagefolder`` dataset; and a sha256 of their relative paths and
+    bytes, the folder's identity (a resumed run checks it).
+
+    Raises:
+        InputError: ``folder`` missing or without images; an unreadable image.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"unlabelled folder {root} does not exist; point --unlabelled at a folder of images")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    if not paths:
+        raise InputError(f"no images under {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(p.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return _read_images([str(p) for p in paths]), digest.hexdigest()
 
 
 def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int) -> np.ndarray:

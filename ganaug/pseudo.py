@@ -1,13 +1,15 @@
 """Pseudo-labels for an unlabelled pool: the common real case of few labels and many images.
 
-A *teacher* (the fixed CNN of :mod:`ganaug.cas`, trained on the labelled subset alone, with the dataset's
-classical augmentation) labels every other image of the training split; an image is kept, with the teacher's
-class, when the teacher gives that class a probability of at least ``threshold`` (FixMatch's confidence
-threshold: 0.95 there). No label outside the subset is ever read.
+A *teacher* (the fixed CNN of :mod:`ganaug.cas`, trained on the labelled images alone, with the dataset's
+classical augmentation) labels every image of an unlabelled pool; an image is kept, with the teacher's class,
+when the teacher gives that class a probability of at least ``threshold`` (FixMatch's confidence threshold:
+0.95 there). No label outside the labelled images is ever read.
 
-``ganaug train --per-class N --pseudo-label T`` trains its GAN on the labelled subset plus the kept images
-(:func:`add_pool`); the run folder stores them (``pseudo_labels.npz``) so a resumed run trains on the same
-ones. The downstream benchmark's pool protocol gives its classifiers the same kept images.
+``ganaug train --per-class N --pseudo-label T`` trains its GAN on the labelled subset plus the kept images of
+the rest of the split (how the benchmark simulates few labels); ``--unlabelled DIR`` makes a folder of
+unlabelled images the pool instead (a real user's case). See :func:`add_pool`. The run folder stores the
+pseudo-labels (``pseudo_labels.npz``), so a resumed run trains on the same ones; the downstream benchmark's
+pool protocol gives its classifiers the same kept images.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class PseudoLabels:
     """The kept pool images of one labelled subset.
 
     Attributes:
-        indices: int64 [K], positions of the kept images in the training split, ascending (never a labelled one).
+        indices: int64 [K], positions of the kept images in the pool's source, ascending: the training split
+            (never a labelled image), or an unlabelled folder's sorted files.
         labels: int64 [K], the teacher's class of each.
         confidence: float32 [K], the teacher's probability of that class (>= ``threshold``).
         threshold: the confidence threshold they were kept at, in (0, 1].
@@ -73,9 +76,8 @@ class PseudoLabels:
 
 
 def pseudo_label(
-    split_images: torch.Tensor,
-    labelled: np.ndarray,
-    labels: torch.Tensor,
+    labelled: tuple[torch.Tensor, torch.Tensor],
+    pool: torch.Tensor,
     *,
     threshold: float,
     num_classes: int,
@@ -84,12 +86,11 @@ def pseudo_label(
     device: str | torch.device = "cpu",
     teacher: CASClassifier | None = None,
 ) -> PseudoLabels:
-    """Label the unlabelled part of a split with a teacher trained on its labelled part.
+    """Label ``pool`` with a teacher trained on ``labelled``; ``indices`` are positions in ``pool``.
 
     Args:
-        split_images: uint8 [N, 28, 28], the whole training split.
-        labelled: int64 [L], positions of the labelled images in it.
-        labels: int64 [L], their labels (the only labels used).
+        labelled: images float [L, 1, 28, 28] in [-1, 1] and their labels int64 [L] (the only labels used).
+        pool: the unlabelled images, float [M, 1, 28, 28] in [-1, 1].
         threshold: keep an image when the teacher's top probability is >= this, in (0, 1].
         classical: the teacher's classical augmentation (a key of :data:`ganaug.augment_ops.CLASSICAL`).
         seed: seeds the teacher.
@@ -97,14 +98,29 @@ def pseudo_label(
     """
     if not 0 < threshold <= 1:
         raise InputError(f"pseudo-label threshold {threshold}: give a probability in (0, 1], e.g. 0.95")
-    subset = (to_model_range(split_images[torch.from_numpy(labelled)]), labels)
     net = train_classifier(
-        [subset], classifier=teacher or TEACHER, num_classes=num_classes, seed=seed, device=device, classical=classical
+        [labelled],
+        classifier=teacher or TEACHER,
+        num_classes=num_classes,
+        seed=seed,
+        device=device,
+        classical=classical,
     )
-    pool = np.setdiff1d(np.arange(len(split_images), dtype=np.int64), labelled)
-    conf, cls = probabilities(net, to_model_range(split_images[torch.from_numpy(pool)]), device).max(1)
+    conf, cls = probabilities(net, pool, device).max(1)
     keep = (conf >= threshold).numpy()
-    return PseudoLabels(pool[keep], cls.numpy()[keep], conf.numpy()[keep], float(threshold), len(pool))
+    return PseudoLabels(np.flatnonzero(keep), cls.numpy()[keep], conf.numpy()[keep], float(threshold), len(pool))
+
+
+def label_rest_of_split(
+    split_images: torch.Tensor, labelled: np.ndarray, labels: torch.Tensor, **options
+) -> PseudoLabels:
+    """:func:`pseudo_label` with the split's labelled images (uint8 [N, 28, 28] at positions ``labelled``, with
+    ``labels``) as the teacher's data and every other image of the split as the pool; ``indices`` are positions
+    in the split. ``options``: those of :func:`pseudo_label`."""
+    rest = np.setdiff1d(np.arange(len(split_images), dtype=np.int64), labelled)
+    subset = (to_model_range(split_images[torch.from_numpy(labelled)]), labels)
+    pl = pseudo_label(subset, to_model_range(split_images[torch.from_numpy(rest)]), **options)
+    return dataclasses.replace(pl, indices=rest[pl.indices])
 
 
 def add_pool(
@@ -112,48 +128,62 @@ def add_pool(
     *,
     root: str | Path | None,
     threshold: float,
+    unlabelled: str | Path | None = None,
     classical: str | None = None,
     seed: int,
     device: str | torch.device = "cpu",
     stored: PseudoLabels | None = None,
 ) -> tuple[TrainingData, PseudoLabels]:
-    """``data`` (a labelled subset of its split) followed by the split's other images the teacher labels with
-    confidence >= ``threshold`` (``stored`` ones instead, when given: a resumed run's); and those pseudo-labels.
+    """``data`` (the labelled images) followed by the pool's images its teacher labels with confidence >=
+    ``threshold`` (``stored`` ones instead, when given: a resumed run's); and those pseudo-labels.
 
+    The pool is the image folder ``unlabelled`` (:func:`ganaug.data.load_unlabelled`), or without one every
+    image of the training split outside ``data`` (then ``data`` must be a ``per_class`` subset). In
+    ``indices``, a folder image at position j of the folder's sorted files is ``source_size + j``.
     ``classical`` defaults to the dataset's (:func:`ganaug.augment_ops.classical_for`). The identity records
-    the labelled subset's hash (``labelled_indices_sha256``), the threshold and how many images were kept.
+    the labelled images' hash (``labelled_indices_sha256``), the threshold, how many images were kept, and the
+    folder's ``unlabelled_sha256``.
 
     Raises:
-        InputError: ``data`` is the whole split (nothing unlabelled), or ``stored`` was kept at another threshold.
+        InputError: no folder and ``data`` is the whole split (nothing unlabelled); ``stored`` pseudo-labels that
+            do not fit this pool (another threshold or size, or labelled images among them).
     """
     dataset = data.identity["dataset"]
-    if data.identity.get("per_class") is None:
-        raise InputError("--pseudo-label needs --per-class: the labelled subset that teaches the rest of the split")
-    split = load_source(dataset, root=root, split="train")
-    if stored is None:
-        pl = pseudo_label(
-            split.images,
-            data.indices,
-            data.labels,
-            threshold=threshold,
-            num_classes=len(data.classes),
-            classical=classical or classical_for(dataset),
-            seed=seed,
-            device=device,
-        )
-    elif stored.threshold != threshold or stored.pool != len(split.labels) - len(data.indices):
+    identity = dict(data.identity)
+    if unlabelled is not None:
+        from ganaug.data import load_unlabelled
+
+        pool_images, identity["unlabelled_sha256"] = load_unlabelled(unlabelled)
+        offset = data.identity["source_size"]
+        pool_size = len(pool_images)
+    elif data.identity.get("per_class") is None:
         raise InputError(
-            f"the given pseudo-labels were kept at {stored.threshold} from a pool of {stored.pool} images, not at "
-            f"{threshold} from the {len(split.labels) - len(data.indices)} unlabelled ones; make them anew"
+            "--pseudo-label needs a pool: --per-class (the rest of the split) or --unlabelled DIR (a folder of images)"
         )
-    elif np.intersect1d(stored.indices, data.indices).size:
-        raise InputError("the given pseudo-labels include labelled images: they belong to another subset")
     else:
+        split = load_source(dataset, root=root, split="train").images
+        offset, pool_size = 0, len(split) - len(data.indices)
+    options = {"threshold": threshold, "num_classes": len(data.classes), "seed": seed, "device": device}
+    options["classical"] = classical or classical_for(dataset)
+    if stored is not None:
+        if stored.threshold != threshold or stored.pool != pool_size:
+            raise InputError(
+                f"the given pseudo-labels were kept at {stored.threshold} from a pool of {stored.pool} images, not at "
+                f"{threshold} from these {pool_size}; make them anew"
+            )
+        if unlabelled is None and np.intersect1d(stored.indices, data.indices).size:
+            raise InputError("the given pseudo-labels include labelled images: they belong to another subset")
         pl = stored
-    idx = torch.from_numpy(pl.indices)
-    indices = np.concatenate([data.indices, pl.indices])
-    identity = dict(data.identity, size=len(indices), indices_sha256=indices_hash(indices))
+    elif unlabelled is not None:
+        pl = pseudo_label((data.images, data.labels), to_model_range(pool_images), **options)
+    else:
+        pl = label_rest_of_split(split, data.indices, data.labels, **options)
+    kept = torch.from_numpy(pl.indices)
+    images = pool_images[kept] if unlabelled is not None else split[kept]
+    indices = np.concatenate([data.indices, pl.indices + offset])
     identity |= {
+        "size": len(indices),
+        "indices_sha256": indices_hash(indices),
         "labelled": len(data.indices),
         "labelled_indices_sha256": data.identity["indices_sha256"],
         "pseudo_label_threshold": threshold,
@@ -161,7 +191,7 @@ def add_pool(
         "unlabelled_pool": pl.pool,
     }
     pooled = TrainingData(
-        torch.cat([data.images, to_model_range(split.images[idx])]),
+        torch.cat([data.images, to_model_range(images)]),
         torch.cat([data.labels, torch.from_numpy(pl.labels)]),
         data.classes,
         indices,

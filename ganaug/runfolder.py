@@ -16,7 +16,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
+
+if TYPE_CHECKING:
+    from ganaug.pseudo import PseudoLabels
 
 RUN_KIND = "run"
 CONFIG = "config.json"
@@ -145,8 +148,13 @@ class RunFolder:
             raise InputError(f"{path} (config schema {meta['schema']}) lacks {', '.join(missing)}; restore it")
         return meta
 
-    def write_indices(self, indices: np.ndarray) -> None:
+    def write_indices(self, indices: np.ndarray, pseudo: PseudoLabels | None = None) -> None:
+        """``indices.npy``, and ``pseudo_labels.npz`` when the run trains on a pseudo-labelled pool."""
         np.save(self.path / "indices.npy", indices)
+        if pseudo is not None:
+            from ganaug.pseudo import FILE
+
+            pseudo.save(self.path / FILE)
 
     # ---- metrics.csv ----------------------------------------------------------------------------
 

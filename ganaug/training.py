@@ -140,7 +140,11 @@ def _load_data(
 ) -> tuple[TrainConfig, TrainingData, Holdout | None, PseudoLabels | None]:
     """The config's training data (without the held-out images), the config with ``model.num_classes`` taken
     from the data, the held-out images, labels and class names when ``config.holdout`` asks for them, and with
-    ``config.pseudo_label`` the pseudo-labels of the pool (``pseudo``, a resumed run's, or made here)."""
+    ``config.pseudo_label`` the pseudo-labels of the pool (``pseudo``, a resumed run's, or made here). The
+    returned config names its folders by absolute paths."""
+    for name in ("data_root", "unlabelled"):
+        if getattr(config, name) is not None:
+            config = dataclasses.replace(config, **{name: str(Path(getattr(config, name)).resolve())})
     data = load_training_data(
         config.dataset, root=config.data_root, download=download, per_class=config.per_class, seed=config.seed
     )
@@ -157,6 +161,7 @@ def _load_data(
             data,
             root=config.data_root,
             threshold=config.pseudo_label,
+            unlabelled=config.unlabelled,
             classical=chosen,
             seed=config.seed,
             device=resolve_device(config.device),
@@ -196,6 +201,11 @@ def _reopen(
 
         stored = PseudoLabels.load(run.path / FILE)
     config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
+    if data.identity.get("unlabelled_sha256") != meta["data"].get("unlabelled_sha256"):
+        raise InputError(
+            f"the images under {config.unlabelled} differ from those this run pseudo-labelled; restore them or "
+            "start a new run"
+        )
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
             f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "
@@ -433,14 +443,10 @@ class Trainer:
         progress: bool = True,
         pseudo: PseudoLabels | None = None,
     ) -> Trainer:
-        """Start a run in ``run_dir``: missing or empty, or with ``overwrite`` a ganaug run folder to replace
-        (:meth:`RunFolder.check_new`). Folder, data and config are checked before anything is written;
-        ``data_root`` is stored absolute. With ``config.pseudo_label``, ``pseudo`` gives pseudo-labels made
-        beforehand for this config's subset (by :func:`ganaug.pseudo.pseudo_label`; the benchmark needs their
-        count first), else they are made here; either way the run folder keeps them."""
+        """Start a run in ``run_dir`` (missing, empty, or with ``overwrite`` a ganaug run: :meth:`RunFolder.check_new`);
+        all is checked before anything is written; paths are stored absolute. ``pseudo``: pseudo-labels made
+        beforehand for a ``config.pseudo_label`` run (the benchmark needs their count), else made here."""
         run = RunFolder.check_new(run_dir, overwrite=overwrite)
-        if config.data_root is not None:
-            config = dataclasses.replace(config, data_root=str(Path(config.data_root).resolve()))
         config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
@@ -448,11 +454,7 @@ class Trainer:
             run.acquire()
             run.create(replace=overwrite)
             trainer._write_config()
-            run.write_indices(data.indices)
-            if pseudo is not None:
-                from ganaug.pseudo import FILE
-
-                pseudo.save(run.path / FILE)
+            run.write_indices(data.indices, pseudo)
         return trainer
 
     @classmethod
@@ -464,9 +466,8 @@ class Trainer:
         data_root: str | Path | None = None,
         progress: bool = True,
     ) -> Trainer:
-        """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of
-        ``epochs``, reading the data from ``data_root`` if it moved. metrics.csv loses the rows logged after
-        the checkpoint (by a run that was killed), so no step appears twice."""
+        """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of ``epochs``
+        (data from ``data_root`` if it moved); metrics.csv drops rows logged after the checkpoint: no step twice."""
         run = RunFolder(run_dir)
         config, data, holdout = _reopen(run, epochs=epochs, data_root=data_root)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from ganaug import pseudo
 from ganaug.cas import CASClassifier
 from ganaug.cli import main
-from ganaug.data import indices_hash, load_source, stratified_subset
+from ganaug.data import indices_hash, load_source, load_unlabelled, stratified_subset
 from ganaug.errors import InputError
-from ganaug.pseudo import PseudoLabels, pseudo_label
+from ganaug.pseudo import PseudoLabels, label_rest_of_split
 from ganaug.training import Trainer
 from tests.conftest import tiny_config
 from tests.test_downstream import TINY, downstream
@@ -36,7 +36,7 @@ def split():
 
 
 def _label(split, labelled, threshold, seed=0):
-    return pseudo_label(
+    return label_rest_of_split(
         split.images,
         labelled,
         split.labels[torch.from_numpy(labelled)],
@@ -74,12 +74,14 @@ def test_pseudo_labels_round_trip_and_bad_files_or_thresholds_are_one_line_error
 
 
 def test_config_and_cli_want_a_probability_and_per_class(tmp_path):
-    with pytest.raises(ValueError, match="needs per_class"):
+    with pytest.raises(ValueError, match="needs a pool: per_class"):
         tiny_config(per_class=None, pseudo_label=0.9)
+    with pytest.raises(ValueError, match="unlabelled needs pseudo_label"):
+        tiny_config(unlabelled=str(tmp_path))
     with pytest.raises(ValueError, match="probability"):
         tiny_config(pseudo_label=1.5)
     res = CliRunner().invoke(main, ["train", "--pseudo-label", "0.9", "--out", str(tmp_path / "run")])
-    assert res.exit_code == 2 and "needs per_class" in res.output
+    assert res.exit_code == 2 and "needs a pool" in res.output
     assert not (tmp_path / "run").exists()
 
 
@@ -169,3 +171,47 @@ def test_pseudo_labels_are_made_in_one_process_not_one_teacher_per_torchrun_rank
     with pytest.raises(InputError, match="under torchrun"):
         Trainer.new(tiny_config(per_class=5, pseudo_label=0.5), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def _unlabelled_folder(folder, n=120):
+    """``n`` digits of the test split as PNG files in nested folders; their true labels, in sorted-file order."""
+    from PIL import Image
+
+    test = load_source("digits", split="test")
+    for i in range(n):
+        sub = folder / f"batch{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test.images[i].numpy()).save(sub / f"img{i:04d}.png")
+    order = sorted(range(n), key=lambda i: (f"batch{i % 3}", f"img{i:04d}"))
+    return test.labels.numpy()[order]
+
+
+def test_an_unlabelled_folder_is_the_pool_and_a_changed_folder_stops_resume(tmp_path):
+    truth = _unlabelled_folder(tmp_path / "pool")
+    (tmp_path / "pool" / "notes.txt").write_text("not an image")  # skipped: not an image extension
+    images, digest = load_unlabelled(tmp_path / "pool")
+    assert images.shape == (120, 28, 28) and images.dtype == torch.uint8 and len(digest) == 64
+    run = tmp_path / "run"
+    config = tiny_config(per_class=5, pseudo_label=0.5, unlabelled=str(tmp_path / "pool"), epochs=1)
+    Trainer.new(config, run, progress=False).fit()
+    stored = PseudoLabels.load(run / pseudo.FILE)
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert stored.pool == 120 and data["unlabelled_sha256"] == digest and data["labelled"] == 50
+    assert 0 < len(stored.indices) <= 120 and (truth[stored.indices] == stored.labels).mean() > 0.7
+    assert (np.load(run / "indices.npy")[50:] == data["source_size"] + stored.indices).all()
+    Trainer.resume(run, epochs=2, progress=False).fit()  # same folder: resumes
+    (tmp_path / "pool" / "batch0" / "img0000.png").write_bytes(
+        (tmp_path / "pool" / "batch1" / "img0001.png").read_bytes()
+    )
+    with pytest.raises(InputError, match="differ from those this run pseudo-labelled"):
+        Trainer.resume(run, epochs=3, progress=False)
+
+
+def test_an_unlabelled_folder_without_images_is_a_one_line_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images under"):
+        load_unlabelled(tmp_path / "empty")
+    res = CliRunner().invoke(
+        main, ["train", "--pseudo-label", "0.9", "--unlabelled", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 2 and "no images under" in res.output and not (tmp_path / "r").exists()

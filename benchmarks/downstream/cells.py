@@ -75,7 +75,12 @@ def architecture(model: ModelConfig) -> str:
     )
 
 
-_ADDED_LATER = ((None, "ac_weight", 0.0), ("model", "aux_classifier", False), (None, "pseudo_label", 0.0))
+_ADDED_LATER = (
+    (None, "ac_weight", 0.0),
+    ("model", "aux_classifier", False),
+    (None, "pseudo_label", 0.0),
+    (None, "unlabelled", None),
+)
 
 
 def gan_dir(config: TrainConfig, cache: Path) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ganaug.cas import CASClassifier
 from ganaug.errors import InputError
-from ganaug.pseudo import PseudoLabels, pseudo_label
+from ganaug.pseudo import PseudoLabels, label_rest_of_split
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
 from .profiles import CONDITIONS, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
@@ -57,7 +57,7 @@ def pseudo_labels(
     if cached_only:
         return None
     (_, labels), idx = real_subset(data, budget, seed)
-    pl = pseudo_label(
+    pl = label_rest_of_split(
         data.train_images,
         idx,
         labels,

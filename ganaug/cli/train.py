@@ -101,9 +101,16 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
     metavar="THRESHOLD",
-    help="Few labels, many images: with --per-class, also train on the rest of the training split, labelled by a "
-    "classifier trained on the subset; an image is kept when that classifier's probability is >= THRESHOLD "
-    "(e.g. 0.95). No label outside the subset is read.",
+    help="Few labels, many images: also train on a pool of unlabelled images (the rest of the training split "
+    "with --per-class, or --unlabelled DIR), labelled by a classifier trained on the labelled ones; an image "
+    "is kept when that classifier's probability is >= THRESHOLD (e.g. 0.95). No other label is read.",
+)
+@click.option(
+    "--unlabelled",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A folder of unlabelled images (any depth) for --pseudo-label to label, instead of the rest of the "
+    "training split.",
 )
 @click.option(
     "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
@@ -298,6 +305,7 @@ def train(
         data_root = opts.pop("data_root")
         opts["augment_real"] = opts["augment_real"] or False
         opts["pseudo_label"] = opts["pseudo_label"] or 0.0
+        opts["unlabelled"] = None if opts["unlabelled"] is None else str(opts["unlabelled"])
         try:
             config = TrainConfig(
                 **opts,
