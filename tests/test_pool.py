@@ -73,7 +73,7 @@ def test_pseudo_labels_round_trip_and_bad_files_or_thresholds_are_one_line_error
         _label(split, np.arange(10), 0.0)
 
 
-def test_config_and_cli_want_a_probability_and_per_class(tmp_path):
+def test_config_and_cli_want_a_probability_and_a_pool_and_bare_means_0_95(tmp_path):
     with pytest.raises(ValueError, match="needs a pool: per_class"):
         tiny_config(per_class=None, pseudo_label=0.9)
     with pytest.raises(ValueError, match="unlabelled needs pseudo_label"):
@@ -83,6 +83,12 @@ def test_config_and_cli_want_a_probability_and_per_class(tmp_path):
     res = CliRunner().invoke(main, ["train", "--pseudo-label", "0.9", "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "needs a pool" in res.output
     assert not (tmp_path / "run").exists()
+    tiny = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
+    res = CliRunner().invoke(
+        main, ["train", "--per-class", "5", "--pseudo-label", "--out", str(tmp_path / "run"), *tiny]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["pseudo_label"] == 0.95  # bare
 
 
 def test_a_pool_gan_trains_on_subset_then_kept_images_and_resume_equals_an_uninterrupted_run(tmp_path):

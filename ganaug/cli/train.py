@@ -99,11 +99,14 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
 @click.option(
     "--pseudo-label",
     type=click.FloatRange(0, 1, min_open=True),
+    is_flag=False,
+    flag_value=0.95,
     default=None,
-    metavar="THRESHOLD",
+    metavar="[THRESHOLD]",
     help="Few labels, many images: also train on a pool of unlabelled images (the rest of the training split "
     "with --per-class, or --unlabelled DIR), labelled by a classifier trained on the labelled ones; an image "
-    "is kept when that classifier's probability is >= THRESHOLD (e.g. 0.95). No other label is read.",
+    "is kept when that classifier's probability is >= THRESHOLD (0.95 when given bare: FixMatch's, and the "
+    "downstream benchmark's pool protocol). No other label is read.",
 )
 @click.option(
     "--unlabelled",
