@@ -83,7 +83,20 @@ def test_config_and_cli_want_a_probability_and_a_pool_and_bare_means_0_95(tmp_pa
     res = CliRunner().invoke(main, ["train", "--pseudo-label", "0.9", "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "needs a pool" in res.output
     assert not (tmp_path / "run").exists()
-    tiny = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
+    tiny = [
+        "--z-dim",
+        "8",
+        "--g-width",
+        "8",
+        "--d-width",
+        "8",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--no-export",
+    ]
     res = CliRunner().invoke(
         main, ["train", "--per-class", "5", "--pseudo-label", "--out", str(tmp_path / "run"), *tiny]
     )
