@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,18 +64,20 @@ class RunFolder:
     # ---- claiming -------------------------------------------------------------------------------
 
     @classmethod
-    def check_new(cls, path: str | Path, *, overwrite: bool) -> RunFolder:
-        """Check, before any work, that a new run may be written to ``path``.
+    def check_new(cls, path: str | Path, *, overwrite: bool, read: Sequence[str | Path] = ()) -> RunFolder:
+        """Check, before any work, that a new run may be written to ``path``, which must neither hold nor lie
+        inside a folder of images the run ``read``s (its samples would join that data).
 
         Raises:
             InputError: ``path`` is a file; a non-empty folder without ``overwrite``; with ``overwrite``,
                 anything :func:`ganaug.outputs.check_replaceable` refuses (the working folder or its
                 ancestors, a folder without ganaug's run marker, one with the user's files); a folder that
-                cannot be written.
+                cannot be written; ``path`` is, holds or lies inside a folder of ``read``.
         """
-        from ganaug.outputs import check_replaceable
+        from ganaug.outputs import check_not_protected, check_replaceable
 
         path = Path(path)
+        check_not_protected(path, read)
         if path.exists() and not path.is_dir():
             raise InputError(f"{path} is a file; choose a folder for the run")
         if path.is_dir() and any(path.iterdir()) and not overwrite:

@@ -177,6 +177,11 @@ def _load_data(
     return dataclasses.replace(config, model=model), data, holdout, pseudo if config.pseudo_label else None
 
 
+def _image_folders(config: TrainConfig) -> list[str]:
+    """The folders of image files ``config`` reads (a run folder must stay out of them)."""
+    return [p for p in (config.unlabelled, config.data_root if config.dataset == "imagefolder" else None) if p]
+
+
 def _reopen(
     run: RunFolder, *, epochs: int | None, data_root: str | Path | None
 ) -> tuple[TrainConfig, TrainingData, Holdout | None]:
@@ -446,7 +451,7 @@ class Trainer:
         """Start a run in ``run_dir`` (missing, empty, or with ``overwrite`` a ganaug run: :meth:`RunFolder.check_new`);
         all is checked before anything is written; paths are stored absolute. ``pseudo``: pseudo-labels made
         beforehand for a ``config.pseudo_label`` run (the benchmark needs their count), else made here."""
-        run = RunFolder.check_new(run_dir, overwrite=overwrite)
+        run = RunFolder.check_new(run_dir, overwrite=overwrite, read=_image_folders(config))
         config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it

@@ -183,3 +183,11 @@ def test_an_image_folder_of_other_than_ten_classes_trains(tmp_path, n_classes, p
     from ganaug.checkpoint import load_generator
 
     assert load_generator(out)[0].embed.num_embeddings == n_classes
+
+
+def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
+    root = _image_folder(tmp_path / "images", 3, 4)
+    before = sorted(root.rglob("*"))
+    result = run("train", "--dataset", "imagefolder", "--data-root", root, "--out", root / "run", *TINY)
+    assert result.exit_code == 2 and "which is being read" in result.output  # its grids would become a class
+    assert sorted(root.rglob("*")) == before

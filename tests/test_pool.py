@@ -234,3 +234,13 @@ def test_an_unlabelled_folder_without_images_is_a_one_line_error(tmp_path):
         main, ["train", "--pseudo-label", "0.9", "--unlabelled", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]
     )
     assert res.exit_code == 2 and "no images under" in res.output and not (tmp_path / "r").exists()
+
+
+def test_a_run_folder_inside_the_unlabelled_folder_is_refused_before_anything_is_written(tmp_path):
+    _unlabelled_folder(tmp_path / "pool", n=6)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for out in (tmp_path / "pool" / "run", tmp_path / "pool", tmp_path):
+        config = tiny_config(per_class=5, pseudo_label=0.5, unlabelled=str(tmp_path / "pool"))
+        with pytest.raises(InputError, match="which is being read"):
+            Trainer.new(config, out, progress=False, overwrite=True)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
