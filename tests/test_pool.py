@@ -19,6 +19,7 @@ from ganaug.errors import InputError
 from ganaug.pseudo import PseudoLabels, label_rest_of_split
 from ganaug.training import Trainer
 from tests.conftest import tiny_config
+from tests.test_cli_train import TINY as CLI_TINY
 from tests.test_downstream import TINY, downstream
 from tests.test_training import _assert_same_tensors, _state
 
@@ -83,20 +84,7 @@ def test_config_and_cli_want_a_probability_and_a_pool_and_bare_means_0_95(tmp_pa
     res = CliRunner().invoke(main, ["train", "--pseudo-label", "0.9", "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "needs a pool" in res.output
     assert not (tmp_path / "run").exists()
-    tiny = [
-        "--z-dim",
-        "8",
-        "--g-width",
-        "8",
-        "--d-width",
-        "8",
-        "--batch-size",
-        "32",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--no-export",
-    ]
+    tiny = ["--epochs", "1", *CLI_TINY]
     res = CliRunner().invoke(
         main, ["train", "--per-class", "5", "--pseudo-label", "--out", str(tmp_path / "run"), *tiny]
     )
