@@ -169,6 +169,8 @@ def test_pool_reruns_from_the_cache_and_never_overwrites_a_file_it_did_not_write
     with pytest.raises(InputError, match="not written by the pool protocol"):
         downstream.pool.run_pool(p, data_root=None, cache=root / "cache", out=tmp_path, report_only=True)
     assert (tmp_path / "pool.md").read_text() == "my notes\n" and not (tmp_path / "pool.json").exists()
+    with pytest.raises(InputError, match="leaves no pool"):
+        downstream.pool.run_pool(dataclasses.replace(p, budgets=(0,)), data_root=None, cache=tmp_path, out=tmp_path)
     with pytest.raises(InputError, match="nothing to report"):
         downstream.pool.run_pool(p, data_root=None, cache=tmp_path / "empty", out=tmp_path / "b", report_only=True)
 

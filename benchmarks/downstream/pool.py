@@ -29,7 +29,7 @@ from ganaug.errors import InputError
 from ganaug.pseudo import PseudoLabels, label_rest_of_split
 
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
-from .profiles import CONDITIONS, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
+from .profiles import CONDITIONS, FULL, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
 from .report import provenance, provenance_lines, write_owned
 from .statistics import aggregate, verdict
 
@@ -92,9 +92,14 @@ def run_pool(
     ``p``; write ``out/pool.md`` and ``out/pool.json`` (not with ``shard``: as :func:`.grid.run`); return them.
 
     Raises:
-        InputError: a bad ``shard``, or nothing finished to report (``out`` is left as it was).
+        InputError: a bad ``shard``, a budget of the whole split, or nothing finished to report (``out`` is
+            left as it was).
     """
     index, shards = shard
+    if FULL in p.budgets:
+        raise InputError(
+            "--pool needs budgets of labelled images per class (e.g. --budgets 10); 0, the whole split, leaves no pool"
+        )
     if not 0 <= index < shards:
         raise InputError(f"--shard {index}/{shards}: the index must be in 0..{shards - 1}")
     t0 = time.perf_counter()
