@@ -13,6 +13,9 @@ DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
 LOSSES: tuple[str, ...] = ("bce", "hinge")
 LR_DECAYS: tuple[str, ...] = ("none", "linear", "cosine")
 SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
+#: The pseudo-label confidence a pool image needs when none is given (FixMatch's; ``--pseudo-label`` bare, or
+#: ``--unlabelled DIR`` alone).
+PSEUDO_LABEL_THRESHOLD: float = 0.95
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
@@ -194,7 +197,10 @@ class TrainConfig:
                 "pseudo_label needs a pool: per_class (the rest of the split) or unlabelled (a folder of images)"
             )
         if self.unlabelled is not None and not self.pseudo_label:
-            raise ValueError("unlabelled needs pseudo_label, the confidence a pool image needs to join, e.g. 0.95")
+            raise ValueError(
+                "unlabelled needs pseudo_label, the confidence a pool image needs to join, "
+                f"e.g. {PSEUDO_LABEL_THRESHOLD}"
+            )
         if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
             raise ValueError(f"ac_weight must be a finite number >= 0, got {self.ac_weight}")
         if (self.ac_weight > 0) != self.model.aux_classifier:

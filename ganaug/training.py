@@ -183,10 +183,10 @@ def _image_folders(config: TrainConfig) -> list[str]:
 
 
 def _reopen(
-    run: RunFolder, *, epochs: int | None, data_root: str | Path | None
+    run: RunFolder, *, epochs: int | None, data_root: str | Path | None, unlabelled: str | Path | None = None
 ) -> tuple[TrainConfig, TrainingData, Holdout | None]:
-    """The stored config of ``run`` (with a new total of ``epochs`` or a moved ``data_root``) and its data,
-    checked to be the data the run trained on."""
+    """The stored config of ``run`` (with a new total of ``epochs``, a moved ``data_root`` or a moved
+    ``unlabelled`` folder) and its data, checked to be the data the run trained on."""
     meta = run.read_config()
     config = config_of({"config": meta["config"]}, run.path / CONFIG)
     if not (run.path / CHECKPOINT).is_file():
@@ -194,8 +194,9 @@ def _reopen(
             f"{run.path} has no {CHECKPOINT} yet (it stopped before its first epoch); start it again with --overwrite"
         )
     changes: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
-    if data_root is not None:
-        changes["data_root"] = str(Path(data_root).resolve())
+    for name, moved in (("data_root", data_root), ("unlabelled", unlabelled)):
+        if moved is not None:
+            changes[name] = str(Path(moved).resolve())
     try:
         config = dataclasses.replace(config, **changes)
     except ValueError as e:
@@ -208,8 +209,8 @@ def _reopen(
     config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
     if data.identity.get("unlabelled_sha256") != meta["data"].get("unlabelled_sha256"):
         raise InputError(
-            f"the images under {config.unlabelled} differ from those this run pseudo-labelled; restore them or "
-            "start a new run"
+            f"the images under {config.unlabelled} differ from those this run pseudo-labelled; restore them, point "
+            "--unlabelled at where they moved, or start a new run"
         )
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
@@ -404,6 +405,23 @@ def _images_per_second(trainer: Trainer) -> float:
     return (trainer.total_steps - trainer._start_step) * trainer.batch_size / seconds if seconds else float("nan")
 
 
+def _summary(trainer: Trainer) -> dict[str, Any]:
+    """What summary.json records of a finished run: steps, time, throughput, model cost and where it ran."""
+    ips = _images_per_second(trainer)
+    return {
+        "steps": trainer.step,
+        "epochs": trainer.step // trainer.batches_per_epoch,
+        "batch_size": trainer.batch_size,
+        "train_seconds": round(trainer.train_seconds, 3),
+        "train_images_per_second": round(ips, 1) if math.isfinite(ips) else None,
+        "processes": trainer.dist.world,
+        "generator_mflop_per_image": generator_flops(trainer.config.model) / 1e6,
+        "discriminator_mflop_per_image": discriminator_flops(trainer.config.model) / 1e6,
+        "device": str(trainer.device),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 class Trainer:
     """Trains one run in ``run_dir`` (:meth:`new` or :meth:`resume`, then :meth:`fit`); classes come from the data."""
 
@@ -469,12 +487,13 @@ class Trainer:
         *,
         epochs: int | None = None,
         data_root: str | Path | None = None,
+        unlabelled: str | Path | None = None,
         progress: bool = True,
     ) -> Trainer:
-        """Continue the run in ``run_dir`` from its checkpoint up to its configured (or a new) total of ``epochs``
-        (data from ``data_root`` if it moved); metrics.csv drops rows logged after the checkpoint: no step twice."""
+        """Continue ``run_dir`` from its checkpoint up to its configured (or a new) total of ``epochs``, reading moved
+        data from ``data_root`` / ``unlabelled``; metrics.csv drops rows logged after the checkpoint (no step twice)."""
         run = RunFolder(run_dir)
-        config, data, holdout = _reopen(run, epochs=epochs, data_root=data_root)
+        config, data, holdout = _reopen(run, epochs=epochs, data_root=data_root, unlabelled=unlabelled)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         if trainer.dist.is_writer:
             run.acquire()
@@ -558,20 +577,7 @@ class Trainer:
     def _finish(self) -> None:
         if not self.dist.is_writer:
             return
-        ips = _images_per_second(self)
-        summary = {
-            "steps": self.step,
-            "epochs": self.step // self.batches_per_epoch,
-            "batch_size": self.batch_size,
-            "train_seconds": round(self.train_seconds, 3),
-            "train_images_per_second": round(ips, 1) if math.isfinite(ips) else None,
-            "processes": self.dist.world,
-            "generator_mflop_per_image": generator_flops(self.config.model) / 1e6,
-            "discriminator_mflop_per_image": discriminator_flops(self.config.model) / 1e6,
-            "device": str(self.device),
-            "torch_threads": torch.get_num_threads(),
-            **self.gan.use_selected(),
-        }
+        summary = _summary(self) | self.gan.use_selected()
         self.run.finish(self.gan.sample(self.grid_z, self.grid_labels), summary, nrow=GRID_COLUMNS)
         if self.config.export_onnx:
             from ganaug.export import export_onnx

@@ -209,11 +209,30 @@ def test_an_unlabelled_folder_is_the_pool_and_a_changed_folder_stops_resume(tmp_
     assert 0 < len(stored.indices) <= 120 and (truth[stored.indices] == stored.labels).mean() > 0.7
     assert (np.load(run / "indices.npy")[50:] == data["source_size"] + stored.indices).all()
     Trainer.resume(run, epochs=2, progress=False).fit()  # same folder: resumes
-    (tmp_path / "pool" / "batch0" / "img0000.png").write_bytes(
-        (tmp_path / "pool" / "batch1" / "img0001.png").read_bytes()
+    (tmp_path / "pool").rename(tmp_path / "moved")
+    with pytest.raises(InputError, match="does not exist; point --unlabelled"):
+        Trainer.resume(run, epochs=3, progress=False)
+    res = CliRunner().invoke(
+        main, ["train", "--resume", str(run), "--epochs", "3", "--unlabelled", str(tmp_path / "moved"), "--quiet"]
+    )
+    assert res.exit_code == 0 and "ignoring" not in res.output, res.output  # a moved folder, same images: resumes
+    assert json.loads((run / "config.json").read_text())["config"]["unlabelled"] == str((tmp_path / "moved").resolve())
+    (tmp_path / "moved" / "batch0" / "img0000.png").write_bytes(
+        (tmp_path / "moved" / "batch1" / "img0001.png").read_bytes()
     )
     with pytest.raises(InputError, match="differ from those this run pseudo-labelled"):
-        Trainer.resume(run, epochs=3, progress=False)
+        Trainer.resume(run, epochs=4, progress=False)
+
+
+def test_an_unlabelled_folder_alone_pseudo_labels_at_the_default_threshold(tmp_path):
+    _unlabelled_folder(tmp_path / "pool", n=30)
+    args = ["train", "--per-class", "5", "--unlabelled", str(tmp_path / "pool"), "--epochs", "1", *CLI_TINY]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["pseudo_label"] == 0.95
+    res = CliRunner().invoke(main, [*args, "--pseudo-label", "0.6", "--out", str(tmp_path / "run6")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run6" / "config.json").read_text())["config"]["pseudo_label"] == 0.6
 
 
 def test_an_unlabelled_folder_without_images_is_a_one_line_error(tmp_path):

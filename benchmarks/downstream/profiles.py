@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganaug.config import ModelConfig
+from ganaug.config import PSEUDO_LABEL_THRESHOLD, ModelConfig
 from ganaug.errors import InputError
 
 CONDITIONS = {
@@ -95,7 +95,7 @@ class Profile:
     pretrain_steps: int = 0
     latent_scale: float = 1.0
     shared_style: bool = False
-    pool_threshold: float = 0.95
+    pool_threshold: float = PSEUDO_LABEL_THRESHOLD
 
     def __post_init__(self) -> None:
         from ganaug.augment_ops import CLASSICAL

@@ -13,13 +13,14 @@ from ganaug.config import (
     LOSSES,
     LR_DECAYS,
     MAX_SEED,
+    PSEUDO_LABEL_THRESHOLD,
     SELECT_METRICS,
     ModelConfig,
     TrainConfig,
 )
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
-RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
+RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
 
 
 @main.command()
@@ -100,7 +101,7 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
     "--pseudo-label",
     type=click.FloatRange(0, 1, min_open=True),
     is_flag=False,
-    flag_value=0.95,
+    flag_value=PSEUDO_LABEL_THRESHOLD,
     default=None,
     metavar="[THRESHOLD]",
     help="Few labels, many images: also train on a pool of unlabelled images (the rest of the training split "
@@ -112,8 +113,9 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "quiet", "threads")
     "--unlabelled",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="A folder of unlabelled images (any depth) for --pseudo-label to label, instead of the rest of the "
-    "training split.",
+    help="A folder of unlabelled images (any depth) to pseudo-label and train on, instead of the rest of the "
+    f"training split (with --pseudo-label {PSEUDO_LABEL_THRESHOLD} unless --pseudo-label says otherwise). With "
+    "--resume: where the run's folder moved.",
 )
 @click.option(
     "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
@@ -287,10 +289,12 @@ def train(
         if ignored:
             click.echo(
                 f"--resume continues with the run's own config.json; ignoring {', '.join(ignored)} "
-                f"(only --epochs, --data-root, --threads and --quiet apply)",
+                f"(only --epochs, --data-root, --unlabelled, --threads and --quiet apply)",
                 err=True,
             )
-        trainer = Trainer.resume(resume_dir, epochs=epochs, data_root=opts["data_root"], progress=not quiet)
+        trainer = Trainer.resume(
+            resume_dir, epochs=epochs, data_root=opts["data_root"], unlabelled=opts["unlabelled"], progress=not quiet
+        )
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
         model = ModelConfig(
@@ -307,7 +311,8 @@ def train(
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
         opts["augment_real"] = opts["augment_real"] or False
-        opts["pseudo_label"] = opts["pseudo_label"] or 0.0
+        pool_given = opts["unlabelled"] is not None  # a folder to pseudo-label: the default threshold unless set
+        opts["pseudo_label"] = opts["pseudo_label"] or (PSEUDO_LABEL_THRESHOLD if pool_given else 0.0)
         opts["unlabelled"] = None if opts["unlabelled"] is None else str(opts["unlabelled"])
         try:
             config = TrainConfig(
