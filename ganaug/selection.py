@@ -7,7 +7,9 @@ k=3 recall (higher is better). The same fixed latents are used every epoch and n
 touched, so selection never changes the run itself and resume stays exact. The test split is never used.
 
 The best snapshot travels in the checkpoint under ``selected`` (``metric``, ``score``, ``epoch``,
-``G_ema``); :func:`ganaug.checkpoint.load_generator` (so export, evaluate and generate) prefers it.
+``G_ema``, and ``history``: every epoch's ``[epoch, score]`` so far, which summary.json records too, so a
+user sees whether the score still rose at the end); :func:`ganaug.checkpoint.load_generator` (so export,
+evaluate and generate) prefers it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Selection:
         gen = torch.Generator().manual_seed((seed + 2_000_003) % 2**64)
         self.z, self.labels = torch.randn(len(labels), z_dim, generator=gen), labels.clone()
         self.best: dict[str, Any] | None = None
+        self.history: list[list[float]] = []  # [epoch, score] of every scored epoch
 
     @torch.no_grad()
     def score(self, generator: torch.nn.Module) -> float:
@@ -93,6 +96,7 @@ class Selection:
     def update(self, ema: torch.nn.Module, generator: torch.nn.Module, epoch: int) -> float:
         """Score ``generator`` (the module inside ``ema``) after ``epoch``; keep a copy of ``ema``'s state if best."""
         s = self.score(generator)
+        self.history.append([epoch, s])
         better = self.best is None or (s < self.best["score"] if self.metric == "fd" else s > self.best["score"])
         if better and math.isfinite(s):
             state = {k: v.detach().clone().cpu() for k, v in ema.state_dict().items()}
@@ -100,11 +104,13 @@ class Selection:
         return s
 
     def state_dict(self) -> dict[str, Any] | None:
-        return copy.copy(self.best)
+        return None if self.best is None else {**self.best, "history": copy.deepcopy(self.history)}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        self.best = copy.copy(state)
+        state = dict(state or {})
+        self.history = [list(h) for h in state.pop("history", [])]  # absent in checkpoints before it was kept
+        self.best = state or None
 
     def summary(self) -> dict[str, Any]:
-        """``{"metric", "score", "epoch"}`` of the kept snapshot (what summary.json records)."""
-        return {k: v for k, v in (self.best or {}).items() if k != "G_ema"}
+        """``{"metric", "score", "epoch", "history"}`` of the kept snapshot (what summary.json records)."""
+        return {k: v for k, v in (self.best or {}).items() if k != "G_ema"} | {"history": self.history}

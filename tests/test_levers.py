@@ -172,7 +172,10 @@ def test_selection_exports_the_best_snapshot_and_never_trains_on_the_holdout(tmp
     weights = {k.removeprefix("module."): v for k, v in sel["G_ema"].items() if k.startswith("module.")}
     _assert_same_tensors(g.state_dict(), weights, "G")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    history = summary["selected"].pop("history")
     assert summary["selected"] == {"metric": "recall", "score": sel["score"], "epoch": sel["epoch"]}
+    assert [e for e, _ in history] == [1, 2, 3] and max(s for _, s in history) == sel["score"]
+    assert dict(history)[sel["epoch"]] == sel["score"] and history == sel["history"]
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
     trained = np.load(tmp_path / "run" / "indices.npy")
     assert meta["data"]["size"] == 200 - 40 == len(trained) and meta["data"]["holdout_per_class"] == 4
