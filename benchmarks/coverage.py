@@ -54,6 +54,8 @@ LEVERS: dict[str, list[str]] = {
     "mbstd+r1": ["--mbstd", "--r1-gamma", "1"],
     "mbstd+cosine+ema": ["--mbstd", "--lr-decay", "cosine", "--ema-decay", "0.9999"],
     "hinge-sn+mbstd": ["--loss", "hinge", "--spectral-norm", "--mbstd"],
+    "hinge+r1": ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"],
+    "hinge+r1+d-depth": ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4", "--d-depth", "1"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
