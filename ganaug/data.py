@@ -255,6 +255,16 @@ def load_unlabelled(folder: str | Path) -> tuple[torch.Tensor, str]:
     Raises:
         InputError: ``folder`` missing or without images; an unreadable image.
     """
+    paths, digest = unlabelled_files(folder)
+    return _read_images([str(p) for p in paths]), digest
+
+
+def unlabelled_files(folder: str | Path) -> tuple[list[Path], str]:
+    """The image files under ``folder`` in :func:`load_unlabelled`'s order, and their sha256 (without decoding).
+
+    Raises:
+        InputError: ``folder`` missing or without images.
+    """
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     root = Path(folder)
@@ -266,7 +276,7 @@ def load_unlabelled(folder: str | Path) -> tuple[torch.Tensor, str]:
     digest = hashlib.sha256()
     for p in paths:
         digest.update(p.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return _read_images([str(p) for p in paths]), digest.hexdigest()
+    return paths, digest.hexdigest()
 
 
 def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int) -> np.ndarray:

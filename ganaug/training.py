@@ -43,7 +43,7 @@ from torch.optim.swa_utils import AveragedModel
 from ganaug.augment_ops import classical, diff_augment
 from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
 from ganaug.config import ModelConfig, TrainConfig
-from ganaug.data import TrainingData, load_training_data
+from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
 from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
@@ -206,12 +206,14 @@ def _reopen(
         from ganaug.pseudo import FILE, PseudoLabels
 
         stored = PseudoLabels.load(run.path / FILE)
-    config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
-    if data.identity.get("unlabelled_sha256") != meta["data"].get("unlabelled_sha256"):
+    if config.unlabelled is not None and unlabelled_files(config.unlabelled)[1] != meta["data"].get(
+        "unlabelled_sha256"
+    ):
         raise InputError(
             f"the images under {config.unlabelled} differ from those this run pseudo-labelled; restore them, point "
             "--unlabelled at where they moved, or start a new run"
         )
+    config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
             f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "

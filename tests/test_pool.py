@@ -222,6 +222,11 @@ def test_an_unlabelled_folder_is_the_pool_and_a_changed_folder_stops_resume(tmp_
     )
     with pytest.raises(InputError, match="differ from those this run pseudo-labelled"):
         Trainer.resume(run, epochs=4, progress=False)
+    (tmp_path / "moved" / "batch0" / "extra.png").write_bytes(
+        (tmp_path / "moved" / "batch2" / "img0002.png").read_bytes()
+    )
+    with pytest.raises(InputError, match="differ from those this run pseudo-labelled"):  # one image more: same message
+        Trainer.resume(run, epochs=4, progress=False)
 
 
 def test_an_unlabelled_folder_alone_pseudo_labels_at_the_default_threshold(tmp_path):
