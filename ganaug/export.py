@@ -184,13 +184,14 @@ def export_onnx(
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
     from ganaug.checkpoint import CHECKPOINT
+    from ganaug.runtime import ONNX_FILE, ONNX_FP16_FILE
 
     source = Path(source)
     generator, meta = load_checkpoint_generator(source)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
     run_dir = checkpoint.parent
     if out is None:
-        out, overwrite = run_dir / ("generator_fp16.onnx" if fp16 else "generator.onnx"), True
+        out, overwrite = run_dir / (ONNX_FP16_FILE if fp16 else ONNX_FILE), True
     out = Path(out)
     _check_out(out, overwrite=overwrite, protect=(checkpoint,))
     run_config = run_dir / "config.json"

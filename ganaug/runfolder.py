@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
+from ganaug.outputs import MARKER
+from ganaug.pseudo import FILE as PSEUDO_LABELS
+from ganaug.runtime import ONNX_FILE, ONNX_FP16_FILE
 
 if TYPE_CHECKING:
     from ganaug.pseudo import PseudoLabels
@@ -38,6 +42,27 @@ SUPPORTED_CONFIG_SCHEMAS: tuple[int, ...] = (1,)
 CONFIG_KEYS: tuple[str, ...] = ("schema", "ganaug_version", "config", "data", "classes")
 METRICS_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "wall_time"]
 _ATOMIC_FILES = (CHECKPOINT, CONFIG, METRICS, "summary.json")
+#: Every name ganaug writes at a run folder's top level; ``--overwrite`` replaces one only while it holds
+#: nothing else.
+RUN_FILES = frozenset(
+    {MARKER, CONFIG, "indices.npy", METRICS, "samples", CHECKPOINT, PSEUDO_LABELS, "samples.png", "samples.gif"}
+    | {"losses.png", "summary.json", ONNX_FILE, ONNX_FP16_FILE}
+)
+_TEMP = re.compile(r"\..+\.tmp-\d+")  # a killed writer's leftover (ganaug.outputs.temp_path)
+_EPOCH_GRID = re.compile(r"epoch_\d{4,}\.png")
+
+
+def foreign_files(path: Path) -> list[str]:
+    """What run folder ``path`` holds that ganaug did not write there (sorted relative paths): a user's notes,
+    a ``ganaug generate --out RUN/images`` folder, another run made inside it."""
+
+    def foreign(folder: Path, ours) -> list[str]:
+        return sorted(str(c.relative_to(path)) for c in folder.iterdir() if not (ours(c) or _TEMP.fullmatch(c.name)))
+
+    found = foreign(path, lambda c: c.name in RUN_FILES and (c.name == "samples") == c.is_dir())
+    if (path / "samples").is_dir():
+        found += foreign(path / "samples", lambda c: c.is_file() and _EPOCH_GRID.fullmatch(c.name))
+    return found
 
 
 def check_writable(path: Path) -> None:
@@ -71,8 +96,9 @@ class RunFolder:
         Raises:
             InputError: ``path`` is a file; a non-empty folder without ``overwrite``; with ``overwrite``,
                 anything :func:`ganaug.outputs.check_replaceable` refuses (the working folder or its
-                ancestors, a folder without ganaug's run marker, one with the user's files); a folder that
-                cannot be written; ``path`` is, holds or lies inside a folder of ``read``.
+                ancestors, a folder without ganaug's run marker) and a run folder holding files ganaug did
+                not write there (:func:`foreign_files`); a folder that cannot be written; ``path`` is,
+                holds or lies inside a folder of ``read``.
         """
         from ganaug.outputs import check_not_protected, check_replaceable
 
@@ -86,6 +112,13 @@ class RunFolder:
             )
         if overwrite:
             check_replaceable(path, kind=RUN_KIND)
+            foreign = foreign_files(path) if path.is_dir() else []
+            if foreign:
+                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+                raise InputError(
+                    f"refusing to replace {path}: it holds files ganaug did not write there "
+                    f"({', '.join(foreign[:3])}{more}); move them out or choose another --out"
+                )
         check_writable(path)
         return cls(path)
 

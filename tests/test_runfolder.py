@@ -64,6 +64,22 @@ def test_overwrite_replaces_a_marked_run_folder(run_copy):
     assert sorted(p.name for p in (run_copy / "samples").iterdir()) == ["epoch_0001.png"]
 
 
+def test_overwrite_refuses_a_run_folder_holding_files_ganaug_did_not_write(run_copy):
+    (run_copy / "notes.txt").write_text("lr 2e-4 looked best")
+    run("train", "--out", run_copy / "inner", *TINY)  # a run made inside this one
+    (run_copy / "samples" / "favourite.png").write_bytes(b"mine")
+    before = sorted(p.relative_to(run_copy) for p in run_copy.rglob("*"))
+    result = run("train", "--out", run_copy, "--overwrite", *TINY)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "inner, notes.txt, samples/favourite.png" in result.output and "move them out" in result.output
+    assert sorted(p.relative_to(run_copy) for p in run_copy.rglob("*")) == before  # nothing deleted
+    for name in ("notes.txt", "inner", "samples/favourite.png"):  # once they are gone, it is replaced
+        shutil.rmtree(run_copy / name) if (run_copy / name).is_dir() else (run_copy / name).unlink()
+    (run_copy / ".summary.json.tmp-999999").write_text("{")  # a killed writer's leftover is ganaug's own
+    assert run("train", "--out", run_copy, "--overwrite", *TINY).exit_code == 0
+
+
 def test_a_second_writer_of_the_same_run_folder_fails_with_a_message(run_copy):
     first = Trainer.resume(run_copy, epochs=3, progress=False)
     with pytest.raises(InputError, match=r"another ganaug process \(pid \d+\) is writing"):
