@@ -1,8 +1,9 @@
 """Issue 11's lever sweep: what limits the generator's coverage (recall, FD, CAS), one committed command a lever.
 
-Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the README recipe
-(``ganaug train --dataset mnist --epochs 15``). For each chosen lever this script trains the run (as its own
-process; ``--jobs N`` runs N at once, each with ``--threads`` set so they share the CPU cores), then runs
+Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the library defaults
+(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``hinge+r1`` lever). For each chosen
+lever this script trains the run (as its own process; ``--jobs N`` runs N at once, each with ``--threads`` set
+so they share the CPU cores), then runs
 ``ganaug evaluate --cas`` on it: recall, precision, Fréchet distance and its real floor, class fidelity,
 and CAS beside the real ceiling (the full-profile classifier unless ``--cas-classifier`` says otherwise).
 
@@ -31,8 +32,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-#: Lever name -> the ``ganaug train`` arguments it adds to the baseline recipe. ``{evaluator}`` stands for
-#: the ``--evaluator`` folder.
+#: The README's MNIST recipe on top of the library defaults: hinge loss with a lazy R1 penalty.
+HINGE_R1 = ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"]
+#: Export the EMA snapshot with the best Fréchet distance to 200 images per class held out of the training split.
+SELECT_FD = ["--select-by", "fd", "--holdout", "200", "--select-evaluator", "{evaluator}"]
+#: Lever name -> the ``ganaug train`` arguments it adds to the baseline (the library defaults, which were the
+#: README recipe before ``hinge+r1``). ``{evaluator}`` stands for the ``--evaluator`` folder.
 LEVERS: dict[str, list[str]] = {
     "baseline": [],
     "mbstd": ["--mbstd"],
@@ -54,8 +59,13 @@ LEVERS: dict[str, list[str]] = {
     "mbstd+r1": ["--mbstd", "--r1-gamma", "1"],
     "mbstd+cosine+ema": ["--mbstd", "--lr-decay", "cosine", "--ema-decay", "0.9999"],
     "hinge-sn+mbstd": ["--loss", "hinge", "--spectral-norm", "--mbstd"],
-    "hinge+r1": ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"],
-    "hinge+r1+d-depth": ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4", "--d-depth", "1"],
+    "hinge+r1": HINGE_R1,
+    "hinge+r1+d-depth": [*HINGE_R1, "--d-depth", "1"],
+    # the README recipe (hinge + R1) plus one lever each, with the EMA snapshot of best held-out FD exported
+    "hinge+r1+linear+select-fd": [*HINGE_R1, "--lr-decay", "linear", *SELECT_FD],
+    "hinge+r1-gamma-1+select-fd": [*HINGE_R1[:3], "1", *HINGE_R1[4:], *SELECT_FD],
+    "hinge+r1+mbstd+select-fd": [*HINGE_R1, "--mbstd", *SELECT_FD],
+    "hinge+r1+lr-4e-4+select-fd": [*HINGE_R1, "--lr-g", "4e-4", "--lr-d", "4e-4", *SELECT_FD],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def recipe(dataset: str, epochs: int) -> list[str]:
-    """The baseline recipe every lever adds to (the README's command at ``epochs``)."""
+    """The baseline every lever adds to: ``ganaug train`` with the library defaults at ``epochs``."""
     return ["ganaug", "train", "--dataset", dataset, "--epochs", str(epochs)]
 
 
