@@ -54,7 +54,7 @@ _EPOCH_GRID = re.compile(r"epoch_\d{4,}\.png")
 
 def foreign_files(path: Path) -> list[str]:
     """What run folder ``path`` holds that ganaug did not write there (sorted relative paths): a user's notes,
-    a ``ganaug generate --out RUN/images`` folder, another run made inside it."""
+    images generated into it, another run made inside it."""
 
     def foreign(folder: Path, ours) -> list[str]:
         return sorted(str(c.relative_to(path)) for c in folder.iterdir() if not (ours(c) or _TEMP.fullmatch(c.name)))
