@@ -31,7 +31,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import GanaugError, InputError
-from ganaug.outputs import ONNX_KIND
+from ganaug.outputs import ONNX_FILE, ONNX_FP16_FILE, ONNX_KIND
 
 if TYPE_CHECKING:
     import onnx
@@ -184,7 +184,6 @@ def export_onnx(
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
     from ganaug.checkpoint import CHECKPOINT
-    from ganaug.runtime import ONNX_FILE, ONNX_FP16_FILE
 
     source = Path(source)
     generator, meta = load_checkpoint_generator(source)

@@ -28,6 +28,10 @@ from typing import Any
 
 from ganaug.errors import GanaugError, InputError
 
+ONNX_FILE = "generator.onnx"
+"""A run folder's exported generator."""
+ONNX_FP16_FILE = "generator_fp16.onnx"
+"""``ganaug export --fp16``'s default name in a run folder."""
 MARKER = ".ganaug.json"
 """File ganaug writes inside every folder it creates; its ``kind`` says what the folder is."""
 MARKER_SCHEMA = 1

@@ -26,9 +26,8 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
-from ganaug.outputs import MARKER
+from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE
 from ganaug.pseudo import FILE as PSEUDO_LABELS
-from ganaug.runtime import ONNX_FILE, ONNX_FP16_FILE
 
 if TYPE_CHECKING:
     from ganaug.pseudo import PseudoLabels

@@ -21,6 +21,7 @@ import numpy as np
 
 from ganaug.errors import InputError
 from ganaug.labels import make_labels, resolve_class, to_uint8
+from ganaug.outputs import ONNX_FILE
 from ganaug.sampling import check_seed, latents
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 Provider = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
-ONNX_FILE = "generator.onnx"
-ONNX_FP16_FILE = "generator_fp16.onnx"  # `ganaug export --fp16`'s default
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _GPU_INSTALL = {
     "cuda": "an NVIDIA GPU with its driver and `pip install onnxruntime-gpu` (CUDA 12/13 libraries come with torch)",
