@@ -236,6 +236,13 @@ def temp_path(target: str | Path, *, pid: int | None = None) -> Path:
     return target.with_name(f".{target.name}.tmp-{os.getpid() if pid is None else pid}")
 
 
+def temp_target(path: str | Path) -> str | None:
+    """The file name whose temp (:func:`temp_path`) ``path`` is, or None if it is not one."""
+    name = Path(path).name
+    head, sep, pid = name.rpartition(".tmp-")
+    return head[1:] if sep and head.startswith(".") and len(head) > 1 and pid.isdigit() else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -26,7 +26,7 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
-from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE
+from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
 from ganaug.pseudo import FILE as PSEUDO_LABELS
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ RUN_FILES = frozenset(
     {MARKER, CONFIG, "indices.npy", METRICS, "samples", CHECKPOINT, PSEUDO_LABELS, "samples.png", "samples.gif"}
     | {"losses.png", "summary.json", ONNX_FILE, ONNX_FP16_FILE}
 )
-_TEMP = re.compile(r"\..+\.tmp-\d+")  # a killed writer's leftover (ganaug.outputs.temp_path)
 _EPOCH_GRID = re.compile(r"epoch_\d{4,}\.png")
 
 
@@ -56,7 +55,9 @@ def foreign_files(path: Path) -> list[str]:
     images generated into it, another run made inside it."""
 
     def foreign(folder: Path, ours) -> list[str]:
-        return sorted(str(c.relative_to(path)) for c in folder.iterdir() if not (ours(c) or _TEMP.fullmatch(c.name)))
+        return sorted(
+            str(c.relative_to(path)) for c in folder.iterdir() if not (ours(c) or temp_target(c) in _ATOMIC_FILES)
+        )
 
     found = foreign(path, lambda c: c.name in RUN_FILES and (c.name == "samples") == c.is_dir())
     if (path / "samples").is_dir():
