@@ -66,6 +66,10 @@ LEVERS: dict[str, list[str]] = {
     "hinge+r1-gamma-1+select-fd": [*HINGE_R1[:3], "1", *HINGE_R1[4:], *SELECT_FD],
     "hinge+r1+mbstd+select-fd": [*HINGE_R1, "--mbstd", *SELECT_FD],
     "hinge+r1+lr-4e-4+select-fd": [*HINGE_R1, "--lr-g", "4e-4", "--lr-d", "4e-4", *SELECT_FD],
+    # third round, at --epochs 20 (the recipe uses about 20 of its 30 CPU minutes at 15 epochs)
+    "hinge+r1+select-fd": [*HINGE_R1, *SELECT_FD],
+    "hinge+r1+betas-0-0.99+select-fd": [*HINGE_R1, "--betas", "0.0,0.99", *SELECT_FD],
+    "hinge+r1+ac-0.5+select-fd": [*HINGE_R1, "--ac-weight", "0.5", *SELECT_FD],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
