@@ -195,10 +195,33 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
 
     Raises:
         InputError: another process holds the lock ("another ganaug process (pid N) is writing PATH...").
+        GanaugError: the disk is full (one line, :func:`disk_full_error`); no lock file is left behind.
     """
     path = Path(path)
     lock = lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    with reporting_disk_full(lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = _take_lock(lock, path, what)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            raise
+    _HELD[lock] = fd
+    try:
+        yield lock
+    finally:
+        del _HELD[lock]
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+def _take_lock(lock: Path, path: Path, what: str) -> int:
+    """Open ``lock`` and ``flock`` it exclusively; the locked file descriptor."""
     for _ in range(10):
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -214,20 +237,9 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
         except FileNotFoundError:
             same = False
         if same:  # else the holder removed the file between our open and flock: take the new one
-            break
+            return fd
         os.close(fd)
-    else:
-        raise GanaugError(f"could not lock {lock}: it keeps being replaced; rerun")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    _HELD[lock] = fd
-    try:
-        yield lock
-    finally:
-        del _HELD[lock]
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        os.close(fd)
+    raise GanaugError(f"could not lock {lock}: it keeps being replaced; rerun")
 
 
 def temp_path(target: str | Path, *, pid: int | None = None) -> Path:
@@ -307,10 +319,10 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def disk_full_error(e: OSError, path: str | Path, *, temp: str | Path | None = None) -> GanaugError | None:
+def disk_full_error(e: OSError, path: str | Path | None, *, temp: str | Path | None = None) -> GanaugError | None:
     """A one-line :class:`GanaugError` for a full disk (ENOSPC/EDQUOT) while writing ``path``, else ``None``.
 
-    ``temp`` (the partial write) is measured for the message and removed.
+    ``temp`` (the partial write) is measured for the message and removed. ``path`` ``None``: the file is not known.
     """
     if e.errno not in _DISK_FULL:
         return None
@@ -320,7 +332,8 @@ def disk_full_error(e: OSError, path: str | Path, *, temp: str | Path | None = N
         written = _size(temp)
         remove_path(temp)
     need_mb = max(1, -(-written // 2**20))
-    return GanaugError(f"no space left on the device while writing {path}: free at least {need_mb} MB and rerun")
+    where = f" while writing {path}" if path is not None else ""
+    return GanaugError(f"no space left on the device{where}: free at least {need_mb} MB and rerun")
 
 
 @contextlib.contextmanager

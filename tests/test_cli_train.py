@@ -1,3 +1,4 @@
+import errno
 import json
 import re
 from pathlib import Path
@@ -191,3 +192,33 @@ def test_a_run_folder_inside_the_image_folder_it_reads_is_refused(tmp_path):
     result = run("train", "--dataset", "imagefolder", "--data-root", root, "--out", root / "run", *TINY)
     assert result.exit_code == 2 and "which is being read" in result.output  # its grids would become a class
     assert sorted(root.rglob("*")) == before
+
+
+def test_full_disk_at_overwrite_is_one_line_and_keeps_the_old_run(tmp_path, monkeypatch):
+    from ganaug import outputs
+
+    out = tmp_path / "run"
+    assert run("train", "--per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "pwrite", full)  # the lock file's pid: the run's first write
+    result = run("train", "--per-class", "10", "--epochs", "1", "--out", out, "--overwrite", *TINY)
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: no space left on the device while writing \S+run\.lock: .* and rerun\n", result.output)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not outputs.lock_path(out).exists()
+
+
+def test_a_full_disk_anywhere_is_one_line(tmp_path, monkeypatch):
+    from ganaug.training import Trainer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "x.bin"))
+
+    monkeypatch.setattr(Trainer, "new", full)
+    result = run("train", "--per-class", "10", "--epochs", "1", "--out", tmp_path / "run", *TINY)
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: no space left on the device while writing \S+x\.bin: .* and rerun\n", result.output)

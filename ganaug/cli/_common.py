@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: library errors become one-line click errors with the right exit code."""
+"""Shared CLI plumbing: library errors and full disks become one-line click errors with the right exit code."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from ganaug import __version__
 from ganaug.errors import GanaugError, InputError, TrainingDiverged
+from ganaug.outputs import disk_full_error
 
 
 class InputProblem(click.ClickException):
@@ -24,6 +25,11 @@ class GanaugGroup(click.Group):
             raise InputProblem(str(e)) from None
         except GanaugError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:  # a full disk anywhere a write is not already reported: one line, not a traceback
+            error = disk_full_error(e, e.filename)
+            if error is None:
+                raise
+            raise click.ClickException(str(error)) from None
 
 
 def parse_int_list(value: str | None, *, name: str) -> list[int] | None:
