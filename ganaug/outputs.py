@@ -113,6 +113,17 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
         )
 
 
+def refuse_foreign(target: str | Path, foreign: Sequence[str]) -> None:
+    """Raise :class:`InputError` naming up to three of ``foreign``: what the folder ``target`` holds that ganaug
+    did not write there (``--overwrite`` replaces a folder of ganaug's only while it holds nothing else)."""
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise InputError(
+            f"refusing to replace {target}: it holds files ganaug did not write there "
+            f"({', '.join(foreign[:3])}{more}); move them out or choose another --out"
+        )
+
+
 def check_not_protected(target: str | Path, protect: Sequence[str | Path]) -> None:
     """Raise if ``target`` (existing or not) is, holds or lies inside a path of ``protect``.
 

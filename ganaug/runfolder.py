@@ -26,7 +26,7 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
-from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
+from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, refuse_foreign, temp_target
 from ganaug.pseudo import FILE as PSEUDO_LABELS
 
 if TYPE_CHECKING:
@@ -112,13 +112,7 @@ class RunFolder:
             )
         if overwrite:
             check_replaceable(path, kind=RUN_KIND)
-            foreign = foreign_files(path) if path.is_dir() else []
-            if foreign:
-                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-                raise InputError(
-                    f"refusing to replace {path}: it holds files ganaug did not write there "
-                    f"({', '.join(foreign[:3])}{more}); move them out or choose another --out"
-                )
+            refuse_foreign(path, foreign_files(path) if path.is_dir() else [])
         check_writable(path)
         return cls(path)
 

@@ -149,6 +149,31 @@ def test_png_tree_is_marked_and_replaced_with_overwrite(model: Path, tmp_path: P
     assert len(ImageFolder(str(out))) == 1 and (out / MARKER).is_file()
 
 
+@pytest.mark.parametrize(
+    "added, named",
+    [
+        ("notes.txt", "notes.txt"),  # beside the class folders
+        ("{c}/real_0001.png", "{c}/real_0001.png"),  # a real image mixed into a class folder
+        ("{c}/9999999.png", "{c}/ (3 images, the manifest lists 2)"),  # one named like ganaug's
+        ("extra/0000000.png", "extra"),  # a folder the manifest does not list
+    ],
+)
+def test_png_overwrite_refuses_a_folder_holding_files_ganaug_did_not_write(
+    model: Path, tmp_path: Path, added: str, named: str
+) -> None:
+    out = tmp_path / "synth"
+    assert invoke("generate", model, "--per-class", 2, "--out", out).exit_code == 0
+    c = json.loads((out / "manifest.json").read_text())["folders"]["3 - three"]
+    added, named = added.format(c=c), named.format(c=c)
+    (out / added).parent.mkdir(exist_ok=True)
+    (out / added).write_bytes(b"mine")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    result = invoke("generate", model, "--per-class", 1, "--out", out, "--overwrite")
+    assert result.exit_code == 2
+    assert f"ganaug did not write there ({named}); move them out" in result.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before and (out / added).read_bytes() == b"mine"
+
+
 def _with_classes(model: Path, out: Path, classes: list[str]) -> Path:
     proto = onnx.load(str(model))
     for prop in proto.metadata_props:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -22,6 +23,8 @@ import click
 from ganaug import __version__
 from ganaug.cli._common import InputProblem, main
 from ganaug.sampling import MAX_SEED
+
+_PNG_NAME = re.compile(r"\d{7,}\.png")  # what _write_pngs names an image
 
 FORMATS = ("png", "npz", "pt")
 PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
@@ -379,13 +382,15 @@ def info(model: Path, as_json: bool) -> None:
 def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
     """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
     :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
-    from ganaug.outputs import check_not_protected, check_replaceable
+    from ganaug.outputs import check_not_protected, check_replaceable, refuse_foreign
 
     for target, kind in targets.items():
         if target.exists() or target.is_symlink():
             if not overwrite:
                 raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
             check_replaceable(target, kind=kind, protect=protect)
+            if kind == "images" and target.is_dir():
+                refuse_foreign(target, foreign_images(target))
         else:
             check_not_protected(target, protect)  # a new file inside the run folder being read is refused too
     out = next(iter(targets))
@@ -438,13 +443,42 @@ def _grid_image(images, *, nrow: int):
     return Image.fromarray(grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy())
 
 
+def foreign_images(root: Path) -> list[str]:
+    """What a ``--format png`` folder holds that ganaug did not write there (sorted relative paths).
+
+    Ganaug's are the marker, ``manifest.json`` and the manifest's class folders holding ``NNNNNNN.png`` files,
+    as many as the manifest counts for the class (a folder holding more is named with both numbers).
+    """
+    from ganaug.outputs import MARKER
+
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+        expected = {folder: manifest["counts"][name] for name, folder in manifest["folders"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        expected = {}
+    found = []
+    for child in sorted(root.iterdir()):
+        rel = child.name
+        if rel in (MARKER, "manifest.json") and child.is_file():
+            continue
+        if not (child.is_dir() and rel in expected):
+            found.append(rel)
+            continue
+        names = [c.name for c in child.iterdir()]
+        odd = sorted(f"{rel}/{n}" for n in names if not (_PNG_NAME.fullmatch(n) and (child / n).is_file()))
+        found += odd
+        if not odd and len(names) != expected[rel]:
+            found.append(f"{rel}/ ({len(names)} images, the manifest lists {expected[rel]})")
+    return found
+
+
 def _write_pngs(root: Path, images, labels, *, start: int, folders: dict[int, str]) -> None:
     from PIL import Image
 
     for k, (image, label) in enumerate(zip(images, labels.tolist())):
         folder = root / folders[label]  # class_folders: one path component, never "." or ".."
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{start + k:07d}.png")
+        Image.fromarray(image).save(folder / f"{start + k:07d}.png")  # _PNG_NAME
 
 
 def _write_array_file(path: Path, fmt: str, images, labels, classes: list[str]) -> None:
