@@ -35,17 +35,20 @@ if TYPE_CHECKING:
 RUN_KIND = "run"
 CONFIG = "config.json"
 METRICS = "metrics.csv"
+INDICES, SUMMARY = "indices.npy", "summary.json"
+SAMPLES = "samples"  # the folder of epoch grids, epoch_NNNN.png
+GRID, GIF, LOSSES = "samples.png", "samples.gif", "losses.png"
 #: Version of config.json's layout; bump it when a key changes meaning or goes away.
 CONFIG_SCHEMA = 1
 SUPPORTED_CONFIG_SCHEMAS: tuple[int, ...] = (1,)
 CONFIG_KEYS: tuple[str, ...] = ("schema", "ganaug_version", "config", "data", "classes")
 METRICS_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "wall_time"]
-_ATOMIC_FILES = (CHECKPOINT, CONFIG, METRICS, "summary.json")
+_ATOMIC_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY)
 #: Every name ganaug writes at a run folder's top level; ``--overwrite`` replaces one only while it holds
 #: nothing else.
 RUN_FILES = frozenset(
-    {MARKER, CONFIG, "indices.npy", METRICS, "samples", CHECKPOINT, PSEUDO_LABELS, "samples.png", "samples.gif"}
-    | {"losses.png", "summary.json", ONNX_FILE, ONNX_FP16_FILE}
+    {MARKER, CONFIG, INDICES, METRICS, SAMPLES, CHECKPOINT, PSEUDO_LABELS, GRID, GIF, LOSSES, SUMMARY}
+    | {ONNX_FILE, ONNX_FP16_FILE}
 )
 _EPOCH_GRID = re.compile(r"epoch_\d{4,}\.png")
 
@@ -59,9 +62,9 @@ def foreign_files(path: Path) -> list[str]:
             str(c.relative_to(path)) for c in folder.iterdir() if not (ours(c) or temp_target(c) in _ATOMIC_FILES)
         )
 
-    found = foreign(path, lambda c: c.name in RUN_FILES and (c.name == "samples") == c.is_dir())
-    if (path / "samples").is_dir():
-        found += foreign(path / "samples", lambda c: c.is_file() and _EPOCH_GRID.fullmatch(c.name))
+    found = foreign(path, lambda c: c.name in RUN_FILES and (c.name == SAMPLES) == c.is_dir())
+    if (path / SAMPLES).is_dir():
+        found += foreign(path / SAMPLES, lambda c: c.is_file() and _EPOCH_GRID.fullmatch(c.name))
     return found
 
 
@@ -136,7 +139,7 @@ class RunFolder:
         if replace and self.path.is_dir():
             for child in self.path.iterdir():
                 remove_path(child)
-        (self.path / "samples").mkdir(parents=True, exist_ok=True)
+        (self.path / SAMPLES).mkdir(parents=True, exist_ok=True)
         mark_dir(self.path, RUN_KIND)
 
     # ---- config.json ----------------------------------------------------------------------------
@@ -180,7 +183,7 @@ class RunFolder:
 
     def write_indices(self, indices: np.ndarray, pseudo: PseudoLabels | None = None) -> None:
         """``indices.npy``, and ``pseudo_labels.npz`` when the run trains on a pseudo-labelled pool."""
-        np.save(self.path / "indices.npy", indices)
+        np.save(self.path / INDICES, indices)
         if pseudo is not None:
             from ganaug.pseudo import FILE
 
@@ -213,18 +216,18 @@ class RunFolder:
     # ---- pictures and summary -------------------------------------------------------------------
 
     def save_epoch_grid(self, grid: torch.Tensor, epoch: int, *, nrow: int) -> None:
-        viz.save_grid(grid, self.path / "samples" / f"epoch_{epoch:04d}.png", nrow=nrow)
+        viz.save_grid(grid, self.path / SAMPLES / f"epoch_{epoch:04d}.png", nrow=nrow)  # _EPOCH_GRID
 
     def finish(self, grid: torch.Tensor, summary: dict[str, Any], *, nrow: int) -> None:
         """Write samples.gif (at most ~100 of the epoch grids, ending on the last), samples.png, losses.png
         and summary.json."""
-        frames = sorted((self.path / "samples").glob("epoch_*.png"))
+        frames = sorted((self.path / SAMPLES).glob("epoch_*.png"))
         every = max(1, len(frames) // 100)
-        viz.save_gif(frames[::-1][::every][::-1], self.path / "samples.gif")
-        viz.save_grid(grid, self.path / "samples.png", nrow=nrow)
+        viz.save_gif(frames[::-1][::every][::-1], self.path / GIF)
+        viz.save_grid(grid, self.path / GRID, nrow=nrow)
         if (self.path / METRICS).exists():
-            viz.plot_losses(self.path / METRICS, self.path / "losses.png")
-        self._write_text("summary.json", json.dumps({"ganaug_version": __version__, **summary}, indent=2))
+            viz.plot_losses(self.path / METRICS, self.path / LOSSES)
+        self._write_text(SUMMARY, json.dumps({"ganaug_version": __version__, **summary}, indent=2))
 
     def _write_text(self, name: str, text: str) -> None:
         from ganaug.outputs import reporting_disk_full, temp_path
