@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,13 @@ def read_marker(path: str | Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | Path] = ()) -> None:
+def check_replaceable(
+    target: str | Path,
+    *,
+    kind: str,
+    protect: Sequence[str | Path] = (),
+    foreign: Callable[[Path], list[str]] | None = None,
+) -> None:
     """Raise unless ``target`` may be replaced by an ``--overwrite`` of ``kind``; a missing target is fine.
 
     Args:
@@ -68,12 +74,14 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
         kind: a file kind of :data:`FILE_KINDS` or a folder kind (``run``, ``images``, ...).
         protect: paths that must survive (the model or run folder being read): ``target`` may not be one,
             contain one or lie inside one.
+        foreign: for a folder kind, what a marked folder of that kind holds that ganaug did not write there
+            (relative paths); the folder is replaced only while that is empty.
 
     Raises:
         InputError: ``target`` is ``.``/``..``, the working folder or an ancestor of it, the home folder,
             ``/``; it touches a protected path; it is a folder without ganaug's marker of ``kind`` (an empty
-            folder is fine); it is a file that is not of ganaug's format for ``kind`` (a ``checkpoint.pt``
-            never is).
+            folder is fine); it holds something ``foreign`` names; it is a file that is not of ganaug's format
+            for ``kind`` (a ``checkpoint.pt`` never is).
     """
     target = Path(target)
     resolved = target.resolve()
@@ -94,6 +102,7 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
             raise InputError(f"refusing to replace {target}: it is a folder, not a {kind} file; choose another --out")
         marker = read_marker(target)
         if marker is not None and marker.get("kind") == kind:
+            _refuse_foreign(target, foreign(target) if foreign else [])
             return
         if marker is None and not any(target.iterdir()):
             return
@@ -113,7 +122,7 @@ def check_replaceable(target: str | Path, *, kind: str, protect: Sequence[str | 
         )
 
 
-def refuse_foreign(target: str | Path, foreign: Sequence[str]) -> None:
+def _refuse_foreign(target: Path, foreign: Sequence[str]) -> None:
     """Raise :class:`InputError` naming up to three of ``foreign``: what the folder ``target`` holds that ganaug
     did not write there (``--overwrite`` replaces a folder of ganaug's only while it holds nothing else)."""
     if foreign:

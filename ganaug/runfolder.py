@@ -26,7 +26,7 @@ import torch
 from ganaug import __version__, viz
 from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
-from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, refuse_foreign, temp_target
+from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
 from ganaug.pseudo import FILE as PSEUDO_LABELS
 
 if TYPE_CHECKING:
@@ -114,8 +114,7 @@ class RunFolder:
                 f"run folder {path} is not empty; pass --resume {path} to continue it or --overwrite to replace it"
             )
         if overwrite:
-            check_replaceable(path, kind=RUN_KIND)
-            refuse_foreign(path, foreign_files(path) if path.is_dir() else [])
+            check_replaceable(path, kind=RUN_KIND, foreign=foreign_files)
         check_writable(path)
         return cls(path)
 

@@ -25,6 +25,7 @@ from ganaug.cli._common import InputProblem, main
 from ganaug.sampling import MAX_SEED
 
 _PNG_NAME = re.compile(r"\d{7,}\.png")  # what _write_pngs names an image
+MANIFEST = "manifest.json"  # inside a --format png folder
 
 FORMATS = ("png", "npz", "pt")
 PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
@@ -131,7 +132,7 @@ def generate(
     from ganaug.threads import choose_threads
 
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
-    manifest_path = out / "manifest.json" if fmt == "png" else out.with_suffix(".manifest.json")
+    manifest_path = out / MANIFEST if fmt == "png" else out.with_suffix(".manifest.json")
     targets = {out: "images" if fmt == "png" else fmt}
     if fmt != "png":
         targets[manifest_path] = "manifest"
@@ -230,7 +231,7 @@ def _generate_into(
     }
     if fmt == "png":
         manifest["folders"] = folders
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     else:
         images = np.concatenate(batches) if batches else np.zeros((0, *gen.image_shape[1:]), np.uint8)
         _write_array_file(tmp, fmt, images, labels, gen.classes)
@@ -382,15 +383,13 @@ def info(model: Path, as_json: bool) -> None:
 def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
     """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
     :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
-    from ganaug.outputs import check_not_protected, check_replaceable, refuse_foreign
+    from ganaug.outputs import check_not_protected, check_replaceable
 
     for target, kind in targets.items():
         if target.exists() or target.is_symlink():
             if not overwrite:
                 raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
-            check_replaceable(target, kind=kind, protect=protect)
-            if kind == "images" and target.is_dir():
-                refuse_foreign(target, foreign_images(target))
+            check_replaceable(target, kind=kind, protect=protect, foreign=foreign_images if kind == "images" else None)
         else:
             check_not_protected(target, protect)  # a new file inside the run folder being read is refused too
     out = next(iter(targets))
@@ -452,14 +451,14 @@ def foreign_images(root: Path) -> list[str]:
     from ganaug.outputs import MARKER
 
     try:
-        manifest = json.loads((root / "manifest.json").read_text())
+        manifest = json.loads((root / MANIFEST).read_text())
         expected = {folder: manifest["counts"][name] for name, folder in manifest["folders"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         expected = {}
     found = []
     for child in sorted(root.iterdir()):
         rel = child.name
-        if rel in (MARKER, "manifest.json") and child.is_file():
+        if rel in (MARKER, MANIFEST) and child.is_file():
             continue
         if not (child.is_dir() and rel in expected):
             found.append(rel)
