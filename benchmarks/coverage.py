@@ -73,6 +73,10 @@ LEVERS: dict[str, list[str]] = {
     "hinge+r1+betas-0-0.99+select-fd": [*RECIPE, *SELECT_FD],
     "recipe": RECIPE,
     "hinge+r1+ac-0.5+select-fd": [*HINGE_R1, "--ac-weight", "0.5", *SELECT_FD],
+    # fourth round, on top of the recipe at --epochs 18 (capacity, EMA horizon, DiffAugment at full data)
+    "recipe+g-deeper": [*RECIPE, "--g-depth", "1"],
+    "recipe+ema-0.9999": [*RECIPE, "--ema-decay", "0.9999"],
+    "recipe+diffaugment-translation": [*RECIPE, "--diffaugment", "translation"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
