@@ -77,6 +77,7 @@ LEVERS: dict[str, list[str]] = {
     "recipe+g-deeper": [*RECIPE, "--g-depth", "1"],
     "recipe+ema-0.9999": [*RECIPE, "--ema-decay", "0.9999"],
     "recipe+diffaugment-translation": [*RECIPE, "--diffaugment", "translation"],
+    "recipe+ac-0.5": [*RECIPE, "--ac-weight", "0.5"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
