@@ -44,7 +44,14 @@ def test_unknown_variant_is_refused(tmp_path):
 def test_every_variant_gets_a_row(tmp_path, tiny_run, evaluator_dir):  # noqa: F811
     out = tmp_path / "out"
     argv = [str(tiny_run), "--evaluator", str(evaluator_dir), "--data-root", str(tmp_path)]
-    argv += ["--variants", "as-saved,raw-g+standing-stats,temperature-1.2", "--standing-batches", "2", "--per-class", "10"]
+    argv += [
+        "--variants",
+        "as-saved,raw-g+standing-stats,temperature-1.2",
+        "--standing-batches",
+        "2",
+        "--per-class",
+        "10",
+    ]
     argv += ["--threads", "1", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)]
     rows = posthoc_levers.main(argv)
     assert [r["variant"] for r in rows] == ["as-saved", "raw-g+standing-stats", "temperature-1.2"]
