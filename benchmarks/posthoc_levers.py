@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     work, out = args.work_dir.resolve(), args.out_dir
+    _refuse_others(work, {f"{n}{ext}" for n in args.names for ext in (".onnx", ".eval.json")} | {"cas"})
+    _refuse_others(out, {"results.json", "report.md", "README.md"})
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     classes = load_generator(args.run)[1]["classes"]
@@ -138,6 +140,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     head = "| variant | recall | precision | FD | FD / floor | class fidelity | CAS | CAS gap pp |\n|---|---|---|---|---|---|---|---|\n"
     (out / "report.md").write_text(head + "".join(_line(r) + "\n" for r in rows))
     return rows
+
+
+def _refuse_others(folder: Path, ours: set[str]) -> None:
+    """Exit with one line when ``folder`` holds a name this script does not write (nothing of the user's is replaced)."""
+    others = sorted(p.name for p in folder.iterdir() if p.name not in ours) if folder.is_dir() else []
+    if folder.exists() and not folder.is_dir():
+        others = [folder.name]
+    if others:
+        sys.exit(
+            f"error: {folder} holds files this script did not write ({', '.join(others[:5])}); choose an empty folder"
+        )
 
 
 def _line(r: dict[str, Any]) -> str:

@@ -58,3 +58,25 @@ def test_every_variant_gets_a_row(tmp_path, tiny_run, evaluator_dir):  # noqa: F
     assert all(0 <= r["recall"] <= 1 and r["fd"] > 0 and r["cas"] is None for r in rows)
     assert json.loads((out / "results.json").read_text())["rows"] == rows
     assert (out / "report.md").read_text().count("\n") == 2 + len(rows)
+
+
+def test_folders_holding_other_files_are_refused_and_kept(tmp_path, tiny_run, evaluator_dir):  # noqa: F811
+    for folder in ("work", "out"):
+        mine = tmp_path / folder / "notes.txt"
+        mine.parent.mkdir()
+        mine.write_text("mine")
+        argv = [
+            str(tiny_run),
+            "--evaluator",
+            str(evaluator_dir),
+            "--data-root",
+            str(tmp_path),
+            "--variants",
+            "as-saved",
+        ]
+        argv += ["--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out")]
+        with pytest.raises(SystemExit, match="did not write"):
+            posthoc_levers.main(argv)
+        assert mine.read_text() == "mine" and sorted(p.name for p in mine.parent.iterdir()) == ["notes.txt"]
+        mine.unlink()
+        mine.parent.rmdir()
