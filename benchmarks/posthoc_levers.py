@@ -163,4 +163,9 @@ def _line(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from ganaug.errors import GanaugError
+
+    try:
+        main()
+    except GanaugError as e:  # bad input, a full disk: one line, nothing partial left (export_generator's contract)
+        sys.exit(f"error: {e}")
