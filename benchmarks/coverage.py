@@ -78,6 +78,10 @@ LEVERS: dict[str, list[str]] = {
     "recipe+ema-0.9999": [*RECIPE, "--ema-decay", "0.9999"],
     "recipe+diffaugment-translation": [*RECIPE, "--diffaugment", "translation"],
     "recipe+ac-0.5": [*RECIPE, "--ac-weight", "0.5"],
+    # fifth round, at --epochs 18: batch size, z size, and a second seed of the recipe (run-to-run noise)
+    "recipe+batch-32": [*RECIPE, "--batch-size", "32"],
+    "recipe+z-128": [*RECIPE, "--z-dim", "128"],
+    "recipe+seed-1": [*RECIPE, "--seed", "1"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
