@@ -155,27 +155,66 @@ class PrecisionRecall:
     precision: float
     recall: float
     k: int
+    #: With labels: entry c is the precision of the class-c fake points (share inside the whole real manifold)
+    #: and the recall of the class-c real points (share inside the whole fake manifold). Their means weighted by
+    #: class size are ``precision`` and ``recall``: this splits the overall figures, it does not recompute them
+    #: within classes.
+    per_class_precision: list[float] | None = None
+    per_class_recall: list[float] | None = None
 
 
-def precision_recall(real_features: Any, fake_features: Any, *, k: int = 3, batch_size: int = 1024) -> PrecisionRecall:
+def precision_recall(
+    real_features: Any,
+    fake_features: Any,
+    *,
+    k: int = 3,
+    batch_size: int = 1024,
+    real_labels: Any = None,
+    fake_labels: Any = None,
+    num_classes: int | None = None,
+) -> PrecisionRecall:
     """Improved precision and recall (Kynkäänniemi et al., 2019) of fake features [N, D] against real [M, D].
 
     Both sets should hold the same number of points (the radii shrink as a set grows). Identical sets
-    give precision = recall = 1.
+    give precision = recall = 1. Given ``real_labels`` int [M], ``fake_labels`` int [N] and ``num_classes``,
+    the result also splits both figures by class (which classes the generator under-covers); a class with
+    no points gets ``nan``.
 
     Raises:
-        InputError: a set with k or fewer points, or differing feature sizes.
+        InputError: a set with k or fewer points, differing feature sizes, or labels that do not match
+            their set, lie outside [0, num_classes) or come without the other set's labels.
     """
     real = _as_tensor(real_features, "real_features").float()
     fake = _as_tensor(fake_features, "fake_features").float()
     if min(len(real), len(fake)) <= k:
         raise InputError(f"each set needs more than k={k} points, got {len(real)} real and {len(fake)} fake")
+    by_class = (real_labels, fake_labels, num_classes)
+    if any(v is not None for v in by_class) and any(v is None for v in by_class):
+        raise InputError("per-class precision/recall needs real_labels, fake_labels and num_classes together")
     # The k-th neighbour within the set, not counting the point itself (which sits at distance 0).
     real_radii = nearest_distances(real, real, k=k + 1, batch_size=batch_size)
     fake_radii = nearest_distances(fake, fake, k=k + 1, batch_size=batch_size)
-    precision = float(_inside_any_ball(fake, real, real_radii, batch_size).double().mean())
-    recall = float(_inside_any_ball(real, fake, fake_radii, batch_size).double().mean())
-    return PrecisionRecall(precision, recall, k)
+    fake_inside = _inside_any_ball(fake, real, real_radii, batch_size)
+    real_inside = _inside_any_ball(real, fake, fake_radii, batch_size)
+    precision, recall = float(fake_inside.double().mean()), float(real_inside.double().mean())
+    if num_classes is None:
+        return PrecisionRecall(precision, recall, k)
+    return PrecisionRecall(
+        precision,
+        recall,
+        k,
+        per_class_precision=_share_by_class(fake_inside, fake_labels, num_classes, "fake_labels"),
+        per_class_recall=_share_by_class(real_inside, real_labels, num_classes, "real_labels"),
+    )
+
+
+def _share_by_class(inside: torch.Tensor, labels: Any, num_classes: int, name: str) -> list[float]:
+    y = torch.as_tensor(np.asarray(labels)).long().flatten()
+    if len(y) != len(inside):
+        raise InputError(f"{name} has {len(y)} entries for {len(inside)} points")
+    if len(y) and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+        raise InputError(f"{name} must lie in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
+    return [float(inside[y == c].double().mean()) if bool((y == c).any()) else float("nan") for c in range(num_classes)]
 
 
 # ---- memorization -----------------------------------------------------------------------------
@@ -497,8 +536,9 @@ def evaluate_generator(
     stats_test = gaussian_stats(f_test)
     fd = frechet_distance_from_stats(*gaussian_stats(f_fake), *stats_test)
     fd_floor = frechet_distance_from_stats(*gaussian_stats(f_floor), *stats_test)
-    pr = precision_recall(f_test, f_fake, k=k)
-    pr_floor = precision_recall(f_test, f_floor, k=k)
+    by_class = {"real_labels": test_labels, "num_classes": num_classes}
+    pr = precision_recall(f_test, f_fake, k=k, fake_labels=labels, **by_class)
+    pr_floor = precision_recall(f_test, f_floor, k=k, fake_labels=floor_labels, **by_class)
 
     rng = np.random.default_rng(seed)
     pick = lambda n: torch.from_numpy(np.sort(rng.choice(n, size=min(n, memorization_queries), replace=False)))

@@ -50,7 +50,15 @@ def test_evaluate_takes_the_dataset_from_the_generator_not_mnist(tiny_run, tmp_p
     )
     res = _evaluate(str(tiny_run), "--evaluator", str(anonymous), "--json", "-")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["dataset"] == "digits"
+    doc = json.loads(res.output)
+    assert doc["dataset"] == "digits"
+    # Recall split by class: one entry per class, each a share, beside the floor's.
+    pr = doc["precision_recall"]
+    assert len(pr["per_class_recall"]) == 10 and all(0 <= r <= 1 for r in pr["per_class_recall"])
+    assert len(doc["precision_recall_floor"]["per_class_recall"]) == 10
+    text = _evaluate(str(tiny_run), "--evaluator", str(anonymous))
+    line = next(x for x in text.output.splitlines() if x.startswith("per-class recall"))
+    assert line.count("/") == 1 + 10  # the header's generator/floor, then one pair a class
 
 
 def test_dataset_mismatch_says_what_to_give(tiny_run, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -89,6 +90,28 @@ def test_mode_collapse_keeps_precision_and_loses_recall():
     assert pr.precision > 0.9 and pr.recall < 0.5
 
 
+def test_per_class_precision_recall_splits_the_overall_figures():
+    # Three well-separated classes; the fake set copies classes 0 and 1 and misses class 2 (its points sit
+    # on class 0's cloud, under class 2's label): recall splits 1 / 1 / 0, precision 1 / 1 / 1.
+    real = np.concatenate([_features(c, n=60) + 50.0 * c for c in range(3)])
+    real_labels = np.repeat(np.arange(3), 60)
+    fake = np.concatenate([real[:120], _features(9, n=60)])
+    fake_labels = np.repeat(np.arange(3), 60)
+    pr = precision_recall(real, fake, k=3, real_labels=real_labels, fake_labels=fake_labels, num_classes=3)
+    assert pr.per_class_recall == [1.0, 1.0, 0.0]
+    assert pr.per_class_precision[:2] == [1.0, 1.0]
+    # Weighted by class size, the split is the overall figure, which labels do not change.
+    assert pr.recall == pytest.approx(np.mean(pr.per_class_recall))
+    assert pr.precision == pytest.approx(np.mean(pr.per_class_precision))
+    assert (pr.precision, pr.recall) == astuple(precision_recall(real, fake, k=3))[:2]
+    with pytest.raises(InputError, match="together"):
+        precision_recall(real, fake, k=3, real_labels=real_labels)
+    with pytest.raises(InputError, match=r"\[0, 3\)"):
+        precision_recall(real, fake, k=3, real_labels=real_labels + 1, fake_labels=fake_labels, num_classes=3)
+    with pytest.raises(InputError, match="180 points"):
+        precision_recall(real, fake, k=3, real_labels=real_labels[:5], fake_labels=fake_labels, num_classes=3)
+
+
 def test_nearest_distances_matches_brute_force():
     q, r = _features(0, n=7, d=3), _features(1, n=11, d=3)
     brute = np.sort(np.linalg.norm(q[:, None] - r[None], axis=2), axis=1)[:, 1]
@@ -163,8 +186,11 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     assert report.fidelity_floor == ev.accuracy(floor_images, train.labels[floor])
     assert report.frechet_distance == pytest.approx(frechet_distance(f_fake, f_test), rel=1e-9)
     assert report.frechet_distance_floor == pytest.approx(frechet_distance(f_floor, f_test), rel=1e-9)
-    assert report.precision_recall == precision_recall(f_test, f_fake, k=3)
-    assert report.precision_recall_floor == precision_recall(f_test, f_floor, k=3)
+    by_class = {"real_labels": test.labels, "num_classes": 10}
+    assert report.precision_recall == precision_recall(f_test, f_fake, k=3, fake_labels=labels, **by_class)
+    floor_pr = precision_recall(f_test, f_floor, k=3, fake_labels=train.labels[floor], **by_class)
+    assert report.precision_recall_floor == floor_pr
+    assert (floor_pr.precision, floor_pr.recall) == astuple(precision_recall(f_test, f_floor, k=3))[:2]
     again = evaluate_generator(gen, ev, **real, **settings)
     assert again.to_dict() == d
     with pytest.raises(InputError, match="per-class"):

@@ -264,6 +264,14 @@ def format_report(report, *, classes: list[str]) -> str:
         "per-class fidelity: "
         + "  ".join(f"{name.split(' ')[0]}:{v:.3f}" for name, v in zip(classes, report.fidelity.per_class))
     )
+    if pr.per_class_recall is not None and prf.per_class_recall is not None:
+        lines.append(
+            "per-class recall (generator/floor; real test digits of the class inside the generated manifold): "
+            + "  ".join(
+                f"{name.split(' ')[0]}:{g:.2f}/{f:.2f}"
+                for name, g, f in zip(classes, pr.per_class_recall, prf.per_class_recall)
+            )
+        )
     lines.append(
         f"memorization (pixel L2 to nearest of {mem.train_size} images, {report.memorization_reference}): "
         f"median samples {mem.sample_median:.2f} vs real test {mem.test_median:.2f} (ratio {mem.ratio:.2f}; "
