@@ -266,7 +266,7 @@ def format_report(report, *, classes: list[str]) -> str:
     )
     if pr.per_class_recall is not None and prf.per_class_recall is not None:
         lines.append(
-            "per-class recall (generator/floor; real test digits of the class inside the generated manifold): "
+            "per-class recall (generator/floor; share of the class's real test images inside the generated manifold): "
             + "  ".join(
                 f"{name.split(' ')[0]}:{g:.2f}/{f:.2f}"
                 for name, g, f in zip(classes, pr.per_class_recall, prf.per_class_recall)
