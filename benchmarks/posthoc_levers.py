@@ -99,12 +99,23 @@ def variant(name: str, run: Path, batches: int) -> torch.nn.Module:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Score every variant; a ganaug error (bad input, a full disk, a folder of someone's files) exits with one
+    line, and nothing partial is left (:func:`ganaug.export.export_generator`'s contract)."""
+    from ganaug.errors import GanaugError
+
+    args = parse_args(argv)
+    try:
+        return _score_variants(args)
+    except GanaugError as e:
+        sys.exit(f"error: {e}")
+
+
+def _score_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
     from benchmarks.coverage import figures
     from ganaug.checkpoint import load_generator
     from ganaug.export import export_generator
     from ganaug.machine import describe
 
-    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     work, out = args.work_dir.resolve(), args.out_dir
     _refuse_others(work, {f"{n}{ext}" for n in args.names for ext in (".onnx", ".eval.json")} | {"cas"})
@@ -143,13 +154,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _refuse_others(folder: Path, ours: set[str]) -> None:
-    """Exit with one line when ``folder`` holds a name this script does not write (nothing of the user's is replaced)."""
-    others = sorted(p.name for p in folder.iterdir() if p.name not in ours) if folder.is_dir() else []
-    if folder.exists() and not folder.is_dir():
-        others = [folder.name]
+    """Raise :class:`InputError` when ``folder`` is a file or holds a name this script does not write, so nothing
+    of the user's is replaced ('.', '..', a run folder, someone's notes)."""
+    from ganaug.errors import InputError
+
+    if not folder.exists():
+        return
+    others = [folder.name] if not folder.is_dir() else sorted(p.name for p in folder.iterdir() if p.name not in ours)
     if others:
-        sys.exit(
-            f"error: {folder} holds files this script did not write ({', '.join(others[:5])}); choose an empty folder"
+        raise InputError(
+            f"{folder} holds files this script did not write ({', '.join(others[:5])}); choose an empty folder"
         )
 
 
@@ -163,9 +177,4 @@ def _line(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    from ganaug.errors import GanaugError
-
-    try:
-        main()
-    except GanaugError as e:  # bad input, a full disk: one line, nothing partial left (export_generator's contract)
-        sys.exit(f"error: {e}")
+    main()
