@@ -82,6 +82,7 @@ LEVERS: dict[str, list[str]] = {
     "recipe+batch-32": [*RECIPE, "--batch-size", "32"],
     "recipe+z-128": [*RECIPE, "--z-dim", "128"],
     "recipe+seed-1": [*RECIPE, "--seed", "1"],
+    "recipe+cond-bn": [*RECIPE, "--cond-bn"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]

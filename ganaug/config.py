@@ -42,6 +42,8 @@ class ModelConfig:
         g_depth: extra 3x3 conv + BatchNorm + ReLU blocks at the generator's 7x7 stage (deeper, not wider;
             the 14x14 stage is left alone so export still fuses PixelShuffle and the last deconvolution).
         d_depth: extra 3x3 conv + LeakyReLU blocks at the discriminator's 7x7 stage.
+        cond_bn: class-conditional BatchNorm in G: after each of G's BatchNorms, a per-class scale and shift
+            linear in the label embedding (:class:`ganaug.models.ClassAffine`). G only; D doesn't change.
         aux_classifier: give D a class head (AC-GAN, Odena et al. 2017): D returns (logit, class logits); the
             training loss uses it with weight ``TrainConfig.ac_weight``. Only D changes: G and its export don't.
     """
@@ -57,6 +59,7 @@ class ModelConfig:
     g_depth: int = 0
     d_depth: int = 0
     aux_classifier: bool = False
+    cond_bn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):

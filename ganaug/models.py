@@ -13,7 +13,9 @@ the classic ConvTranspose2d). The default generator costs about 15.7 MFLOP per i
 (:func:`generator_flops`), under a third of the common 256-channel cDCGAN's 55.
 
 Options for coverage (all off by default): ``g_depth`` / ``d_depth`` extra 3x3 blocks at the 7x7 stage of
-G / D, and ``mbstd``, ProGAN's minibatch standard-deviation feature map in D (:class:`MinibatchStd`).
+G / D, ``mbstd``, ProGAN's minibatch standard-deviation feature map in D (:class:`MinibatchStd`), and
+``cond_bn``, class-conditional BatchNorm in G (:class:`ClassAffine`), so the label acts at every stage of G
+rather than only through its first layer.
 """
 
 from __future__ import annotations
@@ -36,16 +38,21 @@ class Generator(nn.Module):
         w = config.g_width
         c = 4 * w
         self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+
+        def cond(channels: int) -> list[nn.Module]:  # after each BatchNorm: its class-conditional scale/shift
+            return [ClassAffine(config.embed_dim, channels)] if config.cond_bn else []
+
         self.project = nn.Sequential(
             nn.Linear(config.z_dim + config.embed_dim, c * 7 * 7, bias=False),  # [N, c*49]
             nn.BatchNorm1d(c * 7 * 7),
+            *cond(c * 7 * 7),
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (c, 7, 7)),  # [N, c, 7, 7]
         )
         deeper = [
             layer
             for _ in range(config.g_depth)
-            for layer in (nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+            for layer in (nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), *cond(c), nn.ReLU(inplace=True))
         ]
         self.mid = nn.Sequential(*deeper)  # [N, c, 7, 7]; empty (no weights) at g_depth 0
         if config.upsample == "subpixel":
@@ -53,6 +60,7 @@ class Generator(nn.Module):
             upsample = [
                 nn.Conv2d(c, 4 * w, 3, 1, 1, bias=False),  # [N, 4w, 7, 7]
                 nn.BatchNorm2d(4 * w),
+                *cond(4 * w),
                 nn.ReLU(inplace=True),
                 nn.PixelShuffle(2),  # [N, w, 14, 14]
             ]
@@ -60,6 +68,7 @@ class Generator(nn.Module):
             upsample = [
                 nn.ConvTranspose2d(c, w, 4, 2, 1, bias=False),  # [N, w, 14, 14]
                 nn.BatchNorm2d(w),
+                *cond(w),
                 nn.ReLU(inplace=True),
             ]
         self.up = nn.Sequential(
@@ -75,7 +84,30 @@ class Generator(nn.Module):
     def from_embedding(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
         """``G`` given a label embedding float [N, embed_dim] instead of labels (for walks between classes)."""
         h = torch.cat([z, label_embedding], dim=1)  # [N, z_dim + embed_dim]
-        return self.up(self.mid(self.project(h)))
+        for stage in (self.project, self.mid, self.up):
+            for layer in stage:
+                h = layer(h, label_embedding) if isinstance(layer, ClassAffine) else layer(h)
+        return h
+
+
+class ClassAffine(nn.Module):
+    """The class-conditional half of conditional BatchNorm (de Vries et al., 2017; as in SNGAN-projection's
+    and BigGAN's generators): after a plain BatchNorm, ``h * (1 + gamma(e)) + beta(e)`` with ``gamma`` and
+    ``beta`` linear in the label embedding ``e``, so each class gets its own per-channel scale and shift.
+
+    Shapes: ``h`` [N, C] or [N, C, H, W], ``e`` [N, embed_dim] -> like ``h``. Linear in ``e``, so walks
+    between label embeddings stay smooth. The BatchNorm before it stays a plain one, which export folds into
+    the layer before it; this module stays in the exported graph as one small Gemm, a Mul and an Add.
+    """
+
+    def __init__(self, embed_dim: int, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.scale_shift = nn.Linear(embed_dim, 2 * channels)  # [N, 2C]: gamma, then beta
+
+    def forward(self, h: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.scale_shift(label_embedding).view(-1, 2, self.channels, *([1] * (h.dim() - 2))).unbind(1)
+        return h * (1 + gamma) + beta
 
 
 class Discriminator(nn.Module):
@@ -175,7 +207,8 @@ def generator_flops(config: ModelConfig) -> int:
         up1 = 7 * 7 * c * w * 16  # each input pixel scatters a 4x4 kernel per (in, out) pair
     up2 = 14 * 14 * w * 1 * 16
     mid = config.g_depth * 7 * 7 * c * c * 9
-    return 2 * (linear + mid + up1 + up2)
+    cond = config.embed_dim * 2 * (c * 49 + config.g_depth * c + (4 * w if config.upsample == "subpixel" else w))
+    return 2 * (linear + mid + up1 + up2 + (cond if config.cond_bn else 0))
 
 
 def discriminator_flops(config: ModelConfig) -> int:

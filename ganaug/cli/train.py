@@ -160,6 +160,11 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
 )
 @click.option("--mbstd", is_flag=True, help="Minibatch standard-deviation feature in D (ProGAN, groups of 4).")
 @click.option(
+    "--cond-bn",
+    is_flag=True,
+    help="Class-conditional BatchNorm in G: each BatchNorm gets a per-class scale and shift (as in BigGAN).",
+)
+@click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=TrainConfig.loss,
@@ -267,6 +272,7 @@ def train(
     g_depth: int,
     d_depth: int,
     mbstd: bool,
+    cond_bn: bool,
     ac_weight: float,
     betas: str,
     select_evaluator: Path | None,
@@ -306,6 +312,7 @@ def train(
             g_depth=g_depth,
             d_depth=d_depth,
             mbstd=mbstd,
+            cond_bn=cond_bn,
             aux_classifier=ac_weight > 0,
         )
         beta1, beta2 = _parse_betas(betas)
