@@ -14,12 +14,14 @@ from ganaug.cli import main
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import load_source, split_holdout, stratified_subset
 from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
-from ganaug.models import Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
+from ganaug.models import ClassAffine, Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
 from ganaug.training import Trainer
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
 
-LEVER_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, mbstd=True, g_depth=1, d_depth=1)
+LEVER_MODEL = ModelConfig(
+    z_dim=8, embed_dim=4, g_width=8, d_width=8, mbstd=True, g_depth=1, d_depth=1, cond_bn=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
         assert torch.allclose(g(z, y[:6])[:1], g(z[:1], y[:1]), atol=1e-6)
 
 
-@pytest.mark.parametrize("cfg", [LEVER_MODEL, ModelConfig(g_depth=2, d_depth=1, mbstd=True)])
+@pytest.mark.parametrize(
+    "cfg", [LEVER_MODEL, ModelConfig(g_depth=2, d_depth=1, mbstd=True), ModelConfig(upsample="deconv", cond_bn=True, mbstd=True)]
+)
 def test_flop_formulas_count_the_extra_blocks(cfg):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -64,16 +68,46 @@ def test_flop_formulas_count_the_extra_blocks(cfg):
     with FlopCounterMode(display=False) as fc:
         g(torch.randn(4, cfg.z_dim), y)
     assert fc.get_total_flops() == 4 * generator_flops(cfg)
-    assert generator_flops(cfg) > generator_flops(ModelConfig(**{**cfg.__dict__, "g_depth": 0}))
+    assert generator_flops(cfg) > generator_flops(ModelConfig(**{**cfg.__dict__, "g_depth": 0, "cond_bn": False}))
     with FlopCounterMode(display=False) as fc:
         d(torch.randn(4, 1, 28, 28), y)
     assert fc.get_total_flops() == 4 * (discriminator_flops(cfg) - 2 * (2 * cfg.d_width + 1) * 49)
 
 
+def test_class_affine_is_a_per_class_per_channel_scale_and_shift():
+    affine = ClassAffine(embed_dim=3, channels=2)
+    e = torch.randn(4, 3)
+    gamma_beta = affine.scale_shift(e)  # [4, 4]: gamma (2 channels), then beta
+    for h in (torch.randn(4, 2), torch.randn(4, 2, 5, 5)):
+        out = affine(h, e)
+        for c in range(2):
+            expected = h[:, c] * (1 + gamma_beta[:, c].view(-1, *[1] * (h.dim() - 2))) + gamma_beta[:, 2 + c].view(
+                -1, *[1] * (h.dim() - 2)
+            )
+            torch.testing.assert_close(out[:, c], expected)
+
+
+def test_cond_bn_lets_the_label_scale_g_features_and_starts_near_plain_batchnorm():
+    torch.manual_seed(0)
+    g = Generator(LEVER_MODEL).eval()
+    affines = [m for m in g.modules() if isinstance(m, ClassAffine)]
+    assert len(affines) == 1 + LEVER_MODEL.g_depth + 1  # after every BatchNorm of G
+    z, y = torch.randn(5, 8), torch.full((5,), 3)
+    with torch.no_grad():
+        before = g(z, y)
+        for m in affines:
+            m.scale_shift.weight.zero_()
+            m.scale_shift.bias.zero_()
+        plain = g(z, y)  # zero scale and shift: plain BatchNorm, label still enters through the input
+        affines[-1].scale_shift.bias[0] = 1.0  # gamma of channel 0 of the last stage, for every class
+        assert not torch.allclose(g(z, y), plain)
+    assert (before - plain).abs().max() < 0.5  # the DCGAN init keeps the class term small at the start
+
+
 def test_default_config_keeps_the_old_architecture():
     # Checkpoints written before the levers existed must still load: no new tensors at the defaults.
     names = set(Generator(ModelConfig()).state_dict()) | set(Discriminator(ModelConfig()).state_dict())
-    assert not any(n.startswith("mid.") for n in names)
+    assert not any(n.startswith("mid.") or "scale_shift" in n for n in names)
     assert Discriminator(ModelConfig()).linear.in_features == 2 * 64 * 49
 
 
@@ -225,13 +259,14 @@ def test_a_holdout_that_leaves_a_class_empty_is_one_line(tmp_path, evaluator_dir
 def test_cli_levers_reach_the_config(tmp_path):
     args = ["train", "--out", str(tmp_path / "run"), "--per-class", "10", "--epochs", "1", "--batch-size", "20"]
     args += ["--device", "cpu", "--no-export", "--quiet", "--z-dim", "8", "--g-width", "8", "--d-width", "8"]
-    args += ["--mbstd", "--g-depth", "1", "--d-depth", "2", "--loss", "hinge", "--spectral-norm", "--r1-gamma", "1"]
+    args += ["--mbstd", "--cond-bn", "--g-depth", "1", "--d-depth", "2", "--loss", "hinge", "--spectral-norm", "--r1-gamma", "1"]
     args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     model = cfg["model"]
     assert (model["mbstd"], model["g_depth"], model["d_depth"], model["spectral_norm"]) == (True, 1, 2, True)
+    assert model["cond_bn"] is True
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"]) == (0.0, 0.99, 100.0)
     bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
