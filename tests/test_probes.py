@@ -78,6 +78,18 @@ def test_gan_of_a_fashion_profile_sees_shift_flip_and_mnist_keeps_its_key():
     assert full.augment_real is False
 
 
+def test_gan_options_added_later_keep_the_cache_keys_of_gans_trained_before_them(tmp_path):
+    # The key of the cpu profile's seed-0 GAN at 10/class, as cached since issue 12 began (sessions 4-6 trained
+    # it): an option added to ModelConfig or TrainConfig since must stay out of the key at its default.
+    mnist = downstream.PROFILES["cpu"]
+    m = downstream.gan_config(mnist, 10, 0, n_images=100, data_root=None, device="cpu")
+    assert downstream.gan_dir(m, tmp_path).name == "10_s0_31f4408a74e6"
+    cond_bn = downstream.gan_config(
+        downstream.profiles.probe_profile(mnist, "cond-bn"), 10, 0, n_images=100, data_root=None, device="cpu"
+    )
+    assert cond_bn.model.cond_bn and downstream.gan_dir(cond_bn, tmp_path).name != "10_s0_31f4408a74e6"
+
+
 # ---- the classifier's levers -----------------------------------------------------------------------
 
 

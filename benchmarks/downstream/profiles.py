@@ -194,6 +194,10 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
         "label noise, GAN side: an auxiliary classifier in D (AC-GAN term, weight 1)",
         {"gan_ac_weight": 1.0, "gan_model": lambda p: dataclasses.replace(p.gan_model, aux_classifier=True)},
     ),
+    "cond-bn": (
+        "label noise, GAN side: class-conditional BatchNorm in G (the label acts at every stage of G)",
+        {"gan_model": lambda p: dataclasses.replace(p.gan_model, cond_bn=True)},
+    ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
