@@ -19,9 +19,7 @@ from ganaug.training import Trainer
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
 
-LEVER_MODEL = ModelConfig(
-    z_dim=8, embed_dim=4, g_width=8, d_width=8, mbstd=True, g_depth=1, d_depth=1, cond_bn=True
-)
+LEVER_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, mbstd=True, g_depth=1, d_depth=1, cond_bn=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +56,12 @@ def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
 
 
 @pytest.mark.parametrize(
-    "cfg", [LEVER_MODEL, ModelConfig(g_depth=2, d_depth=1, mbstd=True), ModelConfig(upsample="deconv", cond_bn=True, mbstd=True)]
+    "cfg",
+    [
+        LEVER_MODEL,
+        ModelConfig(g_depth=2, d_depth=1, mbstd=True),
+        ModelConfig(upsample="deconv", cond_bn=True, mbstd=True),
+    ],
 )
 def test_flop_formulas_count_the_extra_blocks(cfg):
     from torch.utils.flop_counter import FlopCounterMode
@@ -259,7 +262,19 @@ def test_a_holdout_that_leaves_a_class_empty_is_one_line(tmp_path, evaluator_dir
 def test_cli_levers_reach_the_config(tmp_path):
     args = ["train", "--out", str(tmp_path / "run"), "--per-class", "10", "--epochs", "1", "--batch-size", "20"]
     args += ["--device", "cpu", "--no-export", "--quiet", "--z-dim", "8", "--g-width", "8", "--d-width", "8"]
-    args += ["--mbstd", "--cond-bn", "--g-depth", "1", "--d-depth", "2", "--loss", "hinge", "--spectral-norm", "--r1-gamma", "1"]
+    args += [
+        "--mbstd",
+        "--cond-bn",
+        "--g-depth",
+        "1",
+        "--d-depth",
+        "2",
+        "--loss",
+        "hinge",
+        "--spectral-norm",
+        "--r1-gamma",
+        "1",
+    ]
     args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output

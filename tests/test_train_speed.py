@@ -1,0 +1,63 @@
+"""benchmarks/train_speed.py: interleaved timed runs of the coverage levers, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import pytest
+
+from benchmarks import train_speed
+
+
+def test_times_every_lever_in_turn_and_reports_medians_and_ratios(tmp_path, capsys, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the lever runs go
+    out = tmp_path / "speed"
+    args = ["--dataset", "digits", "--levers", "recipe,recipe+cond-bn", "--repeats", "2", "--epochs", "1"]
+    doc = train_speed.main([*args, "--per-class", "20", "--threads", "1", "--out", str(out)])
+    assert list(doc["levers"]) == ["recipe", "recipe+cond-bn"]
+    for row in doc["levers"].values():
+        assert len(row["images_per_second"]) == 2 and all(v > 0 for v in row["images_per_second"])
+    assert doc["levers"]["recipe"]["ratio_to_first"] == 1.0
+    cond = doc["levers"]["recipe+cond-bn"]
+    assert cond["ratio_to_first"] == pytest.approx(cond["median"] / doc["levers"]["recipe"]["median"], abs=2e-3)
+    assert "--cond-bn" in doc["train_commands"]["recipe+cond-bn"]
+    assert "--cond-bn" not in doc["train_commands"]["recipe"]
+    assert json.loads(out.with_suffix(".json").read_text()) == doc
+    assert "| `recipe+cond-bn` |" in out.with_suffix(".md").read_text()
+    assert "repeat 2/2 recipe+cond-bn" in capsys.readouterr().err
+    assert list(scratch.iterdir()) == []  # the runs are removed: only OUT.json and OUT.md are left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch", "speed.json", "speed.md"]
+    again = ["--dataset", "digits", "--levers", "recipe", "--repeats", "1", "--epochs", "1", "--per-class", "20"]
+    train_speed.main([*again, "--threads", "1", "--out", str(out)])
+    assert list(json.loads(out.with_suffix(".json").read_text())["levers"]) == ["recipe"]  # its own file: replaced
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--levers", "recipe,nope"], "unknown lever(s) nope"),
+        (["--levers", "hinge+r1+select-fd"], "select checkpoints with an evaluator"),
+        (["--dataset", "mnist"], "--dataset mnist needs --data-root"),
+        (["--repeats", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exc:
+        train_speed.parse_args(["--dataset", "digits", "--out", str(tmp_path / "speed"), *extra])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    (tmp_path / "speed.json").write_text('{"mine": 1}')
+    (tmp_path / "notes.md").write_text("keep me")
+    for out in ("speed", "notes"):
+        with pytest.raises(SystemExit):
+            train_speed.parse_args(["--dataset", "digits", "--out", str(tmp_path / out)])
+        assert "was not written by this benchmark" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_speed.parse_args(["--dataset", "digits", "--out", str(tmp_path / "missing" / "speed")])
+    assert "does not exist" in capsys.readouterr().err
+    assert (tmp_path / "speed.json").read_text() == '{"mine": 1}' and (tmp_path / "notes.md").read_text() == "keep me"
