@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--dataset {args.dataset} needs --data-root")
     if min(args.repeats, args.epochs, args.threads) < 1 or args.per_class < 0:
         p.error("--repeats, --epochs and --threads must be >= 1, --per-class >= 0")
+    if args.out.name in ("", ".", "..") or args.out.is_dir():
+        p.error(f"--out {args.out} is a folder; give a file stem inside it, such as {args.out / 'train_speed'}")
     for path in (args.out.with_suffix(".json"), args.out.with_suffix(".md")):
         if path.exists() and not _ours(args.out.with_suffix(".json")):
             p.error(f"{path} exists and was not written by this benchmark; choose another --out")
@@ -124,11 +127,29 @@ def report(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed over it); a full disk is one line."""
+    from ganaug.outputs import remove_path, reporting_disk_full, temp_path
+
+    temp = temp_path(path)
+    try:
+        with reporting_disk_full(path, temp=temp):
+            temp.write_text(text)
+            os.replace(temp, path)
+    finally:
+        remove_path(temp)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from ganaug.errors import GanaugError
+
     args = parse_args(argv)
     doc = measure(args)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(report(doc))
+    try:
+        write(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+        write(args.out.with_suffix(".md"), report(doc))
+    except GanaugError as e:
+        raise SystemExit(f"error: {e}") from None
     print(report(doc))
     return doc
 

@@ -61,3 +61,28 @@ def test_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
         train_speed.parse_args(["--dataset", "digits", "--out", str(tmp_path / "missing" / "speed")])
     assert "does not exist" in capsys.readouterr().err
     assert (tmp_path / "speed.json").read_text() == '{"mine": 1}' and (tmp_path / "notes.md").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("out", [".", "..", "/", "FOLDER"])
+def test_a_folder_as_out_is_refused(tmp_path, capsys, out):
+    out = str(tmp_path) if out == "FOLDER" else out
+    with pytest.raises(SystemExit):
+        train_speed.parse_args(["--dataset", "digits", "--out", out])
+    assert "is a folder; give a file stem inside it" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    monkeypatch.setattr(train_speed, "measure", lambda args: {"kind": train_speed.KIND, "levers": {}, "machine": {}})
+    real_write = Path.write_text
+
+    def full(self, text, *a, **k):
+        real_write(self, text[:10], *a, **k)  # a partial write, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(SystemExit, match=r"^error: no space left on the device while writing .*speed\.json"):
+        train_speed.main(["--dataset", "digits", "--out", str(tmp_path / "speed")])
+    assert list(tmp_path.iterdir()) == []
