@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -127,27 +126,15 @@ def report(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (a temporary file renamed over it); a full disk is one line."""
-    from ganaug.outputs import remove_path, reporting_disk_full, temp_path
-
-    temp = temp_path(path)
-    try:
-        with reporting_disk_full(path, temp=temp):
-            temp.write_text(text)
-            os.replace(temp, path)
-    finally:
-        remove_path(temp)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from ganaug.errors import GanaugError
+    from ganaug.outputs import write_text_whole
 
     args = parse_args(argv)
     doc = measure(args)
     try:
-        write(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-        write(args.out.with_suffix(".md"), report(doc))
+        write_text_whole(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+        write_text_whole(args.out.with_suffix(".md"), report(doc))
     except GanaugError as e:
         raise SystemExit(f"error: {e}") from None
     print(report(doc))

@@ -268,6 +268,19 @@ def temp_path(target: str | Path, *, pid: int | None = None) -> Path:
     return target.with_name(f".{target.name}.tmp-{os.getpid() if pid is None else pid}")
 
 
+def write_text_whole(path: str | Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temp (:func:`temp_path`) renamed over it; a full disk is a one-line
+    :class:`GanaugError` and no temp is left behind."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with reporting_disk_full(path, temp=tmp):
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def temp_target(path: str | Path) -> str | None:
     """The file name whose temp (:func:`temp_path`) ``path`` is, or None if it is not one."""
     name = Path(path).name

@@ -229,13 +229,6 @@ class RunFolder:
         self._write_text(SUMMARY, json.dumps({"ganaug_version": __version__, **summary}, indent=2))
 
     def _write_text(self, name: str, text: str) -> None:
-        from ganaug.outputs import reporting_disk_full, temp_path
+        from ganaug.outputs import write_text_whole
 
-        path = self.path / name
-        tmp = temp_path(path)
-        try:
-            with reporting_disk_full(path, temp=tmp):
-                tmp.write_text(text)
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text_whole(self.path / name, text)
