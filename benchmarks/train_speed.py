@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.coverage import LEVERS
+from benchmarks.coverage import LEVERS, lever_command
 
 KIND = "ganaug train_speed"
 
@@ -68,10 +68,22 @@ def _ours(path: Path) -> bool:
 
 def train_command(name: str, args: argparse.Namespace, run_dir: Path) -> list[str]:
     """The exact ``ganaug train`` command of one timed run."""
-    cmd = [sys.executable, "-m", "ganaug", "train", "--dataset", args.dataset, "--epochs", str(args.epochs)]
-    cmd += ["--data-root", str(args.data_root)] if args.data_root else []
-    cmd += ["--per-class", str(args.per_class)] if args.per_class else []
-    return [*cmd, *LEVERS[name], "--threads", str(args.threads), "--no-export", "--quiet", "--out", str(run_dir)]
+    lever = lever_command(
+        name, argparse.Namespace(dataset=args.dataset, epochs=args.epochs, data_root=args.data_root, evaluator=None)
+    )
+    subset = ["--per-class", str(args.per_class)] if args.per_class else []
+    return [
+        sys.executable,
+        "-m",
+        *lever,
+        *subset,
+        "--threads",
+        str(args.threads),
+        "--no-export",
+        "--quiet",
+        "--out",
+        str(run_dir),
+    ]
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
