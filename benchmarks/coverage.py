@@ -83,6 +83,9 @@ LEVERS: dict[str, list[str]] = {
     "recipe+z-128": [*RECIPE, "--z-dim", "128"],
     "recipe+seed-1": [*RECIPE, "--seed", "1"],
     "recipe+cond-bn": [*RECIPE, "--cond-bn"],
+    # seventh round: MSGAN's mode-seeking term (variety within a class)
+    "recipe+ms-1": [*RECIPE, "--mode-seeking", "1"],
+    "recipe+ms-0.25": [*RECIPE, "--mode-seeking", "0.25"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]

@@ -49,7 +49,7 @@ def train_flops_per_image(trainer) -> float:
     z = torch.randn(trainer.batch_size, cfg.model.z_dim, device=trainer.device)
     with FlopCounterMode(display=False) as fc:
         _, fake, y = trainer.gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)
-        trainer.gan.g_step(fake, y)
+        trainer.gan.g_step(fake, y, z)
     return fc.get_total_flops() / trainer.batch_size
 
 
@@ -66,7 +66,7 @@ def profile_steps(trainer, steps: int) -> str:
         z = torch.randn(bs, cfg.model.z_dim, device=trainer.device)
         gan.at_step(i, trainer.total_steps)
         _, fake, y = gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)  # autocast inside
-        gan.g_step(fake, y)
+        gan.g_step(fake, y, z)
 
     for i in range(5):
         step(i)

@@ -105,6 +105,10 @@ class TrainConfig:
     ``ac_weight``: the auxiliary-classifier term (stronger conditioning for tiny subsets, issue 12): D adds
     ``ac_weight * CE(class_head(x), y)`` on the real images it sees, G adds the same on its fakes, so G is
     pushed towards images of the asked class; needs ``model.aux_classifier`` (and that needs it > 0).
+    ``mode_seeking``: the mode-seeking term of MSGAN (Mao et al., CVPR 2019), a push towards variety within a
+    class: G adds ``mode_seeking / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)`` over pairs of its fakes
+    that share a label (the batch sorted by label, neighbours paired), so two latents of one class that land on
+    the same image cost G; 0 = off.
     ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
     the configured total of steps; the rate is a function of the step alone, so resume keeps it.
     ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
@@ -133,6 +137,7 @@ class TrainConfig:
     r1_gamma: float = 0.0
     r1_every: int = 1
     ac_weight: float = 0.0
+    mode_seeking: float = 0.0
     lr_decay: Literal["none", "linear", "cosine"] = "none"
     select_by: Literal["none", "fd", "recall"] = "none"
     holdout: int = 0
@@ -211,6 +216,8 @@ class TrainConfig:
                 "ac_weight > 0 and model.aux_classifier go together (the class head is trained by that term); "
                 f"got ac_weight={self.ac_weight}, aux_classifier={self.model.aux_classifier}"
             )
+        if not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
+            raise ValueError(f"mode_seeking must be a finite number >= 0 (0 = off), got {self.mode_seeking}")
         if self.loss == "hinge" and self.label_smoothing:
             raise ValueError("label_smoothing applies to the bce loss only; drop it with loss='hinge'")
         if self.compile and self.r1_gamma:

@@ -379,8 +379,9 @@ class GAN:
             d_real, d_fake = torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()
             return torch.stack([loss.detach().float(), d_real, d_fake]), fake, y
 
-    def g_step(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One generator step on the fakes of the last D step; updates the EMA; returns the G loss (float [])."""
+    def g_step(self, fake: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One generator step on the fakes float [B, 1, 28, 28] of the last D step, made from labels int64 [B] and
+        latents float [B, z_dim]; updates the EMA; returns the G loss (float [])."""
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
             logit, class_fake = _heads(self.D_g(self._augment(fake), y))
@@ -388,12 +389,36 @@ class GAN:
             loss = -logit.mean() if self.config.loss == "hinge" else F.softplus(-logit).mean()
             if self.config.ac_weight:  # AC-GAN: G makes images D's class head files under the asked class
                 loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
+            if self.config.mode_seeking:
+                loss = loss + self.config.mode_seeking * mode_seeking_term(fake, y, z)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.G_ema.update_parameters(self.G)
         return loss.detach().float()
+
+
+def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (a, b), int64 [P] each, of distinct items with the same label: the batch sorted by label
+    (stably), neighbours 2k and 2k + 1 paired where their labels agree. P is 0 when no label repeats."""
+    order = torch.argsort(labels, stable=True)
+    n = order.numel() // 2 * 2
+    a, b = order[0:n:2], order[1:n:2]
+    keep = labels[a] == labels[b]
+    return a[keep], b[keep]
+
+
+def mode_seeking_term(fake: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's mode-seeking term (Mao et al., CVPR 2019) on fakes float [B, C, H, W] made from labels int64 [B]
+    and latents float [B, z_dim]: ``1 / (mean|x_a - x_b| / mean|z_a - z_b| + 1e-5)`` over the same-label pairs of
+    :func:`same_label_pairs` (float []); 0 when no label repeats. Small when G maps different latents of one
+    class to different images, so adding it to G's loss pushes towards variety within each class."""
+    a, b = same_label_pairs(labels)
+    if a.numel() == 0:
+        return fake.new_zeros(())
+    ratio = (fake[a] - fake[b]).abs().float().mean() / (z[a] - z[b]).abs().float().mean()
+    return 1.0 / (ratio + 1e-5)
 
 
 def _heads(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -532,7 +557,7 @@ class Trainer:
                         sums[[0, 2, 3]] += d_stats
                         d_count += 1
                         if update_g:
-                            sums[1] += gan.g_step(fake, y)
+                            sums[1] += gan.g_step(fake, y, z)
                             g_count += 1
                         self.step += 1
                         bar.update(1)

@@ -15,7 +15,7 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import load_source, split_holdout, stratified_subset
 from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
 from ganaug.models import ClassAffine, Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
-from ganaug.training import Trainer
+from ganaug.training import Trainer, mode_seeking_term, same_label_pairs
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
 
@@ -129,6 +129,7 @@ def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluat
         "holdout": 3,
         "select_evaluator": str(evaluator_dir),
         "diffaugment": ("translation", "cutout"),
+        "mode_seeking": 1.0,
     }
     Trainer.new(tiny_config(epochs=3, **levers), tmp_path / "full", progress=False).fit()
     # the same run killed after its first epoch's checkpoint (the decay targets the configured total)
@@ -241,6 +242,8 @@ def test_evaluate_rebuilds_the_training_images_of_a_holdout_run(tmp_path, evalua
         ({"loss": "hinge", "label_smoothing": 0.1}, "bce loss only"),
         ({"loss": "wasserstein"}, "loss must be one of"),
         ({"r1_gamma": -1.0}, "r1_gamma"),
+        ({"mode_seeking": -1.0}, "mode_seeking"),
+        ({"mode_seeking": float("inf")}, "mode_seeking"),
         ({"ema_warmup": 1.0}, "ema_warmup"),
         ({"compile": True, "r1_gamma": 1.0}, "double backward"),
     ],
@@ -276,6 +279,7 @@ def test_cli_levers_reach_the_config(tmp_path):
         "1",
     ]
     args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
+    args += ["--mode-seeking", "0.5"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
@@ -283,7 +287,7 @@ def test_cli_levers_reach_the_config(tmp_path):
     assert (model["mbstd"], model["g_depth"], model["d_depth"], model["spectral_norm"]) == (True, 1, 2, True)
     assert model["cond_bn"] is True
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
-    assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"]) == (0.0, 0.99, 100.0)
+    assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"], cfg["mode_seeking"]) == (0.0, 0.99, 100.0, 0.5)
     bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
     assert bad.exit_code == 2 and "--betas" in bad.output
 
@@ -316,8 +320,9 @@ def test_ac_term_teaches_the_class_head_the_real_labels_and_reaches_g(tmp_path):
     before = head_loss()
     g0 = [p.detach().clone() for p in gan.G.parameters()]
     for _ in range(30):
-        _, fake, labels = gan.d_step(real, y, torch.randn(32, cfg.z_dim), keep_fake=True)
-    gan.g_step(fake, labels)
+        z = torch.randn(32, cfg.z_dim)
+        _, fake, labels = gan.d_step(real, y, z, keep_fake=True)
+    gan.g_step(fake, labels, z)
     assert head_loss() < 0.5 * before  # the class head learns the real labels
     assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
     res = CliRunner().invoke(
@@ -329,3 +334,43 @@ def test_ac_term_teaches_the_class_head_the_real_labels_and_reaches_g(tmp_path):
     assert res.exit_code == 0, res.output
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())["config"]
     assert saved["ac_weight"] == 0.5 and saved["model"]["aux_classifier"] is True
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_same_label_pairs_pair_distinct_items_of_one_label(seed):
+    labels = torch.randint(0, 4, (33,), generator=torch.Generator().manual_seed(seed))
+    a, b = same_label_pairs(labels)
+    assert torch.equal(labels[a], labels[b])
+    used = torch.cat([a, b])
+    assert len(set(used.tolist())) == used.numel()  # no item in two pairs, none paired with itself
+    # neighbours in label order: each class of n items gives at least floor(n / 2) - 1 pairs, at most floor(n / 2)
+    counts = torch.bincount(labels, minlength=4)
+    assert (counts // 2 - 1).clamp(min=0).sum() <= a.numel() <= (counts // 2).sum()
+    assert same_label_pairs(torch.full((6,), 2))[0].numel() == 3
+    assert same_label_pairs(torch.arange(6))[0].numel() == 0
+
+
+def test_mode_seeking_term_is_msgan_s_ratio_over_same_label_pairs():
+    z = torch.tensor([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0], [3.0, 1.0]])
+    y = torch.tensor([1, 0, 1, 0])  # pairs (1, 3) of class 0 and (0, 2) of class 1
+    fake = torch.stack([torch.full((1, 2, 2), v) for v in (0.0, 0.5, 1.0, -0.5)])
+    # mean |x_a - x_b| = (1 + 1) / 2 = 1; mean |z_a - z_b| = (2 + 1 + 5 + 5) / 4 = 3.25 (pairs in label order)
+    assert torch.isclose(mode_seeking_term(fake, y, z), torch.tensor(1 / (1 / 3.25 + 1e-5)))
+    # a generator that ignores z pays the most; no repeated label: no term
+    assert mode_seeking_term(torch.zeros(4, 1, 2, 2), y, z) > 1e4
+    assert mode_seeking_term(fake, torch.arange(4), z) == 0
+
+
+def test_mode_seeking_adds_its_term_to_g_s_loss_and_reaches_g(tmp_path):
+    runs = {}
+    for w in (0.0, 2.0):
+        trainer = Trainer.new(tiny_config(loss="hinge", mode_seeking=w), tmp_path / str(w), progress=False)
+        real, y = trainer.images[:32], trainer.labels[:32]
+        z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+        _, fake, labels = trainer.gan.d_step(real, y, z, keep_fake=True)
+        term = mode_seeking_term(fake.detach(), labels, z)
+        runs[w] = trainer.gan.g_step(fake, labels, z), term, [p.detach().clone() for p in trainer.gan.G.parameters()]
+        trainer.run.release()
+    (loss0, term, g0), (loss2, _, g2) = runs[0.0], runs[2.0]
+    assert term > 0 and torch.isclose(loss2 - loss0, 2.0 * term, rtol=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(g0, g2))

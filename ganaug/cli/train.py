@@ -186,6 +186,14 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     help="Lazy R1: apply it every N discriminator steps, weighted by N.",
 )
 @click.option(
+    "--mode-seeking",
+    type=click.FloatRange(min=0),
+    default=TrainConfig.mode_seeking,
+    show_default=True,
+    help="Mode-seeking term (MSGAN) with this weight: G pays when two latents of one class give the same image; "
+    "0 = off.",
+)
+@click.option(
     "--lr-decay",
     type=click.Choice(LR_DECAYS),
     default=TrainConfig.lr_decay,
