@@ -10,7 +10,7 @@ from typing import Any, Literal
 DatasetName = Literal["digits", "mnist", "fashion-mnist", "imagefolder"]
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "imagefolder")
 DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
-LOSSES: tuple[str, ...] = ("bce", "hinge")
+LOSSES: tuple[str, ...] = ("bce", "hinge", "rpgan")
 LR_DECAYS: tuple[str, ...] = ("none", "linear", "cosine")
 SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
 #: The pseudo-label confidence a pool image needs when none is given (FixMatch's; ``--pseudo-label`` bare, or
@@ -99,9 +99,12 @@ class TrainConfig:
 
     Coverage levers (issue 11; the defaults are the old behaviour):
     ``loss``: ``"bce"`` (non-saturating, with ``label_smoothing``) or ``"hinge"`` (D: ``relu(1 - D(x)) +
-    relu(1 + D(G(z)))``, G: ``-D(G(z))``; usually with ``model.spectral_norm``).
+    relu(1 + D(G(z)))``, G: ``-D(G(z))``; usually with ``model.spectral_norm``) or ``"rpgan"``, the relativistic
+    pairing GAN loss of R3GAN (Huang et al., 2024): each fake is paired with the real image whose label it was
+    drawn with, D: ``softplus(D(G(z)) - D(x))``, G: ``softplus(D(x) - D(G(z)))`` (usually with R1 and R2).
     ``r1_gamma``: R1 penalty ``gamma / 2 * E|grad_x D(x)|^2`` on the real images D sees (0 = off), applied
     every ``r1_every`` D steps with its weight multiplied by ``r1_every`` (lazy regularization, StyleGAN2).
+    ``r2_gamma``: the same penalty on the fakes D sees (R2), on the same lazy steps (0 = off).
     ``ac_weight``: the auxiliary-classifier term (stronger conditioning for tiny subsets, issue 12): D adds
     ``ac_weight * CE(class_head(x), y)`` on the real images it sees, G adds the same on its fakes, so G is
     pushed towards images of the asked class; needs ``model.aux_classifier`` (and that needs it > 0).
@@ -133,9 +136,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.999
     ema_warmup: float = 10.0
-    loss: Literal["bce", "hinge"] = "bce"
+    loss: Literal["bce", "hinge", "rpgan"] = "bce"
     r1_gamma: float = 0.0
     r1_every: int = 1
+    r2_gamma: float = 0.0
     ac_weight: float = 0.0
     mode_seeking: float = 0.0
     lr_decay: Literal["none", "linear", "cosine"] = "none"
@@ -192,6 +196,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
         if not (math.isfinite(self.r1_gamma) and self.r1_gamma >= 0):
             raise ValueError(f"r1_gamma must be a finite number >= 0, got {self.r1_gamma}")
+        if not (math.isfinite(self.r2_gamma) and self.r2_gamma >= 0):
+            raise ValueError(f"r2_gamma must be a finite number >= 0, got {self.r2_gamma}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
@@ -218,10 +224,12 @@ class TrainConfig:
             )
         if not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
             raise ValueError(f"mode_seeking must be a finite number >= 0 (0 = off), got {self.mode_seeking}")
-        if self.loss == "hinge" and self.label_smoothing:
-            raise ValueError("label_smoothing applies to the bce loss only; drop it with loss='hinge'")
-        if self.compile and self.r1_gamma:
-            raise ValueError("the R1 penalty needs a double backward, which torch.compile does not support; drop one")
+        if self.loss != "bce" and self.label_smoothing:
+            raise ValueError(f"label_smoothing applies to the bce loss only; drop it with loss={self.loss!r}")
+        if self.compile and (self.r1_gamma or self.r2_gamma):
+            raise ValueError(
+                "the R1 and R2 penalties need a double backward, which torch.compile does not support; drop one"
+            )
         if self.holdout < 0:
             raise ValueError(f"holdout must be >= 0, got {self.holdout}")
         if (self.select_by == "none") != (self.holdout == 0) or (self.select_by == "none") != (

@@ -271,6 +271,7 @@ class GAN:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
         self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
+        self.last_real: torch.Tensor | None = None  # loss "rpgan": the reals of the last D step, for the G step
         self.selection = None  # checkpoint selection (rank 0 only: the other ranks write nothing)
         if config.select_by != "none" and dist.is_writer:
             from ganaug.selection import Selection
@@ -351,7 +352,8 @@ class GAN:
             real = classical(real, self.aug_rng, cfg.augment_real)
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
+        lazy_step = self.step % cfg.r1_every == 0
+        r1, r2 = cfg.r1_gamma > 0 and lazy_step, cfg.r2_gamma > 0 and lazy_step
         with self._autocast():
             with torch.no_grad() if not keep_fake else nullcontext():
                 fake = self.G_train(z, y)
@@ -359,9 +361,15 @@ class GAN:
             if r1:
                 real_in = real_in.detach().requires_grad_(True)
             logit_real, class_real = _heads(self.D_train(real_in, y))
-            logit_fake, _ = _heads(self.D_train(self._augment(fake.detach()), y))
+            fake_in = self._augment(fake.detach())
+            if r2:
+                fake_in = fake_in.detach().requires_grad_(True)
+            logit_fake, _ = _heads(self.D_train(fake_in, y))
             if cfg.loss == "hinge":
                 loss = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+            elif cfg.loss == "rpgan":  # fake i was drawn with real i's label: the pair D compares
+                loss = F.softplus(logit_fake - logit_real).mean()
+                self.last_real = real_in.detach()  # the G step scores its fakes against these
             else:  # BCE with one-sided smoothing: real target 1 - s, fake target 0.
                 t = 1.0 - cfg.label_smoothing
                 loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
@@ -369,6 +377,9 @@ class GAN:
             if r1:  # gamma/2 E|grad_x D(x)|^2 on the reals D saw, weighted by r1_every when lazy
                 (grad,) = torch.autograd.grad(logit_real.float().sum(), real_in, create_graph=True)
                 loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
+            if r2:  # the same on the fakes D saw
+                (grad,) = torch.autograd.grad(logit_fake.float().sum(), fake_in, create_graph=True)
+                loss = loss + cfg.r2_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
             if cfg.ac_weight:  # AC-GAN's class term, on the real images only for D
                 loss = loss + cfg.ac_weight * F.cross_entropy(class_real.float(), y)
         self.opt_d.zero_grad(set_to_none=True)
@@ -385,8 +396,14 @@ class GAN:
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
             logit, class_fake = _heads(self.D_g(self._augment(fake), y))
-            # hinge: -D(G(z)); bce: the non-saturating -log D(G(z))
-            loss = -logit.mean() if self.config.loss == "hinge" else F.softplus(-logit).mean()
+            if self.config.loss == "hinge":
+                loss = -logit.mean()
+            elif self.config.loss == "rpgan":  # softplus(D(x) - D(G(z))) with the updated D on the D step's reals
+                with torch.no_grad():
+                    logit_real, _ = _heads(self.D_g(self.last_real, y))
+                loss = F.softplus(logit_real - logit).mean()
+            else:  # the non-saturating -log D(G(z))
+                loss = F.softplus(-logit).mean()
             if self.config.ac_weight:  # AC-GAN: G makes images D's class head files under the asked class
                 loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
             if self.config.mode_seeking:

@@ -114,10 +114,12 @@ def test_default_config_keeps_the_old_architecture():
     assert Discriminator(ModelConfig()).linear.in_features == 2 * 64 * 49
 
 
-def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluator_dir):
+@pytest.mark.parametrize("loss, r2_gamma", [("hinge", 0.0), ("rpgan", 3.0)])
+def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluator_dir, loss, r2_gamma):
     levers = {
         "model": LEVER_MODEL,
-        "loss": "hinge",
+        "loss": loss,
+        "r2_gamma": r2_gamma,
         "r1_gamma": 2.0,
         "r1_every": 2,
         "lr_decay": "cosine",
@@ -192,6 +194,34 @@ def test_hinge_and_r1_losses_are_what_they_say(tmp_path, monkeypatch):
     trainer.run.release()
 
 
+def test_rpgan_and_r2_losses_are_what_they_say(tmp_path, monkeypatch):
+    trainer = Trainer.new(tiny_config(loss="rpgan", r2_gamma=4.0, r1_every=2), tmp_path / "run", progress=False)
+    gan = trainer.gan
+    logits = {"real": torch.tensor([2.0, 0.5, -1.0]), "fake": torch.tensor([-2.0, 0.0, 1.5])}
+    scale = torch.tensor(0.01, requires_grad=True)
+
+    def fake_d(x, y):  # D(x) = a fixed logit per kind whose gradient with respect to every pixel is 0.01
+        which = "real" if torch.equal(x.detach(), real) else "fake"
+        s = x.flatten(1).sum(1) * scale
+        return s - s.detach() + logits[which]
+
+    for name in ("D_train", "D_g"):
+        monkeypatch.setattr(gan, name, fake_d)
+    monkeypatch.setattr(gan, "opt_d", type("NoOpt", (), {"zero_grad": lambda *a, **k: None, "step": lambda *a: 0})())
+    monkeypatch.setattr(gan.scaler_d, "step", lambda opt: None)
+    real, y, z = trainer.images[:3], trainer.labels[:3], torch.randn(3, 8)
+    pairs = torch.nn.functional.softplus(logits["fake"] - logits["real"]).mean()  # fake i against real i
+    gan.step = 0  # an R2 step: lazy every 2, weight 4 / 2 * 2 * |0.01|^2 * 784 pixels on the fakes
+    stats, fake, labels = gan.d_step(real, y, z, keep_fake=True)
+    assert torch.isclose(stats[0], pairs + 4.0 / 2 * 2 * 1e-4 * 784, rtol=1e-4)
+    gan.step = 1
+    stats, fake, labels = gan.d_step(real, y, z, keep_fake=True)
+    assert torch.isclose(stats[0], pairs, rtol=1e-5)
+    g_loss = gan.g_step(fake, labels, z)  # the reverse pairing, against the D step's reals
+    assert torch.isclose(g_loss, torch.nn.functional.softplus(logits["real"] - logits["fake"]).mean(), rtol=1e-5)
+    trainer.run.release()
+
+
 def test_default_levers_leave_a_run_bitwise_unchanged(tmp_path):
     # Every lever at its default is the old code path: same weights as an explicit old-style config.
     Trainer.new(tiny_config(epochs=1), tmp_path / "a", progress=False).fit()
@@ -243,6 +273,9 @@ def test_evaluate_rebuilds_the_training_images_of_a_holdout_run(tmp_path, evalua
         ({"loss": "wasserstein"}, "loss must be one of"),
         ({"r1_gamma": -1.0}, "r1_gamma"),
         ({"mode_seeking": -1.0}, "mode_seeking"),
+        ({"r2_gamma": -1.0}, "r2_gamma"),
+        ({"loss": "rpgan", "label_smoothing": 0.1}, "bce loss only"),
+        ({"compile": True, "r2_gamma": 1.0}, "double backward"),
         ({"mode_seeking": float("inf")}, "mode_seeking"),
         ({"ema_warmup": 1.0}, "ema_warmup"),
         ({"compile": True, "r1_gamma": 1.0}, "double backward"),
@@ -279,7 +312,7 @@ def test_cli_levers_reach_the_config(tmp_path):
         "1",
     ]
     args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
-    args += ["--mode-seeking", "0.5"]
+    args += ["--mode-seeking", "0.5", "--r2-gamma", "2"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
@@ -288,6 +321,7 @@ def test_cli_levers_reach_the_config(tmp_path):
     assert model["cond_bn"] is True
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"], cfg["mode_seeking"]) == (0.0, 0.99, 100.0, 0.5)
+    assert cfg["r2_gamma"] == 2.0
     bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
     assert bad.exit_code == 2 and "--betas" in bad.output
 

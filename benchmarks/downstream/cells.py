@@ -78,6 +78,7 @@ def architecture(model: ModelConfig) -> str:
 _ADDED_LATER = (
     (None, "ac_weight", 0.0),
     (None, "mode_seeking", 0.0),
+    (None, "r2_gamma", 0.0),
     ("model", "aux_classifier", False),
     ("model", "cond_bn", False),
     (None, "pseudo_label", 0.0),

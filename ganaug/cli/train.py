@@ -169,7 +169,8 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     type=click.Choice(LOSSES),
     default=TrainConfig.loss,
     show_default=True,
-    help="bce: non-saturating GAN loss; hinge: hinge loss (pair it with --spectral-norm).",
+    help="bce: non-saturating GAN loss; hinge: hinge loss (pair it with --spectral-norm); rpgan: relativistic "
+    "pairing loss (R3GAN; pair it with --r1-gamma and --r2-gamma).",
 )
 @click.option(
     "--r1-gamma",
@@ -177,6 +178,14 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     default=TrainConfig.r1_gamma,
     show_default=True,
     help="R1 penalty gamma/2 E|grad D(x)|^2 on the real images (0 = off).",
+)
+@click.option(
+    "--r2-gamma",
+    type=click.FloatRange(min=0),
+    default=TrainConfig.r2_gamma,
+    show_default=True,
+    help="R2 penalty weight: R1's gradient penalty on the generated images D sees (with --loss rpgan, as in "
+    "R3GAN); 0 = off.",
 )
 @click.option(
     "--r1-every",
