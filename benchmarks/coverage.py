@@ -85,7 +85,6 @@ LEVERS: dict[str, list[str]] = {
     "recipe+cond-bn": [*RECIPE, "--cond-bn"],
     # seventh round: MSGAN's mode-seeking term (variety within a class)
     "recipe+ms-1": [*RECIPE, "--mode-seeking", "1"],
-    "recipe+ms-0.25": [*RECIPE, "--mode-seeking", "0.25"],
     # R3GAN's loss: relativistic pairing with R1 and R2 (the recipe with its hinge loss swapped out)
     "rpgan+r1+r2": ["--loss", "rpgan", *HINGE_R1[2:], "--r2-gamma", "10", "--betas", "0.0,0.99"],
 }
