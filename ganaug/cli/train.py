@@ -192,7 +192,7 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     type=click.IntRange(min=1),
     default=TrainConfig.r1_every,
     show_default=True,
-    help="Lazy R1: apply it every N discriminator steps, weighted by N.",
+    help="Lazy R1 and R2: apply them every N discriminator steps, weighted by N.",
 )
 @click.option(
     "--mode-seeking",
