@@ -48,8 +48,8 @@ def train_flops_per_image(trainer) -> float:
     idx = torch.arange(trainer.batch_size, device=trainer.device)
     z = torch.randn(trainer.batch_size, cfg.model.z_dim, device=trainer.device)
     with FlopCounterMode(display=False) as fc:
-        _, fake, y = trainer.gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)
-        trainer.gan.g_step(fake, y, z)
+        _, batch = trainer.gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)
+        trainer.gan.g_step(batch)
     return fc.get_total_flops() / trainer.batch_size
 
 
@@ -65,8 +65,8 @@ def profile_steps(trainer, steps: int) -> str:
         idx = torch.randint(len(trainer.labels), (bs,), device=trainer.device)
         z = torch.randn(bs, cfg.model.z_dim, device=trainer.device)
         gan.at_step(i, trainer.total_steps)
-        _, fake, y = gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)  # autocast inside
-        gan.g_step(fake, y, z)
+        _, batch = gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)  # autocast inside
+        gan.g_step(batch)
 
     for i in range(5):
         step(i)

@@ -194,10 +194,9 @@ class TrainConfig:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
-        if not (math.isfinite(self.r1_gamma) and self.r1_gamma >= 0):
-            raise ValueError(f"r1_gamma must be a finite number >= 0, got {self.r1_gamma}")
-        if not (math.isfinite(self.r2_gamma) and self.r2_gamma >= 0):
-            raise ValueError(f"r2_gamma must be a finite number >= 0, got {self.r2_gamma}")
+        for name in ("r1_gamma", "r2_gamma", "ac_weight", "mode_seeking"):  # loss weights: 0 = off
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {getattr(self, name)}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
@@ -215,15 +214,11 @@ class TrainConfig:
                 "unlabelled needs pseudo_label, the confidence a pool image needs to join, "
                 f"e.g. {PSEUDO_LABEL_THRESHOLD}"
             )
-        if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
-            raise ValueError(f"ac_weight must be a finite number >= 0, got {self.ac_weight}")
         if (self.ac_weight > 0) != self.model.aux_classifier:
             raise ValueError(
                 "ac_weight > 0 and model.aux_classifier go together (the class head is trained by that term); "
                 f"got ac_weight={self.ac_weight}, aux_classifier={self.model.aux_classifier}"
             )
-        if not (math.isfinite(self.mode_seeking) and self.mode_seeking >= 0):
-            raise ValueError(f"mode_seeking must be a finite number >= 0 (0 = off), got {self.mode_seeking}")
         if self.loss != "bce" and self.label_smoothing:
             raise ValueError(f"label_smoothing applies to the bce loss only; drop it with loss={self.loss!r}")
         if self.compile and (self.r1_gamma or self.r2_gamma):

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,15 @@ __all__ = ["CHECKPOINT", "EMA", "TrainResult", "Trainer", "fixed_grid_inputs", "
 GRID_COLUMNS = 10
 _SEED_SPACE = 2**64  # torch.Generator.manual_seed takes [0, 2**64); derived seeds wrap around in it
 Holdout = tuple[torch.Tensor, torch.Tensor, list[str]]  # held-out images, labels, class names (selection)
+
+
+class StepBatch(NamedTuple):
+    """What a discriminator step hands to the generator step that follows it."""
+
+    fakes: torch.Tensor  # float [B, 1, 28, 28] in [-1, 1]: G(z, y), with G's graph when the step kept it
+    labels: torch.Tensor  # int64 [B]: y, the real images' labels, which the fakes were drawn with
+    latents: torch.Tensor  # float [B, z_dim]: z
+    reals: torch.Tensor  # float [B, 1, 28, 28]: the real images as D saw them (augmented), detached
 
 
 def resolve_device(device: str) -> torch.device:
@@ -271,7 +280,6 @@ class GAN:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
         self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
-        self.last_real: torch.Tensor | None = None  # loss "rpgan": the reals of the last D step, for the G step
         self.selection = None  # checkpoint selection (rank 0 only: the other ranks write nothing)
         if config.select_by != "none" and dist.is_writer:
             from ganaug.selection import Selection
@@ -346,7 +354,8 @@ class GAN:
 
     def d_step(self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, *, keep_fake: bool):
         """One discriminator step on real images float [B, 1, 28, 28] in [-1, 1], labels int64 [B] and
-        latents float [B, z_dim]; returns (float [3]: D loss, mean D(x), mean D(G(z)); the fakes; the labels)."""
+        latents float [B, z_dim]; returns (float [3]: D loss, mean D(x), mean D(G(z)); the :class:`StepBatch` for
+        the G step)."""
         cfg = self.config
         if cfg.augment_real:
             real = classical(real, self.aug_rng, cfg.augment_real)
@@ -369,7 +378,6 @@ class GAN:
                 loss = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
             elif cfg.loss == "rpgan":  # fake i was drawn with real i's label: the pair D compares
                 loss = F.softplus(logit_fake - logit_real).mean()
-                self.last_real = real_in.detach()  # the G step scores its fakes against these
             else:  # BCE with one-sided smoothing: real target 1 - s, fake target 0.
                 t = 1.0 - cfg.label_smoothing
                 loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
@@ -388,11 +396,12 @@ class GAN:
         self.scaler_d.update()
         with torch.no_grad():
             d_real, d_fake = torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()
-            return torch.stack([loss.detach().float(), d_real, d_fake]), fake, y
+            return torch.stack([loss.detach().float(), d_real, d_fake]), StepBatch(fake, y, z, real_in.detach())
 
-    def g_step(self, fake: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """One generator step on the fakes float [B, 1, 28, 28] of the last D step, made from labels int64 [B] and
-        latents float [B, z_dim]; updates the EMA; returns the G loss (float [])."""
+    def g_step(self, batch: StepBatch) -> torch.Tensor:
+        """One generator step on the batch of the last D step (its fakes must keep G's graph); updates the EMA;
+        returns the G loss (float [])."""
+        fake, y = batch.fakes, batch.labels
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
             logit, class_fake = _heads(self.D_g(self._augment(fake), y))
@@ -400,14 +409,14 @@ class GAN:
                 loss = -logit.mean()
             elif self.config.loss == "rpgan":  # softplus(D(x) - D(G(z))) with the updated D on the D step's reals
                 with torch.no_grad():
-                    logit_real, _ = _heads(self.D_g(self.last_real, y))
+                    logit_real, _ = _heads(self.D_g(batch.reals, y))
                 loss = F.softplus(logit_real - logit).mean()
             else:  # the non-saturating -log D(G(z))
                 loss = F.softplus(-logit).mean()
             if self.config.ac_weight:  # AC-GAN: G makes images D's class head files under the asked class
                 loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
             if self.config.mode_seeking:
-                loss = loss + self.config.mode_seeking * mode_seeking_term(fake, y, z)
+                loss = loss + self.config.mode_seeking * mode_seeking_term(fake, y, batch.latents)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -570,11 +579,11 @@ class Trainer:
                         z = torch.randn(bs, cfg.model.z_dim, generator=self.rng, device=self.device)[mine]
                         update_g = self.step % cfg.d_steps == cfg.d_steps - 1
                         gan.at_step(self.step, self.total_steps)
-                        d_stats, fake, y = gan.d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
+                        d_stats, batch = gan.d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
                         sums[[0, 2, 3]] += d_stats
                         d_count += 1
                         if update_g:
-                            sums[1] += gan.g_step(fake, y, z)
+                            sums[1] += gan.g_step(batch)
                             g_count += 1
                         self.step += 1
                         bar.update(1)

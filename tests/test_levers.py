@@ -184,12 +184,12 @@ def test_hinge_and_r1_losses_are_what_they_say(tmp_path, monkeypatch):
     monkeypatch.setattr(gan.scaler_d, "step", lambda opt: None)
     real, y, z = trainer.images[:3], trainer.labels[:3], torch.randn(3, 8)
     gan.step = 0  # an R1 step: lazy every 2, weight 10 / 2 * 2 * |0.01|^2 * 784 pixels
-    stats, _, _ = gan.d_step(real, y, z, keep_fake=False)
+    stats, _ = gan.d_step(real, y, z, keep_fake=False)
     hinge = torch.relu(1 - logits["real"]).mean() + torch.relu(1 + logits["fake"]).mean()
     assert torch.isclose(stats[0], hinge + 10.0 / 2 * 2 * 1e-4 * 784, rtol=1e-4)
     calls.clear()
     gan.step = 1  # not an R1 step
-    stats, _, _ = gan.d_step(real, y, z, keep_fake=False)
+    stats, _ = gan.d_step(real, y, z, keep_fake=False)
     assert torch.isclose(stats[0], hinge, rtol=1e-5)
     trainer.run.release()
 
@@ -212,12 +212,12 @@ def test_rpgan_and_r2_losses_are_what_they_say(tmp_path, monkeypatch):
     real, y, z = trainer.images[:3], trainer.labels[:3], torch.randn(3, 8)
     pairs = torch.nn.functional.softplus(logits["fake"] - logits["real"]).mean()  # fake i against real i
     gan.step = 0  # an R2 step: lazy every 2, weight 4 / 2 * 2 * |0.01|^2 * 784 pixels on the fakes
-    stats, fake, labels = gan.d_step(real, y, z, keep_fake=True)
+    stats, batch = gan.d_step(real, y, z, keep_fake=True)
     assert torch.isclose(stats[0], pairs + 4.0 / 2 * 2 * 1e-4 * 784, rtol=1e-4)
     gan.step = 1
-    stats, fake, labels = gan.d_step(real, y, z, keep_fake=True)
+    stats, batch = gan.d_step(real, y, z, keep_fake=True)
     assert torch.isclose(stats[0], pairs, rtol=1e-5)
-    g_loss = gan.g_step(fake, labels, z)  # the reverse pairing, against the D step's reals
+    g_loss = gan.g_step(batch)  # the reverse pairing, against the D step's reals
     assert torch.isclose(g_loss, torch.nn.functional.softplus(logits["real"] - logits["fake"]).mean(), rtol=1e-5)
     trainer.run.release()
 
@@ -355,8 +355,8 @@ def test_ac_term_teaches_the_class_head_the_real_labels_and_reaches_g(tmp_path):
     g0 = [p.detach().clone() for p in gan.G.parameters()]
     for _ in range(30):
         z = torch.randn(32, cfg.z_dim)
-        _, fake, labels = gan.d_step(real, y, z, keep_fake=True)
-    gan.g_step(fake, labels, z)
+        _, batch = gan.d_step(real, y, z, keep_fake=True)
+    gan.g_step(batch)
     assert head_loss() < 0.5 * before  # the class head learns the real labels
     assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
     res = CliRunner().invoke(
@@ -401,9 +401,9 @@ def test_mode_seeking_adds_its_term_to_g_s_loss_and_reaches_g(tmp_path):
         trainer = Trainer.new(tiny_config(loss="hinge", mode_seeking=w), tmp_path / str(w), progress=False)
         real, y = trainer.images[:32], trainer.labels[:32]
         z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
-        _, fake, labels = trainer.gan.d_step(real, y, z, keep_fake=True)
-        term = mode_seeking_term(fake.detach(), labels, z)
-        runs[w] = trainer.gan.g_step(fake, labels, z), term, [p.detach().clone() for p in trainer.gan.G.parameters()]
+        _, batch = trainer.gan.d_step(real, y, z, keep_fake=True)
+        term = mode_seeking_term(batch.fakes.detach(), batch.labels, z)
+        runs[w] = trainer.gan.g_step(batch), term, [p.detach().clone() for p in trainer.gan.G.parameters()]
         trainer.run.release()
     (loss0, term, g0), (loss2, _, g2) = runs[0.0], runs[2.0]
     assert term > 0 and torch.isclose(loss2 - loss0, 2.0 * term, rtol=1e-4)

@@ -23,6 +23,11 @@ from ganaug.config import (
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
 
 
+def _weight_option(flag: str, default: float, help: str):
+    """A loss term's weight: a number >= 0, 0 = off."""
+    return click.option(flag, type=click.FloatRange(min=0), default=default, show_default=True, help=help)
+
+
 @main.command()
 @click.option(
     "--dataset",
@@ -150,12 +155,10 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     show_default=True,
     help="Extra 3x3 conv blocks at the discriminator's 7x7 stage.",
 )
-@click.option(
+@_weight_option(
     "--ac-weight",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Auxiliary-classifier term (AC-GAN): D gets a class head trained on the real images, G is pushed to "
+    TrainConfig.ac_weight,
+    "Auxiliary-classifier term (AC-GAN): D gets a class head trained on the real images, G is pushed to "
     "images it files under the asked class; 0 = off. Stronger conditioning for tiny subsets.",
 )
 @click.option("--mbstd", is_flag=True, help="Minibatch standard-deviation feature in D (ProGAN, groups of 4).")
@@ -172,19 +175,15 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     help="bce: non-saturating GAN loss; hinge: hinge loss (pair it with --spectral-norm); rpgan: relativistic "
     "pairing loss (R3GAN; pair it with --r1-gamma and --r2-gamma).",
 )
-@click.option(
+@_weight_option(
     "--r1-gamma",
-    type=click.FloatRange(min=0),
-    default=TrainConfig.r1_gamma,
-    show_default=True,
-    help="R1 penalty gamma/2 E|grad D(x)|^2 on the real images (0 = off).",
+    TrainConfig.r1_gamma,
+    "R1 penalty gamma/2 E|grad D(x)|^2 on the real images (0 = off).",
 )
-@click.option(
+@_weight_option(
     "--r2-gamma",
-    type=click.FloatRange(min=0),
-    default=TrainConfig.r2_gamma,
-    show_default=True,
-    help="R2 penalty weight: R1's gradient penalty on the generated images D sees (with --loss rpgan, as in "
+    TrainConfig.r2_gamma,
+    "R2 penalty weight: R1's gradient penalty on the generated images D sees (with --loss rpgan, as in "
     "R3GAN); 0 = off.",
 )
 @click.option(
@@ -194,13 +193,10 @@ RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "t
     show_default=True,
     help="Lazy R1 and R2: apply them every N discriminator steps, weighted by N.",
 )
-@click.option(
+@_weight_option(
     "--mode-seeking",
-    type=click.FloatRange(min=0),
-    default=TrainConfig.mode_seeking,
-    show_default=True,
-    help="Mode-seeking term (MSGAN) with this weight: G pays when two latents of one class give the same image; "
-    "0 = off.",
+    TrainConfig.mode_seeking,
+    "Mode-seeking term (MSGAN) with this weight: G pays when two latents of one class give the same image; 0 = off.",
 )
 @click.option(
     "--lr-decay",
