@@ -257,8 +257,8 @@ class GAN:
         self.config, self.device, self.dist = config, device, dist
         self.step = 0  # set by at_step: decides the learning rates and the lazy R1 steps
         self.amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
-        if self.amp != "off" and device.type != "cuda":
-            raise InputError(f"--amp {self.amp} needs CUDA; use --amp off on CPU")
+        if self.amp == "fp16" and device.type != "cuda":
+            raise InputError("--amp fp16 needs CUDA; use --amp bf16 or off on CPU")
         init = torch.Generator().manual_seed(config.seed)
         with torch.random.fork_rng(devices=[]):  # torch's default init (redrawn from ``init``) uses the global RNG
             self.G = dist.prepare(Generator(config.model, generator=init).to(device), device, sync_batchnorm=True)
