@@ -244,7 +244,7 @@ def _weight_option(flag: str, default: float, help: str):
     type=click.Choice(["auto", "off", "bf16", "fp16"]),
     default=TrainConfig.amp,
     show_default=True,
-    help="Mixed precision; auto = bf16 on CUDA, off on CPU.",
+    help="Mixed precision; auto = bf16 on CUDA, off on CPU. bf16 also runs on a CPU (fastest with AVX-512 BF16 or AMX); fp16 needs CUDA.",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TrainConfig.device, show_default=True)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
