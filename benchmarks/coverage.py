@@ -1,7 +1,8 @@
 """Issue 11's lever sweep: what limits the generator's coverage (recall, FD, CAS), one committed command a lever.
 
 Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the library defaults
-(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``recipe`` lever at ``--epochs 18``). For each chosen
+(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``recipe+bf16+channels-last`` lever at ``--epochs
+26``, ``recipe`` at ``--epochs 18`` the one before it). For each chosen
 lever this script trains the run (as its own process; ``--jobs N`` runs N at once, each with ``--threads`` set
 so they share the CPU cores), then runs
 ``ganaug evaluate --cas`` on it: recall, precision, Fréchet distance and its real floor, class fidelity,
@@ -10,7 +11,7 @@ and CAS beside the real ceiling (the full-profile classifier unless ``--cas-clas
     python -m benchmarks.coverage --data-root ../shared/data --evaluator runs/evaluator \\
         --levers baseline,mbstd --jobs 2 --out-dir benchmarks/results/coverage_cpu
     python -m benchmarks.coverage --data-root DATA --evaluator EVAL --device cuda --jobs 16 \\
-        --levers all --out-dir OUT            # on a GPU every lever runs with --amp off (CPU-comparable)
+        --levers all --out-dir OUT            # on a GPU a lever runs with --amp off unless it sets --amp
 
 Writes at most two files under ``--out-dir`` (``results.json``: every number, the exact commands and
 ``ganaug.machine.describe()``; ``report.md``: the table), after every finished lever, so a run that is cut
@@ -34,7 +35,8 @@ from typing import Any
 
 #: Hinge loss with a lazy R1 penalty: the README's MNIST recipe of the first two rounds (at 15 epochs).
 HINGE_R1 = ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"]
-#: Today's README MNIST recipe on top of the library defaults (run it with ``--epochs 18``).
+#: The README MNIST recipe's GAN options on top of the library defaults (the recipe of rounds 3-7 at ``--epochs 18``;
+#: since round 8 the README adds ``--amp bf16 --channels-last`` and runs ``--epochs 26``).
 RECIPE = [*HINGE_R1, "--betas", "0.0,0.99"]
 #: Export the EMA snapshot with the best Fréchet distance to 200 images per class held out of the training split.
 SELECT_FD = ["--select-by", "fd", "--holdout", "200", "--select-evaluator", "{evaluator}"]
@@ -179,7 +181,8 @@ def run_lever(name: str, args: argparse.Namespace) -> dict[str, Any]:
     python = [sys.executable, "-m"]
     train = python + command[:1] + command[1:] + ["--out", str(run_dir), "--overwrite", "--quiet", "--no-export"]
     train += ["--device", args.device, "--threads", str(args.threads)]
-    train += ["--amp", "off"] if args.device == "cuda" else []  # fp32: numbers that transfer to the CPU recipe
+    if args.device == "cuda" and "--amp" not in command:  # fp32 unless the lever is about precision
+        train += ["--amp", "off"]
     try:
         row["wall_seconds"] = round(_run(train, log, args.threads), 1)
         summary = json.loads((run_dir / "summary.json").read_text())

@@ -85,3 +85,20 @@ def test_every_lever_is_a_valid_train_command(tmp_path, monkeypatch):
 def test_report_only_without_results_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="no finished lever"):
         coverage.main(["--report-only", "--out-dir", str(tmp_path)])
+
+
+def test_on_a_gpu_levers_train_in_fp32_unless_they_set_their_precision(tmp_path, monkeypatch):
+    commands = []
+
+    def fake_run(cmd, log, threads):
+        commands.append(cmd)
+        raise RuntimeError("stop after the training command")
+
+    monkeypatch.setattr(coverage, "_run", fake_run)
+    argv = ["--levers", "recipe,recipe+bf16", "--evaluator", str(tmp_path), "--dataset", "digits"]
+    args = coverage.parse_args([*argv, "--device", "cuda", "--work-dir", str(tmp_path / "work")])
+    for name in args.names:
+        assert "error" in coverage.run_lever(name, args)
+    plain, bf16 = commands
+    assert plain[plain.index("--amp") + 1] == "off"
+    assert bf16.count("--amp") == 1 and bf16[bf16.index("--amp") + 1] == "bf16"
