@@ -86,11 +86,11 @@ def best_of_k(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, y: torch.
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from benchmarks.coverage import figures
     from ganaug.checkpoint import config_of, load_checkpoint, load_generator
-    from ganaug.data import load_source, to_model_range
+    from ganaug.data import load_source
     from ganaug.errors import GanaugError
     from ganaug.evaluator import load_evaluator
     from ganaug.machine import describe
-    from ganaug.metrics import evaluate_generator, open_generator, training_images
+    from ganaug.metrics import evaluate_on_sources, open_generator, training_images
     from ganaug.models import Discriminator
 
     args = parse_args(argv)
@@ -113,13 +113,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         def run(z: np.ndarray, labels: np.ndarray, t: float = t, k: int = k) -> np.ndarray:
             return best_of_k(g, d, torch.from_numpy(z), torch.from_numpy(labels), t=t, k=k).numpy()
 
-        report = evaluate_generator(
+        report = evaluate_on_sources(
             dataclasses.replace(base, run=run),
             ev,
-            test_images=to_model_range(test.images),
-            test_labels=test.labels,
-            train_images=to_model_range(train.images),
-            train_labels=train.labels,
+            train,
+            test,
             generator_train_images=gen_train,
             per_class=args.per_class,
         )

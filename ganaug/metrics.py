@@ -484,6 +484,22 @@ def check_same_classes(generator_classes: list[str], evaluator_classes: list[str
     )
 
 
+def evaluate_on_sources(generator: LoadedGenerator, evaluator: Evaluator, train: Any, test: Any, **options: Any):
+    """:func:`evaluate_generator` with the real splits as :func:`ganaug.data.load_source` returns them (uint8
+    images, mapped here to [-1, 1]); ``options`` are its keyword arguments (``per_class``, ``seed``, ...)."""
+    from ganaug.data import to_model_range
+
+    return evaluate_generator(
+        generator,
+        evaluator,
+        test_images=to_model_range(test.images),
+        test_labels=test.labels,
+        train_images=to_model_range(train.images),
+        train_labels=train.labels,
+        **options,
+    )
+
+
 def evaluate_generator(
     generator: LoadedGenerator,
     evaluator: Evaluator,

@@ -189,9 +189,9 @@ def evaluate(
 
     The generator, the evaluator and the real data must be of one dataset with the same class names; the
     real data's test split is the reference (an image folder needs a test/ folder)."""
-    from ganaug.data import load_source, to_model_range
+    from ganaug.data import load_source
     from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import check_same_classes, evaluate_generator, evaluation_data, open_generator, training_images
+    from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
     from ganaug.threads import configure_torch
 
     configure_torch(threads)
@@ -203,17 +203,8 @@ def evaluate(
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:
         gen_train = training_images(gen.data, root=root)
-    report = evaluate_generator(
-        gen,
-        ev,
-        test_images=to_model_range(test.images),
-        test_labels=test.labels,
-        train_images=to_model_range(train.images),
-        train_labels=train.labels,
-        generator_train_images=gen_train,
-        per_class=per_class,
-        seed=seed,
-        k=k,
+    report = evaluate_on_sources(
+        gen, ev, train, test, generator_train_images=gen_train, per_class=per_class, seed=seed, k=k
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if cas:
