@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from ganaug.machine import describe
     from ganaug.metrics import evaluate_on_sources, open_generator, training_images
     from ganaug.models import Discriminator
+    from ganaug.outputs import write_text_whole
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -133,9 +134,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "kind": KIND,
             "command": "python -m benchmarks.d_ranked " + " ".join(sys.argv[1:] if argv is None else argv),
         }
-        args.out.write_text(
-            json.dumps({**meta, "run": str(args.run), "machine": describe(), "rows": rows}, indent=2) + "\n"
-        )
+        text = json.dumps({**meta, "run": str(args.run), "machine": describe(), "rows": rows}, indent=2) + "\n"
+        try:  # whole or not at all: a full disk leaves the last complete file
+            write_text_whole(args.out, text)
+        except GanaugError as e:
+            sys.exit(f"error: {e}")
     return rows
 
 
