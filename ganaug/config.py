@@ -90,7 +90,7 @@ class TrainConfig:
     0 = off (the subset only). No label outside the subset is read. ``unlabelled``: a folder of unlabelled
     images (any depth) to pseudo-label instead of the rest of the split, for data that really has few labels.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU; "bf16" autocasts on a CPU too (oneDNN's bf16
-    kernels: fast where the CPU has AVX-512 BF16 or AMX, slow elsewhere); "fp16" needs CUDA.
+    kernels: fast where the CPU has AVX-512 BF16 or AMX; elsewhere emulated, not measured); "fp16" needs CUDA.
     ``compile``: run G and D through ``torch.compile`` in the training steps (fused elementwise kernels; on
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it

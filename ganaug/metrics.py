@@ -484,7 +484,9 @@ def check_same_classes(generator_classes: list[str], evaluator_classes: list[str
     )
 
 
-def evaluate_on_sources(generator: LoadedGenerator, evaluator: Evaluator, train: Any, test: Any, **options: Any):
+def evaluate_on_sources(
+    generator: LoadedGenerator, evaluator: Evaluator, train: Any, test: Any, **options: Any
+) -> GeneratorReport:
     """:func:`evaluate_generator` with the real splits as :func:`ganaug.data.load_source` returns them (uint8
     images, mapped here to [-1, 1]); ``options`` are its keyword arguments (``per_class``, ``seed``, ...)."""
     from ganaug.data import to_model_range
