@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -59,8 +60,10 @@ def _kind(path: Path) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8)
 def rotations(z_dim: int, k: int) -> torch.Tensor:
-    """float [k, z_dim, z_dim]: the identity, then k - 1 fixed random orthogonal matrices (seeds 1 .. k - 1)."""
+    """float [k, z_dim, z_dim]: the identity, then k - 1 fixed random orthogonal matrices (seeds 1 .. k - 1);
+    computed once per (z_dim, k), not per batch."""
     qs = [torch.eye(z_dim)]
     for j in range(1, k):
         q, r = torch.linalg.qr(torch.randn(z_dim, z_dim, generator=torch.Generator().manual_seed(j)))
