@@ -46,6 +46,9 @@ class ModelConfig:
             linear in the label embedding (:class:`ganaug.models.ClassAffine`). G only; D doesn't change.
         aux_classifier: give D a class head (AC-GAN, Odena et al. 2017): D returns (logit, class logits); the
             training loss uses it with weight ``TrainConfig.ac_weight``. Only D changes: G and its export don't.
+        center_of_mass: G translates each image by whole pixels so its centre of mass is within half a pixel of
+            the image centre (:class:`ganaug.models.CenterOfMass`), as MNIST's digits are. D sees the moved
+            images, and the export contains the move. Only for data centred that way (training refuses others).
     """
 
     num_classes: int = 10
@@ -60,6 +63,7 @@ class ModelConfig:
     d_depth: int = 0
     aux_classifier: bool = False
     cond_bn: bool = False
+    center_of_mass: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):

@@ -186,6 +186,28 @@ def _load_data(
     return dataclasses.replace(config, model=model), data, holdout, pseudo if config.pseudo_label else None
 
 
+def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
+    """Refuse ``--center-of-mass`` for training images float [N, 1, 28, 28] in [-1, 1] that are not centred by
+    their centre of mass (more than ``tolerance`` of them more than half a pixel off): G would be forced to a
+    placement the real images don't have.
+
+    Raises:
+        InputError: one line with the share of off-centre images.
+    """
+    from ganaug.models import CenterOfMass
+
+    off = torch.zeros(len(images), dtype=torch.bool)
+    for lo in range(0, len(images), 4096):
+        dy, dx = CenterOfMass().shifts(images[lo : lo + 4096])
+        off[lo : lo + 4096] = (dy != 0) | (dx != 0)
+    share = float(off.double().mean()) if len(images) else 0.0
+    if share > tolerance:
+        raise InputError(
+            f"--center-of-mass is for images centred by their centre of mass, as MNIST's are; {share:.0%} of these "
+            "training images are more than half a pixel off centre: drop --center-of-mass"
+        )
+
+
 def _image_folders(config: TrainConfig) -> list[str]:
     """The folders of image files ``config`` reads (a run folder must stay out of them)."""
     return [p for p in (config.unlabelled, config.data_root if config.dataset == "imagefolder" else None) if p]
@@ -496,6 +518,8 @@ class Trainer:
         n = self.batch_size = config.batch_size
         if n > len(data.labels):
             raise InputError(f"--batch-size {n} is larger than the {len(data.labels)} training images; choose fewer")
+        if config.model.center_of_mass:
+            check_centred(data.images)
         self.dist = Distributed.from_env(self.device)
         if n % self.dist.world:
             raise InputError(f"--batch-size {n} must be a multiple of the {self.dist.world} processes")

@@ -168,6 +168,12 @@ def _weight_option(flag: str, default: float, help: str):
     help="Class-conditional BatchNorm in G: each BatchNorm gets a per-class scale and shift (as in BigGAN).",
 )
 @click.option(
+    "--center-of-mass",
+    is_flag=True,
+    help="G moves each image by whole pixels to put its centre of mass at the centre, as MNIST's digits are "
+    "(the export contains the move). Refused for data not centred that way.",
+)
+@click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=TrainConfig.loss,
@@ -286,6 +292,7 @@ def train(
     d_depth: int,
     mbstd: bool,
     cond_bn: bool,
+    center_of_mass: bool,
     ac_weight: float,
     betas: str,
     select_evaluator: Path | None,
@@ -326,6 +333,7 @@ def train(
             d_depth=d_depth,
             mbstd=mbstd,
             cond_bn=cond_bn,
+            center_of_mass=center_of_mass,
             aux_classifier=ac_weight > 0,
         )
         beta1, beta2 = _parse_betas(betas)
