@@ -49,6 +49,8 @@ class ModelConfig:
         center_of_mass: G translates each image by whole pixels so its centre of mass is within half a pixel of
             the image centre (:class:`ganaug.models.CenterOfMass`), as MNIST's digits are. D sees the moved
             images, and the export contains the move. Only for data centred that way (training refuses others).
+        d_coords: CoordConv in D: its input gets two constant maps, each pixel's row and column
+            (:class:`ganaug.models.CoordinateMaps`), so D sees where strokes lie to the pixel. D only.
     """
 
     num_classes: int = 10
@@ -64,6 +66,7 @@ class ModelConfig:
     aux_classifier: bool = False
     cond_bn: bool = False
     center_of_mass: bool = False
+    d_coords: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):

@@ -84,13 +84,14 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.from_embedding(z, self.embed(labels))
 
-    def from_embedding(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
-        """``G`` given a label embedding float [N, embed_dim] instead of labels (for walks between classes)."""
+    def from_embedding(self, z: torch.Tensor, label_embedding: torch.Tensor, *, centre: bool = True) -> torch.Tensor:
+        """``G`` given a label embedding float [N, embed_dim] instead of labels (for walks between classes);
+        ``centre=False``: the images before :class:`CenterOfMass` moves them (the same with it off)."""
         h = torch.cat([z, label_embedding], dim=1)  # [N, z_dim + embed_dim]
         for stage in (self.project, self.mid, self.up):
             for layer in stage:
                 h = layer(h, label_embedding) if isinstance(layer, ClassAffine) else layer(h)
-        return self.centre(h)
+        return self.centre(h) if centre else h
 
 
 class CenterOfMass(nn.Module):
@@ -101,42 +102,60 @@ class CenterOfMass(nn.Module):
     digit far in a classifier's feature space.
 
     Shape: images float [N, C, H, W] in [-1, 1] (-1 = background) -> the same shape and range. The shift is
-    computed from the image (no gradient flows into it) and applied as two shift matrices, so the gradient
+    computed from the image (no gradient flows into it) and applied by gathering pixels, so the gradient
     reaches every pixel that stays in the frame, and each image is moved independently of the batch. Pixels
     shifted in from outside the frame are background; an empty image is left where it is. ``max_shift``
-    bounds the move (MNIST's digits keep a 4-pixel margin). Computed in float32 whatever the input's dtype.
+    bounds the move (MNIST's digits keep a 4-pixel margin). The centre of mass is computed in float32 whatever the
+    input's dtype; the move only copies pixels.
     """
 
     def __init__(self, max_shift: int = 4) -> None:
         super().__init__()
         self.max_shift = max_shift
 
+    @staticmethod
     @torch.no_grad()
-    def shifts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole-pixel moves (down, right), float [N] each, that bring images [N, C, H, W] to the centre."""
-        n, c, h, w = x.shape
+    def offsets(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """How far the centre of mass of images [N, C, H, W] lies from the image centre, in pixels: rows to
+        move down, columns to move right (float32 [N] each), and which images hold no ink (bool [N])."""
+        _, _, h, w = x.shape
         ink = (x.float() + 1) / 2
         mass = ink.sum(dim=(1, 2, 3))  # [N]
         rows = torch.arange(h, dtype=ink.dtype, device=x.device)
         cols = torch.arange(w, dtype=ink.dtype, device=x.device)
         cy = (ink.sum(dim=(1, 3)) * rows).sum(1) / mass.clamp_min(1e-6)  # [N]
         cx = (ink.sum(dim=(1, 2)) * cols).sum(1) / mass.clamp_min(1e-6)
-        empty = mass < 1e-6
-        dy = torch.where(empty, 0.0, torch.round(h / 2 - cy)).clamp(-self.max_shift, self.max_shift)
-        dx = torch.where(empty, 0.0, torch.round(w / 2 - cx)).clamp(-self.max_shift, self.max_shift)
+        return h / 2 - cy, w / 2 - cx, mass < 1e-6
+
+    def shifts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole-pixel moves (down, right), float32 [N] each, that :meth:`forward` applies to ``x``."""
+        oy, ox, empty = self.offsets(x)
+        dy = torch.where(empty, 0.0, torch.round(oy)).clamp(-self.max_shift, self.max_shift)
+        dx = torch.where(empty, 0.0, torch.round(ox)).clamp(-self.max_shift, self.max_shift)
         return dy, dx
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ink = (x.float() + 1) / 2  # [N, C, H, W] in [0, 1], background 0
-        dy, dx = self.shifts(x)
+    def near_half_pixel(self, x: torch.Tensor, within: float) -> torch.Tensor:
+        """Images (bool [N]) whose centre of mass lies within ``within`` px of a rounding boundary, where float
+        rounding (another backend, batch size or precision) may round the move the other way."""
+        oy, ox, _ = self.offsets(x)
+        return ((oy - oy.floor() - 0.5).abs() < within) | ((ox - ox.floor() - 0.5).abs() < within)
+
+    @staticmethod
+    def move(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """Images [N, C, H, W] in [-1, 1] moved down by ``dy`` and right by ``dx`` whole pixels (float [N] each),
+        background coming in at the edges; ``x``'s dtype out. Two gathers: each output pixel copies one input
+        pixel (no arithmetic on the values, so it is exact in any dtype)."""
+        n, c, h, w = x.shape
         with torch.no_grad():
-            rows = torch.arange(x.shape[2], dtype=ink.dtype, device=x.device)
-            cols = torch.arange(x.shape[3], dtype=ink.dtype, device=x.device)
-            # shift_y[n, i, k] = 1 where i - k == dy[n]: row k of the input lands on row i.
-            shift_y = ((rows[:, None] - rows[None, :])[None] == dy[:, None, None]).to(ink.dtype)  # [N, H, H]
-            shift_x = ((cols[None, :] - cols[:, None])[None] == dx[:, None, None]).to(ink.dtype)  # [N, W, W]
-        moved = shift_y[:, None] @ ink @ shift_x[:, None]  # [N, C, H, W]
-        return (moved * 2 - 1).to(x.dtype)
+            src_r = torch.arange(h, device=x.device)[None, :] - dy.long()[:, None]  # [N, H]: row i copies row i - dy
+            src_c = torch.arange(w, device=x.device)[None, :] - dx.long()[:, None]  # [N, W]
+            inside = ((src_r >= 0) & (src_r < h))[:, None, :, None] & ((src_c >= 0) & (src_c < w))[:, None, None, :]
+            src_r = src_r.clamp(0, h - 1)[:, None, :, None].expand(n, c, h, w)
+            src_c = src_c.clamp(0, w - 1)[:, None, None, :].expand(n, c, h, w)
+        return torch.where(inside, x.gather(2, src_r).gather(3, src_c), -1.0)  # [N, C, H, W]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.move(x, *self.shifts(x))
 
 
 class ClassAffine(nn.Module):
@@ -175,7 +194,8 @@ class Discriminator(nn.Module):
         ]
         c = 2 * w + (1 if config.mbstd else 0)
         self.features = nn.Sequential(
-            sn(nn.Conv2d(1, w, 4, 2, 1)),  # [N, w, 14, 14]
+            *([CoordinateMaps()] if config.d_coords else []),  # [N, 3, 28, 28]: the image, then row and column
+            sn(nn.Conv2d(3 if config.d_coords else 1, w, 4, 2, 1)),  # [N, w, 14, 14]
             nn.LeakyReLU(0.2, inplace=True),
             sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N, 2w, 7, 7]
             nn.LeakyReLU(0.2, inplace=True),
@@ -192,6 +212,22 @@ class Discriminator(nn.Module):
         h = self.features(x)
         logit = self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
         return logit if self.aux is None else (logit, self.aux(h))
+
+
+class CoordinateMaps(nn.Module):
+    """CoordConv (Liu et al., 2018): two constant maps, each pixel's row and column scaled to [-1, 1],
+    appended to D's input, so its first convolution knows where on the canvas a stroke lies to the pixel (a
+    plain convolution is blind to it; only D's last layer sees position, at its 7x7 grid's 4-pixel cells).
+    MNIST places its digits to the pixel (centre of mass at the centre, the larger side 20 px).
+
+    Shape: [N, C, H, W] -> [N, C + 2, H, W].
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        rows = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
+        cols = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
+        return torch.cat([x, rows, cols], dim=1)
 
 
 class MinibatchStd(nn.Module):
@@ -263,7 +299,7 @@ def generator_flops(config: ModelConfig) -> int:
 def discriminator_flops(config: ModelConfig) -> int:
     """Multiply-add FLOPs (2 per MAC) of one discriminator forward pass on one image."""
     w = config.d_width
-    conv1 = 14 * 14 * w * 1 * 16
+    conv1 = 14 * 14 * w * (3 if config.d_coords else 1) * 16
     conv2 = 7 * 7 * 2 * w * w * 16
     deeper = config.d_depth * 7 * 7 * 2 * w * 2 * w * 9
     head = 2 * ((2 * w + (1 if config.mbstd else 0)) * 49)

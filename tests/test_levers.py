@@ -14,7 +14,15 @@ from ganaug.cli import main
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import load_source, split_holdout, stratified_subset
 from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
-from ganaug.models import ClassAffine, Discriminator, Generator, MinibatchStd, discriminator_flops, generator_flops
+from ganaug.models import (
+    ClassAffine,
+    CoordinateMaps,
+    Discriminator,
+    Generator,
+    MinibatchStd,
+    discriminator_flops,
+    generator_flops,
+)
 from ganaug.training import Trainer, mode_seeking_term, same_label_pairs
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
@@ -61,6 +69,7 @@ def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
         LEVER_MODEL,
         ModelConfig(g_depth=2, d_depth=1, mbstd=True),
         ModelConfig(upsample="deconv", cond_bn=True, mbstd=True),
+        ModelConfig(mbstd=True, d_coords=True, center_of_mass=True),
     ],
 )
 def test_flop_formulas_count_the_extra_blocks(cfg):
@@ -75,6 +84,25 @@ def test_flop_formulas_count_the_extra_blocks(cfg):
     with FlopCounterMode(display=False) as fc:
         d(torch.randn(4, 1, 28, 28), y)
     assert fc.get_total_flops() == 4 * (discriminator_flops(cfg) - 2 * (2 * cfg.d_width + 1) * 49)
+
+
+def test_coordinate_maps_give_d_each_pixels_row_and_column():
+    x = torch.randn(3, 1, 28, 28)
+    out = CoordinateMaps()(x)
+    assert out.shape == (3, 3, 28, 28) and torch.equal(out[:, :1], x)
+    assert torch.equal(out[1, 1, :, 5], torch.linspace(-1, 1, 28)) and torch.equal(out[2, 2, 7], torch.linspace(-1, 1, 28))
+    assert (out[:, 1, :, 0] == out[:, 1, :, 27]).all() and (out[:, 2, 0] == out[:, 2, 27]).all()
+    # a plain first layer answers a dot the same wherever it lies; with the maps the answer says where
+    a, b = -torch.ones(1, 1, 28, 28), -torch.ones(1, 1, 28, 28)
+    a[0, 0, 6, 6], b[0, 0, 20, 20] = 1.0, 1.0  # the same dot, 14 pixels apart: output cells (3, 3) and (10, 10)
+    for coords in (False, True):
+        torch.manual_seed(0)
+        d = Discriminator(ModelConfig(z_dim=8, embed_dim=4, d_width=8, d_coords=coords)).eval()
+        assert d.features[1 if coords else 0].in_channels == (3 if coords else 1)
+        first = d.features[: 2 if coords else 1]
+        with torch.no_grad():
+            same = torch.allclose(first(a)[0, :, 3, 3] - first(a)[0, :, 0, 0], first(b)[0, :, 10, 10] - first(b)[0, :, 0, 0])
+        assert same is not coords
 
 
 def test_class_affine_is_a_per_class_per_channel_scale_and_shift():
@@ -301,6 +329,7 @@ def test_cli_levers_reach_the_config(tmp_path):
     args += [
         "--mbstd",
         "--cond-bn",
+        "--d-coords",
         "--g-depth",
         "1",
         "--d-depth",
@@ -318,7 +347,7 @@ def test_cli_levers_reach_the_config(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     model = cfg["model"]
     assert (model["mbstd"], model["g_depth"], model["d_depth"], model["spectral_norm"]) == (True, 1, 2, True)
-    assert model["cond_bn"] is True
+    assert model["cond_bn"] is True and model["d_coords"] is True
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"], cfg["mode_seeking"]) == (0.0, 0.99, 100.0, 0.5)
     assert cfg["r2_gamma"] == 2.0

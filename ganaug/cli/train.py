@@ -174,6 +174,12 @@ def _weight_option(flag: str, default: float, help: str):
     "(the export contains the move). Refused for data not centred that way.",
 )
 @click.option(
+    "--d-coords",
+    is_flag=True,
+    help="CoordConv in D: two maps with each pixel's row and column are added to D's input (D sees where "
+    "strokes lie to the pixel).",
+)
+@click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=TrainConfig.loss,
@@ -293,6 +299,7 @@ def train(
     mbstd: bool,
     cond_bn: bool,
     center_of_mass: bool,
+    d_coords: bool,
     ac_weight: float,
     betas: str,
     select_evaluator: Path | None,
@@ -334,6 +341,7 @@ def train(
             mbstd=mbstd,
             cond_bn=cond_bn,
             center_of_mass=center_of_mass,
+            d_coords=d_coords,
             aux_classifier=ac_weight > 0,
         )
         beta1, beta2 = _parse_betas(betas)

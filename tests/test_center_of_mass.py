@@ -1,0 +1,157 @@
+"""`--center-of-mass`: G moves its images by whole pixels to MNIST's centre-of-mass placement."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganaug.cli import main
+from ganaug.config import ModelConfig
+from ganaug.errors import InputError
+from ganaug.models import CenterOfMass, Generator
+from ganaug.training import check_centred
+from tests.conftest import write_idx
+
+SMALL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, center_of_mass=True)
+
+
+def bars(n: int, *, seed: int = 0) -> torch.Tensor:
+    """Images [n, 1, 28, 28] in [-1, 1]: a bar of random size, centred by its centre of mass at (14, 14)."""
+    rng = np.random.default_rng(seed)
+    x = -torch.ones(n, 1, 28, 28)
+    for i in range(n):
+        h, w = 2 * rng.integers(2, 6), 2 * rng.integers(1, 4)  # even sides: the centre of mass is 14 - 0.5 + 0.5
+        x[i, 0, 14 - h // 2 : 14 + h // 2 + 1, 14 - w // 2 : 14 + w // 2 + 1] = 1.0
+    return x
+
+
+def wild_generator(seed: int = 0) -> Generator:
+    """A small centre-of-mass G whose images are dark with bright blobs all over the frame (so the moves vary)."""
+    torch.manual_seed(seed)
+    g = Generator(SMALL)
+    with torch.no_grad():
+        for p in g.up.parameters():
+            p.normal_(0, 0.5)
+        g.up[-2].bias.fill_(-1.0)
+    return g.eval()
+
+
+def test_off_centre_images_come_back_whole_and_centred_ones_stay():
+    centred = bars(32)
+    assert torch.equal(CenterOfMass()(centred), centred)
+    moves = [(dy, dx) for dy in (-3, 0, 2) for dx in (-1, 0, 3)]
+    shifted = torch.cat([torch.roll(centred[i : i + 1], m, dims=(2, 3)) for i, m in enumerate(moves)])
+    assert torch.equal(CenterOfMass()(shifted), centred[: len(moves)])
+
+
+def test_each_image_moves_on_its_own_and_empty_images_stay():
+    x = torch.roll(bars(6, seed=1), (2, -3), dims=(2, 3))
+    x[3] = -1.0  # no ink: nowhere to move it to
+    one_by_one = torch.cat([CenterOfMass()(x[i : i + 1]) for i in range(len(x))])
+    assert torch.equal(CenterOfMass()(x), one_by_one)
+    assert torch.equal(one_by_one[3], x[3])
+    dy, dx = CenterOfMass().shifts(CenterOfMass()(x))
+    assert not dy.any() and not dx.any()
+
+
+def test_the_gradient_reaches_every_pixel_that_stays_in_the_frame():
+    x = torch.roll(bars(2, seed=2), (1, 2), dims=(2, 3)).requires_grad_()
+    weight = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    (CenterOfMass()(x) * weight).sum().backward()
+    # moved by (-1, -2): the gradient of input pixel (i, j) is the weight at (i - 1, j - 2)
+    expected = torch.zeros_like(weight)
+    expected[:, :, 1:, 2:] = weight[:, :, :-1, :-2]
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_bf16_inputs_are_moved_in_float32_and_keep_their_dtype():
+    x = torch.roll(bars(4, seed=3), (0, 2), dims=(2, 3))
+    out = CenterOfMass()(x.bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.equal(out.float(), CenterOfMass()(x))
+
+
+def test_generator_images_are_centred_and_checkpoints_keep_their_keys():
+    g = wild_generator()
+    z, labels = torch.randn(64, 8, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 10
+    with torch.no_grad():
+        before = g.from_embedding(z, g.embed(labels), centre=False)
+        images = g(z, labels)
+    assert CenterOfMass().shifts(before)[0].abs().sum() > 0  # the test images do need moving
+    dy, dx = CenterOfMass().shifts(images)
+    assert not dy.any() and not dx.any()
+    plain = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8))
+    assert plain.state_dict().keys() == g.state_dict().keys()  # an older checkpoint loads into either
+
+
+def test_onnx_equals_pytorch_for_a_centring_generator(tmp_path):
+    from ganaug.export import export_generator, read_metadata
+
+    g = wild_generator()
+    out = export_generator(g, tmp_path / "g.onnx")
+    z = np.random.default_rng(3).standard_normal((300, 8), dtype=np.float32)
+    labels = np.arange(300, dtype=np.int64) % 10
+    (images,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"z": z, "labels": labels})
+    with torch.no_grad():
+        expected = g(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+    differs = np.abs(images - expected).reshape(300, -1).max(1) > 1e-4
+    assert differs.sum() <= 1  # a half-pixel tie at most, in a few hundred images
+    import onnx
+
+    assert read_metadata(onnx.load(str(out)))["model_config"]["center_of_mass"] is True
+
+
+def test_parity_excuses_only_one_pixel_moves_at_a_tie():
+    from ganaug.export import _tie_moved
+
+    g = wild_generator()
+    z, labels = np.random.default_rng(4).standard_normal((8, 8), dtype=np.float32), np.arange(8, dtype=np.int64)
+    with torch.no_grad():
+        raw = g.from_embedding(torch.from_numpy(z), g.embed(torch.from_numpy(labels)), centre=False)
+    dy, dx = CenterOfMass().shifts(raw)
+    one_off = CenterOfMass.move(raw, dy + 1, dx).numpy()
+    two_off = CenterOfMass.move(raw, dy, dx + 2).numpy()
+    noisy = CenterOfMass.move(raw, dy, dx).numpy() + 0.5
+    every = np.ones(8, dtype=bool)
+    # tolerance 0.05: a 0.5 px window, every image counts as sitting at a tie
+    assert _tie_moved(g, z, labels, one_off, every, 0.05).all()
+    assert not _tie_moved(g, z, labels, two_off, every, 0.05).any()
+    assert not _tie_moved(g, z, labels, noisy, every, 0.05).any()
+    # a 1e-9 px window: no image is at a tie, so no one-pixel move is excused either
+    near = CenterOfMass().near_half_pixel(raw, 1e-9)
+    assert not _tie_moved(g, z, labels, one_off, every, 1e-10)[~near.numpy()].any()
+
+
+def test_data_not_centred_by_mass_is_refused():
+    check_centred(bars(50))
+    with pytest.raises(InputError, match="drop --center-of-mass"):
+        check_centred(torch.roll(bars(50), 1, dims=3))
+
+
+def centred_mnist(root, n_train=200, n_test=50):
+    """Fake MNIST idx files whose digits are centred by mass like the real ones (a bar per class)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = ((bars(n, seed=n)[:, 0] + 1) * 127.5).round().numpy().astype(np.uint8)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels.astype(np.uint8))
+    return root
+
+
+def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path):
+    root = centred_mnist(tmp_path / "data")
+    args = ["train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1", "--batch-size", "20"]
+    args += ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--device", "cpu", "--quiet", "--center-of-mass"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["model"]["center_of_mass"] is True
+    assert (tmp_path / "run" / "generator.onnx").is_file()
+    bad = CliRunner().invoke(main, ["train", "--center-of-mass", "--out", str(tmp_path / "digits")])
+    assert bad.exit_code == 2 and "drop --center-of-mass" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "digits").exists()

@@ -1,0 +1,42 @@
+"""benchmarks/placement.py: centre-of-mass and size figures, and the probe end to end."""
+
+import json
+
+import pytest
+
+from benchmarks import placement
+from tests.test_center_of_mass import bars
+from tests.test_coverage import evaluator_dir  # noqa: F401  (fixture)
+
+
+def test_placement_of_centred_bars_and_of_the_same_bars_moved():
+    x = bars(40)
+    p = placement.placement(x)
+    assert p["com_row"] == {"mean": pytest.approx(14.0), "std": pytest.approx(0.0)}
+    assert p["com_within_half_pixel"] == 1.0
+    sides = {max(2 * h + 1, 2 * w + 1) for h in range(2, 6) for w in range(1, 4)}  # the bars' possible sizes
+    assert set(p["larger_side_share"]) <= sides and sum(p["larger_side_share"].values()) == pytest.approx(1.0)
+    moved = placement.placement(x.roll(2, dims=3))
+    assert moved["com_col"]["mean"] == pytest.approx(16.0) and moved["com_within_half_pixel"] == 0.0
+    assert moved["larger_side_share"] == p["larger_side_share"]  # a move keeps the size
+
+
+def test_probe_scores_a_run_and_refuses_a_file_not_its_own(tmp_path, tiny_run, evaluator_dir, capsys):  # noqa: F811
+    out = tmp_path / "placement.json"
+    argv = [str(tiny_run), "--evaluator", str(evaluator_dir), "--dataset", "digits", "--per-class", "10"]
+    doc = placement.main([*argv, "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
+    changed = doc["real_floor_changed"]
+    assert len(changed) == 5 and "moved 1 px right" in changed
+    assert all(v["fd"] != changed["as they are"]["fd"] for k, v in changed.items() if k != "as they are")
+    row = doc["generators"][str(tiny_run)]
+    assert 0 <= row["as sampled"]["recall"] <= 1 and row["moved to the centre"]["fd"] > 0
+    assert "| real test split |" in capsys.readouterr().out
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"mine": 1}')
+    with pytest.raises(SystemExit):
+        placement.main([*argv, "--out", str(mine)])
+    assert mine.read_text() == '{"mine": 1}'
+    with pytest.raises(SystemExit):
+        placement.main([*argv[:3], "--dataset", "mnist", "--out", str(tmp_path / "new.json")])  # no --data-root
+
