@@ -93,12 +93,17 @@ LEVERS: dict[str, list[str]] = {
     "recipe+bf16": [*RECIPE, "--amp", "bf16"],
     "recipe+channels-last": [*RECIPE, "--channels-last"],
     "recipe+bf16+channels-last": [*RECIPE, "--amp", "bf16", "--channels-last"],
-    # ninth round: G places its digits by centre of mass, as MNIST did (off-centre by a pixel = far in features)
-    "recipe+bf16+channels-last+center-of-mass": [*RECIPE, "--amp", "bf16", "--channels-last", "--center-of-mass"],
-    "recipe+bf16+channels-last+center-of-mass+d-coords": [
+    # ninth round: placement to the pixel (a pixel off is far in the evaluator's features): G moves its digits
+    # by centre of mass as MNIST did; D sees each pixel's row and column (CoordConv)
+    "recipe+bf16+channels-last+center-of-mass": [
         *RECIPE,
-        *("--amp", "bf16", "--channels-last", "--center-of-mass", "--d-coords"),
+        *("--amp", "bf16", "--channels-last", "--center-of-mass", "train"),
     ],
+    "recipe+bf16+channels-last+sample-center-of-mass": [
+        *RECIPE,
+        *("--amp", "bf16", "--channels-last", "--center-of-mass", "sample"),
+    ],
+    "recipe+bf16+channels-last+d-coords": [*RECIPE, "--amp", "bf16", "--channels-last", "--d-coords"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]

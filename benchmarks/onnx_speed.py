@@ -27,7 +27,9 @@ KIND = "ganaug onnx_speed"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="+", type=Path, help="generator .onnx files or run folders (the first is the reference)")
+    p.add_argument(
+        "models", nargs="+", type=Path, help="generator .onnx files or run folders (the first is the reference)"
+    )
     p.add_argument("--batch-sizes", default="1,256,1024")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per file, batch size and repeat")
@@ -77,7 +79,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     gens = [OnnxGenerator(m, provider="cpu", threads=args.threads) for m in args.models]
     rng = np.random.default_rng(0)
     inputs = {
-        b: (rng.standard_normal((b, gens[0].z_dim), dtype=np.float32), np.arange(b, dtype=np.int64) % len(gens[0].classes))
+        b: (
+            rng.standard_normal((b, gens[0].z_dim), dtype=np.float32),
+            np.arange(b, dtype=np.int64) % len(gens[0].classes),
+        )
         for b in args.batches
     }
     for g in gens:  # warm-up: the first calls allocate

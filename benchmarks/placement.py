@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 KIND = "ganaug placement probe"

@@ -138,8 +138,8 @@ def config_of(state: dict[str, Any], where: Path) -> TrainConfig:
 def load_generator(
     path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[Generator, dict[str, Any]]:
-    """The (EMA by default) generator of a run folder or checkpoint file, in eval mode, and the checkpoint's
-    metadata (``ganaug_version``, ``config``, ``classes``, ``step``, ``schema``).
+    """The (EMA by default) generator of a run folder or checkpoint file, in eval mode (followed by
+    :class:`~ganaug.models.CenterOfMass` when the run samples that way), and the checkpoint's metadata (``ganaug_version``, ``config``, ``classes``, ``step``, ``schema``).
 
     Raises:
         InputError: as :func:`load_checkpoint`.
@@ -158,4 +158,8 @@ def load_generator(
         reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise InputError(f"{ckpt}: the generator weights do not match its config ({reason}); retrain it") from None
     meta = {k: state[k] for k in ("schema", "ganaug_version", "config", "classes", "step")}
+    if config.sample_center_of_mass:  # the run samples its generator's images moved to the centre
+        from ganaug.models import with_center_of_mass
+
+        g = with_center_of_mass(g)
     return g.eval(), meta

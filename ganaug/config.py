@@ -102,6 +102,10 @@ class TrainConfig:
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
+    ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, the exported ONNX file, every
+    sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
+    (:class:`ganaug.models.CenterOfMass`). For data placed that way (training refuses other data). Unlike
+    ``model.center_of_mass`` (which D sees during training), it does not change training.
     ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` in
     ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
 
@@ -166,6 +170,7 @@ class TrainConfig:
     log_every: int = 50
     save_every: int = 1
     export_onnx: bool = True
+    sample_center_of_mass: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -207,6 +212,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {getattr(self, name)}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
+        if self.sample_center_of_mass and self.model.center_of_mass:
+            raise ValueError("sample_center_of_mass: the generator already centres its images in training; choose one")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
             raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
         if not isinstance(self.augment_real, bool) and self.augment_real not in ("affine", "shift-flip"):

@@ -166,7 +166,12 @@ def _shuffle_deconv_as_conv(deconv: torch.nn.ConvTranspose2d, shuffle: torch.nn.
 
 
 def export_onnx(
-    source: str | Path, out: str | Path | None = None, *, fp16: bool = False, overwrite: bool = False
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    fp16: bool = False,
+    overwrite: bool = False,
+    center_of_mass: bool = False,
 ) -> Path:
     """Export the EMA generator of a run folder or checkpoint to ONNX, verify it, and return the file's path.
 
@@ -176,6 +181,9 @@ def export_onnx(
             (``generator_fp16.onnx`` with ``fp16``), the run's own file, refreshed if it is a ganaug ONNX.
         fp16: store weights and compute in float16 (for GPU providers; inputs and output stay float32).
         overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote (never anything else).
+        center_of_mass: export the generator followed by :class:`~ganaug.models.CenterOfMass` (each image moved
+            by whole pixels to MNIST's centre-of-mass placement) even if it trained without it; the file's
+            ``model_config`` then says ``center_of_mass: true``. For data placed that way (MNIST).
 
     Returns:
         The path of the written file (one self-contained file, no ``.onnx.data`` sidecar).
@@ -191,6 +199,10 @@ def export_onnx(
 
     source = Path(source)
     generator, meta = load_checkpoint_generator(source)
+    if center_of_mass:
+        from ganaug.models import with_center_of_mass
+
+        generator = with_center_of_mass(generator)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
     run_dir = checkpoint.parent
     if out is None:

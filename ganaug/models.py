@@ -21,6 +21,9 @@ centre of mass sits where MNIST put every digit's (:class:`CenterOfMass`).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -72,13 +75,14 @@ class Generator(nn.Module):
                 *cond(w),
                 nn.ReLU(inplace=True),
             ]
+        # Applied after self.up (from_embedding); no weights, so the state dict (and older checkpoints) stay as
+        # they are. Registered first so that G's last module is still its Tanh.
+        self.centre = CenterOfMass() if config.center_of_mass else nn.Identity()
         self.up = nn.Sequential(
             *upsample,
             nn.ConvTranspose2d(w, 1, 4, 2, 1),  # [N, 1, 28, 28]
             nn.Tanh(),
         )
-        # No weights: adding it leaves the state dict (and older checkpoints) as they are.
-        self.centre = CenterOfMass() if config.center_of_mass else nn.Identity()
         init_dcgan_weights(self, generator=generator)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -156,6 +160,15 @@ class CenterOfMass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.move(x, *self.shifts(x))
+
+
+def with_center_of_mass(generator: Generator) -> Generator:
+    """A copy of ``generator`` (same weights) whose images :class:`CenterOfMass` moves to the centre, whether or
+    not it trained that way: sampling-time placement for a generator trained on MNIST-placed digits."""
+    moved = copy.deepcopy(generator)
+    moved.config = dataclasses.replace(generator.config, center_of_mass=True)
+    moved.centre = CenterOfMass()
+    return moved
 
 
 class ClassAffine(nn.Module):

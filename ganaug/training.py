@@ -46,7 +46,7 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
-from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
+from ganaug.models import CenterOfMass, Discriminator, Generator, discriminator_flops, generator_flops
 from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
 
 if TYPE_CHECKING:
@@ -187,15 +187,13 @@ def _load_data(
 
 
 def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
-    """Refuse ``--center-of-mass`` for training images float [N, 1, 28, 28] in [-1, 1] that are not centred by
+    """Refuse centre-of-mass placement (``--center-of-mass``) for training images float [N, 1, 28, 28] in [-1, 1] that are not centred by
     their centre of mass (more than ``tolerance`` of them more than half a pixel off): G would be forced to a
     placement the real images don't have.
 
     Raises:
         InputError: one line with the share of off-centre images.
     """
-    from ganaug.models import CenterOfMass
-
     off = torch.zeros(len(images), dtype=torch.bool)
     for lo in range(0, len(images), 4096):
         dy, dx = CenterOfMass().shifts(images[lo : lo + 4096])
@@ -204,7 +202,7 @@ def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
     if share > tolerance:
         raise InputError(
             f"--center-of-mass is for images centred by their centre of mass, as MNIST's are; {share:.0%} of these "
-            "training images are more than half a pixel off centre: drop --center-of-mass"
+            "training images are more than half a pixel off centre: leave --center-of-mass off"
         )
 
 
@@ -351,9 +349,10 @@ class GAN:
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """EMA generator (eval mode) on latents float [N, z_dim] and labels int64 [N]: float [N, 1, 28, 28] in
-        [-1, 1] on the CPU (the run's sample grids)."""
+        [-1, 1] on the CPU (the run's sample grids; moved to the centre with ``sample_center_of_mass``)."""
         g = self.G_ema.module.eval()
-        return g(z.to(self.device), labels.to(self.device)).float().cpu()
+        images = g(z.to(self.device), labels.to(self.device)).float().cpu()
+        return CenterOfMass()(images) if self.config.sample_center_of_mass else images
 
     def use_selected(self) -> dict[str, Any]:
         """Load the selected EMA snapshot into ``G_ema`` (for the final grid); ``{"selected": ...}`` for the summary."""
@@ -518,7 +517,7 @@ class Trainer:
         n = self.batch_size = config.batch_size
         if n > len(data.labels):
             raise InputError(f"--batch-size {n} is larger than the {len(data.labels)} training images; choose fewer")
-        if config.model.center_of_mass:
+        if config.model.center_of_mass or config.sample_center_of_mass:
             check_centred(data.images)
         self.dist = Distributed.from_env(self.device)
         if n % self.dist.world:

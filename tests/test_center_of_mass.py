@@ -30,14 +30,24 @@ def bars(n: int, *, seed: int = 0) -> torch.Tensor:
     return x
 
 
+class OffCentre(torch.nn.Module):
+    """Keeps the ink of rows 5-20 and columns 3-20 only: images whose centre of mass is up and to the left."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = torch.zeros(28, 28, dtype=torch.bool)
+        keep[5:21, 3:21] = True
+        return torch.where(keep, x, -1.0)
+
+
 def wild_generator(seed: int = 0) -> Generator:
-    """A small centre-of-mass G whose images are dark with bright blobs all over the frame (so the moves vary)."""
+    """A small centre-of-mass G whose images are dark with bright blobs, off centre (so they need moving)."""
     torch.manual_seed(seed)
     g = Generator(SMALL)
     with torch.no_grad():
         for p in g.up.parameters():
             p.normal_(0, 0.5)
         g.up[-2].bias.fill_(-1.0)
+    g.up.append(OffCentre())
     return g.eval()
 
 
@@ -81,7 +91,7 @@ def test_generator_images_are_centred_and_checkpoints_keep_their_keys():
     with torch.no_grad():
         before = g.from_embedding(z, g.embed(labels), centre=False)
         images = g(z, labels)
-    assert CenterOfMass().shifts(before)[0].abs().sum() > 0  # the test images do need moving
+    assert all(s.abs().sum() > 0 for s in CenterOfMass().shifts(before))  # the test images do need moving
     dy, dx = CenterOfMass().shifts(images)
     assert not dy.any() and not dx.any()
     plain = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8))
@@ -128,7 +138,7 @@ def test_parity_excuses_only_one_pixel_moves_at_a_tie():
 
 def test_data_not_centred_by_mass_is_refused():
     check_centred(bars(50))
-    with pytest.raises(InputError, match="drop --center-of-mass"):
+    with pytest.raises(InputError, match="leave --center-of-mass off"):
         check_centred(torch.roll(bars(50), 1, dims=3))
 
 
@@ -145,13 +155,56 @@ def centred_mnist(root, n_train=200, n_test=50):
 
 
 def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path):
+    import onnx
+
+    from ganaug.checkpoint import load_generator
+    from ganaug.export import read_metadata
+
     root = centred_mnist(tmp_path / "data")
     args = ["train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1", "--batch-size", "20"]
     args += ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--device", "cpu", "--quiet", "--center-of-mass"]
-    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
-    assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["model"]["center_of_mass"] is True
-    assert (tmp_path / "run" / "generator.onnx").is_file()
-    bad = CliRunner().invoke(main, ["train", "--center-of-mass", "--out", str(tmp_path / "digits")])
-    assert bad.exit_code == 2 and "drop --center-of-mass" in bad.output
+    for mode in ("train", "sample"):
+        res = CliRunner().invoke(main, [*args, mode, "--out", str(tmp_path / mode)])
+        assert res.exit_code == 0, res.output
+        config = json.loads((tmp_path / mode / "config.json").read_text())["config"]
+        assert (config["model"]["center_of_mass"], config["sample_center_of_mass"]) == (
+            mode == "train",
+            mode == "sample",
+        )
+        exported = read_metadata(onnx.load(str(tmp_path / mode / "generator.onnx")))["model_config"]
+        assert exported["center_of_mass"] is True  # either way the samples users get are moved
+        assert isinstance(load_generator(tmp_path / mode)[0].centre, CenterOfMass)
+    bad = CliRunner().invoke(main, ["train", "--center-of-mass", "sample", "--out", str(tmp_path / "digits")])
+    assert bad.exit_code == 2 and "leave --center-of-mass off" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "digits").exists()
+
+
+def test_sampling_placement_and_training_placement_exclude_each_other():
+    from ganaug.config import TrainConfig
+
+    with pytest.raises(ValueError, match="choose one"):
+        TrainConfig(sample_center_of_mass=True, model=SMALL)
+
+
+def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_path):
+    import onnx
+
+    from ganaug.export import read_metadata
+    from ganaug.checkpoint import load_generator
+
+    res = CliRunner().invoke(main, ["export", str(tiny_run), "--center-of-mass", "--out", str(tmp_path / "c.onnx")])
+    assert res.exit_code == 0, res.output
+    plain = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(tmp_path / "p.onnx")])
+    assert plain.exit_code == 0, plain.output
+    meta = {n: read_metadata(onnx.load(str(tmp_path / f"{n}.onnx")))["model_config"] for n in ("c", "p")}
+    assert meta["c"]["center_of_mass"] is True and meta["p"]["center_of_mass"] is False
+    g, _ = load_generator(tiny_run)
+    z = np.random.default_rng(5).standard_normal((64, g.config.z_dim), dtype=np.float32)
+    labels = np.arange(64, dtype=np.int64) % g.config.num_classes
+    with torch.no_grad():
+        expected = CenterOfMass()(g.eval()(torch.from_numpy(z), torch.from_numpy(labels))).numpy()
+    (images,) = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"z": z, "labels": labels}
+    )
+    assert (np.abs(images - expected).reshape(64, -1).max(1) > 1e-4).sum() <= 1  # a half-pixel tie at most
+    assert g.config.center_of_mass is False  # the run's own generator is left as it was

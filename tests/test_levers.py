@@ -69,7 +69,7 @@ def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
         LEVER_MODEL,
         ModelConfig(g_depth=2, d_depth=1, mbstd=True),
         ModelConfig(upsample="deconv", cond_bn=True, mbstd=True),
-        ModelConfig(mbstd=True, d_coords=True, center_of_mass=True),
+        ModelConfig(mbstd=True, d_coords=True, center_of_mass=True, g_depth=1),
     ],
 )
 def test_flop_formulas_count_the_extra_blocks(cfg):
@@ -90,7 +90,9 @@ def test_coordinate_maps_give_d_each_pixels_row_and_column():
     x = torch.randn(3, 1, 28, 28)
     out = CoordinateMaps()(x)
     assert out.shape == (3, 3, 28, 28) and torch.equal(out[:, :1], x)
-    assert torch.equal(out[1, 1, :, 5], torch.linspace(-1, 1, 28)) and torch.equal(out[2, 2, 7], torch.linspace(-1, 1, 28))
+    assert torch.equal(out[1, 1, :, 5], torch.linspace(-1, 1, 28)) and torch.equal(
+        out[2, 2, 7], torch.linspace(-1, 1, 28)
+    )
     assert (out[:, 1, :, 0] == out[:, 1, :, 27]).all() and (out[:, 2, 0] == out[:, 2, 27]).all()
     # a plain first layer answers a dot the same wherever it lies; with the maps the answer says where
     a, b = -torch.ones(1, 1, 28, 28), -torch.ones(1, 1, 28, 28)
@@ -101,7 +103,9 @@ def test_coordinate_maps_give_d_each_pixels_row_and_column():
         assert d.features[1 if coords else 0].in_channels == (3 if coords else 1)
         first = d.features[: 2 if coords else 1]
         with torch.no_grad():
-            same = torch.allclose(first(a)[0, :, 3, 3] - first(a)[0, :, 0, 0], first(b)[0, :, 10, 10] - first(b)[0, :, 0, 0])
+            same = torch.allclose(
+                first(a)[0, :, 3, 3] - first(a)[0, :, 0, 0], first(b)[0, :, 10, 10] - first(b)[0, :, 0, 0]
+            )
         assert same is not coords
 
 

@@ -29,13 +29,17 @@ def test_times_every_file_in_turn_and_reports_medians_and_ratios(two_generators,
     plain, centred = (doc["models"][str(p)] for p in two_generators)
     for by_batch in (plain, centred):
         assert list(by_batch) == ["1", "8"]
-        assert all(len(row["images_per_second"]) == 2 and min(row["images_per_second"]) > 0 for row in by_batch.values())
+        assert all(
+            len(row["images_per_second"]) == 2 and min(row["images_per_second"]) > 0 for row in by_batch.values()
+        )
     assert plain["8"]["ratio_to_first"] == 1.0
     assert centred["8"]["ratio_to_first"] == pytest.approx(centred["8"]["median"] / plain["8"]["median"], abs=2e-3)
     assert json.loads(out.with_suffix(".json").read_text()) == doc
     assert f"| `{two_generators[1]}` |" in out.with_suffix(".md").read_text()
     assert "repeat 2/2 done" in capsys.readouterr().err
-    onnx_speed.main([str(two_generators[0]), "--batch-sizes", "2", "--repeats", "1", "--min-time", "0.01", "--out", str(out)])
+    onnx_speed.main(
+        [str(two_generators[0]), "--batch-sizes", "2", "--repeats", "1", "--min-time", "0.01", "--out", str(out)]
+    )
     assert list(json.loads(out.with_suffix(".json").read_text())["models"]) == [str(two_generators[0])]  # replaced
 
 

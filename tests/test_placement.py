@@ -28,7 +28,8 @@ def test_probe_scores_a_run_and_refuses_a_file_not_its_own(tmp_path, tiny_run, e
     assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
     changed = doc["real_floor_changed"]
     assert len(changed) == 5 and "moved 1 px right" in changed
-    assert all(v["fd"] != changed["as they are"]["fd"] for k, v in changed.items() if k != "as they are")
+    pr = lambda v: (v["precision"], v["recall"])  # noqa: E731
+    assert all(pr(v) != pr(changed["as they are"]) for k, v in changed.items() if k != "as they are")
     row = doc["generators"][str(tiny_run)]
     assert 0 <= row["as sampled"]["recall"] <= 1 and row["moved to the centre"]["fd"] > 0
     assert "| real test split |" in capsys.readouterr().out
@@ -39,4 +40,3 @@ def test_probe_scores_a_run_and_refuses_a_file_not_its_own(tmp_path, tiny_run, e
     assert mine.read_text() == '{"mine": 1}'
     with pytest.raises(SystemExit):
         placement.main([*argv[:3], "--dataset", "mnist", "--out", str(tmp_path / "new.json")])  # no --data-root
-

@@ -81,6 +81,9 @@ _ADDED_LATER = (
     (None, "r2_gamma", 0.0),
     ("model", "aux_classifier", False),
     ("model", "cond_bn", False),
+    ("model", "center_of_mass", False),
+    ("model", "d_coords", False),
+    (None, "sample_center_of_mass", False),
     (None, "pseudo_label", 0.0),
     (None, "unlabelled", None),
 )

@@ -43,9 +43,17 @@ SEED = click.IntRange(min=0, max=MAX_SEED)
 @click.option("--fp16", is_flag=True, help="float16 weights and compute (for GPU providers; benchmark before use).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out if it is an ONNX file ganaug wrote.")
 @click.option(
+    "--center-of-mass",
+    is_flag=True,
+    help="Move each generated image by whole pixels so its centre of mass is at the centre, as MNIST placed its "
+    "digits (also for a generator trained without it).",
+)
+@click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
 )
-def export(source: Path, out: Path | None, fp16: bool, overwrite: bool, threads: int | None) -> None:
+def export(
+    source: Path, out: Path | None, fp16: bool, overwrite: bool, center_of_mass: bool, threads: int | None
+) -> None:
     """Export the EMA generator of a run folder or checkpoint to one verified ONNX file.
 
     The file is checked with onnx.checker and against PyTorch at batch sizes 1, 7, 256 and 4096; if they
@@ -60,7 +68,7 @@ def export(source: Path, out: Path | None, fp16: bool, overwrite: bool, threads:
 
     configure_torch(threads)
 
-    path = export_onnx(source, out, fp16=fp16, overwrite=overwrite)
+    path = export_onnx(source, out, fp16=fp16, overwrite=overwrite, center_of_mass=center_of_mass)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
     worst = max(parity["max_abs_err"].values())
     click.echo(
