@@ -189,8 +189,8 @@ def test_sampling_placement_and_training_placement_exclude_each_other():
 def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_path):
     import onnx
 
-    from ganaug.export import read_metadata
     from ganaug.checkpoint import load_generator
+    from ganaug.export import read_metadata
 
     res = CliRunner().invoke(main, ["export", str(tiny_run), "--center-of-mass", "--out", str(tmp_path / "c.onnx")])
     assert res.exit_code == 0, res.output

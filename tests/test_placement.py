@@ -28,7 +28,7 @@ def test_probe_scores_a_run_and_refuses_a_file_not_its_own(tmp_path, tiny_run, e
     assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
     changed = doc["real_floor_changed"]
     assert len(changed) == 5 and "moved 1 px right" in changed
-    pr = lambda v: (v["precision"], v["recall"])  # noqa: E731
+    pr = lambda v: (v["precision"], v["recall"])
     assert all(pr(v) != pr(changed["as they are"]) for k, v in changed.items() if k != "as they are")
     row = doc["generators"][str(tiny_run)]
     assert 0 <= row["as sampled"]["recall"] <= 1 and row["moved to the centre"]["fd"] > 0
