@@ -13,7 +13,6 @@ ratio to the first file's median at the same batch size.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import result_pair
 
 KIND = "ganaug onnx_speed"
 
@@ -45,21 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     missing = [str(m) for m in args.models if not m.exists()]
     if missing:
         p.error(f"no such file or folder: {', '.join(missing)} (give generator .onnx files or run folders)")
-    if args.out.name in ("", ".", "..") or args.out.is_dir():
-        p.error(f"--out {args.out} is a folder; give a file stem inside it, such as {args.out / 'onnx_speed'}")
-    for path in (args.out.with_suffix(".json"), args.out.with_suffix(".md")):
-        if path.exists() and not _ours(args.out.with_suffix(".json")):
-            p.error(f"{path} exists and was not written by this benchmark; choose another --out")
-    if not args.out.parent.is_dir():
-        p.error(f"--out: folder {args.out.parent} does not exist; create it first")
+    result_pair.check_out(p, args.out, kind=KIND, example="onnx_speed")
     return args
-
-
-def _ours(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def rate(run, z: np.ndarray, labels: np.ndarray, *, min_time: float) -> float:
@@ -136,16 +124,9 @@ def report(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from ganaug.errors import GanaugError
-    from ganaug.outputs import write_text_whole
-
     args = parse_args(argv)
     doc = measure(args)
-    try:
-        write_text_whole(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-        write_text_whole(args.out.with_suffix(".md"), report(doc))
-    except GanaugError as e:
-        raise SystemExit(f"error: {e}") from None
+    result_pair.write(args.out, doc, report(doc))
     print(report(doc))
     return doc
 

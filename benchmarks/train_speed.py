@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks import result_pair
 from benchmarks.coverage import LEVERS, lever_command
 
 KIND = "ganaug train_speed"
@@ -49,21 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--dataset {args.dataset} needs --data-root")
     if min(args.repeats, args.epochs, args.threads) < 1 or args.per_class < 0:
         p.error("--repeats, --epochs and --threads must be >= 1, --per-class >= 0")
-    if args.out.name in ("", ".", "..") or args.out.is_dir():
-        p.error(f"--out {args.out} is a folder; give a file stem inside it, such as {args.out / 'train_speed'}")
-    for path in (args.out.with_suffix(".json"), args.out.with_suffix(".md")):
-        if path.exists() and not _ours(args.out.with_suffix(".json")):
-            p.error(f"{path} exists and was not written by this benchmark; choose another --out")
-    if not args.out.parent.is_dir():
-        p.error(f"--out: folder {args.out.parent} does not exist; create it first")
+    result_pair.check_out(p, args.out, kind=KIND, example="train_speed")
     return args
-
-
-def _ours(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def train_command(name: str, args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -139,16 +127,9 @@ def report(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from ganaug.errors import GanaugError
-    from ganaug.outputs import write_text_whole
-
     args = parse_args(argv)
     doc = measure(args)
-    try:
-        write_text_whole(args.out.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-        write_text_whole(args.out.with_suffix(".md"), report(doc))
-    except GanaugError as e:
-        raise SystemExit(f"error: {e}") from None
+    result_pair.write(args.out, doc, report(doc))
     print(report(doc))
     return doc
 

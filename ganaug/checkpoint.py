@@ -139,7 +139,8 @@ def load_generator(
     path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[Generator, dict[str, Any]]:
     """The (EMA by default) generator of a run folder or checkpoint file, in eval mode (followed by
-    :class:`~ganaug.models.CenterOfMass` when the run samples that way), and the checkpoint's metadata (``ganaug_version``, ``config``, ``classes``, ``step``, ``schema``).
+    :class:`~ganaug.models.CenterOfMass` when the run samples that way), and the checkpoint's metadata
+    (``ganaug_version``, ``config``, ``classes``, ``step``, ``schema``).
 
     Raises:
         InputError: as :func:`load_checkpoint`.

@@ -187,9 +187,9 @@ def _load_data(
 
 
 def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
-    """Refuse centre-of-mass placement (``--center-of-mass``) for training images float [N, 1, 28, 28] in [-1, 1] that are not centred by
-    their centre of mass (more than ``tolerance`` of them more than half a pixel off): G would be forced to a
-    placement the real images don't have.
+    """Refuse centre-of-mass placement (``--center-of-mass``) for training images float [N, 1, 28, 28] in
+    [-1, 1] that are not placed that way (more than ``tolerance`` of them more than half a pixel off centre):
+    the samples would be forced to a placement the real images don't have.
 
     Raises:
         InputError: one line with the share of off-centre images.
