@@ -75,7 +75,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
     import errno
     from pathlib import Path
 
-    monkeypatch.setattr(train_speed, "measure", lambda args: {"kind": train_speed.KIND, "levers": {}, "machine": {}})
+    doc = {"kind": train_speed.KIND, "command": "python -m benchmarks.train_speed", "levers": {}, "machine": {}}
+    monkeypatch.setattr(train_speed, "measure", lambda args: doc)
     real_write = Path.write_text
 
     def full(self, text, *a, **k):
