@@ -17,6 +17,8 @@ def check_out(parser: argparse.ArgumentParser, out: Path, *, kind: str, example:
     this benchmark's (its JSON's ``kind`` must be ``kind``); ``example`` is a file stem to suggest."""
     if out.name in ("", ".", "..") or out.is_dir():
         parser.error(f"--out {out} is a folder; give a file stem inside it, such as {out / example}")
+    if out.suffix not in ("", ".json", ".md") and (out.exists() or out.is_symlink()):
+        parser.error(f"--out {out} is an existing file; give a new file stem (OUT.json and OUT.md are written)")
     for path in (out.with_suffix(".json"), out.with_suffix(".md")):
         if path.exists() and not _written_by(out.with_suffix(".json"), kind):
             parser.error(f"{path} exists and was not written by this benchmark; choose another --out")

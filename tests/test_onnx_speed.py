@@ -66,6 +66,10 @@ def test_a_file_it_did_not_write_is_not_replaced(two_generators, tmp_path, capsy
     with pytest.raises(SystemExit):
         onnx_speed.main([str(two_generators[0]), "--out", str(tmp_path / "speed")])
     assert "not written by this benchmark" in capsys.readouterr().err and theirs.read_text() == "someone's notes\n"
+    with pytest.raises(SystemExit):  # a stem named after someone's file would write beside it
+        onnx_speed.main([str(two_generators[0]), "--out", str(two_generators[0])])
+    assert "is an existing file" in capsys.readouterr().err
+    assert sorted(p.name for p in two_generators[0].parent.iterdir()) == ["centred.onnx", "plain.onnx"]
     with pytest.raises(SystemExit):
         onnx_speed.main([str(tmp_path / "nothing.onnx"), "--out", str(tmp_path / "other")])
     assert "no such file" in capsys.readouterr().err
