@@ -5,17 +5,17 @@
 
 Each file is opened as users open it (:class:`ganaug.runtime.OnnxGenerator`, CPU provider, ``--threads``
 intra-op threads) and timed on ``run`` (numpy in and out) with the same latents and labels. Each repeat times
-every file at every batch size in turn (A, B, A, B, ...) for at least ``--min-time`` seconds after a warm-up,
-so a machine that slows down weighs on every file alike. The table gives each file's median images/s and its
+every file at every batch size in turn (A, B, A, B, ...) for at least ``--min-time`` seconds after as long a
+warm-up (``benchmarks.throughput.images_per_second``, one repeat at a time), so a machine that slows down weighs on every file alike. The table gives each file's median images/s and its
 ratio to the first file's median at the same batch size.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def rate(run, z: np.ndarray, labels: np.ndarray, *, min_time: float) -> float:
-    """Images/s of ``run(z, labels)`` over back-to-back calls for at least ``min_time`` s."""
-    calls, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < min_time or calls == 0:
-        run(z, labels)
-        calls += 1
-    return calls * len(labels) / elapsed
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved repeats of every file at every batch size; the JSON document (figures, command, machine)."""
+    from benchmarks.throughput import images_per_second
     from ganaug.machine import describe
     from ganaug.runtime import OnnxGenerator
 
@@ -73,14 +65,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         for b in args.batches
     }
-    for g in gens:  # warm-up: the first calls allocate
-        for z, labels in inputs.values():
-            rate(g.run, z, labels, min_time=args.min_time)
     speeds = {str(m): {str(b): [] for b in args.batches} for m in args.models}
     for r in range(args.repeats):
         for b, (z, labels) in inputs.items():
             for m, g in zip(args.models, gens, strict=True):
-                speeds[str(m)][str(b)].append(rate(g.run, z, labels, min_time=args.min_time))
+                call = functools.partial(g.run, z, labels)
+                speeds[str(m)][str(b)].append(images_per_second(call, b, repeats=1, min_time=args.min_time))
         print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     first = speeds[str(args.models[0])]
     return {
@@ -127,7 +117,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     doc = measure(args)
     result_pair.write(args.out, doc, report(doc))
-    print(report(doc))
     return doc
 
 

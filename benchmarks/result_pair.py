@@ -34,7 +34,8 @@ def _written_by(path: Path, kind: str) -> bool:
 
 
 def write(out: Path, doc: dict[str, Any], markdown: str) -> None:
-    """``OUT.json`` (``doc``) and ``OUT.md`` (``markdown``), each whole; a full disk exits with one line."""
+    """``OUT.json`` (``doc``) and ``OUT.md`` (``markdown``), each whole, then ``markdown`` on stdout; a full disk
+    exits with one line."""
     from ganaug.errors import GanaugError
     from ganaug.outputs import write_text_whole
 
@@ -43,3 +44,4 @@ def write(out: Path, doc: dict[str, Any], markdown: str) -> None:
         write_text_whole(out.with_suffix(".md"), markdown)
     except GanaugError as e:
         raise SystemExit(f"error: {e}") from None
+    print(markdown)

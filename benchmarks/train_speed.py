@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     doc = measure(args)
     result_pair.write(args.out, doc, report(doc))
-    print(report(doc))
     return doc
 
 

@@ -11,6 +11,7 @@ module; it imports neither, so there is no import cycle between them.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -148,7 +149,10 @@ def load_generator(
     ckpt = checkpoint_path(path)
     state = load_checkpoint(ckpt, map_location=device)
     config = config_of(state, ckpt)
-    g = Generator(config.model).to(device)
+    # A run that samples its images placed (sample_center_of_mass) loads as a generator with the move: the same
+    # weights (the move has none), built from the model config with it on.
+    model = dataclasses.replace(config.model, center_of_mass=True) if config.sample_center_of_mass else config.model
+    g = Generator(model).to(device)
     prefix = "module."
     # A run with checkpoint selection (ganaug.selection) keeps its best EMA snapshot under "selected".
     ema_state = state["selected"]["G_ema"] if state.get("selected") else state["G_ema"]
@@ -159,8 +163,4 @@ def load_generator(
         reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise InputError(f"{ckpt}: the generator weights do not match its config ({reason}); retrain it") from None
     meta = {k: state[k] for k in ("schema", "ganaug_version", "config", "classes", "step")}
-    if config.sample_center_of_mass:  # the run samples its generator's images moved to the centre
-        from ganaug.models import with_center_of_mass
-
-        g = with_center_of_mass(g)
     return g.eval(), meta
