@@ -38,6 +38,8 @@ HINGE_R1 = ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"]
 #: The README MNIST recipe's GAN options on top of the library defaults (the recipe of rounds 3-7 at ``--epochs 18``;
 #: since round 8 the README adds ``--amp bf16 --channels-last`` and runs ``--epochs 26``).
 RECIPE = [*HINGE_R1, "--betas", "0.0,0.99"]
+#: The README MNIST command's options since round 9 (run it with ``--epochs 26``).
+README_RECIPE = [*RECIPE, "--amp", "bf16", "--channels-last", "--center-of-mass", "sample"]
 #: Export the EMA snapshot with the best Fréchet distance to 200 images per class held out of the training split.
 SELECT_FD = ["--select-by", "fd", "--holdout", "200", "--select-evaluator", "{evaluator}"]
 #: Lever name -> the ``ganaug train`` arguments it adds to the baseline (the library defaults, which were the
@@ -104,6 +106,11 @@ LEVERS: dict[str, list[str]] = {
         *("--amp", "bf16", "--channels-last", "--center-of-mass", "sample"),
     ],
     "recipe+bf16+channels-last+d-coords": [*RECIPE, "--amp", "bf16", "--channels-last", "--d-coords"],
+    # tenth round, on the README recipe (placed samples): D's view of the batch (PacGAN packs of two) and a light
+    # mode-seeking term (round 7's weight 1 bought recall at every other figure's cost)
+    "readme-recipe": README_RECIPE,
+    "readme-recipe+d-pack-2": [*README_RECIPE, "--d-pack", "2"],
+    "readme-recipe+ms-0.1": [*README_RECIPE, "--mode-seeking", "0.1"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]

@@ -101,7 +101,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     try:
         state = load_checkpoint(args.run)
-        d = Discriminator(config_of(state, args.run).model)
+        model = config_of(state, args.run).model
+        if model.d_pack > 1:
+            sys.exit(
+                f"error: {args.run}'s D judges packs of {model.d_pack} images (--d-pack), not one sample; it can't rank"
+            )
+        d = Discriminator(model)
         d.load_state_dict(state["D"])
         g, _ = load_generator(args.run)
         base = open_generator(args.run, backend="pytorch")

@@ -51,6 +51,10 @@ class ModelConfig:
             images, and the export contains the move. Only for data centred that way (training refuses others).
         d_coords: CoordConv in D: its input gets two constant maps, each pixel's row and column
             (:class:`ganaug.models.CoordinateMaps`), so D sees where strokes lie to the pixel. D only.
+        d_pack: PacGAN (Lin et al., NeurIPS 2018): D judges packs of ``d_pack`` images of one kind (all real or
+            all fake), consecutive items of the batch stacked as channels, each with its own label; a pack is
+            judged as a whole, so a generator that repeats itself within a class is easier to tell from real
+            data. 1 = off. D only (G and its export don't change); the batch D sees must be a multiple of it.
     """
 
     num_classes: int = 10
@@ -67,9 +71,10 @@ class ModelConfig:
     cond_bn: bool = False
     center_of_mass: bool = False
     d_coords: bool = False
+    d_pack: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
+        for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width", "d_pack"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("g_depth", "d_depth"):
@@ -77,6 +82,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.upsample not in ("subpixel", "deconv"):
             raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
+        if self.d_pack > 1 and self.aux_classifier:
+            raise ValueError("ModelConfig.d_pack > 1 does not go with aux_classifier (its class head judges one image)")
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,14 @@ class ClassAffine(nn.Module):
 
 class Discriminator(nn.Module):
     """``D(x, y)``: images float [N, 1, 28, 28] in [-1, 1] and labels int64 [N] -> logits float [N]; with
-    ``config.aux_classifier`` a pair (logits float [N], class logits float [N, num_classes])."""
+    ``config.aux_classifier`` a pair (logits float [N], class logits float [N, num_classes]).
+
+    With ``config.d_pack`` = p > 1 (PacGAN), N must be a multiple of p: images p*k .. p*k + p - 1 become the p
+    channels of pack k, and D returns one logit per pack, float [N / p]. The label condition of a pack is the
+    projection on all p labels: slot j's label y indexes row ``j * num_classes + y`` of the embedding, and the
+    rows are summed (the projection discriminator with a condition vector that is the p one-hot labels side by
+    side; at p = 1 it is the plain projection).
+    """
 
     def __init__(self, config: ModelConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -207,8 +214,9 @@ class Discriminator(nn.Module):
         ]
         c = 2 * w + (1 if config.mbstd else 0)
         self.features = nn.Sequential(
-            *([CoordinateMaps()] if config.d_coords else []),  # [N, 3, 28, 28]: the image, then row and column
-            sn(nn.Conv2d(3 if config.d_coords else 1, w, 4, 2, 1)),  # [N, w, 14, 14]
+            # [N/p, p (+2), 28, 28]: the pack's images (then row and column with d_coords)
+            *([CoordinateMaps()] if config.d_coords else []),
+            sn(nn.Conv2d(config.d_pack + (2 if config.d_coords else 0), w, 4, 2, 1)),  # [N/p, w, 14, 14]
             nn.LeakyReLU(0.2, inplace=True),
             sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N, 2w, 7, 7]
             nn.LeakyReLU(0.2, inplace=True),
@@ -217,13 +225,21 @@ class Discriminator(nn.Module):
             nn.Flatten(),  # [N, c*49]
         )
         self.linear = sn(nn.Linear(c * 7 * 7, 1))  # [N, 1]
-        self.embed = sn(nn.Embedding(config.num_classes, c * 7 * 7))  # [N, c*49]
+        self.embed = sn(nn.Embedding(config.d_pack * config.num_classes, c * 7 * 7))  # [N/p, c*49] after the sum
         self.aux = sn(nn.Linear(c * 7 * 7, config.num_classes)) if config.aux_classifier else None  # [N, classes]
         init_dcgan_weights(self, generator=generator)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        p = self.config.d_pack
+        if p > 1:
+            if x.shape[0] % p:
+                raise ValueError(f"D packs {p} images at a time: got a batch of {x.shape[0]}, not a multiple of {p}")
+            x = x.reshape(x.shape[0] // p, p, *x.shape[2:])  # [N/p, p, 28, 28]
+            slots = torch.arange(p, device=labels.device) * self.config.num_classes
+            labels = labels.reshape(-1, p) + slots  # [N/p, p]: rows of the embedding
         h = self.features(x)
-        logit = self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        condition = self.embed(labels) if p == 1 else self.embed(labels).sum(dim=1)  # [N/p, c*49]
+        logit = self.linear(h).squeeze(1) + (condition * h).sum(dim=1)
         return logit if self.aux is None else (logit, self.aux(h))
 
 
@@ -310,10 +326,11 @@ def generator_flops(config: ModelConfig) -> int:
 
 
 def discriminator_flops(config: ModelConfig) -> int:
-    """Multiply-add FLOPs (2 per MAC) of one discriminator forward pass on one image."""
+    """Multiply-add FLOPs (2 per MAC) of the discriminator per image it judges: one forward pass over one image,
+    or with ``d_pack`` = p over a pack of p images, divided by p."""
     w = config.d_width
-    conv1 = 14 * 14 * w * (3 if config.d_coords else 1) * 16
+    conv1 = 14 * 14 * w * (config.d_pack + (2 if config.d_coords else 0)) * 16
     conv2 = 7 * 7 * 2 * w * w * 16
     deeper = config.d_depth * 7 * 7 * 2 * w * 2 * w * 9
     head = 2 * ((2 * w + (1 if config.mbstd else 0)) * 49)
-    return 2 * (conv1 + conv2 + deeper + head)
+    return 2 * (conv1 + conv2 + deeper + head) // config.d_pack

@@ -403,12 +403,15 @@ class GAN:
                 t = 1.0 - cfg.label_smoothing
                 loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
                 loss = loss_real + F.softplus(logit_fake).mean()
-            if r1:  # gamma/2 E|grad_x D(x)|^2 on the reals D saw, weighted by r1_every when lazy
+            # R1/R2: gamma/2 E|grad D|^2 over D's inputs (with d_pack = p, packs of p images: the per-image mean
+            # times p), weighted by r1_every when lazy.
+            pack = cfg.model.d_pack
+            if r1:  # on the reals D saw
                 (grad,) = torch.autograd.grad(logit_real.float().sum(), real_in, create_graph=True)
-                loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
+                loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * pack * grad.float().square().sum(dim=(1, 2, 3)).mean()
             if r2:  # the same on the fakes D saw
                 (grad,) = torch.autograd.grad(logit_fake.float().sum(), fake_in, create_graph=True)
-                loss = loss + cfg.r2_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
+                loss = loss + cfg.r2_gamma / 2 * cfg.r1_every * pack * grad.float().square().sum(dim=(1, 2, 3)).mean()
             if cfg.ac_weight:  # AC-GAN's class term, on the real images only for D
                 loss = loss + cfg.ac_weight * F.cross_entropy(class_real.float(), y)
         self.opt_d.zero_grad(set_to_none=True)
@@ -522,6 +525,12 @@ class Trainer:
         self.dist = Distributed.from_env(self.device)
         if n % self.dist.world:
             raise InputError(f"--batch-size {n} must be a multiple of the {self.dist.world} processes")
+        pack = config.model.d_pack
+        if (n // self.dist.world) % pack:
+            raise InputError(
+                f"--batch-size {n} over {self.dist.world} process(es) is not a multiple of --d-pack {pack} per process; "
+                f"choose a batch size that is"
+            )
         self.gan = GAN(config, self.device, self.dist, holdout=holdout)
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
         # The whole training set lives on the device; batches are gathered by index (no DataLoader).

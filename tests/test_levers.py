@@ -13,6 +13,7 @@ from ganaug.checkpoint import load_checkpoint, load_generator
 from ganaug.cli import main
 from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import load_source, split_holdout, stratified_subset
+from ganaug.errors import InputError
 from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
 from ganaug.models import (
     ClassAffine,
@@ -70,6 +71,7 @@ def test_mbstd_feature_changes_d_with_the_batch_but_g_stays_batch_independent():
         ModelConfig(g_depth=2, d_depth=1, mbstd=True),
         ModelConfig(upsample="deconv", cond_bn=True, mbstd=True),
         ModelConfig(mbstd=True, d_coords=True, center_of_mass=True, g_depth=1),
+        ModelConfig(mbstd=True, d_coords=True, d_pack=2, g_depth=1),
     ],
 )
 def test_flop_formulas_count_the_extra_blocks(cfg):
@@ -83,7 +85,8 @@ def test_flop_formulas_count_the_extra_blocks(cfg):
     assert generator_flops(cfg) > generator_flops(ModelConfig(**{**cfg.__dict__, "g_depth": 0, "cond_bn": False}))
     with FlopCounterMode(display=False) as fc:
         d(torch.randn(4, 1, 28, 28), y)
-    assert fc.get_total_flops() == 4 * (discriminator_flops(cfg) - 2 * (2 * cfg.d_width + 1) * 49)
+    # the counter leaves out the projection head's product: one per forward pass (per pack of d_pack images)
+    assert fc.get_total_flops() == 4 * discriminator_flops(cfg) - 4 // cfg.d_pack * 2 * (2 * cfg.d_width + 1) * 49
 
 
 def test_coordinate_maps_give_d_each_pixels_row_and_column():
@@ -107,6 +110,45 @@ def test_coordinate_maps_give_d_each_pixels_row_and_column():
                 first(a)[0, :, 3, 3] - first(a)[0, :, 0, 0], first(b)[0, :, 10, 10] - first(b)[0, :, 0, 0]
             )
         assert same is not coords
+
+
+def test_packed_d_judges_each_pack_alone_with_all_its_labels_in_their_slots():
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY_MODEL.__dict__, "d_pack": 2})
+    d = Discriminator(cfg).eval()
+    assert d.features[0].in_channels == 2 and d.embed.num_embeddings == 2 * cfg.num_classes
+    x, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.tensor([1, 2, 3, 3, 7, 0])
+    with torch.no_grad():
+        out = d(x, y)
+        assert out.shape == (3,)  # one logit per pack of two consecutive images
+        for k in range(3):  # pack k depends on images 2k and 2k + 1 only
+            torch.testing.assert_close(d(x[2 * k : 2 * k + 2], y[2 * k : 2 * k + 2]), out[k : k + 1])
+        # each slot's label counts, and in its slot: changing either label, or swapping the two, moves the logit
+        for other in (torch.tensor([1, 5]), torch.tensor([4, 2]), torch.tensor([2, 1])):
+            assert not torch.allclose(d(x[:2], other), out[:1])
+        # the images are ordered channels too
+        assert not torch.allclose(d(x[[1, 0]], y[[1, 0]]), out[:1])
+    with pytest.raises(ValueError, match="not a multiple of 2"):
+        d(x[:5], y[:5])
+    with pytest.raises(ValueError, match="d_pack must be >= 1"):
+        ModelConfig(d_pack=0)
+    with pytest.raises(ValueError, match="aux_classifier"):
+        ModelConfig(d_pack=2, aux_classifier=True)
+    assert Generator(cfg).state_dict().keys() == Generator(TINY_MODEL).state_dict().keys()  # G and export unchanged
+
+
+def test_packed_d_trains_and_its_batch_must_split_into_packs(tmp_path):
+    cfg = ModelConfig(**{**TINY_MODEL.__dict__, "d_pack": 4})
+    with pytest.raises(InputError, match="not a multiple of --d-pack 4"):
+        Trainer.new(tiny_config(model=cfg, batch_size=30), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+    trainer = Trainer.new(
+        tiny_config(model=cfg, loss="hinge", r1_gamma=1.0, r1_every=2), tmp_path / "run", progress=False
+    )
+    before = {n: t.clone() for n, t in trainer.gan.G.state_dict().items()}
+    trainer.fit()
+    assert all(torch.isfinite(t).all() for net in (trainer.gan.G, trainer.gan.D) for t in net.state_dict().values())
+    assert any(not torch.equal(t, trainer.gan.G.state_dict()[n]) for n, t in before.items())  # G learned from D
 
 
 def test_class_affine_is_a_per_class_per_channel_scale_and_shift():
@@ -334,6 +376,8 @@ def test_cli_levers_reach_the_config(tmp_path):
         "--mbstd",
         "--cond-bn",
         "--d-coords",
+        "--d-pack",
+        "2",
         "--g-depth",
         "1",
         "--d-depth",
@@ -351,7 +395,7 @@ def test_cli_levers_reach_the_config(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     model = cfg["model"]
     assert (model["mbstd"], model["g_depth"], model["d_depth"], model["spectral_norm"]) == (True, 1, 2, True)
-    assert model["cond_bn"] is True and model["d_coords"] is True
+    assert model["cond_bn"] is True and model["d_coords"] is True and model["d_pack"] == 2
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"], cfg["mode_seeking"]) == (0.0, 0.99, 100.0, 0.5)
     assert cfg["r2_gamma"] == 2.0

@@ -83,6 +83,7 @@ _ADDED_LATER = (
     ("model", "cond_bn", False),
     ("model", "center_of_mass", False),
     ("model", "d_coords", False),
+    ("model", "d_pack", 1),
     (None, "sample_center_of_mass", False),
     (None, "pseudo_label", 0.0),
     (None, "unlabelled", None),

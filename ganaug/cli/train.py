@@ -183,6 +183,14 @@ def _weight_option(flag: str, default: float, help: str):
     "strokes lie to the pixel).",
 )
 @click.option(
+    "--d-pack",
+    type=click.IntRange(min=1),
+    default=ModelConfig.d_pack,
+    show_default=True,
+    help="PacGAN: D judges packs of this many images (all real or all fake) at once, which makes a generator that "
+    "repeats itself easier to catch; 1 = off. The batch per process must be a multiple of it.",
+)
+@click.option(
     "--loss",
     type=click.Choice(LOSSES),
     default=TrainConfig.loss,
@@ -303,6 +311,7 @@ def train(
     cond_bn: bool,
     center_of_mass: str,
     d_coords: bool,
+    d_pack: int,
     ac_weight: float,
     betas: str,
     select_evaluator: Path | None,
@@ -345,6 +354,7 @@ def train(
             cond_bn=cond_bn,
             center_of_mass=center_of_mass == "train",
             d_coords=d_coords,
+            d_pack=d_pack,
             aux_classifier=ac_weight > 0,
         )
         beta1, beta2 = _parse_betas(betas)
