@@ -1,8 +1,8 @@
 """Issue 11's lever sweep: what limits the generator's coverage (recall, FD, CAS), one committed command a lever.
 
 Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the library defaults
-(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``recipe+bf16+channels-last`` lever at ``--epochs
-26``, ``recipe`` at ``--epochs 18`` the one before it). For each chosen
+(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``recipe+bf16+channels-last+sample-center-of-mass``
+lever at ``--epochs 26``, ``recipe`` at ``--epochs 18`` an earlier one). For each chosen
 lever this script trains the run (as its own process; ``--jobs N`` runs N at once, each with ``--threads`` set
 so they share the CPU cores), then runs
 ``ganaug evaluate --cas`` on it: recall, precision, Fréchet distance and its real floor, class fidelity,
@@ -101,14 +101,10 @@ LEVERS: dict[str, list[str]] = {
         *RECIPE,
         *("--amp", "bf16", "--channels-last", "--center-of-mass", "train"),
     ],
-    "recipe+bf16+channels-last+sample-center-of-mass": [
-        *RECIPE,
-        *("--amp", "bf16", "--channels-last", "--center-of-mass", "sample"),
-    ],
+    "recipe+bf16+channels-last+sample-center-of-mass": README_RECIPE,
     "recipe+bf16+channels-last+d-coords": [*RECIPE, "--amp", "bf16", "--channels-last", "--d-coords"],
-    # tenth round, on the README recipe (placed samples): D's view of the batch (PacGAN packs of two) and a light
+    # tenth round, on the README recipe (the lever above): D's view of the batch (PacGAN packs of two) and a light
     # mode-seeking term (round 7's weight 1 bought recall at every other figure's cost)
-    "readme-recipe": README_RECIPE,
     "readme-recipe+d-pack-2": [*README_RECIPE, "--d-pack", "2"],
     "readme-recipe+ms-0.1": [*README_RECIPE, "--mode-seeking", "0.1"],
 }

@@ -9,12 +9,16 @@ generator's samples (``--per-class`` a class, seed 0, as ``ganaug evaluate`` dra
 - precision, recall and FD (``ganaug.metrics``, the evaluator's features) of the samples as they are and
   moved by whole pixels to the centre (:class:`ganaug.models.CenterOfMass`).
 
+With ``--size-candidates K`` it also scores a selection by MNIST's size rule: sample i is the first of K
+candidates (sample i of seeds 0 .. K-1) whose larger side is 20 px, else the one closest to 20: does drawing
+digits of the real size buy recall?
+
 It also measures how the recall of real images themselves (``--per-class`` training images a class against
 the test split, the real floor) falls when they are moved by a pixel, blurred, rotated or given noise: how
 much of a generator's missing recall small changes in placement and texture can explain.
 
     python -m benchmarks.placement RUN [RUN ...] --evaluator EV --data-root ../shared/data \\
-        --out benchmarks/results/coverage_cpu_round9/placement.json
+        --out benchmarks/results/coverage_cpu_round9/placement.json [--size-candidates 4]
 
 Writes ``OUT`` (every figure, the command, the machine) and prints the tables.
 """
@@ -40,12 +44,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "digits"])
     p.add_argument("--per-class", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--size-candidates", type=int, default=0, help="K >= 2: also the size-20 selection of K candidates")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write (a file of ours or a new one)")
     args = p.parse_args(argv)
     if args.dataset != "digits" and args.data_root is None:
         p.error(f"--dataset {args.dataset} needs --data-root")
     if args.per_class < 4 or args.threads < 1:
         p.error("--per-class must be >= 4 and --threads >= 1")
+    if args.size_candidates == 1 or args.size_candidates < 0:
+        p.error("--size-candidates must be 0 (off) or >= 2")
     if args.out.is_dir() or (args.out.exists() and _kind(args.out) != KIND):
         p.error(f"--out {args.out} exists and was not written by this probe; choose a new file name")
     if not args.out.parent.is_dir():
@@ -60,11 +67,9 @@ def _kind(path: Path) -> str | None:
         return None
 
 
-def placement(images: torch.Tensor) -> dict[str, Any]:
-    """Centre of mass and bounding-box figures of images float [N, 1, 28, 28] in [-1, 1]."""
-    from ganaug.models import CenterOfMass
-
-    oy, ox, _ = CenterOfMass.offsets(images)  # image centre minus centre of mass, px
+def larger_side(images: torch.Tensor) -> torch.Tensor:
+    """The larger side, in pixels, of the bounding box of pixels above 0.1 (in [0, 1]): int64 [N] of images
+    float [N, 1, H, W] in [-1, 1] (0 for a blank image)."""
     ink = (images[:, 0] + 1) / 2 > 0.1  # [N, H, W]
     index = torch.arange(images.shape[-1])
 
@@ -73,7 +78,23 @@ def placement(images: torch.Tensor) -> dict[str, Any]:
         last = torch.where(mask, index, -1).max(1).values
         return (last - first + 1).clamp_min(0)
 
-    side = torch.maximum(extent(ink.any(2)), extent(ink.any(1)))
+    return torch.maximum(extent(ink.any(2)), extent(ink.any(1)))
+
+
+def size_selected(candidates: list[torch.Tensor], target: int = 20) -> torch.Tensor:
+    """Sample i: the first candidate ``candidates[j][i]`` whose :func:`larger_side` is ``target``, else the first
+    of those closest to it; candidates float [N, 1, H, W] each -> float [N, 1, H, W]."""
+    gap = torch.stack([(larger_side(c) - target).abs() for c in candidates])  # [K, N]
+    pick = gap.argmin(dim=0)  # the first minimum: the lowest j at the smallest gap
+    return torch.stack(candidates)[pick, torch.arange(len(pick))]
+
+
+def placement(images: torch.Tensor) -> dict[str, Any]:
+    """Centre of mass and bounding-box figures of images float [N, 1, 28, 28] in [-1, 1]."""
+    from ganaug.models import CenterOfMass
+
+    oy, ox, _ = CenterOfMass.offsets(images)  # image centre minus centre of mass, px
+    side = larger_side(images)
     sizes, counts = torch.unique(side, return_counts=True)
     return {
         "com_row": {"mean": float(14 - oy.mean()), "std": float(oy.std())},
@@ -144,6 +165,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "as sampled": scores(fake),
             "moved to the centre": scores(moved),
         }
+        if args.size_candidates:
+            k = args.size_candidates
+            chosen = size_selected([fake, *(generate(gen, labels, seed=j) for j in range(1, k))])
+            doc["generators"][str(run)][f"larger side 20, first of {k}"] = {
+                **scores(chosen),
+                "larger_side_20_share": float((larger_side(chosen) == 20).double().mean()),
+            }
     print(report(doc))
     try:  # whole or not at all: a full disk leaves the last complete file
         write_text_whole(args.out, json.dumps(doc, indent=2) + "\n")
@@ -182,7 +210,8 @@ def report(doc: dict[str, Any]) -> str:
         *(
             f"| `{r}` | {kind} | {g[kind]['precision']:.3f} | {g[kind]['recall']:.3f} | {g[kind]['fd']:.2f} |"
             for r, g in doc["generators"].items()
-            for kind in ("as sampled", "moved to the centre")
+            for kind in g
+            if kind != "placement"
         ),
     ]
     return "\n".join(lines) + "\n"
