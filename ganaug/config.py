@@ -83,7 +83,10 @@ class ModelConfig:
         if self.upsample not in ("subpixel", "deconv"):
             raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
         if self.d_pack > 1 and self.aux_classifier:
-            raise ValueError("ModelConfig.d_pack > 1 does not go with aux_classifier (its class head judges one image)")
+            raise ValueError(
+                "ModelConfig.d_pack > 1 does not go with aux_classifier (--d-pack with --ac-weight): the class head "
+                "judges one image; drop one of them"
+            )
 
 
 @dataclass(frozen=True)

@@ -218,13 +218,13 @@ class Discriminator(nn.Module):
             *([CoordinateMaps()] if config.d_coords else []),
             sn(nn.Conv2d(config.d_pack + (2 if config.d_coords else 0), w, 4, 2, 1)),  # [N/p, w, 14, 14]
             nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N, 2w, 7, 7]
+            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),  # [N/p, 2w, 7, 7]
             nn.LeakyReLU(0.2, inplace=True),
-            *deeper,  # [N, 2w, 7, 7]
-            *([MinibatchStd()] if config.mbstd else []),  # [N, c, 7, 7]
-            nn.Flatten(),  # [N, c*49]
+            *deeper,  # [N/p, 2w, 7, 7]
+            *([MinibatchStd()] if config.mbstd else []),  # [N/p, c, 7, 7]
+            nn.Flatten(),  # [N/p, c*49]
         )
-        self.linear = sn(nn.Linear(c * 7 * 7, 1))  # [N, 1]
+        self.linear = sn(nn.Linear(c * 7 * 7, 1))  # [N/p, 1]
         self.embed = sn(nn.Embedding(config.d_pack * config.num_classes, c * 7 * 7))  # [N/p, c*49] after the sum
         self.aux = sn(nn.Linear(c * 7 * 7, config.num_classes)) if config.aux_classifier else None  # [N, classes]
         init_dcgan_weights(self, generator=generator)

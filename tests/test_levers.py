@@ -142,6 +142,10 @@ def test_packed_d_trains_and_its_batch_must_split_into_packs(tmp_path):
     with pytest.raises(InputError, match="not a multiple of --d-pack 4"):
         Trainer.new(tiny_config(model=cfg, batch_size=30), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
+    for extra, message in ((["--ac-weight", "0.5"], "--d-pack with --ac-weight"), ([], "not a multiple of --d-pack")):
+        res = CliRunner().invoke(main, ["train", "--d-pack", "3", *extra, "--out", str(tmp_path / "cli"), "--quiet"])
+        assert isinstance(res.exception, SystemExit) and res.exit_code != 0 and message in res.output, res.output
+        assert not (tmp_path / "cli").exists()
     trainer = Trainer.new(
         tiny_config(model=cfg, loss="hinge", r1_gamma=1.0, r1_every=2), tmp_path / "run", progress=False
     )

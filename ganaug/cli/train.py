@@ -342,21 +342,6 @@ def train(
         )
     else:
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
-        model = ModelConfig(
-            z_dim=z_dim,
-            g_width=g_width,
-            d_width=d_width,
-            spectral_norm=spectral_norm,
-            upsample=upsample,
-            g_depth=g_depth,
-            d_depth=d_depth,
-            mbstd=mbstd,
-            cond_bn=cond_bn,
-            center_of_mass=center_of_mass == "train",
-            d_coords=d_coords,
-            d_pack=d_pack,
-            aux_classifier=ac_weight > 0,
-        )
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
         opts["augment_real"] = opts["augment_real"] or False
@@ -364,6 +349,21 @@ def train(
         opts["pseudo_label"] = opts["pseudo_label"] or (PSEUDO_LABEL_THRESHOLD if pool_given else 0.0)
         opts["unlabelled"] = None if opts["unlabelled"] is None else str(opts["unlabelled"])
         try:
+            model = ModelConfig(
+                z_dim=z_dim,
+                g_width=g_width,
+                d_width=d_width,
+                spectral_norm=spectral_norm,
+                upsample=upsample,
+                g_depth=g_depth,
+                d_depth=d_depth,
+                mbstd=mbstd,
+                cond_bn=cond_bn,
+                center_of_mass=center_of_mass == "train",
+                d_coords=d_coords,
+                d_pack=d_pack,
+                aux_classifier=ac_weight > 0,
+            )
             config = TrainConfig(
                 **opts,
                 data_root=None if data_root is None else str(data_root),
