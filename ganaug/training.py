@@ -46,7 +46,14 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
-from ganaug.models import CenterOfMass, Discriminator, Generator, discriminator_flops, generator_flops
+from ganaug.models import (
+    CenterOfMass,
+    Discriminator,
+    Generator,
+    discriminator_flops,
+    generator_flops,
+    with_center_of_mass,
+)
 from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
 
 if TYPE_CHECKING:
@@ -287,6 +294,8 @@ class GAN:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = EMA(self.G, config.ema_decay, config.ema_warmup)
+        if config.sample_center_of_mass:  # G trains as it is; its EMA copy (grids, selection) samples placed
+            self.G_ema.module = with_center_of_mass(self.G_ema.module)  # the same weights: the move has none
         adam = {"betas": (config.beta1, config.beta2), **({"fused": True} if device.type == "cuda" else {})}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, **adam)
@@ -351,8 +360,7 @@ class GAN:
         """EMA generator (eval mode) on latents float [N, z_dim] and labels int64 [N]: float [N, 1, 28, 28] in
         [-1, 1] on the CPU (the run's sample grids; moved to the centre with ``sample_center_of_mass``)."""
         g = self.G_ema.module.eval()
-        images = g(z.to(self.device), labels.to(self.device)).float().cpu()
-        return CenterOfMass()(images) if self.config.sample_center_of_mass else images
+        return g(z.to(self.device), labels.to(self.device)).float().cpu()
 
     def use_selected(self) -> dict[str, Any]:
         """Load the selected EMA snapshot into ``G_ema`` (for the final grid); ``{"selected": ...}`` for the summary."""

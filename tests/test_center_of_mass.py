@@ -179,6 +179,28 @@ def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path)
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "digits").exists()
 
 
+def test_sample_placement_moves_the_ema_samples_and_leaves_training_alone(tmp_path):
+    from ganaug.training import Trainer
+    from tests.conftest import TINY_MODEL, tiny_config
+
+    root = centred_mnist(tmp_path / "data")
+    config = tiny_config(
+        dataset="mnist", data_root=str(root), per_class=None, batch_size=20, sample_center_of_mass=True
+    )
+    trainer = Trainer.new(config, tmp_path / "run", progress=False)
+    gan = trainer.gan
+    assert isinstance(gan.G_ema.module.centre, CenterOfMass) and not isinstance(gan.G.centre, CenterOfMass)
+    assert gan.G_ema.module.state_dict().keys() == gan.G.state_dict().keys()  # the move has no weights
+    trainer.fit()
+    z, y = torch.randn(30, TINY_MODEL.z_dim), torch.arange(30) % 10
+    grid = gan.sample(z, y)
+    dy, dx = CenterOfMass().shifts(grid)
+    assert (dy == 0).all() and (dx == 0).all()  # every grid image already sits where the move puts it
+    with torch.no_grad():
+        unplaced = gan.G_ema.module.from_embedding(z, gan.G_ema.module.embed(y), centre=False)
+    torch.testing.assert_close(grid, CenterOfMass()(unplaced))
+
+
 def test_sampling_placement_and_training_placement_exclude_each_other():
     from ganaug.config import TrainConfig
 
