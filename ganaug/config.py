@@ -112,8 +112,8 @@ class TrainConfig:
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
-    ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, the exported ONNX file, every
-    sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
+    ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, checkpoint selection's scores,
+    the exported ONNX file, every sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
     (:class:`ganaug.models.CenterOfMass`). For data placed that way (training refuses other data). Unlike
     ``model.center_of_mass`` (which D sees during training), it does not change training.
     ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` in
