@@ -124,7 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads a job [default: the cores / --jobs]")
     p.add_argument("--eval-per-class", type=int, default=1000, help="evaluate --per-class")
     p.add_argument("--cas-classifier", default="full", choices=["full", "cpu", "smoke"])
-    p.add_argument("--cas-per-class", type=int, default=1000)
+    p.add_argument(
+        "--cas-per-class", type=int, default=None, help="evaluate --cas-per-class [default: the training split's counts]"
+    )
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "coverage")
     p.add_argument("--work-dir", type=Path, default=None, help="run folders, logs, CAS cache [default: runs/coverage]")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md from results.json")
@@ -205,7 +207,8 @@ def run_lever(name: str, args: argparse.Namespace) -> dict[str, Any]:
         evaluate = python + ["ganaug", "evaluate", str(run_dir), "--evaluator", str(args.evaluator)]
         evaluate += ["--data-root", str(args.data_root)] if args.data_root else []
         evaluate += ["--per-class", str(args.eval_per_class), "--device", args.device, "--threads", str(args.threads)]
-        evaluate += ["--cas", "--cas-classifier", args.cas_classifier, "--cas-per-class", str(args.cas_per_class)]
+        evaluate += ["--cas", "--cas-classifier", args.cas_classifier]
+        evaluate += ["--cas-per-class", str(args.cas_per_class)] if args.cas_per_class else []
         evaluate += ["--cas-cache", str(work / "cas"), "--json", str(eval_json)]
         row["eval_seconds"] = round(_run(evaluate, log, args.threads), 1)
         row |= figures(json.loads(eval_json.read_text()))
@@ -293,8 +296,13 @@ def report(results: dict[str, Any]) -> str:
         (
             f"Dataset {s.get('dataset')}, {s.get('epochs')} epochs a lever, device {s.get('device')}, "
             f"{s.get('jobs')} jobs at once ({s.get('threads')} threads each); evaluate --per-class "
-            f"{s.get('eval_per_class')}; CAS: {s.get('cas_classifier')} classifier on {s.get('cas_per_class')} "
-            "generated images per class, seed 0. Wall time is the training process's, beside the other jobs "
+            f"{s.get('eval_per_class')}; CAS: {s.get('cas_classifier')} classifier on "
+            + (
+                f"{s['cas_per_class']} generated images per class"
+                if s.get("cas_per_class")
+                else "as many generated images of each class as the training split holds"
+            )
+            + ", seed 0. Wall time is the training process's, beside the other jobs "
             "(not a quiet-machine figure)."
         ),
         "",

@@ -47,19 +47,42 @@ def _replaying(images: torch.Tensor, labels: torch.Tensor, classes, path) -> Loa
 
 
 def test_a_generator_that_returns_the_real_training_split_scores_the_ceiling(data, tmp_path):
-    # Class-sorted real images, as many per class as a generator gives: the classifier sees exactly the same
-    # images in the same order as the ceiling's, so CAS equals the ceiling to the last bit.
+    # Class-sorted real images, a different number of each class: by default the generator is asked for as many
+    # of each class as the real training split holds, so the classifier sees exactly the ceiling's images in
+    # the same order and CAS equals the ceiling to the last bit.
     order = torch.argsort(data.train_labels, stable=True)
-    per_class = int(torch.bincount(data.train_labels).min())
-    keep = torch.cat([order[data.train_labels[order] == c][:per_class] for c in range(10)])
+    least = int(torch.bincount(data.train_labels).min())
+    keep = torch.cat([order[data.train_labels[order] == c][: least - c % 3] for c in range(10)])
     real = CASData(
         data.train_images[keep], data.train_labels[keep], data.test_images, data.test_labels, data.classes, {}
     )
     gen = _replaying(real.train_images, real.train_labels, real.classes, tmp_path / "g.onnx")
-    score = cas_score(gen, real, per_class=per_class, classifier=TINY, seed=3)
+    score = cas_score(gen, real, classifier=TINY, seed=3)
     ceiling = real_ceiling(real, classifier=TINY, seed=3)
     assert score["accuracy"] == ceiling["accuracy"] and score["per_class"] == ceiling["per_class"]
-    assert score["train_images"] == ceiling["train_images"] == 10 * per_class
+    assert score["train_images"] == ceiling["train_images"] == len(keep) == 10 * least - 9
+
+
+def test_a_fixed_amount_per_class_is_what_is_generated(data, tmp_path):
+    asked = []
+    gen = _replaying(data.train_images, data.train_labels, data.classes, tmp_path / "g.onnx")
+    run = gen.run
+    gen.run = lambda z, y: asked.extend(y.tolist()) or run(z, y)
+    assert cas_score(gen, data, per_class=3, classifier=TINY, seed=0)["train_images"] == 30
+    assert sorted(asked) == [c for c in range(10) for _ in range(3)]
+    assert cas.generated_counts(data, None) == torch.bincount(data.train_labels, minlength=10).tolist()
+
+
+def test_the_thread_count_is_part_of_the_score_and_its_cache_key(data, tiny_mnist_run, tmp_path, count_training):
+    # The classifier's gradient sums depend on torch's thread count, so a score cached at one count is not
+    # handed out for another.
+    one = cas_score(tiny_mnist_run, data, per_class=5, classifier=TINY, seed=0, cache_dir=tmp_path)
+    torch.set_num_threads(2)
+    two = cas_score(tiny_mnist_run, data, per_class=5, classifier=TINY, seed=0, cache_dir=tmp_path)
+    assert (one["threads"], two["threads"]) == (1, 2) and len(count_training) == 2
+    assert len(list(tmp_path.glob("cas_*.json"))) == 2
+    assert cas_score(tiny_mnist_run, data, per_class=5, classifier=TINY, seed=0, cache_dir=tmp_path) == two
+    assert len(count_training) == 2
 
 
 def test_scores_are_seeded_and_cached(data, tiny_mnist_run, tmp_path, count_training):
@@ -122,6 +145,16 @@ def test_evaluate_cas_prints_cas_beside_the_ceiling_and_writes_json(tmp_path, ti
     assert line.startswith("CAS (smoke classifier, 10/class, seed 0): ")
     assert f"{doc['score']['accuracy']:.2%} vs real ceiling {doc['ceiling']['accuracy']:.2%}" in line
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    # Without --cas-per-class: as many of each class as the real training split holds, recorded in the JSON.
+    args[args.index("--cas-per-class") : args.index("--cas-per-class") + 2] = []
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "out.json").read_text())["cas"]
+    counts = torch.bincount(load_source("mnist", root=root, split="train").labels, minlength=10).tolist()
+    assert doc["per_class"] is None and doc["counts"] == counts and doc["score"]["train_images"] == sum(counts)
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith(f"CAS (smoke classifier, {sum(counts):,} images, the training split's counts, seed 0): ")
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 3  # the ceiling came from the cache
 
 
 def test_data_identity_is_the_bytes_of_both_splits(data):
