@@ -125,7 +125,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-per-class", type=int, default=1000, help="evaluate --per-class")
     p.add_argument("--cas-classifier", default="full", choices=["full", "cpu", "smoke"])
     p.add_argument(
-        "--cas-per-class", type=int, default=None, help="evaluate --cas-per-class [default: the training split's counts]"
+        "--cas-per-class",
+        type=int,
+        default=None,
+        help="evaluate --cas-per-class [default: the training split's counts]",
     )
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "coverage")
     p.add_argument("--work-dir", type=Path, default=None, help="run folders, logs, CAS cache [default: runs/coverage]")
