@@ -276,6 +276,7 @@ def _score(
         "accuracy": accuracy,
         "per_class": per_class,
         "train_images": len(labels),
+        "counts": torch.bincount(labels, minlength=len(data.classes)).tolist(),
         "seconds": round(time.perf_counter() - t0, 2),
         **threads_of(device),
     }
@@ -335,8 +336,8 @@ def cas_score(
     split.
 
     Returns:
-        ``{"accuracy", "per_class", "train_images", "seconds"}`` (accuracies in [0, 1]; ``per_class`` is the
-        test accuracy per class) plus ``"threads"`` on a CPU; from the cache when ``cache_dir`` holds this
+        ``{"accuracy", "per_class", "train_images", "counts", "seconds"}`` (accuracies in [0, 1]; ``per_class``
+        is the test accuracy per class, ``counts`` the training images per class) plus ``"threads"`` on a CPU; from the cache when ``cache_dir`` holds this
         score.
 
     Raises:

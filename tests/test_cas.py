@@ -151,7 +151,7 @@ def test_evaluate_cas_prints_cas_beside_the_ceiling_and_writes_json(tmp_path, ti
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "out.json").read_text())["cas"]
     counts = torch.bincount(load_source("mnist", root=root, split="train").labels, minlength=10).tolist()
-    assert doc["per_class"] is None and doc["counts"] == counts and doc["score"]["train_images"] == sum(counts)
+    assert doc["per_class"] is None and doc["score"]["counts"] == counts and doc["score"]["train_images"] == sum(counts)
     line = res.output.strip().splitlines()[-1]
     assert line.startswith(f"CAS (smoke classifier, {sum(counts):,} images, the training split's counts, seed 0): ")
     assert len(list((tmp_path / "cache").glob("*.json"))) == 3  # the ceiling came from the cache

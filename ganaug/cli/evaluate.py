@@ -212,17 +212,15 @@ def evaluate(
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if cas:
-        from ganaug.cas import CASData, cas_score, default_cache_dir, generated_counts, real_ceiling
+        from ganaug.cas import CASData, cas_score, default_cache_dir, real_ceiling
 
         data = CASData.from_sources(train, test)
-        counts = generated_counts(data, cas_per_class)
         options = {"seed": seed, "device": ev.device, "classifier": cas_classifier}
         options["cache_dir"] = cas_cache or default_cache_dir()
         score = cas_score(gen, data, per_class=cas_per_class, **options)
         ceiling = real_ceiling(data, **options)
         gap = 100 * (ceiling["accuracy"] - score["accuracy"])
-        doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "counts": counts, "seed": seed}
-        doc["cas"] |= {"score": score}
+        doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "seed": seed, "score": score}
         doc["cas"] |= {"ceiling": ceiling, "gap_pp": gap}
     if json_out is not None:
         text = json.dumps(doc, indent=2, default=float)
@@ -232,7 +230,11 @@ def evaluate(
         json_out.write_text(text + "\n")
     click.echo(format_report(report, classes=ev.classes))
     if cas:
-        amount = f"{cas_per_class}/class" if cas_per_class else f"{sum(counts):,} images, the training split's counts"
+        amount = (
+            f"{cas_per_class}/class"
+            if cas_per_class
+            else f"{score['train_images']:,} images, the training split's counts"
+        )
         click.echo(
             f"CAS ({cas_classifier} classifier, {amount}, seed {seed}): {score['accuracy']:.2%} vs real "
             f"ceiling {ceiling['accuracy']:.2%} (gap {gap:.2f} pp)"
