@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from ganaug.errors import InputError
+from ganaug.errors import GanaugError, InputError
+from ganaug.outputs import write_text_whole
 
 if TYPE_CHECKING:
     from ganaug.data import SourceData
@@ -244,7 +246,13 @@ def generator_sha256(generator: LoadedGenerator) -> str:
     return _file_sha256(generator.path if generator.backend == "onnx" else checkpoint_path(generator.path))
 
 
+class CacheNotWritten(UserWarning):
+    """A score was computed but could not be written to the cache (full disk, read-only or unusable folder)."""
+
+
 def _cached(cache_dir: str | Path | None, kind: str, key: dict[str, Any], compute) -> dict[str, Any]:
+    """``compute()``, or its result cached under ``cache_dir`` for ``key``; a failed cache write is a
+    :class:`CacheNotWritten` warning (no partial file is left) and the computed result is still returned."""
     if cache_dir is None:
         return compute()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -257,10 +265,12 @@ def _cached(cache_dir: str | Path | None, kind: str, key: dict[str, Any], comput
         except (OSError, ValueError, KeyError):
             pass  # unreadable or foreign: recompute and replace it
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
-    os.replace(tmp, path)
+    try:  # a cache that cannot be written costs the next call time, never this call's score
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_whole(path, json.dumps({"key": key, "result": result}, indent=1))
+    except (OSError, GanaugError) as e:
+        reason = str(e) if isinstance(e, GanaugError) else f"{type(e).__name__}: {e.strerror or e}"
+        warnings.warn(f"the {kind} score was not cached in {cache_dir} ({reason})", CacheNotWritten, stacklevel=3)
     return result
 
 

@@ -35,7 +35,7 @@ ONNX_FP16_FILE = "generator_fp16.onnx"
 MARKER = ".ganaug.json"
 """File ganaug writes inside every folder it creates; its ``kind`` says what the folder is."""
 MARKER_SCHEMA = 1
-FILE_KINDS: tuple[str, ...] = ("onnx", "npz", "pt", "png", "gif", "manifest")
+FILE_KINDS: tuple[str, ...] = ("onnx", "npz", "pt", "png", "gif", "manifest", "report")
 """Kinds :func:`check_replaceable` knows as files; any other kind names a marked folder (``run``, ``images``...)."""
 PNG_STAMP_KEY = "ganaug"
 """PNG text chunk (and GIF comment prefix) that marks an image file as written by ganaug (see :func:`stamp_info`)."""
@@ -156,6 +156,9 @@ def _is_ganaug_file(path: Path, kind: str) -> bool:
         if kind == "manifest":
             manifest = json.loads(path.read_text())
             return isinstance(manifest, dict) and "ganaug_version" in manifest and "format" in manifest
+        if kind == "report":  # `ganaug evaluate --json`'s file
+            report = json.loads(path.read_text())
+            return isinstance(report, dict) and {"model", "evaluator", "dataset"} <= report.keys()
         if kind in ("npz", "pt"):
             manifest = json.loads(path.with_suffix(".manifest.json").read_text())
             if not (isinstance(manifest, dict) and manifest.get("format") == kind and "ganaug_version" in manifest):

@@ -1,6 +1,7 @@
 """CAS (ganaug.cas): seeded, cached, the ceiling is the same recipe on real data; `ganaug evaluate --cas`."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,33 @@ def test_scores_are_seeded_and_cached(data, tiny_mnist_run, tmp_path, count_trai
     ceiling = real_ceiling(data, classifier=TINY, seed=1, cache_dir=tmp_path)
     assert real_ceiling(data, classifier=TINY, seed=1, cache_dir=tmp_path) == ceiling and len(count_training) == 5
     assert len(list(tmp_path.glob("*.json"))) == 4
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_score(data, tiny_mnist_run, tmp_path, monkeypatch):
+    # The cache folder's place is taken by a file: the score is computed, returned and warned about.
+    blocked = tmp_path / "file"
+    blocked.write_text("mine")
+    with pytest.warns(cas.CacheNotWritten, match=r"the cas score was not cached in .*file \(FileExistsError"):
+        score = cas_score(tiny_mnist_run, data, per_class=5, classifier=TINY, seed=0, cache_dir=blocked)
+    assert blocked.read_text() == "mine"
+    assert score == cas_score(tiny_mnist_run, data, per_class=5, classifier=TINY, seed=0) | {
+        "seconds": score["seconds"]
+    }
+    # A full disk while writing: the partial temp is removed, no cache entry is left half written.
+    import errno
+
+    from ganaug import outputs
+
+    def full(self, text):
+        Path.write_bytes(self, text.encode()[:10])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(outputs.Path, "write_text", full)
+    with pytest.warns(cas.CacheNotWritten, match="no space left on the device while writing"):
+        ceiling = real_ceiling(data, classifier=TINY, seed=0, cache_dir=cache)
+    monkeypatch.undo()
+    assert ceiling["train_images"] == len(data.train_labels) and list(cache.iterdir()) == []
 
 
 def test_training_leaves_the_global_rng_alone(data):

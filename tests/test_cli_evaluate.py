@@ -121,3 +121,33 @@ def test_corrupt_evaluator_is_one_line(tiny_run, digits_evaluator, tmp_path):
     (broken / "model.safetensors").write_bytes(b"\x00" * 10)
     line = _one_line_error(_evaluate(str(tiny_run), "--evaluator", str(broken)))
     assert "model.safetensors is not a readable safetensors file" in line
+
+
+def test_json_target_is_checked_before_any_work_and_only_a_report_is_replaced(tiny_run, digits_evaluator, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = (run / "config.json").read_bytes()
+
+    def evaluate_to(target):
+        return _evaluate(str(run), "--evaluator", str(digits_evaluator), "--json", str(target))
+
+    # A run's config.json (JSON, but not a report), and its checkpoint are refused, and left as they were.
+    assert "not a report file written by ganaug; move it away yourself or choose another --json" in _one_line_error(
+        evaluate_to(run / "config.json")
+    )
+    assert (run / "config.json").read_bytes() == config
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    assert "not a report file" in _one_line_error(evaluate_to(run / "checkpoint.pt"))
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint
+    assert "does not exist or is not writable; create it first" in _one_line_error(
+        evaluate_to(tmp_path / "missing" / "x.json")
+    )
+    # A new file, then the same file again: an earlier report is replaced, whole.
+    out = tmp_path / "report.json"
+    assert evaluate_to(out).exit_code == 0
+    first = json.loads(out.read_text())
+    out.write_text(json.dumps({**first, "stale": True}))
+    res = evaluate_to(out)
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text()) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "run"]  # no temp left behind

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from ganaug.cli._common import main
 from ganaug.config import DATASETS
+from ganaug.errors import InputError
+from ganaug.outputs import write_text_whole
 
 DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])
 
@@ -198,6 +202,8 @@ def evaluate(
     from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
     from ganaug.threads import configure_torch
 
+    if json_out is not None and str(json_out) != "-":
+        check_json_target(json_out)
     configure_torch(threads)
     ev = load_evaluator(evaluator_path, device=_device(device))
     gen = open_generator(model, backend=backend)
@@ -212,13 +218,17 @@ def evaluate(
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if cas:
-        from ganaug.cas import CASData, cas_score, default_cache_dir, real_ceiling
+        from ganaug.cas import CacheNotWritten, CASData, cas_score, default_cache_dir, real_ceiling
 
         data = CASData.from_sources(train, test)
         options = {"seed": seed, "device": ev.device, "classifier": cas_classifier}
         options["cache_dir"] = cas_cache or default_cache_dir()
-        score = cas_score(gen, data, per_class=cas_per_class, **options)
-        ceiling = real_ceiling(data, **options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CacheNotWritten)
+            score = cas_score(gen, data, per_class=cas_per_class, **options)
+            ceiling = real_ceiling(data, **options)
+        for w in caught:
+            click.echo(f"Warning: {w.message}", err=True)
         gap = 100 * (ceiling["accuracy"] - score["accuracy"])
         doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "seed": seed, "score": score}
         doc["cas"] |= {"ceiling": ceiling, "gap_pp": gap}
@@ -227,7 +237,7 @@ def evaluate(
         if str(json_out) == "-":
             click.echo(text)
             return
-        json_out.write_text(text + "\n")
+        write_text_whole(json_out, text + "\n")
     click.echo(format_report(report, classes=ev.classes))
     if cas:
         amount = (
@@ -239,6 +249,20 @@ def evaluate(
             f"CAS ({cas_classifier} classifier, {amount}, seed {seed}): {score['accuracy']:.2%} vs real "
             f"ceiling {ceiling['accuracy']:.2%} (gap {gap:.2f} pp)"
         )
+
+
+def check_json_target(out: Path) -> None:
+    """Refuse, before any work, a ``--json`` file that could not be written, or that exists and is not an
+    earlier report of ``ganaug evaluate`` (a run's ``config.json``, a generator: never replaced)."""
+    from ganaug.outputs import check_replaceable
+
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable; create it first")
+    if out.exists() or out.is_symlink():
+        try:
+            check_replaceable(out, kind="report")
+        except InputError as e:
+            raise InputError(str(e).replace("--out", "--json")) from None
 
 
 def format_report(report, *, classes: list[str]) -> str:
