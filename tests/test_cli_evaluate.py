@@ -151,3 +151,20 @@ def test_json_target_is_checked_before_any_work_and_only_a_report_is_replaced(ti
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text()) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "run"]  # no temp left behind
+
+
+def test_a_json_file_that_fails_at_the_end_costs_the_file_not_the_figures(tiny_run, digits_evaluator, tmp_path):
+    # A folder that passes the check but refuses the file (as /proc does): the table is printed, then one line.
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("ganaug.cli.evaluate.write_text_whole", refuse)
+        res = _evaluate(str(tiny_run), "--evaluator", str(digits_evaluator), "--json", str(tmp_path / "r.json"))
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert any(line.startswith("recall (k=3)") for line in lines)
+    assert (
+        lines[-1]
+        == f"Error: cannot write {tmp_path / 'r.json'} (Permission denied); the figures are above; choose another --json"
+    )

@@ -232,12 +232,10 @@ def evaluate(
         gap = 100 * (ceiling["accuracy"] - score["accuracy"])
         doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "seed": seed, "score": score}
         doc["cas"] |= {"ceiling": ceiling, "gap_pp": gap}
-    if json_out is not None:
-        text = json.dumps(doc, indent=2, default=float)
-        if str(json_out) == "-":
-            click.echo(text)
-            return
-        write_text_whole(json_out, text + "\n")
+    text = json.dumps(doc, indent=2, default=float)
+    if str(json_out) == "-":
+        click.echo(text)
+        return
     click.echo(format_report(report, classes=ev.classes))
     if cas:
         amount = (
@@ -249,6 +247,13 @@ def evaluate(
             f"CAS ({cas_classifier} classifier, {amount}, seed {seed}): {score['accuracy']:.2%} vs real "
             f"ceiling {ceiling['accuracy']:.2%} (gap {gap:.2f} pp)"
         )
+    if json_out is not None:  # after the table: a file that cannot be written costs the file, not the figures
+        try:
+            write_text_whole(json_out, text + "\n")
+        except OSError as e:
+            raise InputError(
+                f"cannot write {json_out} ({e.strerror or e}); the figures are above; choose another --json"
+            ) from None
 
 
 def check_json_target(out: Path) -> None:
