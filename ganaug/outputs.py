@@ -66,6 +66,7 @@ def check_replaceable(
     kind: str,
     protect: Sequence[str | Path] = (),
     foreign: Callable[[Path], list[str]] | None = None,
+    option: str = "--out",
 ) -> None:
     """Raise unless ``target`` may be replaced by an ``--overwrite`` of ``kind``; a missing target is fine.
 
@@ -76,6 +77,7 @@ def check_replaceable(
             contain one or lie inside one.
         foreign: for a folder kind, what a marked folder of that kind holds that ganaug did not write there
             (relative paths); the folder is replaced only while that is empty.
+        option: the command-line option that named ``target``, for the messages.
 
     Raises:
         InputError: ``target`` is ``.``/``..``, the working folder or an ancestor of it, the home folder,
@@ -87,53 +89,55 @@ def check_replaceable(
     resolved = target.resolve()
     cwd = Path.cwd().resolve()
     if target.name in ("", ".", "..") or resolved == cwd or resolved in cwd.parents:
-        raise InputError(f"refusing to replace {target}: it is the working folder or above it; choose a new --out")
+        raise InputError(f"refusing to replace {target}: it is the working folder or above it; choose a new {option}")
     if resolved in (Path.home().resolve(), Path(resolved.anchor)):
-        raise InputError(f"refusing to replace {target}: it is the home or root folder; choose a new --out")
-    check_not_protected(target, protect)
+        raise InputError(f"refusing to replace {target}: it is the home or root folder; choose a new {option}")
+    check_not_protected(target, protect, option=option)
     if not target.exists() and not target.is_symlink():
         return
     if target.is_symlink():
         raise InputError(
-            f"refusing to replace {target}: it is a symbolic link; remove it yourself or choose another --out"
+            f"refusing to replace {target}: it is a symbolic link; remove it yourself or choose another {option}"
         )
     if target.is_dir():
         if kind in FILE_KINDS:
-            raise InputError(f"refusing to replace {target}: it is a folder, not a {kind} file; choose another --out")
+            raise InputError(
+                f"refusing to replace {target}: it is a folder, not a {kind} file; choose another {option}"
+            )
         marker = read_marker(target)
         if marker is not None and marker.get("kind") == kind:
-            _refuse_foreign(target, foreign(target) if foreign else [])
+            _refuse_foreign(target, foreign(target) if foreign else [], option)
             return
         if marker is None and not any(target.iterdir()):
             return
         what = f"a ganaug {marker.get('kind')!r} folder" if marker else "not a folder ganaug wrote"
         raise InputError(
             f"refusing to replace {target}: it is {what} (no {MARKER} of kind {kind!r}); "
-            "move it away yourself or choose another --out"
+            f"move it away yourself or choose another {option}"
         )
     if kind not in FILE_KINDS:
         raise InputError(
-            f"refusing to replace {target}: it is a file, not a ganaug {kind} folder; choose another --out"
+            f"refusing to replace {target}: it is a file, not a ganaug {kind} folder; choose another {option}"
         )
     if target.name == "checkpoint.pt" or not _is_ganaug_file(target, kind):
         raise InputError(
             f"refusing to replace {target}: it is not a {kind} file written by ganaug; "
-            "move it away yourself or choose another --out"
+            f"move it away yourself or choose another {option}"
         )
 
 
-def _refuse_foreign(target: Path, foreign: Sequence[str]) -> None:
+def _refuse_foreign(target: Path, foreign: Sequence[str], option: str = "--out") -> None:
     """Raise :class:`InputError` naming up to three of ``foreign``: what the folder ``target`` holds that ganaug
     did not write there (``--overwrite`` replaces a folder of ganaug's only while it holds nothing else)."""
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         raise InputError(
             f"refusing to replace {target}: it holds files ganaug did not write there "
-            f"({', '.join(foreign[:3])}{more}); move them out or choose another --out"
+            f"({', '.join(foreign[:3])}{more}); move them out or choose another {option}"
         )
 
 
-def check_not_protected(target: str | Path, protect: Sequence[str | Path]) -> None:
+def check_not_protected(target: str | Path, protect: Sequence[str | Path], *, option: str = "--out") -> None:
     """Raise if ``target`` (existing or not) is, holds or lies inside a path of ``protect``.
 
     Raises:
@@ -144,7 +148,7 @@ def check_not_protected(target: str | Path, protect: Sequence[str | Path]) -> No
         p = Path(p).resolve()
         if resolved == p or resolved in p.parents or p in resolved.parents:
             raise InputError(
-                f"refusing to replace {target}: it holds or lies inside {p}, which is being read; choose another --out"
+                f"refusing to replace {target}: it holds or lies inside {p}, which is being read; choose another {option}"
             )
 
 

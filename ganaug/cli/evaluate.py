@@ -232,9 +232,8 @@ def evaluate(
         gap = 100 * (ceiling["accuracy"] - score["accuracy"])
         doc["cas"] = {"classifier": cas_classifier, "per_class": cas_per_class, "seed": seed, "score": score}
         doc["cas"] |= {"ceiling": ceiling, "gap_pp": gap}
-    text = json.dumps(doc, indent=2, default=float)
     if str(json_out) == "-":
-        click.echo(text)
+        click.echo(json.dumps(doc, indent=2, default=float))
         return
     click.echo(format_report(report, classes=ev.classes))
     if cas:
@@ -249,7 +248,7 @@ def evaluate(
         )
     if json_out is not None:  # after the table: a file that cannot be written costs the file, not the figures
         try:
-            write_text_whole(json_out, text + "\n")
+            write_text_whole(json_out, json.dumps(doc, indent=2, default=float) + "\n")
         except OSError as e:
             raise InputError(
                 f"cannot write {json_out} ({e.strerror or e}); the figures are above; choose another --json"
@@ -264,10 +263,7 @@ def check_json_target(out: Path) -> None:
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable; create it first")
     if out.exists() or out.is_symlink():
-        try:
-            check_replaceable(out, kind="report")
-        except InputError as e:
-            raise InputError(str(e).replace("--out", "--json")) from None
+        check_replaceable(out, kind="report", option="--json")
 
 
 def format_report(report, *, classes: list[str]) -> str:
