@@ -38,8 +38,18 @@ HINGE_R1 = ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"]
 #: The README MNIST recipe's GAN options on top of the library defaults (the recipe of rounds 3-7 at ``--epochs 18``;
 #: since round 8 the README adds ``--amp bf16 --channels-last`` and runs ``--epochs 26``).
 RECIPE = [*HINGE_R1, "--betas", "0.0,0.99"]
-#: The README MNIST command's options since round 9 (run it with ``--epochs 26``).
+#: The README MNIST command's options of rounds 9-12 (run it with ``--epochs 26``).
 README_RECIPE = [*RECIPE, "--amp", "bf16", "--channels-last", "--center-of-mass", "sample"]
+
+
+def _set(args: list[str], option: str, value: str) -> list[str]:
+    """``args`` with ``option``'s value replaced by ``value`` (the option must be there)."""
+    i = args.index(option)
+    return [*args[: i + 1], value, *args[i + 2 :]]
+
+
+#: The README MNIST command's options since round 13: R1 gamma 30 instead of 10 (``--epochs 26``).
+README_RECIPE_R1_30 = _set(README_RECIPE, "--r1-gamma", "30")
 #: Export the EMA snapshot with the best Fréchet distance to 200 images per class held out of the training split.
 SELECT_FD = ["--select-by", "fd", "--holdout", "200", "--select-evaluator", "{evaluator}"]
 #: Lever name -> the ``ganaug train`` arguments it adds to the baseline (the library defaults, which were the
@@ -107,6 +117,15 @@ LEVERS: dict[str, list[str]] = {
     # mode-seeking term (round 7's weight 1 bought recall at every other figure's cost)
     "readme-recipe+d-pack-2": [*README_RECIPE, "--d-pack", "2"],
     "readme-recipe+ms-0.1": [*README_RECIPE, "--mode-seeking", "0.1"],
+    # eleventh and twelfth rounds: a light AC-GAN term; the R1 penalty's strength (30 became the README recipe)
+    "readme-recipe+ac-0.1": [*README_RECIPE, "--ac-weight", "0.1"],
+    "readme-recipe+ac-0.03": [*README_RECIPE, "--ac-weight", "0.03"],
+    "readme-recipe+r1-30": README_RECIPE_R1_30,
+    "readme-recipe+r1-100": _set(README_RECIPE, "--r1-gamma", "100"),
+    # thirteenth round: a second training seed of gamma 10 and 30; class-conditional BatchNorm on gamma 30
+    "readme-recipe+seed-1": [*README_RECIPE, "--seed", "1"],
+    "readme-recipe+r1-30+seed-1": [*README_RECIPE_R1_30, "--seed", "1"],
+    "readme-recipe+r1-30+cond-bn": [*README_RECIPE_R1_30, "--cond-bn"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
