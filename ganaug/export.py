@@ -228,12 +228,11 @@ def export_onnx(
 
 def _check_out(out: Path, *, overwrite: bool, protect: tuple[Path, ...]) -> None:
     """Refuse, before any work, an ``out`` that cannot be written or must not be replaced."""
-    from ganaug.outputs import check_replaceable
+    from ganaug.outputs import check_parent_writable, check_replaceable
 
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name such as {out / 'generator.onnx'}")
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    check_parent_writable(out)
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise InputError(f"{out} already exists; pass --overwrite to replace it or choose another --out")

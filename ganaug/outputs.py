@@ -137,6 +137,14 @@ def _refuse_foreign(target: Path, foreign: Sequence[str], option: str = "--out")
         )
 
 
+def check_parent_writable(target: str | Path) -> None:
+    """Raise :class:`InputError` unless the folder that would hold the file ``target`` exists and is writable
+    (checked before any work, so a long job never ends on a file it cannot write)."""
+    parent = Path(target).parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {target}: folder {parent} does not exist or is not writable; create it first")
+
+
 def check_not_protected(target: str | Path, protect: Sequence[str | Path], *, option: str = "--out") -> None:
     """Raise if ``target`` (existing or not) is, holds or lies inside a path of ``protect``.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -258,10 +257,9 @@ def evaluate(
 def check_json_target(out: Path) -> None:
     """Refuse, before any work, a ``--json`` file that could not be written, or that exists and is not an
     earlier report of ``ganaug evaluate`` (a run's ``config.json``, a generator: never replaced)."""
-    from ganaug.outputs import check_replaceable
+    from ganaug.outputs import check_parent_writable, check_replaceable
 
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist or is not writable; create it first")
+    check_parent_writable(out)
     if out.exists() or out.is_symlink():
         check_replaceable(out, kind="report", option="--json")
 
