@@ -201,8 +201,9 @@ def _onnx_is_ganaug(path: Path) -> bool:
     import onnx
     from google.protobuf.message import DecodeError
 
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
+    proto = onnx.ModelProto()
+    try:  # parsed as protobuf bytes whatever the name: onnx.load reads a `.json` name as JSON and raises its own error
+        proto.ParseFromString(path.read_bytes())
     except (DecodeError, ValueError, RuntimeError, OSError):
         return False
     return any(p.key == "ganaug.kind" and p.value == json.dumps(ONNX_KIND) for p in proto.metadata_props)

@@ -136,6 +136,11 @@ def test_existing_out_is_refused_before_work_unless_a_ganaug_onnx(
     with pytest.raises(InputError, match="refusing to replace"):
         export_onnx(tiny_run, tiny_run / "checkpoint.pt", overwrite=True)
     assert mine.read_text() == "mine"
+    theirs = tmp_path / "data.json"  # onnx.load would read a .json name as JSON and raise its own error
+    theirs.write_text('{"a": 1}')
+    with pytest.raises(InputError, match="not a onnx file written by ganaug"):
+        export_onnx(tiny_run, theirs, overwrite=True)
+    assert theirs.read_text() == '{"a": 1}'
 
 
 def test_full_disk_is_one_line_and_leaves_no_file(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
