@@ -16,6 +16,8 @@ SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
 #: The pseudo-label confidence a pool image needs when none is given (FixMatch's; ``--pseudo-label`` bare, or
 #: ``--unlabelled DIR`` alone).
 PSEUDO_LABEL_THRESHOLD: float = 0.95
+#: ``flatten_density``'s neighbour: the distance to a training image's k-th nearest other image of its class.
+DENSITY_K = 5
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
@@ -134,6 +136,20 @@ class TrainConfig:
     class: G adds ``mode_seeking / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)`` over pairs of its fakes
     that share a label (the batch sorted by label, neighbours paired), so two latents of one class that land on
     the same image cost G; 0 = off.
+    ``coverage_weight``: a reconstruction term for the real images no fake is near (IMLE's objective, used beside
+    the GAN loss as in Inclusive GAN, Yu et al., ECCV 2020): the D steps keep their last ``coverage_bank`` fakes
+    (latent, label, pixels) in a bank; every ``coverage_every`` G steps, each real image of the batch picks the
+    bank latent of its class whose fake is nearest in pixels, G renders that latent again and adds
+    ``coverage_weight * coverage_every * mean((G(z*, y) - x)^2)`` to its loss, so every real image pulls the
+    closest sample the generator makes towards it; 0 = off (single-process runs only).
+    ``flatten_density``: the exponent ``a`` of a data weighting towards rare styles (0 = off: every training image
+    once an epoch). Each image ``x`` gets the weight ``d(x) ** a``, where ``d(x)`` is its pixel distance to the
+    ``DENSITY_K``-th nearest other training image of its class (large where the class is sparse), normalized
+    so each class keeps its share; ``density_clip`` caps ``d(x)`` at that quantile of its class's distances, so
+    the sparsest images (often odd or mislabelled ones) weigh no more than the rest of the sparse tail; an epoch is
+    then as many images drawn with these probabilities (with
+    replacement). The inverse of instance selection (DeVries et al., 2020), which drops the sparse images to
+    buy precision with recall.
     ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
     the configured total of steps; the rate is a function of the step alone, so resume keeps it.
     ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
@@ -164,6 +180,11 @@ class TrainConfig:
     r2_gamma: float = 0.0
     ac_weight: float = 0.0
     mode_seeking: float = 0.0
+    coverage_weight: float = 0.0
+    coverage_bank: int = 1024
+    coverage_every: int = 1
+    flatten_density: float = 0.0
+    density_clip: float = 0.9
     lr_decay: Literal["none", "linear", "cosine"] = "none"
     select_by: Literal["none", "fd", "recall"] = "none"
     holdout: int = 0
@@ -217,11 +238,21 @@ class TrainConfig:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
-        for name in ("r1_gamma", "r2_gamma", "ac_weight", "mode_seeking"):  # loss weights: 0 = off
+        for name in (
+            "r1_gamma",
+            "r2_gamma",
+            "ac_weight",
+            "mode_seeking",
+            "coverage_weight",
+            "flatten_density",
+        ):  # loss weights: 0 = off
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {getattr(self, name)}")
-        if self.r1_every < 1:
-            raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
+        for name in ("r1_every", "coverage_every", "coverage_bank"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.density_clip <= 1.0:
+            raise ValueError(f"density_clip must be a quantile in (0, 1], got {self.density_clip}")
         if self.sample_center_of_mass and self.model.center_of_mass:
             raise ValueError("sample_center_of_mass: the generator already centres its images in training; choose one")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):

@@ -42,10 +42,11 @@ from torch.optim.swa_utils import AveragedModel
 
 from ganaug.augment_ops import classical, diff_augment
 from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
-from ganaug.config import ModelConfig, TrainConfig
+from ganaug.config import DENSITY_K, ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
+from ganaug.metrics import nearest_distances
 from ganaug.models import (
     CenterOfMass,
     Discriminator,
@@ -309,6 +310,9 @@ class GAN:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
         self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
+        self.bank = FakeBank(config.coverage_bank, config.model.z_dim, device) if config.coverage_weight else None
+        if self.bank is not None and dist.active:
+            raise InputError("--coverage-weight runs in one process only; drop it or train without torchrun")
         self.selection = None  # checkpoint selection (rank 0 only: the other ranks write nothing)
         if config.select_by != "none" and dist.is_writer:
             from ganaug.selection import Selection
@@ -328,6 +332,8 @@ class GAN:
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name).state_dict() for name in self.SAVED}
+        if self.bank is not None:
+            state["coverage_bank"] = self.bank.state_dict()
         if self.selection is not None and self.selection.best is not None:
             state["selected"] = self.selection.state_dict()
         return state
@@ -335,6 +341,8 @@ class GAN:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.SAVED:
             getattr(self, name).load_state_dict(state[name])
+        if self.bank is not None:
+            self.bank.load_state_dict(state.get("coverage_bank"))
         if self.selection is not None:
             self.selection.load_state_dict(state.get("selected"))
 
@@ -426,6 +434,8 @@ class GAN:
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
+        if self.bank is not None:
+            self.bank.add(fake.detach(), y, z)
         with torch.no_grad():
             d_real, d_fake = torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()
             return torch.stack([loss.detach().float(), d_real, d_fake]), StepBatch(fake, y, z, real_in.detach())
@@ -449,12 +459,94 @@ class GAN:
                 loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
             if self.config.mode_seeking:
                 loss = loss + self.config.mode_seeking * mode_seeking_term(fake, y, batch.latents)
+            if self.bank is not None and self.step % self.config.coverage_every == 0:
+                loss = loss + self.config.coverage_weight * self.config.coverage_every * self._coverage(batch)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.G_ema.update_parameters(self.G)
         return loss.detach().float()
+
+    def _coverage(self, batch: StepBatch) -> torch.Tensor:
+        """The coverage term (``TrainConfig.coverage_weight``): mean squared pixel error float [] between the real
+        images of ``batch`` and G's rendering of their nearest bank latents (0 when the bank holds none of their
+        classes yet)."""
+        z, found = self.bank.nearest(batch.reals, batch.labels)
+        if not found.any():
+            return torch.zeros((), device=self.device)
+        rendered = self.G_train(z[found], batch.labels[found]).float()  # [n, 1, 28, 28], with G's graph
+        return (rendered - batch.reals[found].float()).square().mean()
+
+
+class FakeBank:
+    """The last ``size`` fakes of the D steps, for the coverage term: latents float [size, z_dim], labels int64
+    [size] (-1 = empty slot) and pixels float [size, H*W*C], overwritten oldest first."""
+
+    def __init__(self, size: int, z_dim: int, device: torch.device) -> None:
+        self.latents = torch.zeros(size, z_dim, device=device)
+        self.labels = torch.full((size,), -1, dtype=torch.int64, device=device)
+        self.pixels: torch.Tensor | None = None  # allocated on the first add (the image size is known then)
+        self.next = 0
+
+    @torch.no_grad()
+    def add(self, fakes: torch.Tensor, labels: torch.Tensor, latents: torch.Tensor) -> None:
+        """Store fakes float [B, C, H, W] made from labels int64 [B] and latents float [B, z_dim]."""
+        flat = fakes.float().flatten(1)
+        if self.pixels is None:
+            self.pixels = torch.zeros(len(self.labels), flat.shape[1], device=flat.device)
+        slots = (self.next + torch.arange(len(flat), device=flat.device)) % len(self.labels)
+        self.pixels[slots], self.labels[slots], self.latents[slots] = flat, labels, latents.float()
+        self.next = int(slots[-1] + 1) % len(self.labels)
+
+    @torch.no_grad()
+    def nearest(self, reals: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For real images float [B, C, H, W] with labels int64 [B]: the latent float [B, z_dim] of the stored fake
+        of the same label nearest in Euclidean pixel distance, and bool [B]: whether the bank held that label."""
+        if self.pixels is None:
+            return self.latents[: len(labels)], torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+        dist = torch.cdist(reals.float().flatten(1), self.pixels)  # [B, size]
+        dist = dist.masked_fill(labels[:, None] != self.labels[None, :], math.inf)
+        best = dist.argmin(dim=1)
+        return self.latents[best], torch.isfinite(dist[torch.arange(len(labels)), best])
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"latents": self.latents, "labels": self.labels, "next": self.next}
+        return state | ({"pixels": self.pixels} if self.pixels is not None else {})
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state_dict`'s bank; ``None`` (a checkpoint written without the term) empties it."""
+        if state is None:
+            self.labels.fill_(-1)
+            self.pixels, self.next = None, 0
+            return
+        if state["latents"].shape != self.latents.shape:
+            raise InputError(
+                f"the checkpoint's coverage bank holds {len(state['latents'])} fakes of z size {state['latents'].shape[1]}; "
+                f"resume with --coverage-bank {len(state['latents'])}"
+            )
+        self.latents.copy_(state["latents"])
+        self.labels.copy_(state["labels"])
+        self.pixels = state["pixels"].to(self.latents.device) if "pixels" in state else None
+        self.next = int(state["next"])
+
+
+def density_weights(
+    images: torch.Tensor, labels: torch.Tensor, exponent: float, *, k: int = DENSITY_K, clip: float = 1.0
+) -> torch.Tensor:
+    """``TrainConfig.flatten_density``'s sampling probabilities float [N] (summing to 1) for images float [N, C, H,
+    W] with labels int64 [N]: ``d ** exponent`` for each image's pixel distance ``d`` to its ``k``-th nearest other
+    image of its class (the class's last neighbour when it has fewer), capped at the ``clip`` quantile of its
+    class's distances, normalized so each class keeps its share of the data. A class of one image, or of identical images, gets equal weights."""
+    weights = torch.zeros(len(labels), dtype=torch.float64, device=labels.device)
+    for c in labels.unique():
+        members = (labels == c).nonzero().squeeze(1)
+        flat = images[members].flatten(1).float()
+        d = nearest_distances(flat, flat, k=min(k + 1, len(members))).double()  # the first neighbour is itself
+        d = d.clamp_max(torch.quantile(d, clip))
+        w = d.clamp_min(1e-6) ** exponent if d.max() > 0 else torch.ones_like(d)
+        weights[members] = w / w.sum() * len(members) / len(labels)
+    return weights.float()
 
 
 def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -543,6 +635,9 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
         # The whole training set lives on the device; batches are gathered by index (no DataLoader).
         self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
+        self.weights = None  # float [N] sampling probabilities (flatten_density), or None: a permutation an epoch
+        if config.flatten_density:
+            self.weights = density_weights(self.images, self.labels, config.flatten_density, clip=config.density_clip)
         self.batches_per_epoch = len(self.labels) // n
         self.total_steps = config.epochs * self.batches_per_epoch
         self.step = self._start_step = 0
@@ -612,7 +707,10 @@ class Trainer:
             with cudnn_autotune(self.device):
                 while self.step < self.total_steps:
                     epoch = self.step // self.batches_per_epoch
-                    perm = torch.randperm(len(self.labels), generator=self.rng, device=self.device)
+                    if self.weights is None:
+                        perm = torch.randperm(len(self.labels), generator=self.rng, device=self.device)
+                    else:
+                        perm = torch.multinomial(self.weights, len(self.labels), replacement=True, generator=self.rng)
                     t0 = time.perf_counter()
                     for b in range(self.step % self.batches_per_epoch, self.batches_per_epoch):
                         idx = perm[b * bs : (b + 1) * bs][mine]

@@ -24,7 +24,7 @@ from ganaug.models import (
     discriminator_flops,
     generator_flops,
 )
-from ganaug.training import Trainer, mode_seeking_term, same_label_pairs
+from ganaug.training import FakeBank, Trainer, density_weights, mode_seeking_term, same_label_pairs
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
 
@@ -210,6 +210,10 @@ def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluat
         "select_evaluator": str(evaluator_dir),
         "diffaugment": ("translation", "cutout"),
         "mode_seeking": 1.0,
+        "coverage_weight": 0.5,
+        "coverage_bank": 40,  # smaller than the 5 steps before the cut: it has wrapped when the checkpoint is written
+        "coverage_every": 2,
+        "flatten_density": 1.0,
     }
     Trainer.new(tiny_config(epochs=3, **levers), tmp_path / "full", progress=False).fit()
     # the same run killed after its first epoch's checkpoint (the decay targets the configured total)
@@ -226,7 +230,7 @@ def test_resume_equals_an_uninterrupted_run_with_the_levers_on(tmp_path, evaluat
     assert load_checkpoint(tmp_path / "cut")["step"] == 5  # 170 images (30 held out) at batch 32
     Trainer.resume(tmp_path / "cut", progress=False).fit()
     full, cut = _state(tmp_path / "full"), _state(tmp_path / "cut")
-    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step", "selected"):
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "step", "selected", "coverage_bank"):
         _assert_same_tensors(full[key], cut[key], key)
     # the learning rate followed the cosine to (nearly) zero, the same in both
     assert full["opt_d"]["param_groups"][0]["lr"] < 0.05 * 2e-4
@@ -351,6 +355,11 @@ def test_evaluate_rebuilds_the_training_images_of_a_holdout_run(tmp_path, evalua
         ({"loss": "wasserstein"}, "loss must be one of"),
         ({"r1_gamma": -1.0}, "r1_gamma"),
         ({"mode_seeking": -1.0}, "mode_seeking"),
+        ({"coverage_weight": -0.1}, "coverage_weight"),
+        ({"coverage_bank": 0}, "coverage_bank"),
+        ({"coverage_every": 0}, "coverage_every"),
+        ({"flatten_density": -1.0}, "flatten_density"),
+        ({"density_clip": 0.0}, "density_clip"),
         ({"r2_gamma": -1.0}, "r2_gamma"),
         ({"loss": "rpgan", "label_smoothing": 0.1}, "bce loss only"),
         ({"compile": True, "r2_gamma": 1.0}, "double backward"),
@@ -393,7 +402,8 @@ def test_cli_levers_reach_the_config(tmp_path):
         "1",
     ]
     args += ["--r1-every", "4", "--lr-decay", "linear", "--betas", "0.0,0.99", "--ema-warmup", "100"]
-    args += ["--mode-seeking", "0.5", "--r2-gamma", "2"]
+    args += ["--mode-seeking", "0.5", "--r2-gamma", "2", "--coverage-weight", "0.3", "--coverage-bank", "64"]
+    args += ["--coverage-every", "2", "--flatten-density", "3", "--density-clip", "0.8"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
@@ -403,6 +413,8 @@ def test_cli_levers_reach_the_config(tmp_path):
     assert (cfg["loss"], cfg["r1_gamma"], cfg["r1_every"], cfg["lr_decay"]) == ("hinge", 1.0, 4, "linear")
     assert (cfg["beta1"], cfg["beta2"], cfg["ema_warmup"], cfg["mode_seeking"]) == (0.0, 0.99, 100.0, 0.5)
     assert cfg["r2_gamma"] == 2.0
+    assert (cfg["coverage_weight"], cfg["coverage_bank"], cfg["coverage_every"]) == (0.3, 64, 2)
+    assert (cfg["flatten_density"], cfg["density_clip"]) == (3.0, 0.8)
     bad = CliRunner().invoke(main, [*args[:2], str(tmp_path / "other"), "--betas", "0.5"])
     assert bad.exit_code == 2 and "--betas" in bad.output
 
@@ -489,3 +501,68 @@ def test_mode_seeking_adds_its_term_to_g_s_loss_and_reaches_g(tmp_path):
     (loss0, term, g0), (loss2, _, g2) = runs[0.0], runs[2.0]
     assert term > 0 and torch.isclose(loss2 - loss0, 2.0 * term, rtol=1e-4)
     assert any(not torch.equal(a, b) for a, b in zip(g0, g2))
+
+
+def test_fake_bank_finds_the_nearest_fake_of_the_same_class_and_overwrites_the_oldest():
+    bank = FakeBank(4, z_dim=2, device=torch.device("cpu"))
+    real, y = torch.zeros(2, 1, 2, 2), torch.tensor([0, 1])
+    _, found = bank.nearest(real, y)
+    assert not found.any()  # empty: nothing to pull
+    fakes = torch.tensor([0.1, 0.5, 0.05, 0.0]).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    bank.add(fakes, torch.tensor([0, 0, 1, 2]), torch.arange(8.0).view(4, 2))
+    z, found = bank.nearest(real, y)
+    # class 0: fake 0 (0.1) beats fake 1 (0.5); class 1's only fake is 2; fake 3 (exactly 0) is class 2's
+    assert found.tolist() == [True, True] and z.tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    bank.add(torch.full((2, 1, 2, 2), 0.9), torch.tensor([3, 3]), torch.full((2, 2), -1.0))  # slots 0 and 1 go
+    z, found = bank.nearest(real, torch.tensor([0, 3]))
+    assert found.tolist() == [False, True] and z[1].tolist() == [-1.0, -1.0]
+    assert bank.next == 2
+
+
+def test_coverage_term_is_the_pixel_error_to_the_nearest_bank_fake_and_reaches_g(tmp_path):
+    runs = {}
+    for w in (0.0, 3.0):
+        trainer = Trainer.new(tiny_config(loss="hinge", coverage_weight=w or 1.0), tmp_path / str(w), progress=False)
+        gan, gen = trainer.gan, torch.Generator().manual_seed(0)
+        for _ in range(3):  # fill the bank with three batches of fakes
+            gan.d_step(trainer.images[:32], trainer.labels[:32], torch.randn(32, 8, generator=gen), keep_fake=False)
+        real, y = trainer.images[32:64], trainer.labels[32:64]
+        _, batch = gan.d_step(real, y, torch.randn(32, 8, generator=gen), keep_fake=True)
+        z, found = gan.bank.nearest(real, y)
+        assert found.all()
+        with torch.no_grad():  # the expected term, computed from the bank by hand
+            term = (gan.G(z, y) - real).square().mean()
+        object.__setattr__(gan.config, "coverage_weight", w)
+        if not w:
+            gan.bank = None  # the term off: the same G step without it
+        runs[w] = gan.g_step(batch), term, [p.detach().clone() for p in gan.G.parameters()]
+        trainer.run.release()
+    (loss0, term, g0), (loss3, _, g3) = runs[0.0], runs[3.0]
+    assert term > 0 and torch.isclose(loss3 - loss0, 3.0 * term, rtol=1e-3)
+    assert any(not torch.equal(a, b) for a, b in zip(g0, g3))
+
+
+def test_density_weights_favour_the_sparse_images_and_keep_each_class_s_share():
+    # class 0: three images near 0 and one far away; class 1: two images
+    pixels = torch.tensor([0.0, 0.1, 0.2, 5.0, 1.0, 1.0])
+    images, labels = pixels.view(6, 1, 1, 1), torch.tensor([0, 0, 0, 0, 1, 1])
+    w = density_weights(images, labels, 1.0, k=1)
+    assert torch.isclose(w.sum(), torch.tensor(1.0)) and torch.isclose(w[:4].sum(), torch.tensor(4 / 6))
+    d = torch.tensor([0.1, 0.1, 0.1, 4.8])  # each class-0 image's nearest other image
+    assert torch.allclose(w[:4], d / d.sum() * 4 / 6)
+    assert torch.allclose(w[4:], torch.full((2,), 1 / 6))  # identical images: equal weights
+    assert torch.allclose(density_weights(images, labels, 0.0, k=1), torch.full((6,), 1 / 6))
+    squared = density_weights(images, labels, 2.0, k=1)
+    assert squared[3] > w[3] and torch.allclose(squared[:4], d**2 / (d**2).sum() * 4 / 6)
+    clipped = density_weights(images, labels, 1.0, k=1, clip=0.5)  # distances capped at the class median
+    assert torch.allclose(clipped[:4], torch.full((4,), 1 / 6))
+
+
+def test_flatten_density_draws_an_epoch_with_those_weights(tmp_path):
+    trainer = Trainer.new(tiny_config(flatten_density=4.0), tmp_path / "run", progress=False)
+    expected = density_weights(trainer.images, trainer.labels, 4.0, clip=0.9)
+    assert torch.equal(trainer.weights, expected) and expected.max() > 2 * expected.min()
+    trainer.run.release()
+    uniform = Trainer.new(tiny_config(), tmp_path / "uniform", progress=False)
+    assert uniform.weights is None
+    uniform.run.release()

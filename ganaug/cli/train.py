@@ -221,6 +221,39 @@ def _weight_option(flag: str, default: float, help: str):
     TrainConfig.mode_seeking,
     "Mode-seeking term (MSGAN) with this weight: G pays when two latents of one class give the same image; 0 = off.",
 )
+@_weight_option(
+    "--coverage-weight",
+    TrainConfig.coverage_weight,
+    "Coverage term (IMLE beside the GAN loss, as in Inclusive GAN) with this weight: each real image pulls the "
+    "nearest recent fake of its class towards it in pixels; 0 = off.",
+)
+@_weight_option(
+    "--flatten-density",
+    TrainConfig.flatten_density,
+    "Draw training images with probability (distance to their 5th nearest same-class image)^A, so rare "
+    "styles are seen more often; A = 0 = off (each image once an epoch).",
+)
+@click.option(
+    "--density-clip",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=TrainConfig.density_clip,
+    show_default=True,
+    help="With --flatten-density: cap each image's distance at this quantile of its class's distances.",
+)
+@click.option(
+    "--coverage-bank",
+    type=click.IntRange(min=1),
+    default=TrainConfig.coverage_bank,
+    show_default=True,
+    help="How many recent fakes the coverage term searches for each real image's nearest.",
+)
+@click.option(
+    "--coverage-every",
+    type=click.IntRange(min=1),
+    default=TrainConfig.coverage_every,
+    show_default=True,
+    help="Apply the coverage term every N generator steps, weighted by N.",
+)
 @click.option(
     "--lr-decay",
     type=click.Choice(LR_DECAYS),
