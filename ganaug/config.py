@@ -18,6 +18,8 @@ SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
 PSEUDO_LABEL_THRESHOLD: float = 0.95
 #: ``flatten_density``'s neighbour: the distance to a training image's k-th nearest other image of its class.
 DENSITY_K = 5
+# TrainConfig fields that weigh a term or a lever: finite and >= 0, 0 = off.
+_LOSS_WEIGHTS = ("r1_gamma", "r2_gamma", "ac_weight", "mode_seeking", "coverage_weight", "flatten_density")
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
@@ -146,10 +148,9 @@ class TrainConfig:
     once an epoch). Each image ``x`` gets the weight ``d(x) ** a``, where ``d(x)`` is its pixel distance to the
     ``DENSITY_K``-th nearest other training image of its class (large where the class is sparse), normalized
     so each class keeps its share; ``density_clip`` caps ``d(x)`` at that quantile of its class's distances, so
-    the sparsest images (often odd or mislabelled ones) weigh no more than the rest of the sparse tail; an epoch is
-    then as many images drawn with these probabilities (with
-    replacement). The inverse of instance selection (DeVries et al., 2020), which drops the sparse images to
-    buy precision with recall.
+    the sparsest images (often odd or mislabelled ones) weigh no more than the rest of the sparse tail. An epoch
+    is then as many images drawn with these probabilities (with replacement). The inverse of instance selection
+    (DeVries et al., 2020), which drops the sparse images to buy precision with recall.
     ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
     the configured total of steps; the rate is a function of the step alone, so resume keeps it.
     ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
@@ -238,14 +239,7 @@ class TrainConfig:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
-        for name in (
-            "r1_gamma",
-            "r2_gamma",
-            "ac_weight",
-            "mode_seeking",
-            "coverage_weight",
-            "flatten_density",
-        ):  # loss weights: 0 = off
+        for name in _LOSS_WEIGHTS:  # 0 = off
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {getattr(self, name)}")
         for name in ("r1_every", "coverage_every", "coverage_bank"):

@@ -470,8 +470,8 @@ class GAN:
 
     def _coverage(self, batch: StepBatch) -> torch.Tensor:
         """The coverage term (``TrainConfig.coverage_weight``): mean squared pixel error float [] between the real
-        images of ``batch`` and G's rendering of their nearest bank latents (0 when the bank holds none of their
-        classes yet)."""
+        images of ``batch`` (as D saw them, so after DiffAugment when it is on) and G's rendering of their nearest
+        bank latents (0 when the bank holds none of their classes yet)."""
         z, found = self.bank.nearest(batch.reals, batch.labels)
         if not found.any():
             return torch.zeros((), device=self.device)
@@ -504,7 +504,8 @@ class FakeBank:
         """For real images float [B, C, H, W] with labels int64 [B]: the latent float [B, z_dim] of the stored fake
         of the same label nearest in Euclidean pixel distance, and bool [B]: whether the bank held that label."""
         if self.pixels is None:
-            return self.latents[: len(labels)], torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+            nothing = torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+            return self.latents.new_zeros(len(labels), self.latents.shape[1]), nothing
         dist = torch.cdist(reals.float().flatten(1), self.pixels)  # [B, size]
         dist = dist.masked_fill(labels[:, None] != self.labels[None, :], math.inf)
         best = dist.argmin(dim=1)
@@ -522,8 +523,8 @@ class FakeBank:
             return
         if state["latents"].shape != self.latents.shape:
             raise InputError(
-                f"the checkpoint's coverage bank holds {len(state['latents'])} fakes of z size {state['latents'].shape[1]}; "
-                f"resume with --coverage-bank {len(state['latents'])}"
+                f"the checkpoint's coverage bank is {tuple(state['latents'].shape)} but the run's config asks for "
+                f"{tuple(self.latents.shape)}; was config.json edited? Start a new run instead of resuming this one"
             )
         self.latents.copy_(state["latents"])
         self.labels.copy_(state["labels"])
@@ -537,7 +538,8 @@ def density_weights(
     """``TrainConfig.flatten_density``'s sampling probabilities float [N] (summing to 1) for images float [N, C, H,
     W] with labels int64 [N]: ``d ** exponent`` for each image's pixel distance ``d`` to its ``k``-th nearest other
     image of its class (the class's last neighbour when it has fewer), capped at the ``clip`` quantile of its
-    class's distances, normalized so each class keeps its share of the data. A class of one image, or of identical images, gets equal weights."""
+    class's distances, normalized so each class keeps its share of the data. A class of one image, or of
+    identical images, gets equal weights. Cost: a k-NN search within each class (all of MNIST: seconds)."""
     weights = torch.zeros(len(labels), dtype=torch.float64, device=labels.device)
     for c in labels.unique():
         members = (labels == c).nonzero().squeeze(1)
