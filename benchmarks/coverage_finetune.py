@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--evaluator", type=Path, required=True, help="evaluator folder (`ganaug evaluator train`)")
     p.add_argument("--data-root", required=True, help="folder holding the run's dataset (MNIST/raw, ...)")
     p.add_argument("--epochs", type=int, default=3, help="epochs each variant continues the run for")
+    p.add_argument("--eval-per-class", type=int, default=None, help="evaluate --per-class [default: evaluate's]")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work-dir", type=Path, default=Path("runs") / "coverage_finetune")
     p.add_argument("--out-dir", type=Path, default=Path("benchmarks") / "results" / "coverage_finetune")
@@ -81,7 +82,7 @@ def continue_run(run: Path, changes: dict[str, Any], *, epochs: int, data_root: 
 
 def settings_key(name: str, args: argparse.Namespace) -> str:
     doc = {"run": str(args.run.resolve()), "changes": VARIANTS[name], "epochs": args.epochs}
-    doc |= {"evaluator": str(args.evaluator), "data_root": str(args.data_root)}
+    doc |= {"evaluator": str(args.evaluator), "data_root": str(args.data_root), "per_class": args.eval_per_class}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -104,7 +105,11 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | `{r['changes']}` | failed: {r['error']} |||||||")
             continue
         cells = [name, f"`{json.dumps(r['changes'])}`", _f(r["recall"], ".3f"), _f(r["precision"], ".3f")]
-        cells += [_f(r["fd"], ".3f"), _f(r["fd_floor"], ".3f"), _f(r["fd"] / r["fd_floor"], ".2f")]
+        cells += [
+            _f(r["fd"], ".3f"),
+            _f(r["fd_floor"], ".3f"),
+            _f(r["fd"] / r["fd_floor"] if r["fd_floor"] else None, ".2f"),
+        ]
         cells += [_f(r["fidelity"], ".4f"), _f(r["wall_seconds"], ".0f")]
         lines.append("| " + " | ".join(cells) + " |")
     if results.get("machine"):
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             evaluate = [sys.executable, "-m", "ganaug", "evaluate", str(out), "--evaluator", str(args.evaluator)]
             evaluate += ["--data-root", str(args.data_root), "--threads", str(args.threads), "--json", str(eval_json)]
+            evaluate += ["--per-class", str(args.eval_per_class)] if args.eval_per_class else []
             row["command"] = " ".join(evaluate[2:])
             _run(evaluate, work / "logs" / f"{name}.log", args.threads)
             row |= figures(json.loads(eval_json.read_text()))

@@ -532,14 +532,25 @@ class FakeBank:
         self.next = int(state["next"])
 
 
+def epoch_order(n: int, weights: torch.Tensor | None, rng: torch.Generator) -> torch.Tensor:
+    """The indices int64 [n] of one epoch's images, drawn from ``rng``: a permutation of ``range(n)``, or with
+    ``weights`` float [n] (:func:`density_weights`) ``n`` draws with replacement in those proportions."""
+    if weights is None:
+        return torch.randperm(n, generator=rng, device=rng.device)
+    return torch.multinomial(weights, n, replacement=True, generator=rng)
+
+
 def density_weights(
     images: torch.Tensor, labels: torch.Tensor, exponent: float, *, k: int = DENSITY_K, clip: float = 1.0
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """``TrainConfig.flatten_density``'s sampling probabilities float [N] (summing to 1) for images float [N, C, H,
     W] with labels int64 [N]: ``d ** exponent`` for each image's pixel distance ``d`` to its ``k``-th nearest other
     image of its class (the class's last neighbour when it has fewer), capped at the ``clip`` quantile of its
     class's distances, normalized so each class keeps its share of the data. A class of one image, or of
-    identical images, gets equal weights. Cost: a k-NN search within each class (all of MNIST: seconds)."""
+    identical images, gets equal weights. Cost: a k-NN search within each class (all of MNIST: seconds). None
+    when ``exponent`` is 0 (uniform: :func:`epoch_order` then permutes)."""
+    if not exponent:
+        return None
     weights = torch.zeros(len(labels), dtype=torch.float64, device=labels.device)
     for c in labels.unique():
         members = (labels == c).nonzero().squeeze(1)
@@ -637,9 +648,8 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
         # The whole training set lives on the device; batches are gathered by index (no DataLoader).
         self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
-        self.weights = None  # float [N] sampling probabilities (flatten_density), or None: a permutation an epoch
-        if config.flatten_density:
-            self.weights = density_weights(self.images, self.labels, config.flatten_density, clip=config.density_clip)
+        # sampling probabilities float [N] (flatten_density), or None: each image once an epoch
+        self.weights = density_weights(self.images, self.labels, config.flatten_density, clip=config.density_clip)
         self.batches_per_epoch = len(self.labels) // n
         self.total_steps = config.epochs * self.batches_per_epoch
         self.step = self._start_step = 0
@@ -709,10 +719,7 @@ class Trainer:
             with cudnn_autotune(self.device):
                 while self.step < self.total_steps:
                     epoch = self.step // self.batches_per_epoch
-                    if self.weights is None:
-                        perm = torch.randperm(len(self.labels), generator=self.rng, device=self.device)
-                    else:
-                        perm = torch.multinomial(self.weights, len(self.labels), replacement=True, generator=self.rng)
+                    perm = epoch_order(len(self.labels), self.weights, self.rng)
                     t0 = time.perf_counter()
                     for b in range(self.step % self.batches_per_epoch, self.batches_per_epoch):
                         idx = perm[b * bs : (b + 1) * bs][mine]

@@ -23,7 +23,7 @@ def test_variants_continue_the_run_with_their_changes_and_are_cached(tmp_path, t
     monkeypatch.setattr(Trainer, "fit", fit_and_record)
     out, work = tmp_path / "out", tmp_path / "work"
     argv = [str(tiny_run), "--evaluator", str(evaluator_dir), "--data-root", str(tmp_path), "--epochs", "1"]
-    argv += ["--variants", "control,density-2-clip-0.9", "--threads", "1"]
+    argv += ["--variants", "control,density-2-clip-0.9", "--threads", "1", "--eval-per-class", "10"]
     argv += ["--work-dir", str(work), "--out-dir", str(out)]
     rows = coverage_finetune.main(argv)["variants"]
     assert set(rows) == {"control", "density-2-clip-0.9"}

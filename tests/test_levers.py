@@ -551,7 +551,8 @@ def test_density_weights_favour_the_sparse_images_and_keep_each_class_s_share():
     d = torch.tensor([0.1, 0.1, 0.1, 4.8])  # each class-0 image's nearest other image
     assert torch.allclose(w[:4], d / d.sum() * 4 / 6)
     assert torch.allclose(w[4:], torch.full((2,), 1 / 6))  # identical images: equal weights
-    assert torch.allclose(density_weights(images, labels, 0.0, k=1), torch.full((6,), 1 / 6))
+    assert density_weights(images, labels, 0.0, k=1) is None  # off: each image once an epoch
+    assert torch.allclose(density_weights(images, labels, 1e-9, k=1), torch.full((6,), 1 / 6), atol=1e-6)
     squared = density_weights(images, labels, 2.0, k=1)
     assert squared[3] > w[3] and torch.allclose(squared[:4], d**2 / (d**2).sum() * 4 / 6)
     clipped = density_weights(images, labels, 1.0, k=1, clip=0.5)  # distances capped at the class median

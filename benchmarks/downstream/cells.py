@@ -87,6 +87,11 @@ _ADDED_LATER = (
     (None, "sample_center_of_mass", False),
     (None, "pseudo_label", 0.0),
     (None, "unlabelled", None),
+    (None, "coverage_weight", 0.0),
+    (None, "coverage_bank", 1024),
+    (None, "coverage_every", 1),
+    (None, "flatten_density", 0.0),
+    (None, "density_clip", 0.9),
 )
 
 
