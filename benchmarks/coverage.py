@@ -130,6 +130,10 @@ LEVERS: dict[str, list[str]] = {
     # fourteenth round: rare styles drawn more often (screened first with benchmarks.coverage_finetune)
     "readme-recipe+r1-30+flatten-density-3": [*README_RECIPE_R1_30, "--flatten-density", "3", "--density-clip", "0.9"],
     "readme-recipe+r1-30+flatten-density-4": [*README_RECIPE_R1_30, "--flatten-density", "4", "--density-clip", "0.9"],
+    "readme-recipe+r1-30+flatten-density-3+seed-1": [
+        *README_RECIPE_R1_30,
+        *["--flatten-density", "3", "--density-clip", "0.9", "--seed", "1"],
+    ],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
