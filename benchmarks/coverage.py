@@ -307,16 +307,28 @@ def load_results(out_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {"levers": {}}
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` whose report.md this script did not write (there is no results.json beside it)."""
+    if (out_dir / REPORT).exists() and not (out_dir / RESULTS).is_file():
+        raise SystemExit(
+            f"error: {out_dir / REPORT} is not a benchmark report (no {RESULTS} beside it); choose another --out-dir"
+        )
+
+
 def write_results(
     out_dir: Path, results: dict[str, Any], render: Callable[[dict[str, Any]], str] | None = None
 ) -> None:
     """results.json and report.md (``render(results)``, :func:`report` by default), each replaced whole."""
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rendered = (render or report)(results)
     for name, text in ((RESULTS, json.dumps(results, indent=1, default=float)), (REPORT, rendered)):
         tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out_dir / name)
+        try:
+            tmp.write_text(text + "\n")
+            os.replace(tmp, out_dir / name)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves the old file and no half-written temp
 
 
 def _f(v: Any, fmt: str) -> str:
@@ -379,6 +391,7 @@ def report(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    check_out_dir(args.out_dir)
     results = load_results(args.out_dir)
     if args.report_only:
         if not results["levers"]:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.coverage import _f, _run, figures, write_results
+from benchmarks.coverage import _f, _run, check_out_dir, figures, write_results
 
 #: Variant name -> the TrainConfig fields it changes on the trained run's config.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from ganaug.machine import describe
 
     args = parse_args(argv)
+    check_out_dir(args.out_dir)
     torch.set_num_threads(args.threads)
     path = args.out_dir / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}

@@ -46,3 +46,13 @@ def test_variants_continue_the_run_with_their_changes_and_are_cached(tmp_path, t
 def test_unknown_variant_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         coverage_finetune.parse_args([str(tmp_path), "--evaluator", "x", "--data-root", "y", "--variants", "hot"])
+
+
+def test_a_report_md_it_did_not_write_is_left_alone(tmp_path, tiny_run):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my notes\n")
+    argv = [str(tiny_run), "--evaluator", "x", "--data-root", str(tmp_path), "--out-dir", str(out)]
+    with pytest.raises(SystemExit, match="not a benchmark report"):
+        coverage_finetune.main([*argv, "--work-dir", str(tmp_path / "work")])
+    assert (out / "report.md").read_text() == "my notes\n" and sorted(p.name for p in out.iterdir()) == ["report.md"]

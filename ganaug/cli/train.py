@@ -28,6 +28,11 @@ def _weight_option(flag: str, default: float, help: str):
     return click.option(flag, type=click.FloatRange(min=0), default=default, show_default=True, help=help)
 
 
+def _count_option(flag: str, default: int, help: str):
+    """A count or a period: an integer >= 1."""
+    return click.option(flag, type=click.IntRange(min=1), default=default, show_default=True, help=help)
+
+
 @main.command()
 @click.option(
     "--dataset",
@@ -209,12 +214,10 @@ def _weight_option(flag: str, default: float, help: str):
     "R2 penalty weight: R1's gradient penalty on the generated images D sees (with --loss rpgan, as in "
     "R3GAN); 0 = off.",
 )
-@click.option(
+@_count_option(
     "--r1-every",
-    type=click.IntRange(min=1),
-    default=TrainConfig.r1_every,
-    show_default=True,
-    help="Lazy R1 and R2: apply them every N discriminator steps, weighted by N.",
+    TrainConfig.r1_every,
+    "Lazy R1 and R2: apply them every N discriminator steps, weighted by N.",
 )
 @_weight_option(
     "--mode-seeking",
@@ -240,19 +243,15 @@ def _weight_option(flag: str, default: float, help: str):
     show_default=True,
     help="With --flatten-density: cap each image's distance at this quantile of its class's distances.",
 )
-@click.option(
+@_count_option(
     "--coverage-bank",
-    type=click.IntRange(min=1),
-    default=TrainConfig.coverage_bank,
-    show_default=True,
-    help="How many recent fakes the coverage term searches for each real image's nearest.",
+    TrainConfig.coverage_bank,
+    "How many recent fakes the coverage term searches for each real image's nearest.",
 )
-@click.option(
+@_count_option(
     "--coverage-every",
-    type=click.IntRange(min=1),
-    default=TrainConfig.coverage_every,
-    show_default=True,
-    help="Apply the coverage term every N generator steps, weighted by N.",
+    TrainConfig.coverage_every,
+    "Apply the coverage term every N generator steps, weighted by N.",
 )
 @click.option(
     "--lr-decay",
