@@ -28,6 +28,8 @@ _EXPORTS = {
     "augment": "ganaug.mixing",
     "draw_synthetic": "ganaug.mixing",
     "LabelFilter": "ganaug.mixing",
+    "Sampling": "ganaug.resample",
+    "LabelCheck": "ganaug.resample",
     "AugmentedDataset": "ganaug.mixing",
     "SyntheticMix": "ganaug.batchmix",
     "InputError": "ganaug.errors",

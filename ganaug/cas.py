@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ganaug.data import SourceData
     from ganaug.evaluator import EvaluatorNet
     from ganaug.metrics import LoadedGenerator
+    from ganaug.resample import Sampling
 
 #: Bumped when the recipe changes, so older cached scores are not reused.
 CAS_VERSION = 1
@@ -339,11 +340,12 @@ def cas_score(
     device: str | torch.device = "cpu",
     classifier: str | CASClassifier = "full",
     cache_dir: str | Path | None = None,
+    sampling: Sampling | None = None,
 ) -> dict[str, Any]:
     """CAS of ``generator`` (a run folder, an ``.onnx`` file or a :class:`~ganaug.metrics.LoadedGenerator`):
-    the classifier trained on generated images (latent seed ``seed``; ``per_class`` of each class, or by
-    default as many of each class as ``data``'s training split holds) and tested once on ``data``'s test
-    split.
+    the classifier trained on generated images (latent seed ``seed``, drawn as ``sampling`` says when given:
+    :class:`ganaug.resample.Sampling`; ``per_class`` of each class, or by default as many of each class as
+    ``data``'s training split holds) and tested once on ``data``'s test split.
 
     Returns:
         ``{"accuracy", "per_class", "train_images", "counts", "seconds"}`` (accuracies in [0, 1]; ``per_class``
@@ -361,10 +363,12 @@ def cas_score(
     check_same_classes(gen.classes, data.classes)
     counts = generated_counts(data, per_class)
     key = _key("cas", data, settings, seed, device, counts=counts, backend=gen.backend)
+    if sampling is not None and not sampling.plain:  # plain sampling keeps the keys of scores cached before
+        key["sampling"] = sampling.identity()
 
     def compute() -> dict[str, Any]:
         labels = labels_from_counts(counts)
-        images = generate(gen, labels, seed=seed)
+        images = generate(gen, labels, seed=seed, sampling=sampling)
         return _score(images, torch.from_numpy(labels), data, settings, seed, device)
 
     if cache_dir is not None:

@@ -35,7 +35,8 @@ from torchvision.datasets import VisionDataset
 
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.sampling import check_seed, labels_from_counts, latents
+from ganaug.resample import LabelCheck, Sampling
+from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
 
 Output = Literal["pil", "tensor"]
 Order = Literal["mixed", "sorted"]
@@ -49,11 +50,6 @@ _ORDER_PURPOSE = 2  # 1 is ganaug.mixing's over-generation rounds
 # (pid, file, provider, threads) -> (the file's stat stamp, OnnxGenerator): one per process and file version,
 # so a generator re-exported to the same path is not served by the old file's session.
 _RUNTIMES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-
-
-def derive_seed(seed: int, purpose: int, n: int) -> int:
-    """A 63-bit seed from ``(seed, purpose, n)``: ``SeedSequence([seed, purpose, n]).generate_state(1, uint64)[0] >> 1``."""
-    return int(np.random.SeedSequence([seed, purpose, n]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -149,6 +145,9 @@ class GeneratedDataset(VisionDataset):
     like a real dataset's so that a DataLoader without ``shuffle=True`` still trains on every class; with
     ``order="sorted"`` it is ``sorted_targets`` itself, the classes one after another (:func:`resolve_labels`).
     ``targets`` never changes with the epoch. PIL images are :func:`ganaug.runtime.to_uint8` of the float output.
+    With a ``temperature`` or a ``label_check``, item ``i`` is sample ``i`` of :class:`ganaug.resample.Sampling`
+    instead (latents scaled by the temperature; an image the check assigns to another class drawn again from
+    fresh latents): still a function of (generator, seed or epoch, i) alone.
 
     Args:
         generator: an exported ``generator.onnx`` or a run folder that holds one.
@@ -169,6 +168,9 @@ class GeneratedDataset(VisionDataset):
             ``max(1, cores // num_workers)`` in each DataLoader worker, so workers do not oversubscribe.
         chunk_size: the most items one ONNX call generates; a single ``dataset[i]`` generates the missing
             items of its aligned chunk ``[i // chunk_size * chunk_size, ...)`` so item-by-item loops stay batched.
+        temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample).
+        label_check: an evaluator folder (or a :class:`ganaug.resample.LabelCheck`) that must agree with each
+            item's label; see :mod:`ganaug.resample`.
 
     Memory: generated items stay cached in each process that generated them (784 bytes an item for
     ``"pil"``, 3,136 for ``"tensor"``, plus ``4 * z_dim`` for latents); :meth:`materialize` fills the cache
@@ -200,6 +202,8 @@ class GeneratedDataset(VisionDataset):
         provider: str = "cpu",
         threads: int | None = None,
         chunk_size: int = 1024,
+        temperature: float = 1.0,
+        label_check: str | Path | LabelCheck | None = None,
     ) -> None:
         super().__init__(str(generator), transform=transform, target_transform=target_transform)
         if output not in ("pil", "tensor"):
@@ -223,6 +227,8 @@ class GeneratedDataset(VisionDataset):
         self.threads = threads
         self.chunk_size = _positive_int(chunk_size, "chunk_size")
         self.epoch: int | None = None
+        check = LabelCheck.load(label_check) if isinstance(label_check, (str, Path)) else label_check
+        self.sampling = Sampling(temperature, check)
 
         runtime = self._runtime()
         self.z_dim: int = int(runtime.z_dim)
@@ -234,6 +240,10 @@ class GeneratedDataset(VisionDataset):
             )
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         labels = resolve_labels(self.classes, per_class=per_class, length=length, class_weights=class_weights)
+        if check is not None:
+            from ganaug.metrics import check_same_classes
+
+            check_same_classes(self.classes, check.evaluator.classes)
         self._labels = labels[mixed_order(self.seed, len(labels))] if order == "mixed" else labels
         self.targets: torch.Tensor = torch.from_numpy(self._labels)
         self.counts: list[int] = np.bincount(self._labels, minlength=len(self.classes)).tolist()
@@ -264,6 +274,9 @@ class GeneratedDataset(VisionDataset):
         counts = dict(zip(self.classes, self.counts))
         epoch = "fixed samples" if self.epoch is None else f"epoch {self.epoch} (fresh samples per epoch)"
         lines = [f"Seed: {self.seed}, {epoch}", f"Order: {self.order}", f"Output: {self.output}"]
+        if not self.sampling.plain:
+            checked = ", label-checked" if self.sampling.check is not None else ""
+            lines.append(f"Sampling: temperature {self.sampling.temperature:g}{checked}")
         if self.output == "tensor":
             lines[-1] += f" in {list(self.value_range)}"
         lines.append(f"Items per class: {counts}")
@@ -376,7 +389,11 @@ class GeneratedDataset(VisionDataset):
         runtime = self._runtime()
         for start in range(0, missing.size, self.chunk_size):
             part = missing[start : start + self.chunk_size]
-            images = runtime.run(self._latents(part), self._labels[part])  # float32 [k, 1, H, W] in [-1, 1]
+            z, labels = self._latents(part), self._labels[part]
+            if self.sampling.plain:
+                images = runtime.run(z, labels)  # float32 [k, 1, H, W] in [-1, 1]
+            else:
+                images = self.sampling.images(runtime.run, labels, part, seed=self.latent_seed, z_dim=self.z_dim, z=z)
             self._cache[part] = self._convert(images)
             self._have[part] = True
 

@@ -13,6 +13,7 @@ Feature arrays may be torch tensors or numpy arrays, float [N, D].
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import warnings
@@ -29,6 +30,7 @@ from ganaug.errors import GanaugError, InputError
 
 if TYPE_CHECKING:
     from ganaug.evaluator import Evaluator
+    from ganaug.resample import Sampling
 
 
 def _as_tensor(x: Any, name: str, *, ndim: int = 2) -> torch.Tensor:
@@ -342,19 +344,25 @@ def generate(
     seed: int,
     batch_size: int = 1000,
     z: np.ndarray | None = None,
+    sampling: Sampling | None = None,
 ) -> torch.Tensor:
     """Images float32 [N, 1, 28, 28] in [-1, 1]; image ``i`` is ``G(latents(seed, i, i + 1), labels[i])``, or
-    ``G(z[i], labels[i])`` when latents float32 [N, z_dim] are given (``seed`` is then unused)."""
+    ``G(z[i], labels[i])`` when latents float32 [N, z_dim] are given (``seed`` is then unused), or sample ``i``
+    of ``sampling`` (:class:`ganaug.resample.Sampling`: a temperature and a label check) when that is given."""
     from ganaug.sampling import latents
 
     def rows(lo: int) -> np.ndarray:
         hi = min(lo + batch_size, len(labels))
         return latents(seed, lo, hi, generator.z_dim) if z is None else z[lo:hi]
 
-    out = [
-        torch.from_numpy(np.asarray(generator.run(rows(lo), labels[lo : lo + batch_size])))
-        for lo in range(0, len(labels), batch_size)
-    ]
+    def batch(lo: int) -> np.ndarray:
+        part = labels[lo : lo + batch_size]
+        if sampling is None or z is not None:
+            return generator.run(rows(lo), part)
+        idx = np.arange(lo, lo + len(part), dtype=np.int64)
+        return sampling.images(generator.run, part, idx, seed=seed, z_dim=generator.z_dim)
+
+    out = [torch.from_numpy(np.asarray(batch(lo))) for lo in range(0, len(labels), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
 
 
@@ -462,6 +470,8 @@ class GeneratorReport:
     memorization_reference: str
     evaluator: dict[str, Any]
     generator: dict[str, Any]
+    #: How the samples were drawn (:meth:`ganaug.resample.Sampling.identity`); plain sampling by default.
+    sampling: dict[str, Any] = dataclasses.field(default_factory=lambda: {"temperature": 1.0, "label_check": None})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -515,8 +525,9 @@ def evaluate_generator(
     seed: int = 0,
     k: int = 3,
     memorization_queries: int = 2000,
+    sampling: Sampling | None = None,
 ) -> GeneratorReport:
-    """Sample ``per_class`` images per class (seed ``seed``) and measure them.
+    """Sample ``per_class`` images per class (seed ``seed``, drawn as ``sampling`` says) and measure them.
 
     Args:
         generator: see :func:`open_generator`.
@@ -529,18 +540,21 @@ def evaluate_generator(
         seed: latent seed (sample i = ``G(latents(seed, i, i + 1), labels[i])``) and floor-subset seed.
         k: neighbourhood size of precision/recall.
         memorization_queries: samples and test images (each) searched against the training set.
+        sampling: a temperature and a label check (:class:`ganaug.resample.Sampling`); default plain.
 
     Raises:
-        InputError: the generator's and the evaluator's class names differ (in name or order), or
-            ``per_class`` larger than a class of the training split.
+        InputError: the generator's and the evaluator's class names differ (in name or order),
+            ``per_class`` larger than a class of the training split, or a label check with the evaluator's
+            own weights (its verdicts would be the fidelity reported).
     """
     from ganaug.data import stratified_subset
     from ganaug.sampling import labels_from_counts
 
     check_same_classes(generator.classes, evaluator.classes)
     num_classes = len(evaluator.classes)
+    check_not_judge(sampling, evaluator)
     labels = labels_from_counts([per_class] * num_classes)
-    fake = generate(generator, labels, seed=seed)
+    fake = generate(generator, labels, seed=seed, sampling=sampling)
     floor_idx = torch.from_numpy(stratified_subset(train_labels.numpy(), per_class, seed=seed))
     floor_images, floor_labels = train_images[floor_idx], train_labels[floor_idx]
 
@@ -577,4 +591,23 @@ def evaluate_generator(
         else "the whole training split",
         evaluator={k_: evaluator.meta.get(k_) for k_ in ("test_accuracy", "data")},
         generator={"path": str(generator.path), "backend": generator.backend, "data": generator.data},
+        sampling=(sampling or _plain()).identity(),
     )
+
+
+def _plain() -> Sampling:
+    from ganaug.resample import Sampling
+
+    return Sampling()
+
+
+def check_not_judge(sampling: Sampling | None, evaluator: Evaluator) -> None:
+    """Raise :class:`InputError` when ``sampling``'s label check has the same weights as ``evaluator``."""
+    if sampling is None or sampling.check is None:
+        return
+    mine, theirs = sampling.check.evaluator.net.state_dict(), evaluator.net.state_dict()
+    if mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine):
+        raise InputError(
+            "the label check is the evaluator that scores the samples, so fidelity would be its own verdict; "
+            "train a separate check with `ganaug evaluator train --seed 1 --out CHECK`"
+        )

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import onnxruntime
     import torch
 
+    from ganaug.resample import Sampling
+
 Provider = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -265,12 +267,17 @@ class OnnxGenerator:
         start: int = 0,
         batch_size: int = 1024,
         dtype: Literal["uint8", "float"] = "uint8",
+        sampling: Sampling | None = None,
     ) -> Iterator[np.ndarray]:
         """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
         labels, seed = _check_request(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
         for lo in range(0, len(labels), batch_size):
             hi = min(lo + batch_size, len(labels))
-            images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
+            if sampling is None:
+                images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
+            else:
+                idx = np.arange(start + lo, start + hi, dtype=np.int64)
+                images = sampling.images(self.run, labels[lo:hi], idx, seed=seed, z_dim=self.z_dim)
             yield to_uint8(images) if dtype == "uint8" else images
 
     def generate(
@@ -282,6 +289,7 @@ class OnnxGenerator:
         batch_size: int = 1024,
         dtype: Literal["uint8", "float"] = "uint8",
         device_output: bool = False,
+        sampling: Sampling | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Images for ``labels``; image ``k`` is sample ``start + k`` of ``seed`` whatever ``batch_size`` is.
 
@@ -294,13 +302,19 @@ class OnnxGenerator:
                 ``float`` -> float32 [N, 1, 28, 28] in [-1, 1].
             device_output: return a torch tensor on the generator's device (CUDA: written there by ONNX
                 Runtime, never copied through the host) instead of a numpy array.
+            sampling: a temperature and a label check (:class:`ganaug.resample.Sampling`; not with
+                ``device_output``); image k is then that sampling's sample ``start + k``.
 
         Raises:
             InputError: bad labels, ``seed`` / ``start`` < 0, ``batch_size`` < 1 or an unknown ``dtype``.
         """
+        if device_output and sampling is not None:
+            raise InputError("device_output=True takes plain sampling only; drop sampling= or device_output=")
         if device_output:
             return self._generate_on_device(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
-        batches = list(self.iter_batches(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype))
+        batches = list(
+            self.iter_batches(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype, sampling=sampling)
+        )
         if batches:
             return np.concatenate(batches)
         return np.zeros(

@@ -31,6 +31,11 @@ def check_seed(seed: Any, *, what: str = "seed") -> int:
     return int(seed)
 
 
+def derive_seed(seed: int, purpose: int, n: int) -> int:
+    """A 63-bit seed from ``(seed, purpose, n)``: ``SeedSequence([seed, purpose, n]).generate_state(1, uint64)[0] >> 1``."""
+    return int(np.random.SeedSequence([seed, purpose, n]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def _blocks_per_sample(z_dim: int) -> int:
     return -(-(z_dim + z_dim % 2) // 4)  # Philox yields 4 uint64 per counter step
 

@@ -51,3 +51,24 @@ def main() -> None:
     from ganaug.threads import prepare_environment
 
     prepare_environment()  # before any command imports torch: idle OpenMP threads spin briefly, then sleep
+
+
+def sampling_options(command):
+    """``--temperature`` and ``--label-check``: how latents are drawn (:class:`ganaug.resample.Sampling`)."""
+    from pathlib import Path
+
+    command = click.option(
+        "--label-check",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="An evaluator folder (`ganaug evaluator train --seed 1`, trained on the generator's training split): "
+        "an image it assigns to another class is drawn again from a fresh latent, up to 8 tries, else the "
+        "try it liked best is kept. Image i still depends only on (model, seed, i).",
+    )(command)
+    return click.option(
+        "--temperature",
+        type=click.FloatRange(min=0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Latents are temperature x N(0, I): above 1 more variety (and more off-class images), below 1 less.",
+    )(command)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli._common import main
+from ganaug.cli._common import main, sampling_options
 from ganaug.config import DATASETS
 from ganaug.errors import InputError
 from ganaug.outputs import write_text_whole
@@ -171,11 +171,14 @@ def train_cmd(
     default=None,
     help="Folder of cached CAS scores  [default: $XDG_CACHE_HOME/ganaug/cas].",
 )
+@sampling_options
 @click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
 )
 def evaluate(
     model: Path,
+    temperature: float,
+    label_check: Path | None,
     threads: int | None,
     evaluator_path: Path,
     dataset: str | None,
@@ -198,7 +201,15 @@ def evaluate(
     real data's test split is the reference (an image folder needs a test/ folder)."""
     from ganaug.data import load_source
     from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
+    from ganaug.metrics import (
+        check_not_judge,
+        check_same_classes,
+        evaluate_on_sources,
+        evaluation_data,
+        open_generator,
+        training_images,
+    )
+    from ganaug.resample import sampling_from_options
     from ganaug.threads import configure_torch
 
     if json_out is not None and str(json_out) != "-":
@@ -208,12 +219,16 @@ def evaluate(
     gen = open_generator(model, backend=backend)
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
+    sampling = sampling_from_options(temperature, label_check)
+    check_not_judge(sampling, ev)
+    if sampling.check is not None:
+        check_same_classes(gen.classes, sampling.check.evaluator.classes)
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:
         gen_train = training_images(gen.data, root=root)
     report = evaluate_on_sources(
-        gen, ev, train, test, generator_train_images=gen_train, per_class=per_class, seed=seed, k=k
+        gen, ev, train, test, generator_train_images=gen_train, per_class=per_class, seed=seed, k=k, sampling=sampling
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if cas:
@@ -224,7 +239,7 @@ def evaluate(
         options["cache_dir"] = cas_cache or default_cache_dir()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CacheNotWritten)
-            score = cas_score(gen, data, per_class=cas_per_class, **options)
+            score = cas_score(gen, data, per_class=cas_per_class, sampling=sampling, **options)
             ceiling = real_ceiling(data, **options)
         for w in caught:
             click.echo(f"Warning: {w.message}", err=True)
@@ -278,8 +293,12 @@ def format_report(report, *, classes: list[str]) -> str:
         (f"precision (k={pr.k})", f"{pr.precision:.4f}", f"{prf.precision:.4f}", "realism"),
         (f"recall (k={pr.k})", f"{pr.recall:.4f}", f"{prf.recall:.4f}", "coverage"),
     ]
+    drawn = ""
+    if report.sampling != {"temperature": 1.0, "label_check": None}:
+        drawn = f", temperature {report.sampling['temperature']:g}"
+        drawn += ", label-checked" if report.sampling["label_check"] else ""
     lines = [
-        f"{report.samples} samples (seed {report.seed}) vs the real test set; floor = as many real training images",
+        f"{report.samples} samples (seed {report.seed}{drawn}) vs the real test set; floor = as many real training images",
         f"{'metric':<20}{'generator':>12}{'real floor':>12}  note",
     ]
     lines += [f"{a:<20}{b:>12}{c:>12}  {d}" for a, b, c, d in rows]

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from ganaug import __version__
-from ganaug.cli._common import InputProblem, main
+from ganaug.cli._common import InputProblem, main, sampling_options
 from ganaug.sampling import MAX_SEED
 
 _PNG_NAME = re.compile(r"\d{7,}\.png")  # what _write_pngs names an image
@@ -114,11 +114,14 @@ def export(
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out that ganaug wrote (never other files).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@sampling_options
 def generate(
     model: Path,
     per_class: int,
     select: str | None,
     seed: int,
+    temperature: float,
+    label_check: Path | None,
     out: Path,
     fmt: str | None,
     batch_size: int,
@@ -135,7 +138,9 @@ def generate(
     distinct folder names (e.g. T-shirt/top -> T-shirt_top; see manifest "folders").
     """
     from ganaug.labels import class_folders
+    from ganaug.metrics import check_same_classes
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
+    from ganaug.resample import sampling_from_options
     from ganaug.runtime import OnnxGenerator
     from ganaug.threads import choose_threads
 
@@ -145,8 +150,13 @@ def generate(
     if fmt != "png":
         targets[manifest_path] = "manifest"
     protect = [model]  # a run folder is read as a whole: nothing is written inside it
+    if label_check is not None:
+        protect.append(label_check)
     _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
+    sampling = sampling_from_options(temperature, label_check)
+    if sampling.check is not None:
+        check_same_classes(gen.classes, sampling.check.evaluator.classes)
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
     _check_room(len(labels), gen.image_shape, fmt=fmt, out=out)
@@ -168,6 +178,7 @@ def generate(
                     seconds = _generate_into(
                         gen, tmp, tmp_manifest, fmt=fmt, labels=labels, seed=seed, chosen=chosen,
                         folders=folders, label_folders=label_folders, batch_size=batch_size, quiet=quiet,
+                        sampling=sampling,
                     )  # fmt: skip
                 if fmt != "png":
                     _replace(tmp_manifest, manifest_path)
@@ -200,7 +211,7 @@ def _check_room(n: int, image_shape: tuple[int, ...], *, fmt: str, out: Path) ->
 
 def _generate_into(
     gen, tmp: Path, tmp_manifest: Path, *, fmt: str, labels, seed: int, chosen: list[int], folders: dict[str, str],
-    label_folders: dict[int, str], batch_size: int, quiet: bool,
+    label_folders: dict[int, str], batch_size: int, quiet: bool, sampling=None,
 ) -> float:  # fmt: skip
     """Write the images (and manifest) under the temporary names; return the seconds it took."""
     import numpy as np
@@ -216,7 +227,8 @@ def _generate_into(
     if fmt == "png":
         tmp.mkdir()
         mark_dir(tmp, "images")
-    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size):
+    plain = sampling is None or sampling.plain
+    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size, sampling=None if plain else sampling):
         if fmt == "png":
             _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
         else:
@@ -231,6 +243,7 @@ def _generate_into(
         "model_sha256": file_sha256(gen.path),
         "seed": seed,
         "start": 0,
+        "sampling": (sampling.identity() if sampling is not None else {"temperature": 1.0, "label_check": None}),
         "format": fmt,
         "counts": {gen.classes[c]: int((labels == c).sum()) for c in chosen},
         "labels": {gen.classes[c]: c for c in chosen},

@@ -1,0 +1,220 @@
+"""Issue 11: choose a sampling temperature (with a label check) for a trained run, on the training split only.
+
+For each temperature T, the run's generator is sampled as ``ganaug evaluate --temperature T --label-check
+CHECK`` samples it and scored twice:
+
+- *choice*: ``--reference-per-class`` images per class are held out of the **training** split (seeded); a
+  *choice evaluator* (the scoring evaluator's recipe, ``ganaug evaluator train`` defaults) is trained on the
+  rest of the training split, and it scores the samples against the held-out images, its floors from the
+  rest. The chosen T has the highest recall among those whose FD is at most ``--fd-max`` times its floor and
+  whose class fidelity is at least ``--fidelity-min``; no T passing, the highest fidelity. The test split
+  takes no part in the choice. (The scoring evaluator cannot do it: it trained on every training image, and
+  in its features two training subsets sit far closer than the test split does, so FD ratios against
+  training images are not comparable with those against the test split.)
+- *test*: the scoring evaluator against the test split, exactly as ``ganaug evaluate`` reports (the
+  figures quoted).
+
+The run trained on the whole training split, so the held-out reference is data the generator saw; it
+only ranks temperatures of one generator.
+
+    python -m benchmarks.sampling_choice RUN --evaluator EV --label-check CHECK --data-root ../shared/data \\
+        --temperatures 1,1.05,1.1,1.15,1.2,1.25 --work-dir runs/choice --out-dir benchmarks/results/coverage_cpu_round15/choice
+
+Writes ``results.json`` (every number, the command, the machine) and ``report.md`` under ``--out-dir``; the
+choice evaluator is kept in ``--work-dir`` (about 7 minutes on 2 CPU threads, reused when its reference
+matches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.coverage import ROOT, write_results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="run folder written by `ganaug train` (or a generator.onnx)")
+    p.add_argument("--evaluator", type=Path, required=True, help="the scoring evaluator")
+    p.add_argument("--label-check", type=Path, default=None, help="evaluator folder used as the label check")
+    p.add_argument("--data-root", default=None, help="real data folder (not needed for digits)")
+    p.add_argument("--dataset", default=None, help="default: the one the evaluator was trained on")
+    p.add_argument("--temperatures", default="1,1.05,1.1,1.15,1.2,1.25")
+    p.add_argument("--fd-max", type=float, default=3.0, help="FD / floor allowed on the choice reference")
+    p.add_argument("--fidelity-min", type=float, default=0.99)
+    p.add_argument("--reference-per-class", type=int, default=1000)
+    p.add_argument("--per-class", type=int, default=1000, help="samples per class (evaluate --per-class)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--choice-epochs", type=int, default=4, help="epochs of the choice evaluator (the judge's: 4)")
+    p.add_argument("--work-dir", type=Path, default=Path("runs") / "sampling_choice", help="holds the choice evaluator")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "sampling_choice")
+    args = p.parse_args(argv)
+    try:
+        args.temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--temperatures takes comma-separated numbers such as 1,1.1,1.2, got {args.temperatures!r}")
+    if not args.temps or any(not t > 0 for t in args.temps):
+        p.error("--temperatures must list numbers > 0")
+    return args
+
+
+def figures(report: Any) -> dict[str, float]:
+    """The issue's figures of a :class:`ganaug.metrics.GeneratorReport`."""
+    return {
+        "recall": report.precision_recall.recall,
+        "precision": report.precision_recall.precision,
+        "fd": report.frechet_distance,
+        "fd_floor": report.frechet_distance_floor,
+        "fd_ratio": report.frechet_distance / report.frechet_distance_floor,
+        "fidelity": report.fidelity.overall,
+        "recall_floor": report.precision_recall_floor.recall,
+    }
+
+
+def choose(rows: list[dict[str, Any]], *, fd_max: float, fidelity_min: float) -> dict[str, Any]:
+    """The row whose ``choice`` figures have the highest recall with ``fd_ratio <= fd_max`` and ``fidelity >=
+    fidelity_min`` (the lowest temperature on a tie); none passing, the row of highest choice fidelity."""
+    passing = [r for r in rows if r["choice"]["fd_ratio"] <= fd_max and r["choice"]["fidelity"] >= fidelity_min]
+    if passing:
+        return max(passing, key=lambda r: (r["choice"]["recall"], -r["temperature"]))
+    return max(rows, key=lambda r: (r["choice"]["fidelity"], -r["temperature"]))
+
+
+def choice_evaluator(folder: Path, train: Any, rest: torch.Tensor, *, reference_seed: int, epochs: int = 4) -> Any:
+    """The scoring evaluator's recipe trained on the training images ``rest`` marks (bool [N]); loaded from
+    ``folder`` when it was trained on the same images, else trained (seed 0) and saved there."""
+    import hashlib
+
+    from ganaug.evaluator import EvaluatorTraining, load_evaluator, train_evaluator
+
+    identity = {
+        "held_out_of": train.name,
+        "reference_seed": reference_seed,
+        "rest_sha256": hashlib.sha256(rest.numpy().tobytes()).hexdigest(),
+        "epochs": epochs,
+    }
+    if (folder / "evaluator.json").is_file():
+        ev = load_evaluator(folder)
+        if ev.meta.get("data") == identity:
+            return ev
+    settings = EvaluatorTraining(epochs=epochs)
+    ev = train_evaluator(
+        train.images[rest], train.labels[rest], classes=train.classes, settings=settings, data_identity=identity
+    )
+    ev.save(folder)
+    return ev
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    from ganaug.data import load_source, stratified_subset, to_model_range
+    from ganaug.evaluator import load_evaluator
+    from ganaug.machine import describe
+    from ganaug.metrics import (
+        check_not_judge,
+        evaluate_generator,
+        evaluate_on_sources,
+        evaluation_data,
+        open_generator,
+        training_images,
+    )
+    from ganaug.resample import sampling_from_options
+
+    torch.set_num_threads(args.threads)
+    ev = load_evaluator(args.evaluator)
+    gen = open_generator(args.run)
+    dataset, root = evaluation_data(gen, ev, dataset=args.dataset, data_root=args.data_root)
+    train, test = (load_source(dataset, root=root, split=s) for s in ("train", "test"))
+    gen_train = training_images(gen.data, root=root) if gen.data and gen.data.get("dataset") == dataset else None
+    labels = train.labels.numpy()
+    ref = torch.from_numpy(stratified_subset(labels, args.reference_per_class, seed=args.seed + 1))
+    rest = torch.ones(len(labels), dtype=torch.bool)
+    rest[ref] = False
+    choice_ev = choice_evaluator(
+        args.work_dir / "choice-evaluator", train, rest, reference_seed=args.seed + 1, epochs=args.choice_epochs
+    )
+    images = to_model_range(train.images)
+    options = {"per_class": args.per_class, "seed": args.seed, "generator_train_images": gen_train}
+    rows = []
+    for t in args.temps:
+        sampling = sampling_from_options(t, args.label_check)
+        check_not_judge(sampling, ev)
+        check_not_judge(sampling, choice_ev)
+        on_train = evaluate_generator(
+            gen, choice_ev, test_images=images[ref], test_labels=train.labels[ref], train_images=images[rest],
+            train_labels=train.labels[rest], sampling=sampling, **options,
+        )  # fmt: skip
+        on_test = evaluate_on_sources(gen, ev, train, test, sampling=sampling, **options)
+        rows.append(
+            {"temperature": t, "sampling": sampling.identity(), "choice": figures(on_train), "test": figures(on_test)}
+        )
+        print(_line(rows[-1]), file=sys.stderr, flush=True)
+    chosen = choose(rows, fd_max=args.fd_max, fidelity_min=args.fidelity_min)
+    results = {
+        "command": "python -m benchmarks.sampling_choice " + " ".join(sys.argv[1:] if argv is None else argv),
+        "run": str(args.run),
+        "evaluator": str(args.evaluator),
+        "label_check": None if args.label_check is None else str(args.label_check),
+        "rule": {
+            "fd_max": args.fd_max,
+            "fidelity_min": args.fidelity_min,
+            "reference_per_class": args.reference_per_class,
+        },
+        "rows": rows,
+        "chosen_temperature": chosen["temperature"],
+        "machine": describe(),
+    }
+    write_results(args.out_dir, results, render=report)
+    print(f"chosen temperature {chosen['temperature']:g}: {_line(chosen)}")
+    return results
+
+
+def _line(r: dict[str, Any]) -> str:
+    c, t = r["choice"], r["test"]
+    return (
+        f"T {r['temperature']:g}: choice recall {c['recall']:.4f} FD {c['fd_ratio']:.2f}x fidelity {c['fidelity']:.4f} | "
+        f"test recall {t['recall']:.4f} precision {t['precision']:.4f} FD {t['fd_ratio']:.2f}x fidelity {t['fidelity']:.4f}"
+    )
+
+
+def report(results: dict[str, Any]) -> str:
+    rule = results["rule"]
+    lines = [
+        "# Sampling temperature chosen on the training split",
+        "",
+        f"Run `{results['run']}`, label check `{results['label_check']}`, evaluator `{results['evaluator']}`.",
+        (
+            f"Rule: highest choice recall with FD <= {rule['fd_max']}x floor and fidelity >= {rule['fidelity_min']}, "
+            f"against {rule['reference_per_class']} training images per class. Chosen: **T = {results['chosen_temperature']:g}**."
+        ),
+        "",
+        "    " + results["command"],
+        "",
+        "| T | choice recall | choice FD x floor | choice fidelity | test recall | test precision | test FD x floor | test fidelity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["rows"]:
+        c, t = r["choice"], r["test"]
+        lines.append(
+            f"| {r['temperature']:g} | {c['recall']:.4f} | {c['fd_ratio']:.2f} | {c['fidelity']:.4f} | {t['recall']:.4f} | "
+            f"{t['precision']:.4f} | {t['fd_ratio']:.2f} | {t['fidelity']:.4f} |"
+        )
+    m = results["machine"]
+    lines += [
+        "",
+        (
+            f"Machine: {m.get('cpu')}, {m.get('logical_cpus')} logical CPUs, torch {m.get('torch')} on "
+            f"{m.get('torch_threads')} threads, load average {m.get('load_average')}."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Temperature and label-checked resampling (`ganaug.resample`): the law of which latent each sample gets, and
+its plumbing through `ganaug evaluate`, `ganaug generate`, GeneratedDataset and CAS."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganaug.cli import main
+from ganaug.errors import InputError
+from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+from ganaug.metrics import open_generator
+from ganaug.resample import LabelCheck, Sampling, latent_rows, round_seed
+from ganaug.sampling import latents
+
+TINY = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    """Two tiny digits evaluators (seeds 0 and 1): one scores, the other checks labels."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("checks")
+    return [
+        train_evaluator_on("digits", settings=dataclasses.replace(TINY, seed=s)).save(root / f"ev{s}") for s in (0, 1)
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported_run(tiny_run, tmp_path_factory):
+    """The tiny run with its generator exported to ONNX."""
+    from ganaug.export import export_onnx
+
+    run = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run, run)
+    export_onnx(run)
+    return run
+
+
+def _expected(run, check: LabelCheck, labels, indices, *, seed, t):
+    """Sample i by the documented law, one candidate at a time: the first accepted round, else the best."""
+    out = []
+    for y, i in zip(labels.tolist(), indices.tolist()):
+        best = None
+        for r in range(check.rounds):
+            z = latents(round_seed(seed, r), i, i + 1, 8) * np.float32(t)
+            image = np.asarray(run(z, np.array([y])))
+            ok, p = check.judge(image, np.array([y]))
+            if ok[0]:
+                best = (np.inf, image)
+                break
+            if best is None or p[0] > best[0]:
+                best = (p[0], image)
+        out.append(best[1])
+    return np.concatenate(out)
+
+
+def test_sample_i_is_the_first_accepted_round_else_the_best(tiny_run, checks):
+    gen = open_generator(tiny_run, backend="pytorch")
+    assert gen.z_dim == 8
+    check = LabelCheck.load(checks[1], rounds=3)
+    labels = np.arange(40, dtype=np.int64) % 10
+    idx = np.arange(5, 45, dtype=np.int64)
+    got = Sampling(1.3, check).images(gen.run, labels, idx, seed=7, z_dim=gen.z_dim)
+    want = _expected(gen.run, check, labels, idx, seed=7, t=1.3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # The check changed something (the tiny check disagrees often), and it never lowers agreement.
+    plain = Sampling(1.3).images(gen.run, labels, idx, seed=7, z_dim=gen.z_dim)
+    assert not np.allclose(got, plain)
+    assert check.judge(got, labels)[0].sum() >= check.judge(plain, labels)[0].sum()
+
+
+def test_sample_i_does_not_depend_on_batching_or_order(tiny_run, checks):
+    gen = open_generator(tiny_run, backend="pytorch")
+    sampling = Sampling(1.1, LabelCheck.load(checks[1], rounds=4))
+    labels = np.arange(60, dtype=np.int64) % 10
+    whole = sampling.images(gen.run, labels, np.arange(60), seed=3, z_dim=8)
+    order = np.random.default_rng(0).permutation(60)
+    parts = np.empty_like(whole)
+    for chunk in np.array_split(order, 7):  # scattered indices, uneven batches
+        parts[chunk] = sampling.images(gen.run, labels[chunk], chunk, seed=3, z_dim=8)
+    np.testing.assert_allclose(parts, whole, atol=1e-5)
+
+
+def test_plain_sampling_and_temperature_are_the_documented_latents(tiny_run):
+    gen = open_generator(tiny_run, backend="pytorch")
+    labels = np.arange(12, dtype=np.int64) % 10
+    idx = np.arange(12)
+    np.testing.assert_array_equal(
+        Sampling().images(gen.run, labels, idx, seed=2, z_dim=8), gen.run(latents(2, 0, 12, 8), labels)
+    )
+    hot = Sampling(1.5).images(gen.run, labels, idx, seed=2, z_dim=8)
+    np.testing.assert_allclose(hot, gen.run(latents(2, 0, 12, 8) * np.float32(1.5), labels), atol=1e-6)
+    np.testing.assert_array_equal(latent_rows(2, np.array([3, 1]), 8), latents(2, 0, 4, 8)[[3, 1]])
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True])
+def test_bad_temperature_is_refused(bad):
+    with pytest.raises(InputError, match="temperature must be a number > 0"):
+        Sampling(bad)
+
+
+def test_bad_rounds_and_folders_are_refused(checks, tmp_path):
+    with pytest.raises(InputError, match="rounds must be a whole number >= 1"):
+        LabelCheck.load(checks[1], rounds=0)
+    with pytest.raises(InputError, match="is not an evaluator folder"):
+        LabelCheck.load(tmp_path)
+
+
+def _evaluate(*args):
+    return CliRunner().invoke(main, ["evaluate", *args, "--per-class", "10", "--device", "cpu", "--threads", "1"])
+
+
+def test_evaluate_reports_the_sampling_and_refuses_the_judge_as_check(tiny_run, checks, tmp_path):
+    ev, check = (str(c) for c in checks)
+    res = _evaluate(str(tiny_run), "--evaluator", ev, "--temperature", "1.2", "--label-check", check, "--json", "-")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["sampling"]["temperature"] == 1.2 and len(doc["sampling"]["label_check"]["sha256"]) == 64
+    plain = json.loads(_evaluate(str(tiny_run), "--evaluator", ev, "--json", "-").output)
+    assert plain["sampling"] == {"temperature": 1.0, "label_check": None}
+    assert plain["frechet_distance"] != doc["frechet_distance"]
+    text = _evaluate(str(tiny_run), "--evaluator", ev, "--temperature", "1.2", "--label-check", check)
+    assert "temperature 1.2, label-checked" in text.output
+    # The scoring evaluator as its own check (same weights under another name) is one line, exit 2.
+    twin = tmp_path / "twin"
+    shutil.copytree(ev, twin)
+    res = _evaluate(str(tiny_run), "--evaluator", ev, "--label-check", str(twin))
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "the label check is the evaluator that scores the samples" in res.output
+    res = _evaluate(str(tiny_run), "--evaluator", ev, "--temperature", "0")
+    assert res.exit_code == 2 and "--temperature" in res.output
+
+
+def test_generate_dataset_and_library_agree_and_the_manifest_says_how(exported_run, checks, tmp_path):
+    from ganaug.dataset import GeneratedDataset
+    from ganaug.runtime import OnnxGenerator
+
+    check = str(checks[1])
+    out = tmp_path / "synth.npz"
+    res = CliRunner().invoke(
+        main,
+        ["generate", str(exported_run), "--per-class", "6", "--seed", "4", "--out", str(out), "--quiet"]
+        + ["--temperature", "1.25", "--label-check", check, "--batch-size", "7"],
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["sampling"]["temperature"] == 1.25 and manifest["sampling"]["label_check"]["rounds"] == 8
+    written = np.load(out)["images"]
+    gen = OnnxGenerator(exported_run)
+    labels = gen.labels(6)
+    sampling = Sampling(1.25, LabelCheck.load(check))
+    np.testing.assert_array_equal(written, gen.generate(labels, seed=4, sampling=sampling))
+    ds = GeneratedDataset(exported_run, per_class=6, seed=4, order="sorted", temperature=1.25, label_check=check)
+    np.testing.assert_array_equal(ds.data.numpy(), written)
+    assert "Sampling: temperature 1.25, label-checked" in repr(ds)
+    with pytest.raises(InputError, match="device_output=True takes plain sampling only"):
+        gen.generate(labels, seed=4, sampling=sampling, device_output=True)
+
+
+def test_cas_caches_checked_samples_apart_from_plain_ones(tiny_run, checks, tmp_path):
+    from ganaug.cas import CASData, cas_score
+    from ganaug.data import load_source
+
+    data = CASData.from_sources(*(load_source("digits", split=s) for s in ("train", "test")))
+    options = {"per_class": 5, "classifier": "smoke", "cache_dir": tmp_path}
+    plain = cas_score(tiny_run, data, **options)
+    checked = cas_score(tiny_run, data, sampling=Sampling(1.0, LabelCheck.load(checks[1])), **options)
+    assert len(list(tmp_path.glob("*.json"))) == 2  # two keys, two files
+    assert cas_score(tiny_run, data, sampling=Sampling(), **options) == plain  # plain sampling: the old key
+    assert checked["train_images"] == plain["train_images"] == 50

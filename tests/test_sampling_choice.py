@@ -1,0 +1,59 @@
+"""benchmarks/sampling_choice.py: the rule picks on the choice figures alone, and the script runs end to end
+without the test split taking part in the choice."""
+
+import json
+
+import pytest
+
+from benchmarks import sampling_choice
+
+
+def _row(t, recall, fd_ratio, fidelity, test_recall=0.5):
+    figures = {"recall": recall, "fd_ratio": fd_ratio, "fidelity": fidelity}
+    return {"temperature": t, "choice": figures, "test": {**figures, "recall": test_recall}}
+
+
+def test_rule_takes_the_highest_recall_within_the_limits_from_the_choice_figures_only():
+    rows = [
+        _row(1.0, 0.80, 1.5, 0.995, test_recall=0.99),
+        _row(1.1, 0.84, 2.5, 0.993),
+        _row(1.2, 0.86, 3.4, 0.994),  # FD over the limit
+        _row(1.3, 0.88, 2.9, 0.985),  # fidelity under it
+    ]
+    assert sampling_choice.choose(rows, fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.1
+    # Nothing passing: the highest fidelity, not the highest test recall.
+    assert sampling_choice.choose(rows[2:], fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.2
+    # A tie in recall goes to the lower temperature.
+    tie = [_row(1.2, 0.84, 2.0, 0.995), _row(1.1, 0.84, 2.0, 0.995)]
+    assert sampling_choice.choose(tie, fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.1
+
+
+def test_end_to_end_on_digits(tiny_run, tmp_path):
+    import dataclasses
+
+    from ganaug.evaluator import train_evaluator_on
+    from tests.test_resample import TINY
+
+    judge = train_evaluator_on("digits", settings=TINY).save(tmp_path / "judge")
+    check = train_evaluator_on("digits", settings=dataclasses.replace(TINY, seed=1)).save(tmp_path / "check")
+    args = [str(tiny_run), "--evaluator", str(judge), "--label-check", str(check), "--temperatures", "1,1.3"]
+    args += ["--reference-per-class", "20", "--per-class", "10", "--threads", "1", "--choice-epochs", "1"]
+    args += ["--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out")]
+    results = sampling_choice.main(args)
+    assert [r["temperature"] for r in results["rows"]] == [1.0, 1.3]
+    assert results["chosen_temperature"] in (1.0, 1.3)
+    assert all(r["sampling"]["label_check"]["rounds"] == 8 for r in results["rows"])
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["chosen_temperature"] == results["chosen_temperature"]
+    assert "Chosen: **T = " in (tmp_path / "out" / "report.md").read_text()
+    # The choice evaluator is reused when its held-out reference is the same.
+    stamp = (tmp_path / "work" / "choice-evaluator" / "model.safetensors").stat().st_mtime_ns
+    sampling_choice.main(args)
+    assert (tmp_path / "work" / "choice-evaluator" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_bad_temperatures_are_refused():
+    with pytest.raises(SystemExit):
+        sampling_choice.parse_args(["run", "--evaluator", "e", "--temperatures", "1,0"])
+    with pytest.raises(SystemExit):
+        sampling_choice.parse_args(["run", "--evaluator", "e", "--temperatures", "1,x"])
