@@ -8,24 +8,25 @@ import pytest
 from benchmarks import sampling_choice
 
 
-def _row(t, recall, fd_ratio, fidelity, test_recall=0.5):
-    figures = {"recall": recall, "fd_ratio": fd_ratio, "fidelity": fidelity}
+def _row(t, recall, fd, fidelity, test_recall=0.5):
+    figures = {"recall": recall, "fd": fd, "fidelity": fidelity}
     return {"temperature": t, "choice": figures, "test": {**figures, "recall": test_recall}}
 
 
 def test_rule_takes_the_highest_recall_within_the_limits_from_the_choice_figures_only():
     rows = [
-        _row(1.0, 0.80, 1.5, 0.995, test_recall=0.99),
-        _row(1.1, 0.84, 2.5, 0.993),
-        _row(1.2, 0.86, 3.4, 0.994),  # FD over the limit
-        _row(1.3, 0.88, 2.9, 0.985),  # fidelity under it
+        _row(1.0, 0.80, 1.0, 0.995, test_recall=0.99),  # plain sampling: the FD reference
+        _row(1.1, 0.84, 1.7, 0.993),
+        _row(1.2, 0.86, 1.9, 0.994),  # FD grew past 1.8x
+        _row(1.3, 0.88, 1.5, 0.985),  # fidelity under the limit
     ]
-    assert sampling_choice.choose(rows, fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.1
-    # Nothing passing: the highest fidelity, not the highest test recall.
-    assert sampling_choice.choose(rows[2:], fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.2
+    assert sampling_choice.choose(rows, fd_growth=1.8, fidelity_min=0.99)["temperature"] == 1.1
+    assert sampling_choice.choose(rows, fd_growth=2.0, fidelity_min=0.99)["temperature"] == 1.2
+    # Nothing passing (not even plain sampling): plain sampling, not the highest test recall.
+    assert sampling_choice.choose(rows, fd_growth=1.8, fidelity_min=0.999)["temperature"] == 1.0
     # A tie in recall goes to the lower temperature.
-    tie = [_row(1.2, 0.84, 2.0, 0.995), _row(1.1, 0.84, 2.0, 0.995)]
-    assert sampling_choice.choose(tie, fd_max=3.0, fidelity_min=0.99)["temperature"] == 1.1
+    tie = [_row(1.0, 0.80, 1.0, 0.995), _row(1.2, 0.84, 1.0, 0.995), _row(1.1, 0.84, 1.0, 0.995)]
+    assert sampling_choice.choose(tie, fd_growth=1.8, fidelity_min=0.99)["temperature"] == 1.1
 
 
 def test_end_to_end_on_digits(tiny_run, tmp_path):
@@ -50,6 +51,12 @@ def test_end_to_end_on_digits(tiny_run, tmp_path):
     stamp = (tmp_path / "work" / "choice-evaluator" / "model.safetensors").stat().st_mtime_ns
     sampling_choice.main(args)
     assert (tmp_path / "work" / "choice-evaluator" / "model.safetensors").stat().st_mtime_ns == stamp
+    # --rows-from applies another rule to the scored rows without scoring again.
+    again = sampling_choice.main(args + ["--rows-from", str(tmp_path / "out" / "results.json"), "--fd-growth", "100"])
+    assert again["rows"] == results["rows"] and again["scored_by"] == results["scored_by"]
+    passing = [r for r in results["rows"] if r["choice"]["fidelity"] >= 0.99]
+    best = max(passing, key=lambda r: (r["choice"]["recall"], -r["temperature"])) if passing else results["rows"][0]
+    assert again["chosen_temperature"] == best["temperature"]
 
 
 def test_bad_temperatures_are_refused():
@@ -57,3 +64,27 @@ def test_bad_temperatures_are_refused():
         sampling_choice.parse_args(["run", "--evaluator", "e", "--temperatures", "1,0"])
     with pytest.raises(SystemExit):
         sampling_choice.parse_args(["run", "--evaluator", "e", "--temperatures", "1,x"])
+    with pytest.raises(SystemExit):  # the first must be plain sampling, the FD reference
+        sampling_choice.parse_args(["run", "--evaluator", "e", "--temperatures", "1.1,1"])
+
+
+def test_sampling_cost_times_the_three_side_by_side(tiny_run, tmp_path):
+    import dataclasses
+    import shutil
+
+    from benchmarks import sampling_cost
+    from ganaug.evaluator import train_evaluator_on
+    from ganaug.export import export_onnx
+    from tests.test_resample import TINY
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    export_onnx(run)
+    check = train_evaluator_on("digits", settings=dataclasses.replace(TINY, seed=1)).save(tmp_path / "check")
+    out = tmp_path / "cost.json"
+    args = [str(run), "--label-check", str(check), "--images", "300", "--repeats", "2", "--threads", "1"]
+    result = sampling_cost.main(args + ["--out", str(out)])
+    assert json.loads(out.read_text())["images"] == 300
+    assert len(result["rows"]) == 3 and all(len(r["seconds"]) == 2 for r in result["rows"].values())
+    assert result["rows"]["plain"]["speed_vs_plain"] == 1.0
+    assert 0 <= result["redrawn_share_first_try"] <= 1

@@ -1,0 +1,97 @@
+"""What a temperature and a label check cost in generation speed: images/s of ``OnnxGenerator.generate`` with
+plain sampling, with ``--temperature`` alone and with ``--temperature`` plus ``--label-check``, side by side.
+
+Each repeat times the three in turn (interleaved, so a drift in the machine's speed hits all three alike) on
+the same labels; the report gives each one's median images/s and its ratio to plain sampling, and how many
+images the check drew again.
+
+    python -m benchmarks.sampling_cost RUN --label-check CHECK --temperature 1.15 --images 20000 --repeats 5 \\
+        --threads 2 --out benchmarks/results/coverage_cpu_round15/sampling_cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="a run folder holding generator.onnx, or the .onnx file")
+    p.add_argument("--label-check", type=Path, required=True)
+    p.add_argument("--temperature", type=float, default=1.15)
+    p.add_argument("--images", type=int, default=20000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime and torch threads")
+    p.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    args = p.parse_args(argv)
+    if args.images < 1 or args.repeats < 1 or not args.temperature > 0:
+        p.error("--images and --repeats must be >= 1, --temperature > 0")
+
+    import numpy as np
+    import torch
+
+    from ganaug.machine import describe
+    from ganaug.resample import LabelCheck, Sampling
+    from ganaug.runtime import OnnxGenerator
+
+    torch.set_num_threads(args.threads)
+    gen = OnnxGenerator(args.run, provider="cpu", threads=args.threads)
+    check = LabelCheck.load(args.label_check)
+    variants = {
+        "plain": None,
+        f"temperature {args.temperature:g}": Sampling(args.temperature),
+        f"temperature {args.temperature:g} + label check": Sampling(args.temperature, check),
+    }
+    labels = gen.labels(-(-args.images // gen.num_classes))[: args.images]
+    gen.generate(labels[:256], seed=0)  # session and check warm-up
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, sampling in variants.items():
+            t0 = time.perf_counter()
+            gen.generate(labels, seed=0, batch_size=args.batch_size, sampling=sampling)
+            seconds[name].append(time.perf_counter() - t0)
+    checked = Sampling(args.temperature, check)
+    first = gen.generate(labels, seed=0, dtype="float", sampling=Sampling(args.temperature))
+    redrawn = float(np.mean(~check.judge(first, labels)[0]))
+    base = statistics.median(seconds["plain"])
+    rows = {
+        name: {
+            "median_seconds": statistics.median(s),
+            "images_per_second": len(labels) / statistics.median(s),
+            "speed_vs_plain": base / statistics.median(s),
+            "seconds": s,
+        }
+        for name, s in seconds.items()
+    }
+    result = {
+        "command": "python -m benchmarks.sampling_cost " + " ".join(sys.argv[1:] if argv is None else argv),
+        "images": len(labels),
+        "repeats": args.repeats,
+        "redrawn_share_first_try": redrawn,
+        "sampling": checked.identity(),
+        "rows": rows,
+        "machine": describe(),
+    }
+    for name, r in rows.items():
+        print(f"{name:<36} {r['images_per_second']:>9.0f} images/s  x{r['speed_vs_plain']:.2f} of plain")
+    print(f"the check drew {redrawn:.1%} of the images again at least once")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+            tmp.replace(args.out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
