@@ -175,3 +175,13 @@ def test_cas_caches_checked_samples_apart_from_plain_ones(tiny_run, checks, tmp_
     assert len(list(tmp_path.glob("*.json"))) == 2  # two keys, two files
     assert cas_score(tiny_run, data, sampling=Sampling(), **options) == plain  # plain sampling: the old key
     assert checked["train_images"] == plain["train_images"] == 50
+
+
+def test_a_narrow_check_can_be_trained_from_the_cli(tmp_path):
+    out = tmp_path / "check"
+    args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--seed", "1"]
+    res = CliRunner().invoke(main, [*args, "--out", str(out), "--threads", "1", "--quiet", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "evaluator.json").read_text())
+    assert doc["config"]["width"] == 4 and doc["training"]["seed"] == 1
+    assert LabelCheck.load(out).evaluator.net.body[0].out_channels == 4
