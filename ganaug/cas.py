@@ -232,19 +232,12 @@ def _split_hash(split: SourceData) -> str:
     return hashlib.sha256(split.images.numpy().tobytes() + split.labels.numpy().tobytes()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def generator_sha256(generator: LoadedGenerator) -> str:
     """sha256 of the file a generator was loaded from: the ``.onnx`` file, or a run folder's checkpoint."""
     from ganaug.checkpoint import checkpoint_path
+    from ganaug.export import file_sha256
 
-    return _file_sha256(generator.path if generator.backend == "onnx" else checkpoint_path(generator.path))
+    return file_sha256(generator.path if generator.backend == "onnx" else checkpoint_path(generator.path))
 
 
 class CacheNotWritten(UserWarning):

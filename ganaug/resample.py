@@ -16,7 +16,6 @@ fidelity it reports would be the filter's own verdict.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,9 +75,10 @@ class LabelCheck:
             InputError: ``path`` is not an evaluator folder (see :func:`ganaug.evaluator.load_evaluator`).
         """
         from ganaug.evaluator import WEIGHTS, load_evaluator
+        from ganaug.export import file_sha256
 
         evaluator = load_evaluator(path)
-        return cls(evaluator, weights_sha256(Path(path) / WEIGHTS), rounds)
+        return cls(evaluator, file_sha256(Path(path) / WEIGHTS), rounds)
 
     def judge(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(agrees bool [N], probability of the label float64 [N])`` for images float32 [N, 1, 28, 28] in [-1, 1]."""
@@ -88,14 +88,6 @@ class LabelCheck:
         p = torch.softmax(logits.double(), dim=1).numpy()
         rows = np.arange(len(labels))
         return p.argmax(axis=1) == labels, p[rows, labels]
-
-
-def weights_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
