@@ -274,11 +274,11 @@ class GeneratedDataset(VisionDataset):
         counts = dict(zip(self.classes, self.counts))
         epoch = "fixed samples" if self.epoch is None else f"epoch {self.epoch} (fresh samples per epoch)"
         lines = [f"Seed: {self.seed}, {epoch}", f"Order: {self.order}", f"Output: {self.output}"]
+        if self.output == "tensor":
+            lines[-1] += f" in {list(self.value_range)}"
         if not self.sampling.plain:
             checked = ", label-checked" if self.sampling.check is not None else ""
             lines.append(f"Sampling: temperature {self.sampling.temperature:g}{checked}")
-        if self.output == "tensor":
-            lines[-1] += f" in {list(self.value_range)}"
         lines.append(f"Items per class: {counts}")
         return "\n".join(lines)
 

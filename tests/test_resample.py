@@ -185,3 +185,17 @@ def test_a_narrow_check_can_be_trained_from_the_cli(tmp_path):
     doc = json.loads((out / "evaluator.json").read_text())
     assert doc["config"]["width"] == 4 and doc["training"]["seed"] == 1
     assert LabelCheck.load(out).evaluator.net.body[0].out_channels == 4
+
+
+def test_dataset_items_are_the_same_across_workers_and_batches(exported_run, checks):
+    from torch.utils.data import DataLoader
+
+    from ganaug.dataset import GeneratedDataset
+
+    options = {"per_class": 5, "seed": 9, "output": "tensor", "temperature": 1.2, "label_check": str(checks[1])}
+    whole = GeneratedDataset(exported_run, **options).materialize()
+    loaded = torch.cat(
+        [x for x, _ in DataLoader(GeneratedDataset(exported_run, **options), batch_size=7, num_workers=2)]
+    )
+    torch.testing.assert_close(loaded, torch.from_numpy(whole.arrays(np.arange(len(whole)))), atol=1e-5, rtol=0)
+    assert "Output: tensor in [0.0, 1.0]" in repr(whole) and "Sampling: temperature 1.2, label-checked" in repr(whole)

@@ -211,7 +211,7 @@ def _check_room(n: int, image_shape: tuple[int, ...], *, fmt: str, out: Path) ->
 
 def _generate_into(
     gen, tmp: Path, tmp_manifest: Path, *, fmt: str, labels, seed: int, chosen: list[int], folders: dict[str, str],
-    label_folders: dict[int, str], batch_size: int, quiet: bool, sampling=None,
+    label_folders: dict[int, str], batch_size: int, quiet: bool, sampling,
 ) -> float:  # fmt: skip
     """Write the images (and manifest) under the temporary names; return the seconds it took."""
     import numpy as np
@@ -227,8 +227,8 @@ def _generate_into(
     if fmt == "png":
         tmp.mkdir()
         mark_dir(tmp, "images")
-    plain = sampling is None or sampling.plain
-    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size, sampling=None if plain else sampling):
+    drawn = None if sampling.plain else sampling  # plain: the unchanged fast path
+    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size, sampling=drawn):
         if fmt == "png":
             _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
         else:
@@ -243,7 +243,7 @@ def _generate_into(
         "model_sha256": file_sha256(gen.path),
         "seed": seed,
         "start": 0,
-        "sampling": (sampling.identity() if sampling is not None else {"temperature": 1.0, "label_check": None}),
+        "sampling": sampling.identity(),
         "format": fmt,
         "counts": {gen.classes[c]: int((labels == c).sum()) for c in chosen},
         "labels": {gen.classes[c]: c for c in chosen},
