@@ -108,13 +108,20 @@ def choice_evaluator(folder: Path, train: Any, rest: torch.Tensor, *, reference_
 
     from ganaug.evaluator import EvaluatorTraining, load_evaluator, train_evaluator
 
+    ours = folder.exists() or folder.is_symlink()
+    if ours:
+        doc = _json_or_none(folder / "evaluator.json")
+        if not folder.is_dir() or doc is None or "held_out_of" not in (doc.get("data") or {}):
+            raise SystemExit(
+                f"error: {folder} exists and is not a choice evaluator this script wrote; choose another --work-dir"
+            )
     identity = {
         "held_out_of": train.name,
         "reference_seed": reference_seed,
         "rest_sha256": hashlib.sha256(rest.numpy().tobytes()).hexdigest(),
         "epochs": epochs,
     }
-    if (folder / "evaluator.json").is_file():
+    if ours:
         ev = load_evaluator(folder)
         if ev.meta.get("data") == identity:
             return ev
@@ -124,6 +131,14 @@ def choice_evaluator(folder: Path, train: Any, rest: torch.Tensor, *, reference_
     )
     ev.save(folder)
     return ev
+
+
+def _json_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

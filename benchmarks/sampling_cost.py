@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.images < 1 or args.repeats < 1 or not args.temperature > 0:
         p.error("--images and --repeats must be >= 1, --temperature > 0")
+    if args.out is not None and (args.out.exists() or args.out.is_symlink()) and not _ours(args.out):
+        p.error(f"--out {args.out} exists and is not a report of this script; choose another file")
 
     import numpy as np
     import torch
@@ -91,6 +93,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             tmp.unlink(missing_ok=True)
     return result
+
+
+def _ours(path: Path) -> bool:
+    """True when ``path`` is a JSON report this script wrote (the only kind of file it replaces)."""
+    try:
+        doc = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and "redrawn_share_first_try" in doc
 
 
 if __name__ == "__main__":

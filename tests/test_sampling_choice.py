@@ -88,3 +88,19 @@ def test_sampling_cost_times_the_three_side_by_side(tiny_run, tmp_path):
     assert len(result["rows"]) == 3 and all(len(r["seconds"]) == 2 for r in result["rows"].values())
     assert result["rows"]["plain"]["speed_vs_plain"] == 1.0
     assert 0 <= result["redrawn_share_first_try"] <= 1
+
+
+def test_foreign_folders_and_files_are_refused(tmp_path):
+    from benchmarks import sampling_cost
+
+    foreign = tmp_path / "work" / "choice-evaluator"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not a choice evaluator this script wrote"):
+        sampling_choice.choice_evaluator(foreign, None, None, reference_seed=1)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"a": 1}')
+    with pytest.raises(SystemExit):
+        sampling_cost.main(["run", "--label-check", "c", "--out", str(mine)])
+    assert mine.read_text() == '{"a": 1}'
