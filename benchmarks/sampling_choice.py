@@ -179,7 +179,6 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from ganaug.data import load_source, stratified_subset, to_model_range
     from ganaug.evaluator import load_evaluator
     from ganaug.metrics import (
-        check_not_judge,
         evaluate_generator,
         evaluate_on_sources,
         evaluation_data,
@@ -205,9 +204,7 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     options = {"per_class": args.per_class, "seed": args.seed, "generator_train_images": gen_train}
     rows = []
     for t in args.temps:
-        sampling = sampling_from_options(t, args.label_check)
-        check_not_judge(sampling, ev)
-        check_not_judge(sampling, choice_ev)
+        sampling = sampling_from_options(t, args.label_check)  # evaluate_generator refuses a check that is a judge
         on_train = evaluate_generator(
             gen, choice_ev, test_images=images[ref], test_labels=train.labels[ref], train_images=images[rest],
             train_labels=train.labels[rest], sampling=sampling, **options,

@@ -40,16 +40,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from ganaug.machine import describe
+    from ganaug.outputs import write_text_whole
     from ganaug.resample import LabelCheck, Sampling
     from ganaug.runtime import OnnxGenerator
 
     torch.set_num_threads(args.threads)
     gen = OnnxGenerator(args.run, provider="cpu", threads=args.threads)
-    check = LabelCheck.load(args.label_check)
+    hot, checked = Sampling(args.temperature), Sampling(args.temperature, LabelCheck.load(args.label_check))
     variants = {
         "plain": None,
-        f"temperature {args.temperature:g}": Sampling(args.temperature),
-        f"temperature {args.temperature:g} + label check": Sampling(args.temperature, check),
+        f"temperature {args.temperature:g}": hot,
+        f"temperature {args.temperature:g} + label check": checked,
     }
     labels = gen.labels(-(-args.images // gen.num_classes))[: args.images]
     gen.generate(labels[:256], seed=0)  # session and check warm-up
@@ -59,9 +60,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             t0 = time.perf_counter()
             gen.generate(labels, seed=0, batch_size=args.batch_size, sampling=sampling)
             seconds[name].append(time.perf_counter() - t0)
-    checked = Sampling(args.temperature, check)
-    first = gen.generate(labels, seed=0, dtype="float", sampling=Sampling(args.temperature))
-    redrawn = float(np.mean(~check.judge(first, labels)[0]))
+    first = gen.generate(labels, seed=0, dtype="float", sampling=hot)
+    redrawn = float(np.mean(~checked.check.judge(first, labels)[0]))
     base = statistics.median(seconds["plain"])
     rows = {
         name: {
@@ -86,12 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"the check drew {redrawn:.1%} of the images again at least once")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        try:
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
-            tmp.replace(args.out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text_whole(args.out, json.dumps(result, indent=1) + "\n")
     return result
 
 

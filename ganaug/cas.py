@@ -354,6 +354,8 @@ def cas_score(
     settings = _settings(classifier)
     gen = generator if not isinstance(generator, (str, Path)) else open_generator(generator)
     check_same_classes(gen.classes, data.classes)
+    if sampling is not None:
+        sampling.check_classes(gen.classes)
     counts = generated_counts(data, per_class)
     key = _key("cas", data, settings, seed, device, counts=counts, backend=gen.backend)
     if sampling is not None and not sampling.plain:  # plain sampling keeps the keys of scores cached before

@@ -240,10 +240,7 @@ class GeneratedDataset(VisionDataset):
             )
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         labels = resolve_labels(self.classes, per_class=per_class, length=length, class_weights=class_weights)
-        if check is not None:
-            from ganaug.metrics import check_same_classes
-
-            check_same_classes(self.classes, check.evaluator.classes)
+        self.sampling.check_classes(self.classes)
         self._labels = labels[mixed_order(self.seed, len(labels))] if order == "mixed" else labels
         self.targets: torch.Tensor = torch.from_numpy(self._labels)
         self.counts: list[int] = np.bincount(self._labels, minlength=len(self.classes)).tolist()
@@ -390,10 +387,8 @@ class GeneratedDataset(VisionDataset):
         for start in range(0, missing.size, self.chunk_size):
             part = missing[start : start + self.chunk_size]
             z, labels = self._latents(part), self._labels[part]
-            if self.sampling.plain:
-                images = runtime.run(z, labels)  # float32 [k, 1, H, W] in [-1, 1]
-            else:
-                images = self.sampling.images(runtime.run, labels, part, seed=self.latent_seed, z_dim=self.z_dim, z=z)
+            # float32 [k, 1, H, W] in [-1, 1]
+            images = self.sampling.images(runtime.run, labels, part, seed=self.latent_seed, z_dim=self.z_dim, z=z)
             self._cache[part] = self._convert(images)
             self._have[part] = True
 

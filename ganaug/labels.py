@@ -140,3 +140,20 @@ def class_folders(classes: Sequence[str]) -> list[str]:
     if clash:
         raise InputError(f"class names {clash} map to the same folder; export the generator with distinct class names")
     return names
+
+
+def check_same_classes(generator_classes: list[str], evaluator_classes: list[str]) -> None:
+    """Raise :class:`InputError` unless the two lists name the same classes in the same order (label i means
+    the same class to both): equal counts are not enough."""
+    if list(generator_classes) == list(evaluator_classes):
+        return
+    only_g = [c for c in generator_classes if c not in evaluator_classes]
+    only_e = [c for c in evaluator_classes if c not in generator_classes]
+    if only_g or only_e:
+        detail = f"only the generator has {only_g[:5]}, only the evaluator {only_e[:5]}"
+    else:
+        detail = "the same names in another order"
+    raise InputError(
+        f"the generator's {len(generator_classes)} classes and the evaluator's {len(evaluator_classes)} differ "
+        f"({detail}); use an evaluator trained on the generator's dataset"
+    )

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 
 from ganaug.errors import GanaugError, InputError
+from ganaug.labels import check_same_classes
+from ganaug.resample import Sampling
 
 if TYPE_CHECKING:
     from ganaug.evaluator import Evaluator
-    from ganaug.resample import Sampling
 
 
 def _as_tensor(x: Any, name: str, *, ndim: int = 2) -> torch.Tensor:
@@ -349,18 +350,13 @@ def generate(
     """Images float32 [N, 1, 28, 28] in [-1, 1]; image ``i`` is ``G(latents(seed, i, i + 1), labels[i])``, or
     ``G(z[i], labels[i])`` when latents float32 [N, z_dim] are given (``seed`` is then unused), or sample ``i``
     of ``sampling`` (:class:`ganaug.resample.Sampling`: a temperature and a label check) when that is given."""
-    from ganaug.sampling import latents
-
-    def rows(lo: int) -> np.ndarray:
-        hi = min(lo + batch_size, len(labels))
-        return latents(seed, lo, hi, generator.z_dim) if z is None else z[lo:hi]
 
     def batch(lo: int) -> np.ndarray:
         part = labels[lo : lo + batch_size]
-        if sampling is None or z is not None:
-            return generator.run(rows(lo), part)
+        if z is not None:
+            return generator.run(z[lo : lo + batch_size], part)
         idx = np.arange(lo, lo + len(part), dtype=np.int64)
-        return sampling.images(generator.run, part, idx, seed=seed, z_dim=generator.z_dim)
+        return (sampling or Sampling()).images(generator.run, part, idx, seed=seed, z_dim=generator.z_dim)
 
     out = [torch.from_numpy(np.asarray(batch(lo))) for lo in range(0, len(labels), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
@@ -471,27 +467,10 @@ class GeneratorReport:
     evaluator: dict[str, Any]
     generator: dict[str, Any]
     #: How the samples were drawn (:meth:`ganaug.resample.Sampling.identity`); plain sampling by default.
-    sampling: dict[str, Any] = dataclasses.field(default_factory=lambda: {"temperature": 1.0, "label_check": None})
+    sampling: dict[str, Any] = dataclasses.field(default_factory=lambda: Sampling().identity())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_same_classes(generator_classes: list[str], evaluator_classes: list[str]) -> None:
-    """Raise :class:`InputError` unless the two lists name the same classes in the same order (label i means
-    the same class to both): equal counts are not enough."""
-    if list(generator_classes) == list(evaluator_classes):
-        return
-    only_g = [c for c in generator_classes if c not in evaluator_classes]
-    only_e = [c for c in evaluator_classes if c not in generator_classes]
-    if only_g or only_e:
-        detail = f"only the generator has {only_g[:5]}, only the evaluator {only_e[:5]}"
-    else:
-        detail = "the same names in another order"
-    raise InputError(
-        f"the generator's {len(generator_classes)} classes and the evaluator's {len(evaluator_classes)} differ "
-        f"({detail}); use an evaluator trained on the generator's dataset"
-    )
 
 
 def evaluate_on_sources(
@@ -552,6 +531,8 @@ def evaluate_generator(
 
     check_same_classes(generator.classes, evaluator.classes)
     num_classes = len(evaluator.classes)
+    sampling = sampling or Sampling()
+    sampling.check_classes(generator.classes)
     check_not_judge(sampling, evaluator)
     labels = labels_from_counts([per_class] * num_classes)
     fake = generate(generator, labels, seed=seed, sampling=sampling)
@@ -591,14 +572,8 @@ def evaluate_generator(
         else "the whole training split",
         evaluator={k_: evaluator.meta.get(k_) for k_ in ("test_accuracy", "data")},
         generator={"path": str(generator.path), "backend": generator.backend, "data": generator.data},
-        sampling=(sampling or _plain()).identity(),
+        sampling=sampling.identity(),
     )
-
-
-def _plain() -> Sampling:
-    from ganaug.resample import Sampling
-
-    return Sampling()
 
 
 def check_not_judge(sampling: Sampling | None, evaluator: Evaluator) -> None:

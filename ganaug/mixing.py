@@ -28,9 +28,10 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from ganaug.dataset import ClassKey, GeneratedDataset, derive_seed
+from ganaug.dataset import ClassKey, GeneratedDataset
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, whole
+from ganaug.sampling import derive_seed
 
 _ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ganaug.errors import InputError
+from ganaug.labels import check_same_classes
 from ganaug.sampling import derive_seed, latents
 
 if TYPE_CHECKING:
@@ -103,6 +104,11 @@ class Sampling:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise InputError(f"temperature must be a number > 0, got {t!r}")
 
+    def check_classes(self, classes: list[str]) -> None:
+        """Raise :class:`InputError` unless the check (if any) names ``classes``, the generator's, in order."""
+        if self.check is not None:
+            check_same_classes(classes, self.check.evaluator.classes)
+
     @property
     def plain(self) -> bool:
         """True when this is ganaug's plain sampling (temperature 1, no check)."""
@@ -136,9 +142,10 @@ class Sampling:
         indices = np.asarray(indices, dtype=np.int64)
         t = np.float32(self.temperature)
         z0 = latent_rows(seed, indices, z_dim) if z is None else np.asarray(z, np.float32)
-        out = np.array(run(z0 * t if t != 1 else z0, labels), dtype=np.float32)
+        out = np.asarray(run(z0 * t if t != 1 else z0, labels), dtype=np.float32)
         if self.check is None or len(labels) == 0:
             return out
+        out = out.copy()  # rejected rows are overwritten below; the generator's buffer stays as it was
         accepted, best = self.check.judge(out, labels)
         for r in range(1, self.check.rounds):
             todo = np.flatnonzero(~accepted)

@@ -270,14 +270,14 @@ class OnnxGenerator:
         sampling: Sampling | None = None,
     ) -> Iterator[np.ndarray]:
         """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
+        from ganaug.resample import Sampling
+
         labels, seed = _check_request(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
+        drawn = sampling or Sampling()
         for lo in range(0, len(labels), batch_size):
             hi = min(lo + batch_size, len(labels))
-            if sampling is None:
-                images = self.run(latents(seed, start + lo, start + hi, self.z_dim), labels[lo:hi])
-            else:
-                idx = np.arange(start + lo, start + hi, dtype=np.int64)
-                images = sampling.images(self.run, labels[lo:hi], idx, seed=seed, z_dim=self.z_dim)
+            idx = np.arange(start + lo, start + hi, dtype=np.int64)
+            images = drawn.images(self.run, labels[lo:hi], idx, seed=seed, z_dim=self.z_dim)
             yield to_uint8(images) if dtype == "uint8" else images
 
     def generate(

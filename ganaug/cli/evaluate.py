@@ -216,14 +216,7 @@ def evaluate(
     real data's test split is the reference (an image folder needs a test/ folder)."""
     from ganaug.data import load_source
     from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import (
-        check_not_judge,
-        check_same_classes,
-        evaluate_on_sources,
-        evaluation_data,
-        open_generator,
-        training_images,
-    )
+    from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
     from ganaug.resample import sampling_from_options
     from ganaug.threads import configure_torch
 
@@ -234,10 +227,7 @@ def evaluate(
     gen = open_generator(model, backend=backend)
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
-    sampling = sampling_from_options(temperature, label_check)
-    check_not_judge(sampling, ev)
-    if sampling.check is not None:
-        check_same_classes(gen.classes, sampling.check.evaluator.classes)
+    sampling = sampling_from_options(temperature, label_check)  # evaluate_generator checks it against ev
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:
@@ -309,7 +299,7 @@ def format_report(report, *, classes: list[str]) -> str:
         (f"recall (k={pr.k})", f"{pr.recall:.4f}", f"{prf.recall:.4f}", "coverage"),
     ]
     drawn = ""
-    if report.sampling != {"temperature": 1.0, "label_check": None}:
+    if report.sampling["temperature"] != 1.0 or report.sampling["label_check"]:
         drawn = f", temperature {report.sampling['temperature']:g}"
         drawn += ", label-checked" if report.sampling["label_check"] else ""
     lines = [

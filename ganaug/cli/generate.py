@@ -138,7 +138,6 @@ def generate(
     distinct folder names (e.g. T-shirt/top -> T-shirt_top; see manifest "folders").
     """
     from ganaug.labels import class_folders
-    from ganaug.metrics import check_same_classes
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
     from ganaug.resample import sampling_from_options
     from ganaug.runtime import OnnxGenerator
@@ -155,8 +154,7 @@ def generate(
     _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
     sampling = sampling_from_options(temperature, label_check)
-    if sampling.check is not None:
-        check_same_classes(gen.classes, sampling.check.evaluator.classes)
+    sampling.check_classes(gen.classes)
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
     _check_room(len(labels), gen.image_shape, fmt=fmt, out=out)
@@ -227,8 +225,7 @@ def _generate_into(
     if fmt == "png":
         tmp.mkdir()
         mark_dir(tmp, "images")
-    drawn = None if sampling.plain else sampling  # plain: the unchanged fast path
-    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size, sampling=drawn):
+    for images in gen.iter_batches(labels, seed=seed, batch_size=batch_size, sampling=sampling):
         if fmt == "png":
             _write_pngs(tmp, images, labels[done : done + len(images)], start=done, folders=label_folders)
         else:
