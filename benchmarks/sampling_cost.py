@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from ganaug.errors import GanaugError
     from ganaug.machine import describe
     from ganaug.outputs import write_text_whole
     from ganaug.resample import LabelCheck, Sampling
@@ -86,7 +87,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"the check drew {redrawn:.1%} of the images again at least once")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_whole(args.out, json.dumps(result, indent=1) + "\n")
+        try:
+            write_text_whole(args.out, json.dumps(result, indent=1) + "\n")
+        except GanaugError as e:  # a full disk: the figures are printed above; one line, no traceback
+            raise SystemExit(f"error: {e}") from None
     return result
 
 
