@@ -11,7 +11,8 @@ could flip a verdict sitting exactly on a class boundary).
 
 The check is a ganaug evaluator (``ganaug evaluator train``) trained on the generator's own training split; it
 must not be the evaluator that scores the samples (``ganaug evaluate`` refuses the same weights), or the
-fidelity it reports would be the filter's own verdict.
+fidelity it reports would be the filter's own verdict. A check folder may also hold a :class:`Manifold`
+(``--manifold-per-class N``): then an image must also lie on its class's real manifold in the check's features.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ganaug.labels import check_same_classes
 from ganaug.sampling import derive_seed, latents
 
 if TYPE_CHECKING:
+    import torch
+
     from ganaug.evaluator import Evaluator
 
 #: ``round_seed(s, r)`` derives round r's latent seed with this purpose (see :func:`ganaug.sampling.derive_seed`).
@@ -50,19 +53,149 @@ def latent_rows(seed: int, indices: np.ndarray, z_dim: int) -> np.ndarray:
     return np.concatenate([latents(seed, int(i), int(i) + 1, z_dim) for i in idx.tolist()])
 
 
+#: File of a check folder holding its :class:`Manifold` (``ganaug evaluator train --manifold-per-class N``).
+MANIFOLD = "manifold.safetensors"
+
+
+@dataclass(frozen=True)
+class Manifold:
+    """Real training images as the check sees them: per class, a union of balls in the check's feature space,
+    one around each image reaching its ``k``-th nearest neighbour among that class's images (the real manifold
+    of Kynkäänniemi et al., 2019). An image lies on it when its *realism* (the largest radius / distance over
+    its class's balls) is at least 1, that is, inside one of them.
+
+    Attributes:
+        features: float32 [M, D], the check's penultimate features of M real images.
+        labels: int64 [M], their classes.
+        radii: float32 [M], each ball's radius.
+    """
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    radii: torch.Tensor
+
+    @classmethod
+    def build(cls, evaluator: Evaluator, images: torch.Tensor, labels: torch.Tensor, *, k: int = 3) -> Manifold:
+        """From real images float [M, 1, 28, 28] in [-1, 1] and labels int64 [M] (more than ``k`` per class)."""
+        import torch
+
+        from ganaug.metrics import nearest_distances
+
+        f = evaluator.features(images)
+        y = torch.as_tensor(labels, dtype=torch.int64)
+        radii = torch.zeros(len(y))
+        for c in y.unique():
+            rows = (y == c).nonzero().flatten()
+            if len(rows) <= k:
+                raise InputError(
+                    f"the manifold needs more than k={k} images of every class, class {int(c)} has {len(rows)}"
+                )
+            radii[rows] = nearest_distances(f[rows], f[rows], k=k + 1)  # the k-th neighbour besides itself
+        return cls(f.contiguous(), y, radii)
+
+    def realism(self, features: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+        """float64 [N]: for each feature row float [N, D], max over its label's balls of radius / distance."""
+        import torch
+
+        out = np.zeros(len(labels))
+        for c in np.unique(labels):
+            rows, mine = np.flatnonzero(labels == c), self.labels == int(c)
+            d = torch.cdist(features[torch.from_numpy(rows)].float(), self.features[mine]).double()
+            out[rows] = (self.radii[mine].double()[None, :] / d.clamp_min(1e-12)).amax(dim=1).numpy()
+        return out
+
+    def sha256(self) -> str:
+        """Hex sha256 of the tensors' bytes (identity for manifests and caches)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for t in (self.features, self.labels, self.radii):
+            digest.update(t.contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def save(self, path: str | Path, *, weights_sha256: str) -> Path:
+        """Write ``path`` (a safetensors file), bound to the check weights with sha256 ``weights_sha256``."""
+        import os
+
+        from safetensors.torch import save_file
+
+        from ganaug.outputs import reporting_disk_full, temp_path
+
+        path = Path(path)
+        tmp = temp_path(path)
+        tensors = {"features": self.features, "labels": self.labels, "radii": self.radii}
+        try:  # whole or not at all: a temp renamed over the file
+            with reporting_disk_full(path, temp=tmp):
+                save_file(tensors, str(tmp), metadata={"weights_sha256": weights_sha256})
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, weights_sha256: str) -> Manifold:
+        """Read a file :meth:`save` wrote for the weights with sha256 ``weights_sha256``.
+
+        Raises:
+            InputError: unreadable, or written for other weights (the evaluator was retrained since).
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        redo = f"rebuild it with `ganaug evaluator train ... --manifold-per-class N --out {path.parent} --overwrite`"
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                bound = (f.metadata() or {}).get("weights_sha256")
+                tensors = {k: f.get_tensor(k) for k in ("features", "labels", "radii")}
+        except (SafetensorError, OSError, KeyError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise InputError(f"{path} is not a readable manifold ({reason}); {redo}") from None
+        if bound != weights_sha256:
+            raise InputError(f"{path} was built for other weights than {path.parent}'s (retrained since?); {redo}")
+        return cls(tensors["features"].float(), tensors["labels"].long(), tensors["radii"].float())
+
+
+def manifold_images(
+    dataset: str, *, root: str | Path | None, per_class: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` images per class of ``dataset``'s training split (a stratified, seeded subset, see
+    :func:`ganaug.data.stratified_subset`) for :meth:`Manifold.build`: float [M, 1, 28, 28] in [-1, 1] and
+    int64 [M].
+
+    Raises:
+        InputError: missing files, or a class with fewer than ``per_class`` images.
+    """
+    import torch
+
+    from ganaug.data import load_source, stratified_subset, to_model_range
+
+    src = load_source(dataset, root=root, split="train")
+    smallest = int(src.labels.bincount().min())
+    if per_class > smallest:
+        raise InputError(
+            f"--manifold-per-class {per_class} is larger than the smallest class of {dataset}'s training split "
+            f"({smallest} images); choose --manifold-per-class <= {smallest}"
+        )
+    idx = torch.from_numpy(stratified_subset(src.labels.numpy(), per_class, seed=seed))
+    return to_model_range(src.images[idx]), src.labels[idx]
+
+
 @dataclass(frozen=True)
 class LabelCheck:
-    """A classifier that must agree with a generated image's label (argmax of its logits equals it).
+    """A classifier that must agree with a generated image's label (argmax of its logits equals it) and, when it
+    carries a :class:`Manifold`, must also find the image on the real manifold of that label.
 
     Attributes:
         evaluator: a ganaug evaluator (float [N, 1, 28, 28] in [-1, 1] -> logits).
         sha256: sha256 of its weights file (identity for manifests and caches).
         rounds: latents tried per sample, the first included (>= 1).
+        manifold: real training images in the evaluator's features (``None``: the label alone decides).
     """
 
     evaluator: Evaluator
     sha256: str
     rounds: int = 8
+    manifold: Manifold | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
@@ -79,16 +212,31 @@ class LabelCheck:
         from ganaug.export import file_sha256
 
         evaluator = load_evaluator(path)
-        return cls(evaluator, file_sha256(Path(path) / WEIGHTS), rounds)
+        sha = file_sha256(Path(path) / WEIGHTS)
+        manifold_file = Path(path) / MANIFOLD
+        manifold = Manifold.load(manifold_file, weights_sha256=sha) if manifold_file.is_file() else None
+        return cls(evaluator, sha, rounds, manifold)
 
     def judge(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(agrees bool [N], probability of the label float64 [N])`` for images float32 [N, 1, 28, 28] in [-1, 1]."""
+        """``(accepted bool [N], score float64 [N])`` for images float32 [N, 1, 28, 28] in [-1, 1]: accepted when
+        the argmax is the label (and, with a manifold, the realism is >= 1); the score is the probability of the
+        label (times min(realism, 1) with a manifold), which picks the kept try when none is accepted."""
         import torch
 
-        logits = self.evaluator.logits(torch.from_numpy(np.ascontiguousarray(images)))
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        if self.manifold is None:
+            logits = self.evaluator.logits(x)
+        else:  # the features are the head's input, so one pass gives both
+            f = self.evaluator.features(x)
+            with torch.no_grad():
+                logits = self.evaluator.net.head(f.to(self.evaluator.device)).float().cpu()
         p = torch.softmax(logits.double(), dim=1).numpy()
         rows = np.arange(len(labels))
-        return p.argmax(axis=1) == labels, p[rows, labels]
+        agrees, score = p.argmax(axis=1) == labels, p[rows, labels]
+        if self.manifold is not None:
+            r = self.manifold.realism(f, labels)
+            agrees, score = agrees & (r >= 1.0), score * np.minimum(r, 1.0)
+        return agrees, score
 
 
 @dataclass(frozen=True)
@@ -117,6 +265,8 @@ class Sampling:
     def identity(self) -> dict[str, Any]:
         """JSON-able description for manifests, reports and cache keys."""
         check = None if self.check is None else {"sha256": self.check.sha256, "rounds": self.check.rounds}
+        if self.check is not None and self.check.manifold is not None:
+            check["manifold_sha256"] = self.check.manifold.sha256()
         return {"temperature": float(self.temperature), "label_check": check}
 
     def images(

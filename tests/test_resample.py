@@ -16,7 +16,7 @@ from ganaug.cli import main
 from ganaug.errors import InputError
 from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
 from ganaug.metrics import open_generator
-from ganaug.resample import LabelCheck, Sampling, latent_rows, round_seed
+from ganaug.resample import LabelCheck, Manifold, Sampling, latent_rows, round_seed
 from ganaug.sampling import latents
 
 TINY = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))
@@ -199,3 +199,100 @@ def test_dataset_items_are_the_same_across_workers_and_batches(exported_run, che
     )
     torch.testing.assert_close(loaded, torch.from_numpy(whole.arrays(np.arange(len(whole)))), atol=1e-5, rtol=0)
     assert "Output: tensor in [0.0, 1.0]" in repr(whole) and "Sampling: temperature 1.2, label-checked" in repr(whole)
+
+
+# ---- the manifold: a check that also redraws images off the real manifold of their class ----------------------
+
+
+def _brute_realism(manifold: Manifold, features: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    out = []
+    for f, y in zip(features, labels.tolist()):
+        mine = (manifold.labels == y).nonzero().flatten().tolist()
+        out.append(max(float(manifold.radii[j]) / max(float(torch.dist(f, manifold.features[j])), 1e-12) for j in mine))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def manifold_check(checks, tmp_path_factory):
+    """The check of ``checks[1]`` trained again from the CLI with a 20-per-class manifold."""
+    out = tmp_path_factory.mktemp("manifold") / "check"
+    args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--seed", "1"]
+    res = CliRunner().invoke(
+        main, [*args, "--manifold-per-class", "20", "--out", str(out), "--threads", "1", "--quiet", "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_the_manifold_is_per_class_balls_to_the_kth_neighbour(manifold_check):
+    from ganaug.data import load_source, to_model_range
+
+    check = LabelCheck.load(manifold_check)
+    m = check.manifold
+    assert (
+        m is not None
+        and m.features.shape == (200, check.evaluator.config.hidden)
+        and torch.equal(m.labels.bincount(), torch.full((10,), 20))
+    )
+    # Each radius is the distance to the 3rd nearest other image of the same class.
+    for i in (0, 57, 199):
+        same = (m.labels == m.labels[i]).nonzero().flatten()
+        d = torch.cdist(m.features[i : i + 1], m.features[same]).flatten().sort().values
+        assert float(m.radii[i]) == pytest.approx(float(d[3]), rel=1e-5)
+    # Realism is the largest radius/distance over the label's balls; the manifold's own points score >= 1.
+    src = load_source("digits", split="train")
+    x = to_model_range(src.images[:60])
+    labels = src.labels[:60].numpy()
+    f = check.evaluator.features(x)
+    np.testing.assert_allclose(m.realism(f, labels), _brute_realism(m, f, labels), rtol=1e-5)
+    assert (m.realism(m.features, m.labels.numpy()) >= 1).all()
+    # A wrong label is judged against the wrong class's balls: fewer accepted.
+    accepted, _ = check.judge(x.numpy(), labels)
+    wrong, _ = check.judge(x.numpy(), (labels + 1) % 10)
+    assert accepted.sum() > wrong.sum()
+
+
+def test_a_manifold_check_rejects_off_manifold_images_and_keeps_the_law(tiny_run, manifold_check):
+    gen = open_generator(tiny_run, backend="pytorch")
+    check = LabelCheck.load(manifold_check, rounds=3)
+    label_only = dataclasses.replace(check, manifold=None)
+    labels = np.arange(30, dtype=np.int64) % 10
+    idx = np.arange(30, dtype=np.int64)
+    x = Sampling(1.0).images(gen.run, labels, idx, seed=3, z_dim=gen.z_dim)
+    on = check.manifold.realism(check.evaluator.features(torch.from_numpy(x)), labels) >= 1
+    agrees = label_only.judge(x, labels)[0]
+    np.testing.assert_array_equal(check.judge(x, labels)[0], agrees & on)
+    assert (agrees & ~on).any()  # the manifold rejects some images the label alone accepts
+    got = Sampling(1.2, check).images(gen.run, labels, idx, seed=3, z_dim=gen.z_dim)
+    np.testing.assert_allclose(got, _expected(gen.run, check, labels, idx, seed=3, t=1.2), atol=1e-5)
+    split = np.concatenate(
+        [
+            Sampling(1.2, check).images(gen.run, labels[s], idx[s], seed=3, z_dim=gen.z_dim)
+            for s in (slice(0, 11), slice(11, 30))
+        ]
+    )
+    np.testing.assert_allclose(split, got, atol=1e-5)
+    # The manifold is part of the sampling's identity (manifests, reports, cache keys).
+    assert Sampling(1.2, check).identity()["label_check"]["manifold_sha256"] == check.manifold.sha256()
+    assert "manifold_sha256" not in Sampling(1.2, label_only).identity()["label_check"]
+
+
+def test_a_manifold_of_other_weights_is_refused_and_overwrite_drops_it(manifold_check, tmp_path):
+    from ganaug.resample import MANIFOLD
+
+    copy = tmp_path / "check"
+    shutil.copytree(manifold_check, copy)
+    LabelCheck.load(copy).manifold.save(copy / MANIFOLD, weights_sha256="0" * 64)  # bound to other weights
+    with pytest.raises(InputError, match="built for other weights"):
+        LabelCheck.load(copy)
+    (copy / MANIFOLD).write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="is not a readable manifold"):
+        LabelCheck.load(copy)
+    args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--out", str(copy)]
+    res = CliRunner().invoke(main, [*args, "--overwrite", "--threads", "1", "--quiet", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert not (copy / MANIFOLD).exists() and LabelCheck.load(copy).manifold is None
+    res = CliRunner().invoke(
+        main, [*args, "--manifold-per-class", "500", "--overwrite", "--threads", "1", "--device", "cpu"]
+    )
+    assert res.exit_code == 2 and "--manifold-per-class 500 is larger than the smallest class" in res.output

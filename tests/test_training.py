@@ -156,6 +156,21 @@ def test_fp16_on_the_cpu_is_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bf16_units_warns(tmp_path, monkeypatch, native):
+    import warnings
+
+    import ganaug.training
+
+    monkeypatch.setattr(ganaug.training, "cpu_has_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer.new(tiny_config(amp="bf16"), tmp_path / "run", progress=False)
+        Trainer.new(tiny_config(amp="off"), tmp_path / "fp32", progress=False)
+    slow = [w for w in caught if "without bf16 units" in str(w.message)]
+    assert len(slow) == (0 if native else 1)
+
+
 def test_cuda_without_gpu_is_a_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

@@ -62,8 +62,9 @@ def sampling_options(command):
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="An evaluator folder (`ganaug evaluator train --seed 1`, trained on the generator's training split): "
-        "an image it assigns to another class is drawn again from a fresh latent, up to 8 tries, else the "
-        "try it liked best is kept. Image i still depends only on (model, seed, i).",
+        "an image it assigns to another class (or, when the folder holds a manifold, that lies off its class's "
+        "real manifold) is drawn again from a fresh latent, up to 8 tries, else the try it liked best is kept. "
+        "Image i still depends only on (model, seed, i).",
     )(command)
     return click.option(
         "--temperature",
