@@ -30,6 +30,7 @@ _EXPORTS = {
     "LabelFilter": "ganaug.mixing",
     "Sampling": "ganaug.resample",
     "LabelCheck": "ganaug.resample",
+    "Manifold": "ganaug.resample",
     "AugmentedDataset": "ganaug.mixing",
     "SyntheticMix": "ganaug.batchmix",
     "InputError": "ganaug.errors",

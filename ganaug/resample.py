@@ -57,6 +57,17 @@ def latent_rows(seed: int, indices: np.ndarray, z_dim: int) -> np.ndarray:
 MANIFOLD = "manifold.safetensors"
 
 
+def is_manifold(path: str | Path) -> bool:
+    """Whether ``path`` is a file :meth:`Manifold.save` wrote (a safetensors file bound to check weights)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return "weights_sha256" in (f.metadata() or {}) and {"features", "labels", "radii"} <= set(f.keys())
+    except (SafetensorError, OSError):
+        return False
+
+
 @dataclass(frozen=True)
 class Manifold:
     """Real training images as the check sees them: per class, a union of balls in the check's feature space,
@@ -79,8 +90,6 @@ class Manifold:
         """From real images float [M, 1, 28, 28] in [-1, 1] and labels int64 [M] (more than ``k`` per class)."""
         import torch
 
-        from ganaug.metrics import nearest_distances
-
         f = evaluator.features(images)
         y = torch.as_tensor(labels, dtype=torch.int64)
         radii = torch.zeros(len(y))
@@ -90,7 +99,8 @@ class Manifold:
                 raise InputError(
                     f"the manifold needs more than k={k} images of every class, class {int(c)} has {len(rows)}"
                 )
-            radii[rows] = nearest_distances(f[rows], f[rows], k=k + 1)  # the k-th neighbour besides itself
+            d = torch.cdist(f[rows], f[rows])
+            radii[rows] = d.topk(k + 1, dim=1, largest=False).values[:, k]  # the k-th neighbour besides itself
         return cls(f.contiguous(), y, radii)
 
     def realism(self, features: torch.Tensor, labels: np.ndarray) -> np.ndarray:
@@ -152,7 +162,11 @@ class Manifold:
             raise InputError(f"{path} is not a readable manifold ({reason}); {redo}") from None
         if bound != weights_sha256:
             raise InputError(f"{path} was built for other weights than {path.parent}'s (retrained since?); {redo}")
-        return cls(tensors["features"].float(), tensors["labels"].long(), tensors["radii"].float())
+        f, y, r = tensors["features"], tensors["labels"], tensors["radii"]
+        if f.dim() != 2 or y.shape != (len(f),) or r.shape != (len(f),):
+            raise InputError(f"{path} holds tensors of mismatched shapes; {redo}")
+        # Copies, not views of the mapped file: replacing or truncating the file later must not touch them.
+        return cls(f.float().clone(), y.long().clone(), r.float().clone())
 
 
 def manifold_images(

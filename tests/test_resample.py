@@ -282,11 +282,12 @@ def test_a_manifold_of_other_weights_is_refused_and_overwrite_drops_it(manifold_
 
     copy = tmp_path / "check"
     shutil.copytree(manifold_check, copy)
-    LabelCheck.load(copy).manifold.save(copy / MANIFOLD, weights_sha256="0" * 64)  # bound to other weights
-    with pytest.raises(InputError, match="built for other weights"):
-        LabelCheck.load(copy)
+    manifold = LabelCheck.load(copy).manifold
     (copy / MANIFOLD).write_bytes(b"not safetensors")
     with pytest.raises(InputError, match="is not a readable manifold"):
+        LabelCheck.load(copy)
+    manifold.save(copy / MANIFOLD, weights_sha256="0" * 64)  # bound to other weights
+    with pytest.raises(InputError, match="built for other weights"):
         LabelCheck.load(copy)
     args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--out", str(copy)]
     res = CliRunner().invoke(main, [*args, "--overwrite", "--threads", "1", "--quiet", "--device", "cpu"])
@@ -296,3 +297,18 @@ def test_a_manifold_of_other_weights_is_refused_and_overwrite_drops_it(manifold_
         main, [*args, "--manifold-per-class", "500", "--overwrite", "--threads", "1", "--device", "cpu"]
     )
     assert res.exit_code == 2 and "--manifold-per-class 500 is larger than the smallest class" in res.output
+
+
+def test_a_foreign_manifold_file_is_never_replaced(tmp_path):
+    from ganaug.resample import MANIFOLD
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / MANIFOLD).write_bytes(b"someone else's file")
+    args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--manifold-per-class", "20", "--threads", "1", "--device", "cpu"])
+    assert res.exit_code == 2 and "is not a ganaug manifold" in res.output
+    assert not (out / "evaluator.json").exists()
+    res = CliRunner().invoke(main, [*args, "--threads", "1", "--quiet", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (out / MANIFOLD).read_bytes() == b"someone else's file"

@@ -99,12 +99,15 @@ def train_cmd(
     """
     from ganaug.evaluator import CONFIG, WEIGHTS, EvaluatorConfig, EvaluatorTraining, train_evaluator_on
     from ganaug.export import file_sha256
-    from ganaug.resample import MANIFOLD, Manifold, manifold_images
+    from ganaug.resample import MANIFOLD, Manifold, is_manifold, manifold_images
     from ganaug.threads import configure_torch
 
     configure_torch(threads)
     if (out / CONFIG).exists() and not overwrite:
         raise click.UsageError(f"{out} already holds an evaluator; pass --overwrite to replace it")
+    ours = is_manifold(out / MANIFOLD)  # a file of that name that ganaug did not write is never replaced
+    if (out / MANIFOLD).exists() and not ours and manifold_per_class:
+        raise click.UsageError(f"{out / MANIFOLD} exists and is not a ganaug manifold; choose another --out")
     settings = EvaluatorTraining(
         epochs=epochs,
         batch_size=batch_size,
@@ -126,8 +129,9 @@ def train_cmd(
     if manifold is not None:
         ev.meta["manifold"] = {"per_class": manifold_per_class, "subset_seed": seed, "k": 3}
     ev.save(out)
-    if manifold is None:  # an earlier evaluator's manifold would belong to other weights
-        (out / MANIFOLD).unlink(missing_ok=True)
+    if manifold is None:
+        if ours:  # an earlier evaluator's manifold would belong to other weights
+            (out / MANIFOLD).unlink()
     else:
         manifold.save(out / MANIFOLD, weights_sha256=file_sha256(out / WEIGHTS))
     worst = min(ev.meta["test_accuracy_per_class"].items(), key=lambda kv: kv[1])
