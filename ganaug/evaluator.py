@@ -173,12 +173,14 @@ class Evaluator:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path/model.safetensors`` and ``path/evaluator.json``; returns ``path``."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ganaug.outputs import write_bytes_whole, write_text_whole
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(path / WEIGHTS), metadata={"ganaug_version": __version__})
+        write_bytes_whole(path / WEIGHTS, save(state, metadata={"ganaug_version": __version__}))
         doc = {
             **self.meta,
             "schema": EVALUATOR_SCHEMA,
@@ -186,7 +188,7 @@ class Evaluator:
             "config": asdict(self.config),
             "classes": self.classes,
         }
-        (path / CONFIG).write_text(json.dumps(doc, indent=2))
+        write_text_whole(path / CONFIG, json.dumps(doc, indent=2))
         return path
 
 

@@ -125,21 +125,13 @@ class Manifold:
 
     def save(self, path: str | Path, *, weights_sha256: str) -> Path:
         """Write ``path`` (a safetensors file), bound to the check weights with sha256 ``weights_sha256``."""
-        import os
+        from safetensors.torch import save
 
-        from safetensors.torch import save_file
-
-        from ganaug.outputs import reporting_disk_full, temp_path
+        from ganaug.outputs import write_bytes_whole
 
         path = Path(path)
-        tmp = temp_path(path)
         tensors = {"features": self.features, "labels": self.labels, "radii": self.radii}
-        try:  # whole or not at all: a temp renamed over the file
-            with reporting_disk_full(path, temp=tmp):
-                save_file(tensors, str(tmp), metadata={"weights_sha256": weights_sha256})
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_bytes_whole(path, save(tensors, metadata={"weights_sha256": weights_sha256}))
         return path
 
     @classmethod
