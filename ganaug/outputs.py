@@ -287,16 +287,19 @@ def temp_path(target: str | Path, *, pid: int | None = None) -> Path:
 def write_text_whole(path: str | Path, text: str) -> None:
     """Write ``path`` whole or not at all: a temp (:func:`temp_path`) renamed over it; a full disk is a one-line
     :class:`GanaugError` and no temp is left behind."""
-    write_bytes_whole(path, text.encode())
+    _write_whole(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def write_bytes_whole(path: str | Path, data: bytes) -> None:
     """:func:`write_text_whole` for bytes (for example ``safetensors.torch.save(...)``'s)."""
-    path = Path(path)
+    _write_whole(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
     tmp = temp_path(path)
     try:
         with reporting_disk_full(path, temp=tmp):
-            tmp.write_bytes(data)
+            write(tmp)
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
