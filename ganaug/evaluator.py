@@ -165,6 +165,18 @@ class Evaluator:
         space of the Fréchet distance and of precision/recall."""
         return self._apply(images, self.net.body, batch_size)
 
+    def features_and_logits(self, images: torch.Tensor, *, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`features` and :meth:`logits` from one pass (the head reads the features)."""
+        f = self.features(images, batch_size=batch_size)
+        with torch.no_grad():
+            logits = torch.cat(
+                [
+                    self.net.head(f[i : i + batch_size].to(self.device)).float().cpu()
+                    for i in range(0, max(len(f), 1), batch_size)
+                ]
+            )
+        return f, logits
+
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Share of ``images`` whose predicted class equals ``labels`` (int64 [N])."""
         if len(images) != len(labels):

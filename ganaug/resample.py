@@ -229,13 +229,7 @@ class LabelCheck:
         label (times min(realism, 1) with a manifold), which picks the kept try when none is accepted."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(images))
-        if self.manifold is None:
-            logits = self.evaluator.logits(x)
-        else:  # the features are the head's input, so one pass gives both
-            f = self.evaluator.features(x)
-            with torch.no_grad():
-                logits = self.evaluator.net.head(f.to(self.evaluator.device)).float().cpu()
+        f, logits = self.evaluator.features_and_logits(torch.from_numpy(np.ascontiguousarray(images)))
         p = torch.softmax(logits.double(), dim=1).numpy()
         rows = np.arange(len(labels))
         agrees, score = p.argmax(axis=1) == labels, p[rows, labels]

@@ -126,8 +126,6 @@ def train_cmd(
         dataset, root=data_root, settings=settings, device=_device(device), progress=not quiet and sys.stderr.isatty()
     )
     manifold = None if real is None else Manifold.build(ev, *real)
-    if manifold is not None:
-        ev.meta["manifold"] = {"per_class": manifold_per_class, "subset_seed": seed, "k": 3}
     ev.save(out)
     if manifold is None:
         if ours:  # an earlier evaluator's manifold would belong to other weights
