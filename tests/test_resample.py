@@ -312,3 +312,14 @@ def test_a_foreign_manifold_file_is_never_replaced(tmp_path):
     res = CliRunner().invoke(main, [*args, "--threads", "1", "--quiet", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert (out / MANIFOLD).read_bytes() == b"someone else's file"
+
+
+def test_an_evaluator_is_not_written_into_a_run_folder(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--threads", "1"]
+    for out in (run, run / "samples", run / "new"):
+        res = CliRunner().invoke(main, [*args, "--out", str(out), "--manifold-per-class", "20"])
+        assert res.exit_code == 2 and "inside ganaug's run folder" in res.output
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

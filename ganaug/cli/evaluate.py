@@ -99,10 +99,15 @@ def train_cmd(
     """
     from ganaug.evaluator import CONFIG, WEIGHTS, EvaluatorConfig, EvaluatorTraining, train_evaluator_on
     from ganaug.export import file_sha256
+    from ganaug.outputs import read_marker
     from ganaug.resample import MANIFOLD, Manifold, is_manifold, manifold_images
     from ganaug.threads import configure_torch
 
     configure_torch(threads)
+    inside = next((p for p in (out.resolve(), *out.resolve().parents) if read_marker(p) is not None), None)
+    if inside is not None:  # a run folder or png tree: its own files only, or its --overwrite would refuse it
+        kind = read_marker(inside).get("kind", "output")
+        raise click.UsageError(f"{out} is inside ganaug's {kind} folder {inside}; choose an --out of its own")
     if (out / CONFIG).exists() and not overwrite:
         raise click.UsageError(f"{out} already holds an evaluator; pass --overwrite to replace it")
     ours = is_manifold(out / MANIFOLD)  # a file of that name that ganaug did not write is never replaced
