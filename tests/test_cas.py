@@ -163,7 +163,8 @@ def test_evaluate_cas_prints_cas_beside_the_ceiling_and_writes_json(tmp_path, ti
     ev = train_evaluator_on("mnist", root=root, settings=settings).save(tmp_path / "ev")
     args = ["evaluate", str(tiny_mnist_run), "--evaluator", str(ev), "--data-root", str(root), "--per-class", "5"]
     args += ["--device", "cpu", "--cas", "--cas-classifier", "smoke", "--cas-per-class", "10"]
-    args += ["--cas-cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json")]
+    # --threads fixed: the cache key records the thread count, which by default follows the machine's idle CPUs
+    args += ["--cas-cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json"), "--threads", "1"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "out.json").read_text())["cas"]
