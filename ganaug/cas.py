@@ -85,6 +85,7 @@ def train_classifier(
     classical_on: Sequence[bool] | None = None,
     weights: Sequence[float] | None = None,
     init: EvaluatorNet | None = None,
+    real_fraction_end: float | None = None,
 ) -> EvaluatorNet:
     """Train the fixed CNN on one or two sources of (images float [N, 1, 28, 28] in [-1, 1], labels).
 
@@ -95,8 +96,10 @@ def train_classifier(
     random affine (the benchmark's condition c on digits), ``"shift-flip"`` shifts and flips (on clothes);
     see :data:`ganaug.augment_ops.CLASSICAL`; ``classical_on`` limits it to the sources marked True. ``weights`` scales each source's per-image loss (default 1
     each; the batch loss is the weighted mean). ``init`` continues training that network (a fresh Adam and
-    schedule; used to fine-tune after pretraining) instead of a new one. Seeded by ``seed``; the caller's
-    global RNG state is restored afterwards.
+    schedule; used to fine-tune after pretraining) instead of a new one. ``real_fraction_end`` moves the
+    first source's share linearly from ``real_fraction`` at the first step to it at the last (a schedule of
+    the second source's share; None keeps it constant). Seeded by ``seed``; the caller's global RNG state is
+    restored afterwards.
 
     Raises:
         InputError: a source is empty.
@@ -130,12 +133,18 @@ def train_classifier(
             (x.to(device), F.one_hot(y, num_classes).float().to(device) if soft and y.dim() == 1 else y.to(device))
             for x, y in sources
         ]
-        n_first = round(c.batch * real_fraction) if len(moved) == 2 else c.batch
-        sizes = [n_first, c.batch - n_first][: len(moved)]
-        w = torch.cat([torch.full((n,), float(wt), device=device) for n, wt in zip(sizes, weights)])
         uniform = all(wt == 1.0 for wt in weights)
+
+        def split(fraction: float) -> tuple[list[int], torch.Tensor]:
+            n_first = round(c.batch * fraction) if len(moved) == 2 else c.batch
+            sizes = [n_first, c.batch - n_first][: len(moved)]
+            return sizes, torch.cat([torch.full((n,), float(wt), device=device) for n, wt in zip(sizes, weights)])
+
+        sizes, w = split(real_fraction)
         net.train()
-        for _ in range(c.steps):
+        for step in range(c.steps):
+            if real_fraction_end is not None:
+                sizes, w = split(real_fraction + (real_fraction_end - real_fraction) * step / max(c.steps - 1, 1))
             xs, ys = [], []
             for (x, y), n in zip(moved, sizes):
                 idx = torch.randint(len(y), (n,), generator=gen, device=device)

@@ -154,6 +154,99 @@ def test_synthetic_latent_scale_and_shared_style_draw_the_documented_latents(mon
     assert x[4, 0, 0, 0].item() == pytest.approx(0.5 * z[4, 0] + 100, abs=1e-5)
 
 
+def test_a_share_schedule_moves_the_generated_share_linearly_to_its_end(monkeypatch):
+    real, fake = _sources()
+    kw = {"classifier": CASClassifier(steps=5, batch=16, width=4), "num_classes": 10, "seed": 3}
+    constant = cas.train_classifier([real, fake], real_fraction=0.5, **kw)
+    same = cas.train_classifier([real, fake], real_fraction=0.5, real_fraction_end=0.5, **kw)
+    assert torch.equal(_params(constant), _params(same))  # an end equal to the start is the constant share
+    drawn = []
+    randint = torch.randint
+    monkeypatch.setattr(torch, "randint", lambda high, size, **k: drawn.append(size[0]) or randint(high, size, **k))
+    cas.train_classifier([real, fake], real_fraction=0.5, real_fraction_end=1.0, **kw)
+    real_n, fake_n = drawn[0::2], drawn[1::2]
+    assert [r + f for r, f in zip(real_n, fake_n)] == [16] * 5
+    assert fake_n == [8, 6, 4, 2, 0]  # 50% generated at the first step, none at the last
+
+
+def test_label_smoothing_and_a_share_schedule_are_checked_and_stay_out_of_old_keys():
+    with pytest.raises(downstream.InputError, match="synthetic_smoothing"):
+        dataclasses.replace(TINY, synthetic_smoothing=1.0)
+    with pytest.raises(downstream.InputError, match="real_fraction_end"):
+        dataclasses.replace(TINY, real_fraction_end=0.0)
+    with pytest.raises(downstream.InputError, match="latent_source"):
+        dataclasses.replace(TINY, latent_source="posterior")
+
+
+class _Stub:
+    """A generator whose image is its latent's first coordinate (plus 100 x the class) at every pixel."""
+
+    z_dim = 4
+
+    def __init__(self):
+        self.z = []
+
+    def run(self, z, labels):
+        self.z.append(z.copy())
+        return np.broadcast_to((z[:, 0] + 100 * labels)[:, None, None, None], (len(z), 1, 28, 28)).astype(np.float32)
+
+
+def test_latent_mix_interpolates_two_inverted_latents_of_the_images_class(monkeypatch):
+    stub = _Stub()
+    monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: stub)
+    # Every inverted latent of class c is v_c = (c + 1) * (1, 2, 3, 4): a mix of two of them is v_c scaled by
+    # 1 / sqrt((1 - a)^2 + a^2), between 1 and sqrt(2).
+    subset = (torch.zeros(6, 1, 28, 28), torch.tensor([0, 0, 0, 1, 1, 1]))
+    bank = (subset[1][:, None].float() + 1) * torch.arange(1.0, 5.0)
+    monkeypatch.setattr(downstream.cells, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
+    x, y = downstream.synthetic(None, 50, 2, seed=4, latent_source="mix", subset=subset)
+    z = torch.from_numpy(stub.z[-1])
+    assert y.tolist() == [0] * 50 + [1] * 50
+    scale = z[:, 0] / (y + 1).float()
+    assert torch.allclose(z, scale[:, None] * (y[:, None] + 1).float() * torch.arange(1.0, 5.0), atol=1e-5)
+    assert scale.min() >= 1 - 1e-5 and scale.max() <= 2**0.5 + 1e-5 and scale.std() > 0.05
+    again, _ = downstream.synthetic(None, 50, 2, seed=4, latent_source="mix", subset=subset)
+    assert torch.equal(x, again)  # seeded
+
+
+def test_far_latents_keep_the_draws_farthest_from_the_inverted_latents_in_draw_order(monkeypatch):
+    stub = _Stub()
+    monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: stub)
+    subset = (torch.zeros(4, 1, 28, 28), torch.tensor([0, 0, 1, 1]))
+    bank = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(downstream.cells, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
+    per_class, seed = 5, 2
+    downstream.synthetic(None, per_class, 2, seed=seed, latent_source="far", far_oversample=3, subset=subset)
+    z = torch.from_numpy(stub.z[-1])
+    for c in range(2):
+        cand = torch.from_numpy(latents(seed, c * 15, (c + 1) * 15, 4))
+        far = torch.cdist(cand, bank[subset[1] == c]).min(1).values
+        kept = [
+            next(i for i in range(15) if torch.equal(cand[i], row)) for row in z[c * per_class : (c + 1) * per_class]
+        ]
+        assert kept == sorted(kept)  # in draw order
+        dropped = [i for i in range(15) if i not in kept]
+        assert far[kept].min() >= far[dropped].max()
+
+
+def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes):
+    from ganaug.checkpoint import load_generator
+
+    root, *_ = probes
+    run = next((root / "cache" / "gan").iterdir())
+    g, _ = load_generator(run)
+    z0 = torch.randn(20, g.config.z_dim, generator=torch.Generator().manual_seed(7))
+    y = torch.arange(20) % g.config.num_classes
+    with torch.no_grad():
+        x = g(z0, y)
+        blind = ((g(torch.randn(20, g.config.z_dim), y) - x) ** 2).flatten(1).mean(1)
+    z, err = downstream.cells.invert(run, x, y, seed=0, steps=200)
+    with torch.no_grad():
+        again = ((g(z, y) - x) ** 2).flatten(1).mean(1)
+    torch.testing.assert_close(again, err)  # the error reported is that of the latents returned
+    assert err.mean() < 0.1 * blind.mean()
+
+
 # ---- probes --------------------------------------------------------------------------------------
 
 
@@ -162,6 +255,7 @@ def probes(tmp_path_factory):
     root = tmp_path_factory.mktemp("probes")
     base = dataclasses.replace(TINY, name="tiny-probes", cas_gan_steps=0)
     names = ["baseline", "soft-labels", "pretrain", "shared-style", "no-classical-on-synthetic", "budget-4x"]
+    names += ["label-smoothing", "share-decay", "latent-mix"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -188,7 +282,45 @@ def test_probes_share_the_reference_cells_and_write_one_row_each(probes):
         assert r["d_vs_c"]["mean"] == pytest.approx(d_c[0])  # paired mean equals the difference of means
     md = (root / "out" / "probes.md").read_text()
     assert all(f"| {n} |" in md for n in names)
+    # Levers added later enter a cell's key only when set: the cells cached before them keep their keys.
+    levers = {}
+    for f in (root / "cache" / "cells").glob("*.json"):
+        cell = json.loads(f.read_text())
+        if cell["condition"] == "d":
+            levers[json.dumps(cell["levers"], sort_keys=True)] = cell["levers"]
+    first = {
+        "synthetic_labels",
+        "synthetic_weight",
+        "synthetic_classical",
+        "pretrain_steps",
+        "latent_scale",
+        "shared_style",
+    }
+    assert all(set(lv) >= first for lv in levers.values())
+    added = sorted(tuple(sorted(set(lv) - first)) for lv in levers.values() if set(lv) != first)
+    assert added == [("latent_source",), ("real_fraction_end",), ("synthetic_smoothing",)]
     assert json.loads((root / "out" / "probes.json").read_text())["rows"][0]["probe"] == "baseline"
+
+
+def test_label_smoothing_hands_the_classifier_smoothed_targets_for_generated_items(probes, monkeypatch):
+    root, base, _names, _doc = probes
+    seen = {}
+
+    def capture(p, condition, *, real, fake, **kw):
+        seen.update(real=real, fake=fake)
+        raise InterruptedError
+
+    monkeypatch.setattr(downstream.cells, "train_classifier", capture)
+    p = dataclasses.replace(base, synthetic_smoothing=0.3)
+    data = downstream.cells.load_data(p, None)
+    run = next((root / "cache" / "gan").iterdir())
+    with pytest.raises(InterruptedError):
+        downstream.cells.run_cell(
+            p, data, root / "cache", budget=3, seed=0, condition="d", amount=4, gan_run=run, device="cpu", log=print
+        )
+    hard = torch.arange(len(data.classes)).repeat_interleave(4)
+    want = 0.7 * torch.nn.functional.one_hot(hard, len(data.classes)).float() + 0.3 / len(data.classes)
+    assert torch.equal(seen["fake"][1], want) and seen["real"][1].dim() == 1  # real labels stay hard
 
 
 def test_probes_rerun_from_the_cache_and_unknown_names_are_errors(probes, tmp_path):

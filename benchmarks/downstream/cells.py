@@ -125,19 +125,81 @@ def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = No
     return run
 
 
+def invert(
+    run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int = 300, restarts: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latents float [N, z_dim] that make the run's EMA generator reproduce ``images`` (float [N, 1, 28, 28]
+    in [-1, 1]) for ``labels``, and their pixel MSEs [N]: per image, the best (lowest MSE) of ``restarts`` Adam
+    descents (lr 0.05, ``steps`` steps) from seeded N(0, I) starts."""
+    from ganaug.checkpoint import load_generator
+
+    g, _ = load_generator(run)
+    g.requires_grad_(False)
+    n = len(labels)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        z = torch.randn(restarts * n, g.config.z_dim)
+    z.requires_grad_(True)
+    x, y = images.repeat(restarts, 1, 1, 1), labels.repeat(restarts)
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(steps):
+        loss = ((g(z, y) - x) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        err = ((g(z, y) - x) ** 2).flatten(1).mean(1).view(restarts, n)
+    best = err.argmin(0)
+    return z.detach().view(restarts, n, -1)[best, torch.arange(n)], err[best, torch.arange(n)]
+
+
 def synthetic(
-    run: Path, per_class: int, num_classes: int, *, seed: int, latent_scale: float = 1.0, shared_style: bool = False
+    run: Path,
+    per_class: int,
+    num_classes: int,
+    *,
+    seed: int,
+    latent_scale: float = 1.0,
+    shared_style: bool = False,
+    latent_source: str = "prior",
+    far_oversample: int = 2,
+    subset: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` generated images per class (class by class) from the run's EMA generator, latent seed
     ``seed``: image i is ``G(latent_scale * latents(seed, i, i + 1), labels[i])``, or with ``shared_style``
-    image j of every class gets latent j (the same style drawn for each class)."""
+    image j of every class gets latent j (the same style drawn for each class).
+
+    ``latent_source`` ``mix`` or ``far`` (see :class:`.profiles.Profile`) inverts ``subset`` (the GAN's own
+    training images and labels) first: ``mix`` draws, per image, two of its class's inverted latents and a
+    weight ``a ~ U(0, 1)`` (numpy, seeded by ``seed``) and uses ``((1 - a) z1 + a z2) / sqrt((1 - a)^2 + a^2)``
+    (the variance of a prior latent kept); ``far`` draws ``far_oversample * per_class`` prior latents per
+    class and keeps the ``per_class`` farthest from the class's inverted latents, in draw order."""
     from ganaug.metrics import generate, open_generator
     from ganaug.sampling import labels_from_counts, latents
 
     labels = labels_from_counts([per_class] * num_classes)
     generator = open_generator(run, backend="pytorch")
     z = None
-    if latent_scale != 1.0 or shared_style:
+    if latent_source != "prior":
+        if subset is None:
+            raise InputError(f"latent_source {latent_source!r} needs the GAN's training subset")
+        inverted, _ = invert(run, *subset, seed=seed)
+        rows = []
+        for c in range(num_classes):
+            bank = inverted[subset[1] == c]
+            if latent_source == "mix":
+                rng = np.random.default_rng([seed, c])
+                pairs = np.stack([rng.choice(len(bank), 2, replace=False) for _ in range(per_class)])
+                a = torch.from_numpy(rng.uniform(size=(per_class, 1))).float()
+                rows.append(((1 - a) * bank[pairs[:, 0]] + a * bank[pairs[:, 1]]) / torch.sqrt((1 - a) ** 2 + a**2))
+            else:
+                n = far_oversample * per_class
+                cand = torch.from_numpy(latents(seed, c * n, (c + 1) * n, generator.z_dim))
+                far = torch.cdist(cand, bank).min(1).values
+                keep = torch.sort(torch.topk(far, per_class).indices).values
+                rows.append(cand[keep])
+        z = (torch.cat(rows) * latent_scale).numpy().astype(np.float32)
+    elif latent_scale != 1.0 or shared_style:
         z = latents(seed, 0, per_class if shared_style else len(labels), generator.z_dim) * latent_scale
         z = np.tile(z, (num_classes, 1)) if shared_style else z
     images = generate(generator, labels, seed=seed, z=z)
@@ -182,6 +244,7 @@ def train_classifier(
         sources,
         classifier=classifier,
         real_fraction=p.real_fraction,
+        real_fraction_end=p.real_fraction_end,
         classical=classical,
         classical_on=classical_on,
         weights=[1.0, p.synthetic_weight] if len(sources) == 2 else None,
@@ -203,6 +266,15 @@ def judge(
             p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device
         )
     return _JUDGES[key]
+
+
+#: Classifier-side levers (Profile fields) added after cells were cached, with their defaults.
+_LEVERS_ADDED_LATER = (
+    ("synthetic_smoothing", 0.0),
+    ("real_fraction_end", None),
+    ("latent_source", "prior"),
+    ("far_oversample", 2),
+)
 
 
 # ---- the grid of cells --------------------------------------------------------------------------
@@ -277,6 +349,10 @@ def run_cell(
             "latent_scale": p.latent_scale,
             "shared_style": p.shared_style,
         }
+        # Levers added later enter the key only when set, so the cells cached before them stay valid.
+        for name, default in _LEVERS_ADDED_LATER:
+            if getattr(p, name) != default:
+                cfg["levers"][name] = getattr(p, name)
     path = cache / "cells" / f"{config_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -306,7 +382,14 @@ def run_cell(
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
     if condition in GENERATED:
-        sample: dict[str, Any] = {"seed": seed, "latent_scale": p.latent_scale, "shared_style": p.shared_style}
+        sample: dict[str, Any] = {
+            "seed": seed,
+            "latent_scale": p.latent_scale,
+            "shared_style": p.shared_style,
+            "latent_source": p.latent_source,
+            "far_oversample": p.far_oversample,
+            "subset": subset,
+        }
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
             x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, **sample)
@@ -320,6 +403,9 @@ def run_cell(
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
             hard, fake = fake[1], (fake[0], probabilities(net, fake[0], device))
             extra["synthetic_label_agreement"] = float((fake[1].argmax(1) == hard).float().mean())
+        elif p.synthetic_smoothing:
+            e = p.synthetic_smoothing
+            fake = (fake[0], (1 - e) * torch.nn.functional.one_hot(fake[1], num_classes).float() + e / num_classes)
     net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
     acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
     result = {

@@ -58,6 +58,13 @@ class Profile:
     Levers on which images are generated: ``latent_scale`` multiplies every latent (a temperature: > 1
     explores, < 1 truncates); ``shared_style`` gives image j of every class the same latent (style shared
     across classes). ``gan_loss``/``gan_ac_weight``/``gan_model`` are GAN levers (a changed GAN trains anew, cached apart).
+    ``synthetic_smoothing`` e gives generated items label smoothing (``1 - e`` on the asked class, ``e / K``
+    spread over all K); ``real_fraction_end`` moves the real share linearly from ``real_fraction`` at the
+    classifier's first step to it at its last (a schedule; None: constant). ``latent_source`` ``prior`` draws
+    latents from N(0, I); ``mix`` and ``far`` first invert the GAN's own training subset (the latents that
+    reproduce its real images, :func:`.cells.invert`): ``mix`` interpolates between the latents of two
+    images of the same class (style mixing between training images), ``far`` draws ``far_oversample`` times
+    the prior latents and keeps those farthest from every inverted latent of their class.
 
     The pool protocol (:mod:`.pool`): ``pool_threshold`` is the teacher's confidence a pool image needs to be
     kept with its pseudo-label (FixMatch's 0.95).
@@ -95,6 +102,10 @@ class Profile:
     pretrain_steps: int = 0
     latent_scale: float = 1.0
     shared_style: bool = False
+    synthetic_smoothing: float = 0.0
+    real_fraction_end: float | None = None
+    latent_source: str = "prior"
+    far_oversample: int = 2
     pool_threshold: float = PSEUDO_LABEL_THRESHOLD
 
     def __post_init__(self) -> None:
@@ -106,6 +117,12 @@ class Profile:
             raise InputError(f"synthetic_labels {self.synthetic_labels!r}: choose hard or soft")
         if not (self.synthetic_weight > 0 and self.latent_scale > 0 and 0 < self.real_fraction < 1):
             raise InputError("synthetic_weight and latent_scale must be > 0, real_fraction in (0, 1)")
+        if not 0 <= self.synthetic_smoothing < 1:
+            raise InputError(f"synthetic_smoothing {self.synthetic_smoothing}: give a value in [0, 1)")
+        if self.real_fraction_end is not None and not 0 < self.real_fraction_end <= 1:
+            raise InputError(f"real_fraction_end {self.real_fraction_end}: give a share in (0, 1]")
+        if self.latent_source not in ("prior", "mix", "far") or self.far_oversample < 1:
+            raise InputError(f"latent_source {self.latent_source!r}: choose prior, mix or far (far_oversample >= 1)")
         if not 0 < self.pool_threshold <= 1:
             raise InputError(f"pool_threshold {self.pool_threshold}: give a probability in (0, 1]")
 
@@ -198,6 +215,25 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
         "label noise, GAN side: class-conditional BatchNorm in G (the label acts at every stage of G)",
         {"gan_model": lambda p: dataclasses.replace(p.gan_model, cond_bn=True)},
     ),
+    "label-smoothing": ("label noise: generated items' labels smoothed (0.2)", {"synthetic_smoothing": 0.2}),
+    "smooth-share-10": ("label smoothing 0.2 and 10% generated", {"synthetic_smoothing": 0.2, "real_fraction": 0.9}),
+    "share-decay": (
+        "synthetic share schedule: 50% generated at the first step, falling linearly to none at the last",
+        {"real_fraction": 0.5, "real_fraction_end": 1.0},
+    ),
+    "latent-mix": (
+        "variety: style mixing between training images (latents interpolated between two inverted real images)",
+        {"latent_source": "mix"},
+    ),
+    "latent-mix-share-10": (
+        "style mixing between training images, 10% generated",
+        {"latent_source": "mix", "real_fraction": 0.9},
+    ),
+    "far-latents": (
+        "variety: latents far from those that reproduce the training images (the farther half of 2x draws)",
+        {"latent_source": "far"},
+    ),
+    "far-latents-share-10": ("far latents, 10% generated", {"latent_source": "far", "real_fraction": 0.9}),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
