@@ -199,7 +199,9 @@ def test_latent_mix_interpolates_two_inverted_latents_of_the_images_class(monkey
     subset = (torch.zeros(6, 1, 28, 28), torch.tensor([0, 0, 0, 1, 1, 1]))
     bank = (subset[1][:, None].float() + 1) * torch.arange(1.0, 5.0)
     monkeypatch.setattr(downstream.cells, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
-    x, y = downstream.synthetic(None, 50, 2, seed=4, latent_source="mix", subset=subset)
+    info = {}
+    x, y = downstream.synthetic(None, 50, 2, seed=4, latent_source="mix", subset=subset, info=info)
+    assert info == {"inversion_mse": 0.0}
     z = torch.from_numpy(stub.z[-1])
     assert y.tolist() == [0] * 50 + [1] * 50
     scale = z[:, 0] / (y + 1).float()

@@ -164,6 +164,7 @@ def synthetic(
     latent_source: str = "prior",
     far_oversample: int = 2,
     subset: tuple[torch.Tensor, torch.Tensor] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` generated images per class (class by class) from the run's EMA generator, latent seed
     ``seed``: image i is ``G(latent_scale * latents(seed, i, i + 1), labels[i])``, or with ``shared_style``
@@ -173,7 +174,8 @@ def synthetic(
     training images and labels) first: ``mix`` draws, per image, two of its class's inverted latents and a
     weight ``a ~ U(0, 1)`` (numpy, seeded by ``seed``) and uses ``((1 - a) z1 + a z2) / sqrt((1 - a)^2 + a^2)``
     (the variance of a prior latent kept); ``far`` draws ``far_oversample * per_class`` prior latents per
-    class and keeps the ``per_class`` farthest from the class's inverted latents, in draw order."""
+    class and keeps the ``per_class`` farthest from the class's inverted latents, in draw order. ``info``, when
+    given, gets ``inversion_mse``: the mean pixel MSE of the inverted subset's reconstructions."""
     from ganaug.metrics import generate, open_generator
     from ganaug.sampling import labels_from_counts, latents
 
@@ -183,7 +185,9 @@ def synthetic(
     if latent_source != "prior":
         if subset is None:
             raise InputError(f"latent_source {latent_source!r} needs the GAN's training subset")
-        inverted, _ = invert(run, *subset, seed=seed)
+        inverted, err = invert(run, *subset, seed=seed)
+        if info is not None:
+            info["inversion_mse"] = float(err.mean())
         rows = []
         for c in range(num_classes):
             bank = inverted[subset[1] == c]
@@ -389,6 +393,7 @@ def run_cell(
             "latent_source": p.latent_source,
             "far_oversample": p.far_oversample,
             "subset": subset,
+            "info": extra,
         }
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)

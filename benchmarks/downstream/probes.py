@@ -76,6 +76,7 @@ def run_probes(
                         c["synthetic_label_agreement"] for c in cells if "synthetic_label_agreement" in c
                     ]
                     or None,
+                    "inversion_mse": [c["inversion_mse"] for c in cells if "inversion_mse" in c] or None,
                     "kept_fraction": [
                         sum(c["synthetic_kept_per_class"])
                         / (c["synthetic_per_class"] * len(c["synthetic_kept_per_class"]))
