@@ -155,7 +155,10 @@ def train_classifier(
                 x = augment(x, gen, classical)
             elif classical:
                 x = torch.cat(
-                    [augment(part, gen, classical) if on else part for part, on in zip(x.split(sizes), classical_on)]
+                    [
+                        augment(part, gen, classical) if on and len(part) else part
+                        for part, on in zip(x.split(sizes), classical_on)
+                    ]
                 )
             if uniform:
                 loss = F.cross_entropy(net(x), y)

@@ -160,6 +160,8 @@ def test_a_share_schedule_moves_the_generated_share_linearly_to_its_end(monkeypa
     constant = cas.train_classifier([real, fake], real_fraction=0.5, **kw)
     same = cas.train_classifier([real, fake], real_fraction=0.5, real_fraction_end=0.5, **kw)
     assert torch.equal(_params(constant), _params(same))  # an end equal to the start is the constant share
+    # the last step draws no generated item: augmenting that empty part must not fail
+    cas.train_classifier([real, fake], real_fraction_end=1.0, classical="affine", classical_on=(True, True), **kw)
     drawn = []
     randint = torch.randint
     monkeypatch.setattr(torch, "randint", lambda high, size, **k: drawn.append(size[0]) or randint(high, size, **k))
