@@ -14,7 +14,7 @@ import json
 import torch
 
 from benchmarks.downstream import cells
-from benchmarks.downstream.profiles import resolve_profile, probe_profile
+from benchmarks.downstream.profiles import probe_profile, resolve_profile
 from ganaug import cas
 from ganaug.cas import CASClassifier, test_accuracy
 
