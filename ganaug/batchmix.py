@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ganaug.errors import InputError
+from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
 from ganaug.sampling import latents
 
@@ -89,6 +90,12 @@ class SyntheticMix:
         backend: ``onnx`` (ONNX Runtime: CUDA provider for CUDA batches, CPU otherwise) or ``torch`` (the
             run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
         threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice).
+        label_smoothing: ``e`` in [0, 1). With ``e > 0`` the returned labels are float32 [N', num_classes]
+            probability targets: one-hot for the real items, ``(1 - e) * one_hot + e / num_classes`` for the
+            synthetic ones (:func:`ganaug.labels.smooth_labels`), so ``F.cross_entropy(logits, labels)`` trains
+            the generated items on smoothed labels and the real ones as before. 0 (default): int64 labels.
+            On Fashion-MNIST with 10 real images per class, ``share=0.1`` with ``label_smoothing=0.2`` added
+            1.85 points [+1.10, +2.59] to shifts and flips; on MNIST it did not help (README, downstream).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -108,7 +115,7 @@ class SyntheticMix:
     - ``step``: which step's plan to use; default the internal counter :attr:`step`, which then advances
       by one. An explicit ``step`` leaves the counter alone.
     - Returns new ``(images, labels)`` of the same dtype and device ([N] items for ``replace``, [N + m] for
-      ``extend``), and with ``return_mask=True`` a bool [N'] mask of the synthetic items too (to weight
+      ``extend``; labels int64 [N'], or float32 [N', num_classes] with ``label_smoothing``), and with ``return_mask=True`` a bool [N'] mask of the synthetic items too (to weight
       their loss, for example). The inputs are not modified.
 
     The counter travels in :meth:`state_dict` / :meth:`load_state_dict` (save it with the model to resume).
@@ -138,6 +145,7 @@ class SyntheticMix:
         backend: Backend = "onnx",
         threads: int | None = None,
         lookahead: int = 16,
+        label_smoothing: float = 0.0,
     ) -> None:
         if mode not in ("replace", "extend"):
             raise InputError(f"mode must be 'replace' or 'extend', got {mode!r}")
@@ -152,6 +160,7 @@ class SyntheticMix:
         if isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) or lookahead < 1:
             raise InputError(f"lookahead must be a whole number >= 1, got {lookahead!r}")
         self.lookahead = int(lookahead)
+        self.label_smoothing = check_smoothing(label_smoothing)
         self.share = float(share)
         self.mode: Mode = mode
         self.seed = int(seed)
@@ -247,9 +256,12 @@ class SyntheticMix:
             out_images, out_labels = images.index_copy(0, where, syn), labels.index_copy(0, where, syn_labels)
         else:
             out_images, out_labels = torch.cat([images, syn]), torch.cat([labels, syn_labels])
-        if not return_mask:
+        if not (return_mask or self.label_smoothing):
             return out_images, out_labels
-        return out_images, out_labels, block.mask(k, len(images), n)
+        mask = block.mask(k, len(images), n)
+        if self.label_smoothing:
+            out_labels = smooth_labels(out_labels, len(self.class_names), self.label_smoothing, mask)
+        return (out_images, out_labels, mask) if return_mask else (out_images, out_labels)
 
     def _block_of(self, step: int, batch_size: int, dtype: torch.dtype, device: torch.device) -> _Block:
         """The block of steps holding ``step`` for this batch size, dtype and device: generated on first use.
@@ -361,7 +373,8 @@ class SyntheticMix:
         classes = self.classes if isinstance(self.classes, str) else "weights"
         return (
             f"SyntheticMix({str(self.path)!r}, share={self.share}, mode={self.mode!r}, classes={classes!r}, "
-            f"backend={self.backend!r}, lookahead={self.lookahead}, seed={self.seed}, step={self.step})"
+            f"backend={self.backend!r}, lookahead={self.lookahead}, label_smoothing={self.label_smoothing}, "
+            f"seed={self.seed}, step={self.step})"
         )
 
     def __getstate__(self) -> dict[str, Any]:

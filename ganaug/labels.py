@@ -3,18 +3,22 @@
 :func:`parse_counts` is the one place that reads a per-class count (``n`` for every class, ``{class: n}``
 by index or name, or one count per class index); :func:`make_labels` lays the result out class by class.
 :func:`class_folders` turns class names from model metadata into safe, distinct folder names.
+:func:`smooth_labels` makes the soft targets that label smoothing trains generated items on.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganaug.errors import InputError
 from ganaug.sampling import labels_from_counts
+
+if TYPE_CHECKING:
+    import torch
 
 ClassKey = int | str
 Counts = int | Mapping[ClassKey, int] | Sequence[int]
@@ -30,6 +34,33 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     """
     scaled = (images[:, 0] + 1.0) * 127.5 + 0.5
     return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def check_smoothing(value: Any) -> float:
+    """``value`` as a label-smoothing amount in [0, 1), or a one-line :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise InputError(f"label_smoothing must be a number with 0 <= label_smoothing < 1 (e.g. 0.2), got {value!r}")
+    return float(value)
+
+
+def smooth_labels(
+    labels: torch.Tensor, num_classes: int, smoothing: float, where: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Class indices int64 [N] -> float32 probability targets [N, num_classes], smoothed where asked.
+
+    Row ``i`` is ``(1 - e) * one_hot(labels[i]) + e / num_classes`` with ``e = smoothing`` where ``where[i]``
+    (bool [N]; default every row) and the plain one-hot row elsewhere. ``F.cross_entropy(logits, targets)``
+    on such rows equals ``F.cross_entropy(logits, labels, label_smoothing=e)`` row by row, so a batch that
+    mixes real (one-hot) and generated (smoothed) items trains each with its own loss in one call.
+    """
+    import torch  # here: importing ganaug.labels stays as light as it was
+
+    e = check_smoothing(smoothing)
+    one_hot = torch.nn.functional.one_hot(labels, num_classes).float()
+    if where is None:
+        return one_hot * (1.0 - e) + e / num_classes
+    w = where.to(one_hot.dtype).unsqueeze(1) * e
+    return one_hot * (1.0 - w) + w / num_classes
 
 
 def resolve_class(classes: Sequence[str], key: ClassKey) -> int:

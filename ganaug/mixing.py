@@ -9,6 +9,15 @@ and ``target_transform``), so one transform normalizes both::
     train = augment(real, "runs/mnist/generator.onnx", ratio=0.5, seed=0)
     train.mix.to_dict()  # per class: real and synthetic counts
 
+:meth:`AugmentedDataset.sampler` draws a fixed synthetic share of every epoch instead of the share the counts
+give, and ``augment(..., label_smoothing=e)`` trains the synthetic items on smoothed labels (the benchmark's
+low-budget recipe: a large synthetic pool, a 10% share, smoothing 0.2; see the README's downstream section)::
+
+    train = augment(real, "runs/fashion", per_class=500, label_smoothing=0.2)
+    loader = DataLoader(train, batch_size=64, sampler=train.sampler(share=0.1))
+    for images, targets in loader:  # targets: float [64, 10] probabilities
+        loss = F.cross_entropy(model(images), targets)
+
 :func:`draw_synthetic` picks the synthetic items; with a :class:`LabelFilter` it keeps only images that a
 classifier assigns to the requested class, over-generating deterministically in rounds until every quota
 is filled, and reports each class's acceptance rate.
@@ -26,11 +35,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset, WeightedRandomSampler
 
 from ganaug.dataset import ClassKey, GeneratedDataset
 from ganaug.errors import InputError
-from ganaug.labels import parse_counts, whole
+from ganaug.labels import check_smoothing, parse_counts, smooth_labels, whole
 from ganaug.sampling import derive_seed
 
 _ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
@@ -193,6 +202,7 @@ class Mix:
     rule: dict[str, Any]
     candidates: list[int]
     acceptance: list[float | None] | None = field(default=None)
+    label_smoothing: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: the rule, totals and, per class name, real / synthetic counts (and acceptance)."""
@@ -208,6 +218,7 @@ class Mix:
             "generator": self.generator,
             "seed": self.seed,
             "label_filter": self.acceptance is not None,
+            "label_smoothing": self.label_smoothing,
             "total": {"real": sum(self.real), "synthetic": sum(self.synthetic)},
             "per_class": per_class,
         }
@@ -216,11 +227,16 @@ class Mix:
 class AugmentedDataset(ConcatDataset):
     """The real dataset followed by a :class:`SyntheticSet`: items ``0 .. len(real) - 1`` are the real ones.
 
+    With ``mix.label_smoothing`` ``e > 0`` every item's target is a float32 [num_classes] probability vector
+    instead of a class index: one-hot for real items, ``(1 - e) * one_hot + e / num_classes`` for synthetic
+    ones (:func:`ganaug.labels.smooth_labels`), which ``F.cross_entropy`` / ``nn.CrossEntropyLoss`` take as
+    they are. With ``e = 0`` the targets are the real dataset's own (class indices), as a drop-in needs.
+
     Attributes:
         real, synthetic: the two parts.
         mix: the :class:`Mix` (counts per class, real vs synthetic), ``to_dict()`` for reports.
         classes, class_to_idx: the real data's classes (the generator's when the real data names none).
-        targets: int64 [len(self)], real labels then synthetic ones.
+        targets: int64 [len(self)], real labels then synthetic ones (class indices, smoothing or not).
     """
 
     def __init__(self, real: Dataset, synthetic: SyntheticSet, mix: Mix, real_targets: np.ndarray) -> None:
@@ -229,6 +245,12 @@ class AugmentedDataset(ConcatDataset):
         self.classes: list[str] = list(mix.classes)
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         self.targets = torch.cat([torch.as_tensor(real_targets, dtype=torch.int64), synthetic.targets])
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        item = super().__getitem__(index)
+        if not self.mix.label_smoothing:
+            return item
+        return self._soft([item], [(index + len(self) if index < 0 else index) >= len(self.real)])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """The items at ``indices``; the synthetic ones are generated in one batch."""
@@ -245,7 +267,52 @@ class AugmentedDataset(ConcatDataset):
         for k, r in enumerate(rows):
             if r < n_real:
                 out[k] = self.real[r]
-        return out
+        if not self.mix.label_smoothing:
+            return out
+        return self._soft(out, [r >= n_real for r in rows])
+
+    def _soft(self, items: list[tuple[Any, Any]], synthetic: list[bool]) -> list[tuple[Any, Any]]:
+        """``items`` with their class indices replaced by probability targets (smoothed where ``synthetic``)."""
+        labels = torch.as_tensor([int(target) for _, target in items], dtype=torch.int64)
+        where = torch.as_tensor(synthetic, dtype=torch.bool)
+        targets = smooth_labels(labels, len(self.classes), self.mix.label_smoothing, where)
+        return [(image, target) for (image, _), target in zip(items, targets.unbind(0))]
+
+    def sampler(
+        self, share: float, *, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> WeightedRandomSampler:
+        """A ``WeightedRandomSampler`` whose draws are synthetic items with probability ``share``.
+
+        Every real item has weight ``(1 - share) / len(real)`` and every synthetic one ``share /
+        len(synthetic)``, drawn with replacement, so a batch's synthetic share is ``share`` on average,
+        whatever the two parts' sizes: a large synthetic pool (variety) at a small share of each batch,
+        as the benchmark's winning levers train. Pass it as ``DataLoader(dataset, sampler=...)``.
+
+        Args:
+            share: 0 <= share < 1.
+            num_samples: draws per epoch [default: ``ceil(len(real) / (1 - share))``, so an epoch draws as
+                many real items as the real part holds, on average].
+            generator: a seeded ``torch.Generator`` for reproducible draws.
+
+        Raises:
+            InputError: a share outside [0, 1), a share > 0 with no synthetic items, or ``num_samples`` < 1.
+        """
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+            raise InputError(f"share must be a number with 0 <= share < 1 (e.g. 0.1), got {share!r}")
+        n_real, n_synthetic = len(self.real), len(self.synthetic)
+        if share > 0 and n_synthetic == 0:
+            raise InputError("this dataset has no synthetic items to draw; give augment() a rule that adds some")
+        if num_samples is None:
+            num_samples = math.ceil(n_real / (1.0 - share))
+        elif isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise InputError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
+        weights = torch.cat(
+            [
+                torch.full((n_real,), (1.0 - share) / n_real, dtype=torch.float64),
+                torch.full((n_synthetic,), share / n_synthetic if n_synthetic else 0.0, dtype=torch.float64),
+            ]
+        )
+        return WeightedRandomSampler(weights, num_samples, replacement=True, generator=generator)
 
     def to_dict(self) -> dict[str, Any]:
         """:meth:`Mix.to_dict` of this dataset's mix."""
@@ -368,6 +435,7 @@ def augment(
     seed: int | None = None,
     label_filter: LabelFilter | None = None,
     match_class_names: bool = True,
+    label_smoothing: float = 0.0,
 ) -> AugmentedDataset:
     """``real`` plus synthetic items of its own item type, in one dataset that records the mix.
 
@@ -391,12 +459,19 @@ def augment(
         seed: latent seed with a generator file (default 0).
         label_filter: keep only synthetic images a classifier assigns to their class.
         match_class_names: require the real class names to equal the generator's (not just their number).
+        label_smoothing: ``e`` in [0, 1). With ``e > 0`` the items' targets become probability vectors,
+            smoothed by ``e`` for synthetic items only (see :class:`AugmentedDataset`); needs a real dataset
+            without ``target_transform``. On Fashion-MNIST with 10 real images per class, ``e = 0.2`` with a
+            10% synthetic share (:meth:`AugmentedDataset.sampler`) added 1.85 points [+1.10, +2.59] to shifts
+            and flips; on MNIST it did not help (-0.37 [-0.89, +0.15]) (``benchmarks/results/issue12.md``).
 
     Raises:
         InputError: not exactly one rule, or a bad value for it; an empty real dataset; items that are not
             ``(PIL.Image, int)``; images of another size than the generator's; other classes than the
-            generator's; and everything :func:`draw_synthetic` raises.
+            generator's; a bad ``label_smoothing``, or one with a real ``target_transform``; and everything
+            :func:`draw_synthetic` raises.
     """
+    smoothing = check_smoothing(label_smoothing)
     rules = {"ratio": ratio, "per_class": per_class, "balance_to": balance_to}
     given = {k: v for k, v in rules.items() if v is not None}
     if len(given) != 1:
@@ -405,10 +480,14 @@ def augment(
         )
     if len(real) == 0:
         raise InputError("the real dataset is empty")
+    base, index_map = _innermost(real)
+    if smoothing and getattr(base, "target_transform", None) is not None:
+        raise InputError(
+            "label_smoothing makes the targets probability vectors; give a real dataset without target_transform"
+        )
     pool, path, base_seed = _pool(generated, seed)
     facts = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
     classes, (_, height, width) = facts.classes, facts.image_shape
-    base, index_map = _innermost(real)
     raw_image = _raw_item(base, 0 if index_map is None else int(index_map[0]))[0]
     if not isinstance(raw_image, Image.Image):
         raise InputError(
@@ -457,6 +536,7 @@ def augment(
         rule={name: value},
         candidates=synthetic.candidates,
         acceptance=synthetic.acceptance,
+        label_smoothing=smoothing,
     )
     return AugmentedDataset(real, synthetic, mix, real_targets)
 

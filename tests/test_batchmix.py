@@ -245,6 +245,7 @@ def test_run_device_and_device_output_match_the_numpy_path(run: Path) -> None:
         ({"share": 0.5, "normalize": ((0.1, 0.2), (0.3, 0.3))}, "one channel"),
         ({"share": 0.5, "seed": -1}, "seed must be a whole number >= 0"),
         ({"share": 0.5, "lookahead": 0}, "lookahead must be a whole number >= 1"),
+        ({"share": 0.5, "label_smoothing": 1.0}, "0 <= label_smoothing < 1"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(run: Path, kwargs: dict, match: str) -> None:
@@ -271,3 +272,21 @@ def test_bad_sources_and_batches_are_one_line_errors(run: Path, tmp_path: Path) 
         with pytest.raises(InputError, match=match) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["replace", "extend"])
+def test_label_smoothing_smooths_the_synthetic_items_labels_only(run: Path, mode: str) -> None:
+    plain = SyntheticMix(run, share=0.25, mode=mode, seed=5, threads=1)
+    soft = SyntheticMix(run, share=0.25, mode=mode, seed=5, threads=1, label_smoothing=0.2)
+    images, labels = batch(16)
+    out, hard, mask = plain(images, labels, return_mask=True)
+    soft_out, targets, soft_mask = soft(images, labels, return_mask=True)
+    assert torch.equal(soft_out, out) and torch.equal(soft_mask, mask)  # the same items, only the labels differ
+    assert targets.dtype == torch.float32 and targets.shape == (len(hard), 10)
+    assert torch.equal(targets.argmax(1), hard)
+    assert torch.equal(targets[~mask], torch.nn.functional.one_hot(hard[~mask], 10).float())
+    assert torch.allclose(targets[mask].max(1).values, torch.full((int(mask.sum()),), 0.82))
+    assert torch.allclose(targets.sum(1), torch.ones(len(hard)))
+    _, no_mask_targets = soft(images, labels, step=0)
+    assert torch.equal(no_mask_targets, targets)
+    assert "label_smoothing=0.2" in repr(soft)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from ganaug.errors import InputError
-from ganaug.labels import class_folders, parse_counts
+from ganaug.labels import class_folders, parse_counts, smooth_labels
 
 CLASSES = ["cat", "dog", "T-shirt/top"]
 
@@ -43,3 +45,19 @@ def test_class_folders_are_safe_and_distinct() -> None:
     assert class_folders(["T-shirt/top", "Trouser"]) == ["T-shirt_top", "Trouser"]
     with pytest.raises(InputError, match="map to the same folder"):
         class_folders(["a", "A", "a_1"])
+
+
+def test_smoothed_targets_give_torch_label_smoothing_loss_row_by_row() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(12, 10, generator=g), torch.randint(0, 10, (12,), generator=g)
+    where = torch.arange(12) % 3 == 0
+    targets = smooth_labels(labels, 10, 0.2, where)
+    mixed = F.cross_entropy(logits, targets, reduction="none")
+    assert torch.allclose(
+        mixed[where], F.cross_entropy(logits[where], labels[where], label_smoothing=0.2, reduction="none")
+    )
+    assert torch.allclose(mixed[~where], F.cross_entropy(logits[~where], labels[~where], reduction="none"))
+    assert torch.allclose(
+        smooth_labels(labels, 10, 0.2), smooth_labels(labels, 10, 0.2, torch.ones(12, dtype=torch.bool))
+    )
+    assert torch.equal(smooth_labels(labels, 10, 0.0), F.one_hot(labels, 10).float())

@@ -231,3 +231,59 @@ def test_incompatible_real_data(onnx_path, tmp_path):
     (tmp_path / "fake.onnx").write_bytes(b"\x00" * 10)
     with pytest.raises(InputError, match="not an ONNX file"):
         augment(big, tmp_path / "fake.onnx", ratio=1.0)
+
+
+def test_label_smoothing_gives_probability_targets_smoothed_for_synthetic_items_only(onnx_path, fake_mnist_root):
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    real = Subset(datasets.MNIST(str(fake_mnist_root), train=True, transform=tf), range(20))
+    plain = augment(real, onnx_path, ratio=1.0, seed=2)
+    soft = augment(real, onnx_path, ratio=1.0, seed=2, label_smoothing=0.2)
+    assert soft.to_dict()["label_smoothing"] == 0.2 and plain.to_dict()["label_smoothing"] == 0.0
+    assert torch.equal(soft.targets, plain.targets)  # class indices stay, for samplers and reports
+    n_real = len(real)
+    for i in (0, n_real - 1, n_real, len(soft) - 1, -1):
+        image, target = soft[i]
+        plain_image, label = plain[i]
+        assert torch.equal(image, plain_image) and target.dtype == torch.float32 and target.shape == (10,)
+        assert int(target.argmax()) == label and torch.isclose(target.sum(), torch.tensor(1.0))
+        synthetic = (i % len(soft)) >= n_real
+        assert float(target[label]) == pytest.approx(1 - 0.2 + 0.02 if synthetic else 1.0)
+        assert float(target.min()) == pytest.approx(0.02 if synthetic else 0.0)
+    batch = soft.__getitems__([len(soft) - 1, 0])
+    assert torch.equal(batch[0][1], soft[len(soft) - 1][1]) and torch.equal(batch[1][1], soft[0][1])
+    x, y = next(iter(DataLoader(soft, batch_size=len(soft), num_workers=0)))
+    assert x.shape == (len(soft), 1, 28, 28) and y.shape == (len(soft), 10)
+    assert torch.equal(y.argmax(1), plain.targets)
+
+
+def test_label_smoothing_errors(onnx_path, fake_mnist_root, digits):
+    real = imbalanced(digits, [1] * 10)
+    for bad in (-0.1, 1.0, "0.2", True):
+        with pytest.raises(InputError, match="label_smoothing must be a number with 0 <= label_smoothing < 1"):
+            augment(real, onnx_path, ratio=1.0, label_smoothing=bad)
+    with_tt = datasets.MNIST(str(fake_mnist_root), train=True, target_transform=lambda y: y + 0)
+    with pytest.raises(InputError, match="without target_transform") as info:
+        augment(Subset(with_tt, range(4)), onnx_path, ratio=1.0, label_smoothing=0.2)
+    assert "\n" not in str(info.value)
+
+
+def test_sampler_draws_the_synthetic_share_whatever_the_sizes(onnx_path, digits):
+    real = imbalanced(digits, [4] * 10)
+    mixed = augment(real, onnx_path, per_class=30, seed=1)  # 40 real, 300 synthetic
+    sampler = mixed.sampler(0.1, generator=torch.Generator().manual_seed(0))
+    assert len(sampler) == 45  # ceil(40 / 0.9): the real part once per epoch on average
+    draws = torch.tensor([i for _ in range(40) for i in sampler])
+    share = float((draws >= len(real)).double().mean())
+    assert abs(share - 0.1) < 0.02  # 1,800 draws: the standard error of the share is 0.007
+    again = [i for i in mixed.sampler(0.1, generator=torch.Generator().manual_seed(0))]
+    assert again == draws[:45].tolist()
+    assert len(mixed.sampler(0.5, num_samples=7)) == 7
+    assert all(i < len(real) for i in mixed.sampler(0.0, num_samples=200))
+    with pytest.raises(InputError, match="share must be a number with 0 <= share < 1"):
+        mixed.sampler(1.0)
+    with pytest.raises(InputError, match="num_samples must be a whole number >= 1"):
+        mixed.sampler(0.1, num_samples=0)
+    none_added = augment(real, onnx_path, balance_to=1)
+    with pytest.raises(InputError, match="no synthetic items"):
+        none_added.sampler(0.1)
+    assert len(none_added.sampler(0.0)) == len(real)

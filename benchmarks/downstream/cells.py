@@ -24,6 +24,7 @@ from ganaug.config import ModelConfig, TrainConfig
 from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
 from ganaug.evaluator import EvaluatorNet
+from ganaug.labels import smooth_labels
 from ganaug.pseudo import FILE as PSEUDO_FILE
 from ganaug.pseudo import PseudoLabels
 
@@ -409,8 +410,7 @@ def run_cell(
             hard, fake = fake[1], (fake[0], probabilities(net, fake[0], device))
             extra["synthetic_label_agreement"] = float((fake[1].argmax(1) == hard).float().mean())
         elif p.synthetic_smoothing:
-            e = p.synthetic_smoothing
-            fake = (fake[0], (1 - e) * torch.nn.functional.one_hot(fake[1], num_classes).float() + e / num_classes)
+            fake = (fake[0], smooth_labels(fake[1], num_classes, p.synthetic_smoothing))
     net = train_classifier(p, condition, real=real, fake=fake, seed=seed, num_classes=num_classes, device=device)
     acc, per_class = test_accuracy(net, data.test_images, data.test_labels, num_classes, device)
     result = {

@@ -17,6 +17,7 @@ from benchmarks.downstream import cells
 from benchmarks.downstream.profiles import probe_profile, resolve_profile
 from ganaug import cas
 from ganaug.cas import CASClassifier, test_accuracy
+from ganaug.labels import smooth_labels
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--profile", default="cpu-fashion")
@@ -32,7 +33,7 @@ k, e = len(data.classes), p.synthetic_smoothing
 rows = []
 for seed in range(args.seeds):
     (x, y), _ = cells.real_subset(data, args.budget, seed)
-    smoothed = (1 - e) * torch.nn.functional.one_hot(y, k).float() + e / k
+    smoothed = smooth_labels(y, k, e)
     net = cas.train_classifier(
         [(x, y), (x, smoothed)],
         classifier=CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width),
