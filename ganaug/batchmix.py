@@ -94,8 +94,9 @@ class SyntheticMix:
             probability targets: one-hot for the real items, ``(1 - e) * one_hot + e / num_classes`` for the
             synthetic ones (:func:`ganaug.labels.smooth_labels`), so ``F.cross_entropy(logits, labels)`` trains
             the generated items on smoothed labels and the real ones as before. 0 (default): int64 labels.
-            On Fashion-MNIST with 10 real images per class, ``share=0.1`` with ``label_smoothing=0.2`` added
-            1.85 points [+1.10, +2.59] to shifts and flips; on MNIST it did not help (README, downstream).
+            On Fashion-MNIST with 10 real images per class, a 10% generated share with smoothing 0.2 added
+            1.85 points [+1.10, +2.59] to shifts and flips in the benchmark (its own loop, 58 real and 6
+            generated items in every batch of 64); on MNIST it did not help (README, downstream section).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -111,12 +112,13 @@ class SyntheticMix:
 
     - ``images``: float [N, 1, H, W] (any float dtype) or uint8 [N, 1, H, W] (then synthetic images are
       uint8 in [0, 255], and ``value_range`` / ``normalize`` must be left unset); ``labels``: int64 [N]
-      class indices on the same device.
+      class indices in ``[0, num_classes)`` on the same device (not range-checked: that would sync a GPU).
     - ``step``: which step's plan to use; default the internal counter :attr:`step`, which then advances
       by one. An explicit ``step`` leaves the counter alone.
     - Returns new ``(images, labels)`` of the same dtype and device ([N] items for ``replace``, [N + m] for
-      ``extend``; labels int64 [N'], or float32 [N', num_classes] with ``label_smoothing``), and with ``return_mask=True`` a bool [N'] mask of the synthetic items too (to weight
-      their loss, for example). The inputs are not modified.
+      ``extend``; labels int64 [N'], or float32 [N', num_classes] with ``label_smoothing``), and with
+      ``return_mask=True`` a bool [N'] mask of the synthetic items too (to weight their loss, for example).
+      The inputs are not modified.
 
     The counter travels in :meth:`state_dict` / :meth:`load_state_dict` (save it with the model to resume).
 

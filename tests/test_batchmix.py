@@ -274,10 +274,10 @@ def test_bad_sources_and_batches_are_one_line_errors(run: Path, tmp_path: Path) 
         assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("mode", ["replace", "extend"])
-def test_label_smoothing_smooths_the_synthetic_items_labels_only(run: Path, mode: str) -> None:
-    plain = SyntheticMix(run, share=0.25, mode=mode, seed=5, threads=1)
-    soft = SyntheticMix(run, share=0.25, mode=mode, seed=5, threads=1, label_smoothing=0.2)
+@pytest.mark.parametrize(("mode", "classes"), [("replace", "uniform"), ("replace", "same"), ("extend", "uniform")])
+def test_label_smoothing_smooths_the_synthetic_items_labels_only(run: Path, mode: str, classes: str) -> None:
+    plain = SyntheticMix(run, share=0.25, mode=mode, classes=classes, seed=5, threads=1)
+    soft = SyntheticMix(run, share=0.25, mode=mode, classes=classes, seed=5, threads=1, label_smoothing=0.2)
     images, labels = batch(16)
     out, hard, mask = plain(images, labels, return_mask=True)
     soft_out, targets, soft_mask = soft(images, labels, return_mask=True)

@@ -112,6 +112,9 @@ def test_synthetic_mix_on_cuda_matches_the_cpu(onnx_run, backend, dtype):
     tolerance = 1e-2 if dtype == torch.float32 else 5e-2  # TF32 convolutions; bf16 rounding
     torch.testing.assert_close(on_cuda[0].cpu().float(), on_cpu[0].float(), atol=tolerance, rtol=0)
     assert torch.equal(mix(images.cuda(), labels.cuda(), step=2)[0], on_cuda[0])  # same step, same batch
+    soft_cpu = SyntheticMix(onnx_run, label_smoothing=0.2, **kwargs)(images, labels, step=2)[1]
+    soft_cuda = SyntheticMix(onnx_run, label_smoothing=0.2, **kwargs)(images.cuda(), labels.cuda(), step=2)[1]
+    assert soft_cuda.is_cuda and soft_cuda.dtype == torch.float32 and torch.equal(soft_cuda.cpu(), soft_cpu)
 
 
 def test_cuda_compiled_training_runs_and_loads_on_cpu(tmp_path):

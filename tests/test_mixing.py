@@ -251,16 +251,19 @@ def test_label_smoothing_gives_probability_targets_smoothed_for_synthetic_items_
         assert float(target.min()) == pytest.approx(0.02 if synthetic else 0.0)
     batch = soft.__getitems__([len(soft) - 1, 0])
     assert torch.equal(batch[0][1], soft[len(soft) - 1][1]) and torch.equal(batch[1][1], soft[0][1])
-    x, y = next(iter(DataLoader(soft, batch_size=len(soft), num_workers=0)))
-    assert x.shape == (len(soft), 1, 28, 28) and y.shape == (len(soft), 10)
-    assert torch.equal(y.argmax(1), plain.targets)
+    x, y = next(iter(DataLoader(soft, batch_size=len(soft), num_workers=2)))
+    assert x.shape == (len(soft), 1, 28, 28) and y.shape == (len(soft), 10) and y.dtype == torch.float32
+    assert torch.equal(y.argmax(1), plain.targets) and torch.equal(y[: len(real)].max(1).values, torch.ones(len(real)))
+    nested = augment(Subset(real, range(5, 15)), onnx_path, ratio=1.0, seed=2, label_smoothing=0.2)
+    assert torch.equal(nested[0][1], soft[5][1]) and float(nested[len(nested) - 1][1].max()) == pytest.approx(0.82)
 
 
 def test_label_smoothing_errors(onnx_path, fake_mnist_root, digits):
     real = imbalanced(digits, [1] * 10)
     for bad in (-0.1, 1.0, "0.2", True):
-        with pytest.raises(InputError, match="label_smoothing must be a number with 0 <= label_smoothing < 1"):
+        with pytest.raises(InputError, match="label_smoothing must be a number with 0 <= label_smoothing < 1") as info:
             augment(real, onnx_path, ratio=1.0, label_smoothing=bad)
+        assert "\n" not in str(info.value)
     with_tt = datasets.MNIST(str(fake_mnist_root), train=True, target_transform=lambda y: y + 0)
     with pytest.raises(InputError, match="without target_transform") as info:
         augment(Subset(with_tt, range(4)), onnx_path, ratio=1.0, label_smoothing=0.2)
@@ -277,7 +280,7 @@ def test_sampler_draws_the_synthetic_share_whatever_the_sizes(onnx_path, digits)
     assert abs(share - 0.1) < 0.02  # 1,800 draws: the standard error of the share is 0.007
     again = [i for i in mixed.sampler(0.1, generator=torch.Generator().manual_seed(0))]
     assert again == draws[:45].tolist()
-    assert len(mixed.sampler(0.5, num_samples=7)) == 7
+    assert len(mixed.sampler(0.5, num_samples=7)) == len(mixed.sampler(0.5, num_samples=np.int64(7))) == 7
     assert all(i < len(real) for i in mixed.sampler(0.0, num_samples=200))
     with pytest.raises(InputError, match="share must be a number with 0 <= share < 1"):
         mixed.sampler(1.0)
