@@ -233,7 +233,7 @@ def test_far_latents_keep_the_draws_farthest_from_the_inverted_latents_in_draw_o
         assert far[kept].min() >= far[dropped].max()
 
 
-def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes):
+def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes, monkeypatch):
     from ganaug.checkpoint import load_generator
 
     root, *_ = probes
@@ -249,6 +249,13 @@ def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes):
         again = ((g(z, y) - x) ** 2).flatten(1).mean(1)
     torch.testing.assert_close(again, err)  # the error reported is that of the latents returned
     assert err.mean() < 0.1 * blind.mean()
+    calls = []
+    monkeypatch.setattr(downstream.cells, "_invert", lambda *a, **k: calls.append(k) or (z, err))
+    cached = downstream.cells.invert(run, x.clone(), y.clone(), seed=0, steps=200)  # the (d) cell after (b)
+    assert cached[0] is z and calls == []
+    downstream.cells.invert(run, x, y, seed=1, steps=200)
+    downstream.cells.invert(run, x + 0.5, y, seed=0, steps=200)
+    assert len(calls) == 2  # another seed or other images: inverted anew
 
 
 # ---- probes --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ a stale result and an interrupted run resumes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -126,12 +127,26 @@ def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = No
     return run
 
 
+_INVERSIONS: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def invert(
     run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int = 300, restarts: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The latents float [N, z_dim] that make the run's EMA generator reproduce ``images`` (float [N, 1, 28, 28]
     in [-1, 1]) for ``labels``, and their pixel MSEs [N]: per image, the best (lowest MSE) of ``restarts`` Adam
-    descents (lr 0.05, ``steps`` steps) from seeded N(0, I) starts."""
+    descents (lr 0.05, ``steps`` steps) from seeded N(0, I) starts. Computed once per process for each
+    (run, images, labels, seed, steps, restarts): the (b) and (d) cells of a GAN share it."""
+    data = hashlib.sha256(images.numpy().tobytes() + labels.numpy().astype("<i8").tobytes()).hexdigest()
+    key = (str(run), seed, steps, restarts, data)
+    if key not in _INVERSIONS:
+        _INVERSIONS[key] = _invert(run, images, labels, seed=seed, steps=steps, restarts=restarts)
+    return _INVERSIONS[key]
+
+
+def _invert(
+    run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int, restarts: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     from ganaug.checkpoint import load_generator
 
     g, _ = load_generator(run)
