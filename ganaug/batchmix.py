@@ -94,9 +94,10 @@ class SyntheticMix:
             probability targets: one-hot for the real items, ``(1 - e) * one_hot + e / num_classes`` for the
             synthetic ones (:func:`ganaug.labels.smooth_labels`), so ``F.cross_entropy(logits, labels)`` trains
             the generated items on smoothed labels and the real ones as before. 0 (default): int64 labels.
-            On Fashion-MNIST with 10 real images per class, a 10% generated share with smoothing 0.2 added
-            1.85 points [+1.10, +2.59] to shifts and flips in the benchmark (its own loop, 58 real and 6
-            generated items in every batch of 64); on MNIST it did not help (README, downstream section).
+            On Fashion-MNIST, a 10% generated share with smoothing 0.2 added 1.85 points [+1.10, +2.59] to
+            shifts and flips with 10 real images per class and 0.46 [+0.22, +0.70] with 50, in the benchmark
+            (its own loop, 58 real and 6 generated items in every batch of 64); on MNIST it did not help
+            (README, downstream section).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into

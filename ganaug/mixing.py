@@ -464,11 +464,11 @@ def augment(
         match_class_names: require the real class names to equal the generator's (not just their number).
         label_smoothing: ``e`` in [0, 1). With ``e > 0`` the items' targets become probability vectors,
             smoothed by ``e`` for synthetic items only (see :class:`AugmentedDataset`); needs a real dataset
-            without ``target_transform``. On Fashion-MNIST with 10 real images per class, ``e = 0.2`` with a
-            10% generated share added 1.85 points [+1.10, +2.59] to shifts and flips in the benchmark (its own
-            loop: 58 real and 6 generated items in every batch of 64; :meth:`AugmentedDataset.sampler` gives
-            that share on average); on MNIST it did not help (-0.37 [-0.89, +0.15])
-            (``benchmarks/results/issue12.md``).
+            without ``target_transform``. On Fashion-MNIST, ``e = 0.2`` with a 10% generated share added 1.85
+            points [+1.10, +2.59] to shifts and flips with 10 real images per class and 0.46 [+0.22, +0.70]
+            with 50, in the benchmark (its own loop: 58 real and 6 generated items in every batch of 64;
+            :meth:`AugmentedDataset.sampler` gives that share on average); on MNIST it did not help (-0.37
+            [-0.89, +0.15] at 10, +0.19 [-0.10, +0.47] at 50; ``benchmarks/results/issue12.md``).
 
     Raises:
         InputError: not exactly one rule, or a bad value for it; an empty real dataset; items that are not
