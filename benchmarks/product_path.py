@@ -20,14 +20,12 @@ exported next to its checkpoint if it has none. The test split is only evaluated
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
@@ -80,14 +78,6 @@ def train(loader: DataLoader, profile: Any, seed: int, num_classes: int) -> torc
     return net.eval()
 
 
-def paired(diffs: list[float]) -> dict[str, float]:
-    from scipy import stats
-
-    d = np.asarray(diffs)
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-    return {"mean": float(d.mean()), "ci_low": float(d.mean()) - half, "ci_high": float(d.mean()) + half}
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads is not None:
@@ -95,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import ganaug
     from benchmarks.downstream import cells
     from benchmarks.downstream.profiles import probe_profile, resolve_profile
+    from benchmarks.downstream.statistics import summary
     from ganaug.cas import test_accuracy
     from ganaug.dataset import SourceDataset
     from ganaug.export import export_onnx
@@ -130,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             accuracy[name], _ = test_accuracy(net, data.test_images, data.test_labels, num_classes, "cpu")
         rows.append({"seed": seed, "gan": run.name, **accuracy, "seconds": round(time.perf_counter() - t0, 1)})
         print(f"seed {seed}: (c') {accuracy['c']:.4f} (d') {accuracy['d']:.4f}", flush=True)
-    diff = paired([r["d"] - r["c"] for r in rows])
+    diff = summary([r["d"] - r["c"] for r in rows])  # paired by seed
     doc = {
         "kind": KIND,
         "ganaug_version": ganaug.__version__,
