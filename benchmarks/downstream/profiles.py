@@ -234,6 +234,27 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
         {"latent_source": "far"},
     ),
     "far-latents-share-10": ("far latents, 10% generated", {"latent_source": "far", "real_fraction": 0.9}),
+    # The tiny-data GAN measure of Zhao et al. (2020): D sees real and generated images through the same
+    # differentiable augmentation, so G is not taught the augmentation (the classical augmentation of the
+    # GAN's real images, ``gan_augment_real``, is: its samples then carry the variation (c) already adds).
+    "diffaugment": (
+        "GAN: DiffAugment (translation, cutout) on real and generated images before D, instead of the classical "
+        "augmentation of its real images",
+        {"gan_diffaugment": ("translation", "cutout"), "gan_augment_real": False},
+    ),
+    "diffaugment-share-10": (
+        "DiffAugment GAN, 10% generated",
+        {"gan_diffaugment": ("translation", "cutout"), "gan_augment_real": False, "real_fraction": 0.9},
+    ),
+    "diffaugment-smooth-share-10": (
+        "DiffAugment GAN, label smoothing 0.2 and 10% generated",
+        {
+            "gan_diffaugment": ("translation", "cutout"),
+            "gan_augment_real": False,
+            "synthetic_smoothing": 0.2,
+            "real_fraction": 0.9,
+        },
+    ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
