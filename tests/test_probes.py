@@ -90,6 +90,23 @@ def test_gan_options_added_later_keep_the_cache_keys_of_gans_trained_before_them
     assert cond_bn.model.cond_bn and downstream.gan_dir(cond_bn, tmp_path).name != "10_s0_31f4408a74e6"
 
 
+@pytest.mark.parametrize("probe", ["diffaugment", "diffaugment-share-10", "diffaugment-smooth-share-10"])
+def test_diffaugment_probes_swap_the_gans_real_augmentation_for_diffaugment_below_the_small_budget(probe, tmp_path):
+    base = downstream.PROFILES["cpu-fashion"]
+    p = downstream.profiles.probe_profile(base, probe)
+    tiny = downstream.gan_config(p, 10, 0, n_images=100, data_root=None, device="cpu")
+    assert tiny.diffaugment == ("translation", "cutout") and tiny.augment_real is False
+    reference = downstream.gan_config(base, 10, 0, n_images=100, data_root=None, device="cpu")
+    assert downstream.gan_dir(tiny, tmp_path) != downstream.gan_dir(reference, tmp_path)
+    # The three probes share one GAN (they differ only on the classifier's side).
+    first = downstream.profiles.probe_profile(base, "diffaugment")
+    same = downstream.gan_config(first, 10, 0, n_images=100, data_root=None, device="cpu")
+    assert downstream.gan_dir(tiny, tmp_path) == downstream.gan_dir(same, tmp_path)
+    # At or above the small budget the GAN trains without either measure, as every profile's does.
+    large = downstream.gan_config(p, base.gan_small_below, 0, n_images=2000, data_root=None, device="cpu")
+    assert large.diffaugment == () and large.augment_real is False
+
+
 # ---- the classifier's levers -----------------------------------------------------------------------
 
 

@@ -255,6 +255,16 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
             "real_fraction": 0.9,
         },
     ),
+    # The winners with a 4x classifier budget ((a) and (c) get it too): does the verdict hold when the
+    # classifier trains longer, or did 800 steps favour whatever converges fastest?
+    "share-10-budget-4x": (
+        "10% generated, classifier budget 4x clf_steps (for (a) and (c) as well)",
+        {"real_fraction": 0.9, "clf_steps": lambda p: 4 * p.clf_steps},
+    ),
+    "smooth-share-10-budget-4x": (
+        "label smoothing 0.2 and 10% generated, classifier budget 4x clf_steps (for (a) and (c) as well)",
+        {"synthetic_smoothing": 0.2, "real_fraction": 0.9, "clf_steps": lambda p: 4 * p.clf_steps},
+    ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
