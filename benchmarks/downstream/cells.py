@@ -226,6 +226,70 @@ def synthetic(
     return images, torch.from_numpy(labels)
 
 
+_DEFORMERS: dict[Path, Any] = {}
+
+
+def deformer(
+    p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, cache: Path, device: str, log
+):
+    """The learned deformation of the seed's subset (:func:`ganaug.deform.train_deformer`, seeded by ``seed``),
+    trained once and cached in ``cache/deform/<budget>_s<seed>_<hash>.safetensors`` (and per process)."""
+    from safetensors.torch import load_file, save_file
+
+    from ganaug.deform import DeformConfig, FieldNet, train_deformer
+
+    config = DeformConfig(seed=seed, steps=p.deform_steps)
+    images, labels = subset
+    key = config_key({"dataset": p.dataset, "budget": budget, "labels": labels.tolist(), **config.to_dict()})
+    path = cache / "deform" / f"{budget_name(budget)}_s{seed}_{key}.safetensors"
+    if path not in _DEFORMERS:
+        if path.is_file():
+            field = FieldNet(config)
+            field.load_state_dict(load_file(path))
+            field = field.to(device).eval()
+        else:
+            log(f"deformer budget={budget_name(budget)} seed={seed}")
+            field = train_deformer(images, labels, config, device=device)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_file({k: v.contiguous().cpu() for k, v in field.state_dict().items()}, str(tmp))
+            os.replace(tmp, path)
+        _DEFORMERS[path] = field
+    return _DEFORMERS[path]
+
+
+def deformed(
+    p: Profile,
+    subset: tuple[torch.Tensor, torch.Tensor],
+    per_class: int,
+    *,
+    budget: int,
+    seed: int,
+    cache: Path,
+    device: str,
+    log,
+    info: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` items per class made by warping the subset's images (``p.synthetic_source`` ``deform``:
+    the learned fields; ``elastic``: random smooth fields of the learned fields' RMS displacement), each image
+    warped equally often; labels are the source images'. ``info`` gets ``deform_rms_px``."""
+    from ganaug.deform import deform, field_rms, random_fields, warp
+
+    images, labels = subset
+    if budget == FULL:
+        raise InputError("synthetic_source deform/elastic is for budgets of a few images per class, not the full split")
+    field = deformer(p, subset, budget=budget, seed=seed, cache=cache, device=device, log=log)
+    info["deform_rms_px"] = rms = field_rms(field, images, seed=seed)
+    per_image = -(-per_class // budget)
+    if p.synthetic_source == "deform":
+        x, y = deform(field, images, labels, per_image, seed=seed)
+    else:
+        src, y = images.repeat_interleave(per_image, 0), labels.repeat_interleave(per_image, 0)
+        x = warp(src, random_fields(len(src), tuple(src.shape[-2:]), field.config, seed=seed, rms=rms))
+    take = torch.cat([torch.nonzero(y == c).squeeze(1)[:per_class] for c in range(int(labels.max()) + 1)])
+    return x[take], y[take]
+
+
 # ---- classifier ---------------------------------------------------------------------------------
 
 
@@ -294,6 +358,8 @@ _LEVERS_ADDED_LATER = (
     ("real_fraction_end", None),
     ("latent_source", "prior"),
     ("far_oversample", 2),
+    ("synthetic_source", "gan"),
+    ("deform_steps", 2000),
 )
 
 
@@ -418,6 +484,10 @@ def run_cell(
             take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
             fake = (x[torch.cat(take)], y[torch.cat(take)])
             extra["synthetic_kept_per_class"] = [len(t) for t in take]
+        elif p.synthetic_source != "gan":
+            fake = deformed(
+                p, subset, amount, budget=budget, seed=seed, cache=cache, device=device, log=log, info=extra
+            )
         else:
             fake = synthetic(gan_run, amount, num_classes, **sample)
         if p.synthetic_labels == "soft":

@@ -65,6 +65,11 @@ class Profile:
     reproduce its real images, :func:`.cells.invert`): ``mix`` interpolates between the latents of two
     images of the same class (style mixing between training images), ``far`` draws ``far_oversample`` times
     the prior latents and keeps those farthest from every inverted latent of their class.
+    ``synthetic_source`` ``gan`` takes the generated items from the GAN; ``deform`` from the learned elastic
+    deformation of the subset's own images (:mod:`ganaug.deform`, one deformer per (budget, seed), cached),
+    ``elastic`` from hand-set random smooth fields of the same grid and the learned fields' RMS displacement
+    (the control: is the learning worth anything over elastic noise of equal strength?); ``deform_steps``: the
+    deformer's training steps.
 
     The pool protocol (:mod:`.pool`): ``pool_threshold`` is the teacher's confidence a pool image needs to be
     kept with its pseudo-label (FixMatch's 0.95).
@@ -106,6 +111,8 @@ class Profile:
     real_fraction_end: float | None = None
     latent_source: str = "prior"
     far_oversample: int = 2
+    synthetic_source: str = "gan"
+    deform_steps: int = 2000
     pool_threshold: float = PSEUDO_LABEL_THRESHOLD
 
     def __post_init__(self) -> None:
@@ -123,6 +130,8 @@ class Profile:
             raise InputError(f"real_fraction_end {self.real_fraction_end}: give a share in (0, 1]")
         if self.latent_source not in ("prior", "mix", "far") or self.far_oversample < 1:
             raise InputError(f"latent_source {self.latent_source!r}: choose prior, mix or far (far_oversample >= 1)")
+        if self.synthetic_source not in ("gan", "deform", "elastic"):
+            raise InputError(f"synthetic_source {self.synthetic_source!r}: choose gan, deform or elastic")
         if not 0 < self.pool_threshold <= 1:
             raise InputError(f"pool_threshold {self.pool_threshold}: give a probability in (0, 1]")
 
@@ -238,8 +247,7 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
     # differentiable augmentation, so G is not taught the augmentation (the classical augmentation of the
     # GAN's real images, ``gan_augment_real``, is: its samples then carry the variation (c) already adds).
     "diffaugment": (
-        "GAN: DiffAugment (translation, cutout) on real and generated images before D, instead of the classical "
-        "augmentation of its real images",
+        "GAN: DiffAugment (translation, cutout) before D on real and generated images; no classical augmentation of its reals",
         {"gan_diffaugment": ("translation", "cutout"), "gan_augment_real": False},
     ),
     "diffaugment-share-10": (
@@ -264,6 +272,22 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
     "smooth-share-10-budget-4x": (
         "label smoothing 0.2 and 10% generated, classifier budget 4x clf_steps (for (a) and (c) as well)",
         {"synthetic_smoothing": 0.2, "real_fraction": 0.9, "clf_steps": lambda p: 4 * p.clf_steps},
+    ),
+    "deform": (
+        "variety: elastic deformation learned from the subset (pairs critic, as DAGAN) instead of the GAN",
+        {"synthetic_source": "deform"},
+    ),
+    "deform-share-10": (
+        "learned elastic deformation, 10% generated",
+        {"synthetic_source": "deform", "real_fraction": 0.9},
+    ),
+    "elastic": (
+        "control for deform: hand-set random smooth fields of the learned fields' strength",
+        {"synthetic_source": "elastic"},
+    ),
+    "elastic-share-10": (
+        "hand-set elastic control, 10% generated",
+        {"synthetic_source": "elastic", "real_fraction": 0.9},
     ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
