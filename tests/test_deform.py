@@ -1,4 +1,4 @@
-"""ganaug.deform: the warp's geometry, the field network's bounds, the pairs the critic sees, determinism, and
+"""The downstream benchmark's learned elastic deformation (benchmarks/downstream/deform.py): the warp's geometry, the field network's bounds, the pairs the critic sees, determinism, and
 the benchmark's deform / elastic sources."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from ganaug.cli.bench import _load_benchmark
-from ganaug.deform import DeformConfig, FieldNet, _pairs, deform, field_rms, random_fields, train_deformer, warp
 from ganaug.errors import InputError
 from tests.test_downstream import TINY
 
 downstream = _load_benchmark("downstream")
+DeformConfig, FieldNet, _pairs = downstream.deform.DeformConfig, downstream.deform.FieldNet, downstream.deform._pairs
+deform, field_rms, warp = downstream.deform.deform, downstream.deform.field_rms, downstream.deform.warp
+random_fields, train_deformer = downstream.deform.random_fields, downstream.deform.train_deformer
 SMALL = DeformConfig(steps=6, batch=8, z_dim=4, width=4, grid=3, max_shift=2.0)
 
 

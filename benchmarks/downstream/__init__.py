@@ -37,7 +37,7 @@ Writes ``benchmarks/results/<name>/``: ``report.md``, ``results.json`` (every nu
 ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
 Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,
-cached), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
+cached), :mod:`.deform` (the learned elastic deformation lever), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ prepare_environment()  # before the modules below import torch: idle OpenMP thre
 
 from ganaug.errors import InputError
 
+from . import deform
 from .cells import (
     Data,
     gan_config,
@@ -80,6 +81,7 @@ __all__ = [
     "aggregate",
     "budget_name",
     "config_key",
+    "deform",
     "gan_config",
     "gan_dir",
     "gan_quality",

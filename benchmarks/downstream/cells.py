@@ -232,11 +232,11 @@ _DEFORMERS: dict[Path, Any] = {}
 def deformer(
     p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, cache: Path, device: str, log
 ):
-    """The learned deformation of the seed's subset (:func:`ganaug.deform.train_deformer`, seeded by ``seed``),
+    """The learned deformation of the seed's subset (:func:`.deform.train_deformer`, seeded by ``seed``),
     trained once and cached in ``cache/deform/<budget>_s<seed>_<hash>.safetensors`` (and per process)."""
     from safetensors.torch import load_file, save_file
 
-    from ganaug.deform import DeformConfig, FieldNet, train_deformer
+    from .deform import DeformConfig, FieldNet, train_deformer
 
     config = DeformConfig(seed=seed, steps=p.deform_steps)
     images, labels = subset
@@ -273,7 +273,7 @@ def deformed(
     """``per_class`` items per class made by warping the subset's images (``p.synthetic_source`` ``deform``:
     the learned fields; ``elastic``: random smooth fields of the learned fields' RMS displacement), each image
     warped equally often; labels are the source images'. ``info`` gets ``deform_rms_px``."""
-    from ganaug.deform import deform, field_rms, random_fields, warp
+    from .deform import deform, field_rms, random_fields, warp
 
     images, labels = subset
     if budget == FULL:

@@ -66,7 +66,7 @@ class Profile:
     images of the same class (style mixing between training images), ``far`` draws ``far_oversample`` times
     the prior latents and keeps those farthest from every inverted latent of their class.
     ``synthetic_source`` ``gan`` takes the generated items from the GAN; ``deform`` from the learned elastic
-    deformation of the subset's own images (:mod:`ganaug.deform`, one deformer per (budget, seed), cached),
+    deformation of the subset's own images (:mod:`.deform`, one deformer per (budget, seed), cached),
     ``elastic`` from hand-set random smooth fields of the same grid and the learned fields' RMS displacement
     (the control: is the learning worth anything over elastic noise of equal strength?); ``deform_steps``: the
     deformer's training steps.

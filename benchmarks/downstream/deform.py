@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .errors import InputError
+from ganaug.errors import InputError
 
 
 @dataclass(frozen=True)
