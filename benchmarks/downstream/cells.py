@@ -229,6 +229,13 @@ def synthetic(
 _DEFORMERS: dict[Path, Any] = {}
 
 
+def deform_config(p: Profile, seed: int):
+    """The :class:`.deform.DeformConfig` of the profile's deformer for ``seed``."""
+    from .deform import DeformConfig
+
+    return DeformConfig(seed=seed, steps=p.deform_steps, diversity=p.deform_diversity)
+
+
 def deformer(
     p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, cache: Path, device: str, log
 ):
@@ -236,9 +243,9 @@ def deformer(
     trained once and cached in ``cache/deform/<budget>_s<seed>_<hash>.safetensors`` (and per process)."""
     from safetensors.torch import load_file, save_file
 
-    from .deform import DeformConfig, FieldNet, train_deformer
+    from .deform import FieldNet, train_deformer
 
-    config = DeformConfig(seed=seed, steps=p.deform_steps)
+    config = deform_config(p, seed)
     images, labels = subset
     key = config_key({"dataset": p.dataset, "budget": budget, "labels": labels.tolist(), **config.to_dict()})
     path = cache / "deform" / f"{budget_name(budget)}_s{seed}_{key}.safetensors"
@@ -360,6 +367,7 @@ _LEVERS_ADDED_LATER = (
     ("far_oversample", 2),
     ("synthetic_source", "gan"),
     ("deform_steps", 2000),
+    ("deform_diversity", 1.0),
 )
 
 
@@ -439,6 +447,8 @@ def run_cell(
         for name, default in _LEVERS_ADDED_LATER:
             if getattr(p, name) != default:
                 cfg["levers"][name] = getattr(p, name)
+        if p.synthetic_source != "gan":  # the deformer's whole config (it is trained per cell's seed)
+            cfg["levers"]["deformer"] = deform_config(p, seed).to_dict()
     path = cache / "cells" / f"{config_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())

@@ -7,7 +7,9 @@ tanh. It is trained adversarially on *pairs*, as in DAGAN (Antoniou et al., 2017
 of one class, either two different real ones or a real one and its warp, and scores whether the pair is real.
 The identity warp is therefore no answer (a real pair is never one image twice): ``F`` has to move ``x`` the
 way the class's own images differ from each other, within what a smooth warp can do. A warp keeps the image's
-strokes and so its label; it cannot add strokes or change their thickness.
+strokes and so its label; it cannot add strokes or change their thickness. Each image is warped twice per
+step with two noises, and MSGAN's mode-seeking term (Mao et al., 2019) rewards the two warps for differing: a
+conditional generator otherwise learns one warp per image and ignores its noise.
 
 Resampling blurs a little; the second image of a real pair is resampled too (at a random constant sub-pixel
 shift), so blur is no tell for the critic. :func:`random_fields` draws the hand-set counterpart (smooth
@@ -28,13 +30,16 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganaug.errors import InputError
+from ganaug.training import mode_seeking_term
 
 
 @dataclass(frozen=True)
 class DeformConfig:
     """What a deformer is trained with. ``grid``: the field's resolution before upsampling (smaller is
     smoother); ``max_shift``: the largest displacement in pixels; ``steps``/``batch``/``lr``: Adam on both
-    networks (betas 0, 0.9; hinge loss, spectral norm in the critic); ``seed`` fixes initialisation and draws."""
+    networks (betas 0, 0.9; hinge loss, spectral norm in the critic); ``diversity``: the weight of MSGAN's
+    mode-seeking term between two warps of one image (without it ``F`` learns one warp per image and ignores
+    ``z``); ``seed`` fixes initialisation and draws."""
 
     steps: int = 2000
     batch: int = 64
@@ -43,12 +48,15 @@ class DeformConfig:
     grid: int = 4
     max_shift: float = 3.0
     lr: float = 2e-4
+    diversity: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "z_dim", "width", "grid"):
             if getattr(self, name) < 1:
                 raise InputError(f"DeformConfig.{name} {getattr(self, name)}: give a positive integer")
+        if self.diversity < 0:
+            raise InputError(f"DeformConfig.diversity {self.diversity}: give a weight >= 0")
         if not self.max_shift > 0:
             raise InputError(f"DeformConfig.max_shift {self.max_shift}: give a positive number of pixels")
 
@@ -158,15 +166,19 @@ def train_deformer(
     for step in range(config.steps):
         i, j = _pairs(labels, config.batch, gen)
         x, other = x_all[i], x_all[j]
-        z = torch.randn(config.batch, config.z_dim, generator=gen).to(device)
+        z = torch.randn(2 * config.batch, config.z_dim, generator=gen).to(device)  # two warps of each image
         shift = (torch.rand(config.batch, 2, 1, 1, generator=gen) - 0.5).to(device)  # sub-pixel, constant
         other = warp(other, shift.expand(-1, -1, *other.shape[-2:]))
-        fake = warp(x, field(x, z))
-        loss_c = F.relu(1 - critic(x, other)).mean() + F.relu(1 + critic(x, fake.detach())).mean()
+        x2 = torch.cat([x, x])
+        fake = warp(x2, field(x2, z))
+        loss_c = F.relu(1 - critic(x, other)).mean() + F.relu(1 + critic(x2, fake.detach())).mean()
         opt_c.zero_grad(set_to_none=True)
         loss_c.backward()
         opt_c.step()
-        loss_f = -critic(x, fake).mean()
+        loss_f = -critic(x2, fake).mean()
+        if config.diversity:
+            source = torch.arange(config.batch, device=device).repeat(2)  # pairs: the two warps of one image
+            loss_f = loss_f + config.diversity * mode_seeking_term(fake, source, z)
         opt_f.zero_grad(set_to_none=True)
         loss_f.backward()
         opt_f.step()

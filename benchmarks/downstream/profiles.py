@@ -69,7 +69,7 @@ class Profile:
     deformation of the subset's own images (:mod:`.deform`, one deformer per (budget, seed), cached),
     ``elastic`` from hand-set random smooth fields of the same grid and the learned fields' RMS displacement
     (the control: is the learning worth anything over elastic noise of equal strength?); ``deform_steps``: the
-    deformer's training steps.
+    deformer's training steps, ``deform_diversity`` its mode-seeking weight (:class:`.deform.DeformConfig`).
 
     The pool protocol (:mod:`.pool`): ``pool_threshold`` is the teacher's confidence a pool image needs to be
     kept with its pseudo-label (FixMatch's 0.95).
@@ -113,6 +113,7 @@ class Profile:
     far_oversample: int = 2
     synthetic_source: str = "gan"
     deform_steps: int = 2000
+    deform_diversity: float = 1.0
     pool_threshold: float = PSEUDO_LABEL_THRESHOLD
 
     def __post_init__(self) -> None:
