@@ -147,3 +147,24 @@ def test_deform_and_elastic_sources_warp_the_subset_with_its_labels_and_share_on
 def test_profile_refuses_an_unknown_synthetic_source():
     with pytest.raises(InputError, match="synthetic_source"):
         dataclasses.replace(TINY, synthetic_source="vae")
+
+
+def test_deform_probes_run_end_to_end_and_a_changed_deformer_never_reuses_a_cell(tmp_path):
+    base = dataclasses.replace(TINY, name="tiny-deform", cas_gan_steps=0, seeds=1, deform_steps=3)
+    names = ["deform", "elastic-share-10"]
+    kw = {"data_root": None, "cache": tmp_path / "cache", "log": lambda m: None}
+    doc = downstream.probes.run_probes(base, names, out=tmp_path / "out", **kw)
+    rows = {r["probe"]: r for r in doc["rows"]}
+    assert list(rows) == names and all(0 <= rows[n]["accuracy"]["d"]["mean"] <= 1 for n in names)
+    cells = {p.name for p in (tmp_path / "cache" / "cells").iterdir()}
+    # The same probes from the cache: nothing trains again.
+    again = downstream.probes.run_probes(base, names, out=tmp_path / "out2", **kw)
+    means = [[r["accuracy"][c]["mean"] for c in "abcd"] for r in doc["rows"]]
+    assert [[r["accuracy"][c]["mean"] for c in "abcd"] for r in again["rows"]] == means
+    assert {p.name for p in (tmp_path / "cache" / "cells").iterdir()} == cells
+    # Another deformer (no mode-seeking term): new (b) and (d) cells and a second deformer; (a) and (c) reused.
+    other = dataclasses.replace(base, deform_diversity=0.0)
+    downstream.probes.run_probes(other, names, out=tmp_path / "out3", **kw)
+    new = {p.name for p in (tmp_path / "cache" / "cells").iterdir()} - cells
+    assert len(new) == 2 * len(names)  # (b) and (d) of each probe, one seed
+    assert len(list((tmp_path / "cache" / "deform").iterdir())) == 2
