@@ -52,6 +52,14 @@ def _two_threads():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """For tiny models (``pytestmark = pytest.mark.usefixtures("one_thread")``): one thread runs them faster,
+    and on a shared CPU two threads stall at every OpenMP barrier. The autouse ``_two_threads`` resets it."""
+    torch.set_num_threads(1)
+    yield
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """A config that trains in about a second on CPU (digits, tiny model, no export)."""
     base = {

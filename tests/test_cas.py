@@ -18,10 +18,7 @@ from tests.conftest import make_fake_mnist
 TINY = CASClassifier(steps=12, batch=16, width=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ random_fields, train_deformer = downstream.deform.random_fields, downstream.defo
 SMALL = DeformConfig(steps=6, batch=8, z_dim=4, width=4, grid=3, max_shift=2.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n=12, seed=0, size=16):

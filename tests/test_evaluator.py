@@ -23,11 +23,7 @@ from tests.conftest import make_fake_mnist
 TINY = EvaluatorConfig(width=4, hidden=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and a shared CPU makes two threads stall at every OpenMP barrier."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

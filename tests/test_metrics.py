@@ -26,12 +26,7 @@ from ganaug.metrics import (
     training_images,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and a shared CPU makes two threads stall at every OpenMP barrier."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features(seed: int, n: int = 200, d: int = 8, shift: float = 0.0) -> np.ndarray:

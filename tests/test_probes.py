@@ -21,12 +21,7 @@ from tests.test_downstream import TINY
 downstream = _load_benchmark("downstream")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- shift-flip ----------------------------------------------------------------------------------
