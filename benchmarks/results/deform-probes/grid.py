@@ -1,7 +1,7 @@
 """Pictures of the deform and elastic probes: for the seed-0, 10-per-class subset, one image per class (top
 row), four learned warps of it (next rows), then four hand-set elastic warps of the learned fields' strength.
 
-    PYTHONPATH=. python benchmarks/results/deform-probes/grid.py --profile cpu --data-root ../shared/data --cache /work/dcache/mnist --out benchmarks/results/deform-probes/mnist.png
+    PYTHONPATH=. python benchmarks/results/deform-probes/grid.py --profile cpu --data-root ../shared/data --cache /work/dcache/mnist --out benchmarks/results/deform-probes/mnist/grid.png
 
 Reads the deformer the probes cached (trains it, as the probes would, if the cache lacks it)."""
 
@@ -26,13 +26,14 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if args.out.exists() or not args.out.parent.is_dir():
+        raise SystemExit(f"--out {args.out}: give a new file in an existing folder (nothing is overwritten)")
     torch.set_num_threads(1)
     p = downstream.resolve_profile(args.profile)
     data = downstream.load_data(p, args.data_root)
     subset, _ = downstream.real_subset(data, 10, 0)
     first = torch.stack([torch.nonzero(subset[1] == c)[0, 0] for c in range(10)])  # one image per class
-    images = (subset[0][first], subset[1][first])
-    rows = [images[0]]
+    rows = [subset[0][first]]
     for source in ("deform", "elastic"):
         q = dataclasses.replace(p, synthetic_source=source)
         x, y = downstream.cells.deformed(
@@ -41,8 +42,6 @@ def main() -> None:
         # deformed() keeps, per class, the warps of the class's images in order: the first 4 are of image `first`.
         per_class = [x[y == c][:4] for c in range(10)]
         rows += [torch.stack([w[k] for w in per_class]) for k in range(4)]
-    if args.out.exists():
-        raise SystemExit(f"{args.out} exists; remove it or pick another --out")
     save_image(torch.cat(rows) * 0.5 + 0.5, args.out, nrow=10, padding=2, pad_value=0.5)
     print(f"wrote {args.out}")
 
