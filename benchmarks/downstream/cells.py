@@ -241,7 +241,9 @@ def deformer(
 ):
     """The learned deformation of the seed's subset (:func:`.deform.train_deformer`, seeded by ``seed``),
     trained once and cached in ``cache/deform/<budget>_s<seed>_<hash>.safetensors`` (and per process)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
+
+    from ganaug.outputs import write_bytes_whole
 
     from .deform import FieldNet, train_deformer
 
@@ -258,9 +260,8 @@ def deformer(
             log(f"deformer budget={budget_name(budget)} seed={seed}")
             field = train_deformer(images, labels, config, device=device)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            save_file({k: v.contiguous().cpu() for k, v in field.state_dict().items()}, str(tmp))
-            os.replace(tmp, path)
+            # Whole or not at all; a full disk is one line and leaves no partial file.
+            write_bytes_whole(path, save({k: v.contiguous().cpu() for k, v in field.state_dict().items()}))
         _DEFORMERS[path] = field
     return _DEFORMERS[path]
 
