@@ -59,6 +59,9 @@ class ModelConfig:
             all fake), consecutive items of the batch stacked as channels, each with its own label; a pack is
             judged as a whole, so a generator that repeats itself within a class is easier to tell from real
             data. 1 = off. D only (G and its export don't change); the batch D sees must be a multiple of it.
+        proj_weight: the weight of D's projection term ``<embed(y), h>`` against its unconditional term
+            ``linear(h)`` (1 = the plain projection discriminator); above 1 the label weighs more in D's verdict
+            (stronger conditioning). D only.
     """
 
     num_classes: int = 10
@@ -76,6 +79,7 @@ class ModelConfig:
     center_of_mass: bool = False
     d_coords: bool = False
     d_pack: int = 1
+    proj_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width", "d_pack"):
@@ -84,6 +88,8 @@ class ModelConfig:
         for name in ("g_depth", "d_depth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.proj_weight > 0:
+            raise ValueError(f"ModelConfig.proj_weight must be > 0, got {self.proj_weight}")
         if self.upsample not in ("subpixel", "deconv"):
             raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
         if self.d_pack > 1 and self.aux_classifier:

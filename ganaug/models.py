@@ -239,7 +239,7 @@ class Discriminator(nn.Module):
             labels = labels.reshape(-1, p) + slots  # [N/p, p]: rows of the embedding
         h = self.features(x)
         condition = self.embed(labels) if p == 1 else self.embed(labels).sum(dim=1)  # [N/p, c*49]
-        logit = self.linear(h).squeeze(1) + (condition * h).sum(dim=1)
+        logit = self.linear(h).squeeze(1) + self.config.proj_weight * (condition * h).sum(dim=1)
         return logit if self.aux is None else (logit, self.aux(h))
 
 

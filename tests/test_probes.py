@@ -83,6 +83,26 @@ def test_gan_options_added_later_keep_the_cache_keys_of_gans_trained_before_them
         downstream.profiles.probe_profile(mnist, "cond-bn"), 10, 0, n_images=100, data_root=None, device="cpu"
     )
     assert cond_bn.model.cond_bn and downstream.gan_dir(cond_bn, tmp_path).name != "10_s0_31f4408a74e6"
+    proj = downstream.gan_config(
+        downstream.profiles.probe_profile(mnist, "proj-3"), 10, 0, n_images=100, data_root=None, device="cpu"
+    )
+    assert proj.model.proj_weight == 3.0 and downstream.gan_dir(proj, tmp_path).name != "10_s0_31f4408a74e6"
+
+
+def test_a_heavier_projection_scales_only_ds_class_term():
+    from ganaug.config import ModelConfig
+    from ganaug.models import Discriminator
+
+    plain, heavy = ModelConfig(d_width=8), ModelConfig(d_width=8, proj_weight=3.0)
+    d1, d3 = Discriminator(plain), Discriminator(heavy)
+    d3.load_state_dict(d1.state_dict())
+    d1.eval(), d3.eval()
+    x, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6) % 10
+    with torch.no_grad():
+        unconditional = d1.linear(d1.features(x)).squeeze(1)
+        assert torch.allclose(d3(x, y) - unconditional, 3 * (d1(x, y) - unconditional), atol=1e-5)
+    with pytest.raises(ValueError, match="proj_weight"):
+        ModelConfig(proj_weight=0)
 
 
 @pytest.mark.parametrize("probe", ["diffaugment", "diffaugment-share-10", "diffaugment-smooth-share-10"])

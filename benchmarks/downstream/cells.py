@@ -86,6 +86,7 @@ _ADDED_LATER = (
     ("model", "center_of_mass", False),
     ("model", "d_coords", False),
     ("model", "d_pack", 1),
+    ("model", "proj_weight", 1.0),
     (None, "sample_center_of_mass", False),
     (None, "pseudo_label", 0.0),
     (None, "unlabelled", None),

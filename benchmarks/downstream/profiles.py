@@ -290,6 +290,14 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
         "hand-set elastic control, 10% generated",
         {"synthetic_source": "elastic", "real_fraction": 0.9},
     ),
+    "proj-3": (
+        "label noise, GAN side: a heavier projection term in D (3x; stronger conditioning)",
+        {"gan_model": lambda p: dataclasses.replace(p.gan_model, proj_weight=3.0)},
+    ),
+    "proj-3-share-10": (
+        "heavier projection term in D (3x), 10% generated",
+        {"gan_model": lambda p: dataclasses.replace(p.gan_model, proj_weight=3.0), "real_fraction": 0.9},
+    ),
     "hinge-sn": (
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
