@@ -163,3 +163,15 @@ def test_deform_probes_run_end_to_end_and_a_changed_deformer_never_reuses_a_cell
     new = {p.name for p in (tmp_path / "cache" / "cells").iterdir()} - cells
     assert len(new) == 2 * len(names)  # (b) and (d) of each probe, one seed
     assert len(list((tmp_path / "cache" / "deform").iterdir())) == 2
+
+
+def test_a_file_where_the_cache_wants_a_folder_is_a_one_line_error_and_stays(tmp_path):
+    (tmp_path / "deform").write_text("someone's notes\n")
+    p = dataclasses.replace(TINY, deform_steps=2, synthetic_source="deform")
+    data = downstream.cells.load_data(p, None)
+    subset, _ = downstream.cells.real_subset(data, 3, 0)
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        downstream.cells.deformed(
+            p, subset, 5, budget=3, seed=7, cache=tmp_path, device="cpu", log=lambda m: None, info={}
+        )
+    assert (tmp_path / "deform").read_text() == "someone's notes\n"

@@ -31,6 +31,16 @@ from ganaug.pseudo import PseudoLabels
 
 from .profiles import CLASSICAL, FULL, GENERATED, MIXED, POOLED, Profile, budget_name, config_key
 
+
+def cache_folder(folder: Path) -> Path:
+    """Make ``folder`` (a part of the cache) if missing; a file in its place is a one-line error, left as it is."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"--cache: {folder} is a file, not a folder; pick another --cache") from None
+    return folder
+
+
 # ---- GANs ---------------------------------------------------------------------------------------
 
 
@@ -260,7 +270,7 @@ def deformer(
         else:
             log(f"deformer budget={budget_name(budget)} seed={seed}")
             field = train_deformer(images, labels, config, device=device)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            cache_folder(path.parent)
             # Whole or not at all; a full disk is one line and leaves no partial file.
             write_bytes_whole(path, save({k: v.contiguous().cpu() for k, v in field.state_dict().items()}))
         _DEFORMERS[path] = field
@@ -519,7 +529,7 @@ def run_cell(
         **extra,
         "ganaug_version": __version__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(path.parent)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, path)

@@ -28,7 +28,7 @@ from ganaug.cas import CASClassifier
 from ganaug.errors import InputError
 from ganaug.pseudo import PseudoLabels, label_rest_of_split
 
-from .cells import Data, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
+from .cells import Data, cache_folder, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
 from .profiles import CONDITIONS, FULL, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
 from .report import provenance, provenance_lines, write_owned
 from .statistics import aggregate, verdict
@@ -68,7 +68,7 @@ def pseudo_labels(
         device=device,
         teacher=teacher,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(path.parent)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     pl.save(tmp)
     os.replace(tmp, path)
