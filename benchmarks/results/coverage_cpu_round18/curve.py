@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
@@ -44,7 +44,8 @@ def series() -> dict[str, list[tuple[str, float, float]]]:
                 (f"T {t:g}", r, f) for t, r, f in choice_points(path)
             ]
     out["flatten-density 3, confidence check (seed 0)"] = [
-        (p.name.split(".evaluate")[0], *evaluate_point(p)) for p in sorted((HERE / "confidence").glob("*.evaluate.json"))
+        (p.name.split(".evaluate")[0], *evaluate_point(p))
+        for p in sorted((HERE / "confidence").glob("*.evaluate.json"))
     ]
     out["flatten-density 3, 4-epoch check (seed 0)"] = [
         (p.name.split(".evaluate")[0], *evaluate_point(p))

@@ -15,7 +15,7 @@ know TAU either.
 import os
 import sys
 
-import ganaug.resample as resample
+from ganaug import resample
 from ganaug.cli import main
 
 TAU = float(os.environ["TAU"])
