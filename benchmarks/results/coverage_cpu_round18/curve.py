@@ -73,7 +73,7 @@ def main() -> None:
         ax.plot(xs, ys, marker=next(markers), linestyle="-" if "sweep" in name else "none", label=name, markersize=5)
         for label, r, f in points:
             ok = r >= RECALL_MIN and f <= FD_MAX
-            lines.append(f"| {name} | {label} | {r:.4f} | {f:.2f} | {'yes' if ok else 'no'} |")
+            lines.append(f"| {name} | {label} | {r:.4f} | {f:.3f} | {'yes' if ok else 'no'} |")
     ax.set_xlim(1.4, 5.4)
     ax.set_ylim(0.81, 0.875)
     ax.set_xlabel("FD / real floor (mnist_cpu evaluator, test split)")
