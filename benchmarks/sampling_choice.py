@@ -28,6 +28,7 @@ matches).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="results.json of an earlier run: apply the rule to its rows, score nothing",
+    )
+    p.add_argument(
+        "--unflatten",
+        type=int,
+        default=0,
+        help="candidates per sample undoing the run's --flatten-density (`ganaug evaluate --unflatten`); 0 = off",
     )
     p.add_argument("--fidelity-min", type=float, default=0.99)
     p.add_argument("--reference-per-class", type=int, default=1000)
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "run": str(args.run),
         "evaluator": str(args.evaluator),
         "label_check": None if args.label_check is None else str(args.label_check),
+        "unflatten": args.unflatten,
         "rule": {
             "fd_growth": args.fd_growth,
             "fidelity_min": args.fidelity_min,
@@ -203,8 +211,11 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     images = to_model_range(train.images)
     options = {"per_class": args.per_class, "seed": args.seed, "generator_train_images": gen_train}
     rows = []
+    base = sampling_from_options(
+        1.0, args.label_check, unflatten=args.unflatten, run=args.run, data_root=args.data_root
+    )  # evaluate_generator refuses a check that is a judge
     for t in args.temps:
-        sampling = sampling_from_options(t, args.label_check)  # evaluate_generator refuses a check that is a judge
+        sampling = dataclasses.replace(base, temperature=t)
         on_train = evaluate_generator(
             gen, choice_ev, test_images=images[ref], test_labels=train.labels[ref], train_images=images[rest],
             train_labels=train.labels[rest], sampling=sampling, **options,
@@ -230,7 +241,10 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "# Sampling temperature chosen on the training split",
         "",
-        f"Run `{results['run']}`, label check `{results['label_check']}`, evaluator `{results['evaluator']}`.",
+        (
+            f"Run `{results['run']}`, label check `{results['label_check']}`, unflatten {results.get('unflatten', 0)}, "
+            f"evaluator `{results['evaluator']}`."
+        ),
         (
             f"Rule: highest choice recall with choice FD <= {rule['fd_growth']}x that of T = 1 and choice fidelity >= "
             f"{rule['fidelity_min']}, "

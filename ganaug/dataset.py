@@ -35,7 +35,7 @@ from torchvision.datasets import VisionDataset
 
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.resample import LabelCheck, Sampling
+from ganaug.resample import LabelCheck, Sampling, Unflatten
 from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
 
 Output = Literal["pil", "tensor"]
@@ -145,9 +145,10 @@ class GeneratedDataset(VisionDataset):
     like a real dataset's so that a DataLoader without ``shuffle=True`` still trains on every class; with
     ``order="sorted"`` it is ``sorted_targets`` itself, the classes one after another (:func:`resolve_labels`).
     ``targets`` never changes with the epoch. PIL images are :func:`ganaug.runtime.to_uint8` of the float output.
-    With a ``temperature`` or a ``label_check``, item ``i`` is sample ``i`` of :class:`ganaug.resample.Sampling`
-    instead (latents scaled by the temperature; an image the check assigns to another class drawn again from
-    fresh latents): still a function of (generator, seed or epoch, i) alone.
+    With a ``temperature``, a ``label_check`` or ``unflatten``, item ``i`` is sample ``i`` of
+    :class:`ganaug.resample.Sampling` instead (latents scaled by the temperature; an image the check assigns to
+    another class drawn again from fresh latents; one of several candidates kept towards the real density): still
+    a function of (generator, seed or epoch, i) alone.
 
     Args:
         generator: an exported ``generator.onnx`` or a run folder that holds one.
@@ -171,6 +172,9 @@ class GeneratedDataset(VisionDataset):
         temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample).
         label_check: an evaluator folder (or a :class:`ganaug.resample.LabelCheck`) that must agree with each
             item's label; see :mod:`ganaug.resample`.
+        unflatten: for a run folder trained with ``--flatten-density``: candidates per item (0 = off; or a
+            :class:`ganaug.resample.Unflatten`), one kept towards the real density (:mod:`ganaug.resample`). It
+            holds the run's training images (47 MB for MNIST), read from ``data_root`` (default: the run's).
 
     Memory: generated items stay cached in each process that generated them (784 bytes an item for
     ``"pil"``, 3,136 for ``"tensor"``, plus ``4 * z_dim`` for latents); :meth:`materialize` fills the cache
@@ -204,6 +208,8 @@ class GeneratedDataset(VisionDataset):
         chunk_size: int = 1024,
         temperature: float = 1.0,
         label_check: str | Path | LabelCheck | None = None,
+        unflatten: int | Unflatten = 0,
+        data_root: str | Path | None = None,
     ) -> None:
         super().__init__(str(generator), transform=transform, target_transform=target_transform)
         if output not in ("pil", "tensor"):
@@ -228,7 +234,9 @@ class GeneratedDataset(VisionDataset):
         self.chunk_size = _positive_int(chunk_size, "chunk_size")
         self.epoch: int | None = None
         check = LabelCheck.load(label_check) if isinstance(label_check, (str, Path)) else label_check
-        self.sampling = Sampling(temperature, check)
+        if not isinstance(unflatten, Unflatten) and unflatten:
+            unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
+        self.sampling = Sampling(temperature, check, unflatten or None)
 
         runtime = self._runtime()
         self.z_dim: int = int(runtime.z_dim)
@@ -275,6 +283,8 @@ class GeneratedDataset(VisionDataset):
             lines[-1] += f" in {list(self.value_range)}"
         if not self.sampling.plain:
             checked = ", label-checked" if self.sampling.check is not None else ""
+            if self.sampling.unflatten is not None:
+                checked += f", unflattened ({self.sampling.unflatten.candidates} candidates)"
             lines.append(f"Sampling: temperature {self.sampling.temperature:g}{checked}")
         lines.append(f"Items per class: {counts}")
         return "\n".join(lines)

@@ -424,6 +424,11 @@ def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.T
     Raises:
         InputError: the files under ``root`` give a different subset than the one recorded.
     """
+    return training_set(data, root=root)[0]
+
+
+def training_set(data: dict[str, Any], *, root: str | Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`training_images` with their labels: ``(images float [N, 1, 28, 28] in [-1, 1], labels int64 [N])``."""
     from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
 
     src = load_source(data["dataset"], root=root, split="train")
@@ -440,7 +445,8 @@ def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.T
             f"the {data['dataset']} files under {root} differ from those the generator trained on; "
             "point --data-root at the original data"
         )
-    return to_model_range(src.images[torch.from_numpy(idx)])
+    rows = torch.from_numpy(idx)
+    return to_model_range(src.images[rows]), src.labels[rows]
 
 
 # ---- everything at once -----------------------------------------------------------------------

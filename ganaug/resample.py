@@ -1,13 +1,16 @@
-"""Which latent each generated image gets: a temperature, and a label check that draws an image again when an
-independent classifier disagrees with the label it was generated for.
+"""Which latent each generated image gets: a temperature, a label check that draws an image again when an
+independent classifier disagrees with the label it was generated for, and a resampling that undoes a run's
+``--flatten-density``.
 
 Sample ``i`` of seed ``s`` stays index-addressed. Round 0 gives it the latent ``T * latents(s, i, i + 1)`` (with
 ``T = 1`` and no check, exactly the plain sample). When the check rejects that image, round ``r`` (``1 <= r <
 rounds``) tries ``T * latents(round_seed(s, r), i, i + 1)``; the first image the check accepts is sample ``i``. If
 it accepts none, sample ``i`` is the round's image it gave the highest probability of its label (the earliest on
-a tie). So sample ``i`` depends only on (generator, seed, i, label, temperature, check), never on the batch size,
-the order, or which other samples were asked for (up to the check's float rounding across batch sizes, which
-could flip a verdict sitting exactly on a class boundary).
+a tie). With :class:`Unflatten` (``--unflatten K``, for runs trained with ``--flatten-density``), sample ``i`` is
+drawn that way ``K`` times, from seeds ``candidate_seed(s, j)``, and one candidate is kept by a uniform draw of
+``(s, i)`` weighted towards the real data's density. So sample ``i`` depends only on (generator, seed, i, label,
+temperature, check, unflattening), never on the batch size, the order, or which other samples were asked for (up
+to float rounding across batch sizes, which could flip a verdict sitting exactly on a boundary).
 
 The check is a ganaug evaluator (``ganaug evaluator train``) trained on the generator's own training split; it
 must not be the evaluator that scores the samples (``ganaug evaluate`` refuses the same weights), or the
@@ -239,6 +242,136 @@ class LabelCheck:
         return agrees, score
 
 
+#: ``candidate_seed(s, j)`` derives candidate j's seed (:class:`Unflatten`) with this purpose.
+_CANDIDATE_PURPOSE = 0x7E5B
+#: The seed of the uniform draws that pick one candidate per sample (:class:`Unflatten`).
+_PICK_PURPOSE = 0x7E5C
+
+
+def candidate_seed(seed: int, j: int) -> int:
+    """The seed candidate ``j`` of :class:`Unflatten` is sampled with (``seed`` itself for candidate 0)."""
+    return seed if j == 0 else derive_seed(seed, _CANDIDATE_PURPOSE, j)
+
+
+def pick_uniforms(seed: int, indices: np.ndarray) -> np.ndarray:
+    """float64 [N] in (0, 1): the uniform draw of each sample number in ``indices`` (int64 [N]) that picks its
+    candidate; depends only on (seed, index)."""
+    import torch
+
+    z = latent_rows(derive_seed(seed, _PICK_PURPOSE, 0), indices, 2)[:, 0].astype(np.float64)
+    return torch.special.ndtr(torch.from_numpy(z)).numpy()
+
+
+@dataclass(frozen=True)
+class Unflatten:
+    """Undo a run's ``--flatten-density A`` when sampling. That run drew each training image ``x`` with
+    probability proportional to ``d(x) ** A`` (``d``: pixel distance to the 5th nearest other training image of
+    its class, capped at a quantile), so its generator learned the rare styles but also makes them ``d ** A``
+    times too often. Each sample is drawn as ``candidates`` independent candidates (each with the temperature
+    and the label check), and one is kept with probability proportional to ``d(x) ** -A`` (``d`` now to the 5th
+    nearest training image of the label, with the same cap): sampling-importance-resampling back towards the
+    real density, exact as ``candidates`` grows, while the generator keeps what it learned from the rare
+    styles. Candidate 0 is the sample without resampling, so ``candidates = 1`` changes nothing.
+
+    Attributes:
+        images: float32 [M, P], the run's training images flattened, in [-1, 1].
+        labels: int64 [M], their classes.
+        caps: float64 [C], each class's cap on ``d`` (the run's ``--density-clip`` quantile).
+        exponent: the run's ``--flatten-density`` A (> 0).
+        candidates: candidates per sample (>= 1).
+        sha256: identity of the training images, labels, caps and exponent (manifests and caches).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    caps: np.ndarray
+    exponent: float
+    candidates: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        k = self.candidates
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"--unflatten takes a whole number of candidates >= 1, got {k!r}")
+
+    @classmethod
+    def build(
+        cls, images: torch.Tensor, labels: torch.Tensor, *, exponent: float, clip: float, candidates: int
+    ) -> Unflatten:
+        """From training images float [M, 1, H, W] in [-1, 1] and labels int64 [M] (every class present)."""
+        import hashlib
+
+        import torch
+
+        from ganaug.training import class_density_distances
+
+        flat = images.flatten(1).float().contiguous()
+        y = torch.as_tensor(labels, dtype=torch.int64)
+        caps = np.array([class_density_distances(flat[y == c], clip=clip)[1] for c in range(int(y.max()) + 1)])
+        digest = hashlib.sha256()
+        for part in (flat.numpy().tobytes(), y.numpy().tobytes(), caps.tobytes(), repr(float(exponent)).encode()):
+            digest.update(part)
+        return cls(flat, y, caps, float(exponent), candidates, digest.hexdigest())
+
+    @classmethod
+    def for_run(cls, run: str | Path, *, candidates: int, data_root: str | Path | None = None) -> Unflatten:
+        """For the run folder ``run`` (its ``config.json`` says how it was trained; its training images are read
+        from ``data_root``, default the one it recorded).
+
+        Raises:
+            InputError: ``run`` is not a run folder, was trained without ``--flatten-density``, or on data this
+                cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
+        """
+        import json
+
+        from ganaug.metrics import training_set
+        from ganaug.runfolder import CONFIG
+
+        run = Path(run)
+        doc_path = run / CONFIG
+        if not doc_path.is_file():
+            raise InputError(
+                f"--unflatten needs the run folder (its {CONFIG} records --flatten-density); {run} has no {CONFIG}"
+            )
+        try:
+            doc = json.loads(doc_path.read_text())
+            config, data = doc["config"], doc["data"]
+            exponent, clip = float(config["flatten_density"]), float(config["density_clip"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{doc_path} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
+        if not exponent > 0:
+            raise InputError(f"{run} was trained without --flatten-density: --unflatten has nothing to undo; drop it")
+        if config.get("pseudo_label") or config.get("unlabelled") or config.get("augment_real"):
+            raise InputError(
+                f"{run} trained on pseudo-labelled or augmented images, whose density --unflatten cannot rebuild"
+            )
+        root = data_root if data_root is not None else config.get("data_root")
+        if data.get("dataset") != "digits" and (root is None or not Path(root).is_dir()):
+            raise InputError(f"--unflatten reads {run}'s training images: pass --data-root (where the data is now)")
+        images, labels = training_set(data, root=root)
+        return cls.build(images, labels, exponent=exponent, clip=clip, candidates=candidates)
+
+    def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]."""
+        import torch
+
+        from ganaug.config import DENSITY_K
+        from ganaug.metrics import nearest_distances
+
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).flatten(1)
+        d = np.ones(len(labels))
+        for c in np.unique(labels):
+            rows = np.flatnonzero(labels == c)
+            mine = self.images[self.labels == int(c)]
+            near = nearest_distances(x[torch.from_numpy(rows)], mine, k=min(DENSITY_K, len(mine)))
+            d[rows] = np.clip(near.double().numpy(), 1e-6, self.caps[int(c)])
+        return d**-self.exponent
+
+    def identity(self) -> dict[str, Any]:
+        """JSON-able description for manifests, reports and cache keys."""
+        return {"sha256": self.sha256, "candidates": self.candidates, "exponent": self.exponent}
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How latents are drawn: ``temperature`` scales every latent (> 1 explores, < 1 truncates); ``check``
@@ -246,6 +379,7 @@ class Sampling:
 
     temperature: float = 1.0
     check: LabelCheck | None = None
+    unflatten: Unflatten | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -253,21 +387,30 @@ class Sampling:
             raise InputError(f"temperature must be a number > 0, got {t!r}")
 
     def check_classes(self, classes: list[str]) -> None:
-        """Raise :class:`InputError` unless the check (if any) names ``classes``, the generator's, in order."""
+        """Raise :class:`InputError` unless the check (if any) names ``classes``, the generator's, in order, and
+        the unflattening (if any) knows as many classes."""
         if self.check is not None:
             check_same_classes(classes, self.check.evaluator.classes)
+        if self.unflatten is not None and len(self.unflatten.caps) != len(classes):
+            raise InputError(
+                f"--unflatten's training images have {len(self.unflatten.caps)} classes, the generator "
+                f"{len(classes)}; give the run folder the generator came from"
+            )
 
     @property
     def plain(self) -> bool:
-        """True when this is ganaug's plain sampling (temperature 1, no check)."""
-        return self.temperature == 1.0 and self.check is None
+        """True when this is ganaug's plain sampling (temperature 1, no check, no unflattening)."""
+        return self.temperature == 1.0 and self.check is None and self.unflatten is None
 
     def identity(self) -> dict[str, Any]:
         """JSON-able description for manifests, reports and cache keys."""
         check = None if self.check is None else {"sha256": self.check.sha256, "rounds": self.check.rounds}
         if self.check is not None and self.check.manifold is not None:
             check["manifold_sha256"] = self.check.manifold.sha256()
-        return {"temperature": float(self.temperature), "label_check": check}
+        out: dict[str, Any] = {"temperature": float(self.temperature), "label_check": check}
+        if self.unflatten is not None:  # absent otherwise: earlier manifests and cache keys stay as they were
+            out["unflatten"] = self.unflatten.identity()
+        return out
 
     def images(
         self,
@@ -282,7 +425,7 @@ class Sampling:
         """Samples ``indices`` (int64 [N], sample numbers) of ``seed`` for ``labels`` (int64 [N]).
 
         Args:
-            run: the generator, ``(z float32 [N, z_dim], labels int64 [N]) -> float32 [N, 1, 28, 28]`` in [-1, 1].
+            run: the generator, ``(z float32 [N, z_dim], labels int64 [N]) -> float32 [N, 1, 28, 28] in [-1, 1]``.
             z: round 0's standard-normal latents float32 [N, z_dim] when the caller has them (else computed).
 
         Returns:
@@ -290,6 +433,31 @@ class Sampling:
         """
         labels = np.asarray(labels, dtype=np.int64)
         indices = np.asarray(indices, dtype=np.int64)
+        if self.unflatten is None or self.unflatten.candidates == 1 or len(labels) == 0:
+            return self._checked(run, labels, indices, seed=seed, z_dim=z_dim, z=z)
+        k = self.unflatten.candidates
+        cands = np.stack(
+            [
+                self._checked(run, labels, indices, seed=candidate_seed(seed, j), z_dim=z_dim, z=z if j == 0 else None)
+                for j in range(k)
+            ]
+        )  # [K, N, 1, H, W]
+        w = np.stack([self.unflatten.weights(c, labels) for c in cands], axis=1)  # [N, K]
+        cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+        pick = np.minimum((cdf < pick_uniforms(seed, indices)[:, None]).sum(axis=1), k - 1)
+        return cands[pick, np.arange(len(labels))]
+
+    def _checked(
+        self,
+        run: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        labels: np.ndarray,
+        indices: np.ndarray,
+        *,
+        seed: int,
+        z_dim: int,
+        z: np.ndarray | None,
+    ) -> np.ndarray:
+        """One candidate: the temperature and the label check (see the module docstring)."""
         t = np.float32(self.temperature)
         z0 = latent_rows(seed, indices, z_dim) if z is None else np.asarray(z, np.float32)
         out = np.asarray(run(z0 * t if t != 1 else z0, labels), dtype=np.float32)
@@ -310,7 +478,20 @@ class Sampling:
         return out
 
 
-def sampling_from_options(temperature: float, label_check: str | Path | None, *, rounds: int = 8) -> Sampling:
-    """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` options describe."""
+def sampling_from_options(
+    temperature: float,
+    label_check: str | Path | None,
+    *,
+    rounds: int = 8,
+    unflatten: int = 0,
+    run: str | Path | None = None,
+    data_root: str | Path | None = None,
+) -> Sampling:
+    """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` / ``--unflatten`` options describe
+    (``unflatten`` candidates, 0 = off, read the run folder ``run``'s training images from ``data_root``)."""
     check = None if label_check is None else LabelCheck.load(label_check, rounds=rounds)
-    return Sampling(temperature, check)
+    if not unflatten:
+        return Sampling(temperature, check)
+    if run is None:
+        raise InputError("--unflatten needs the run folder the generator came from")
+    return Sampling(temperature, check, Unflatten.for_run(run, candidates=unflatten, data_root=data_root))

@@ -561,12 +561,19 @@ def density_weights(
     weights = torch.zeros(len(labels), dtype=torch.float64, device=labels.device)
     for c in labels.unique():
         members = (labels == c).nonzero().squeeze(1)
-        flat = images[members].flatten(1).float()
-        d = nearest_distances(flat, flat, k=min(k + 1, len(members))).double()  # the first neighbour is itself
-        d = d.clamp_max(torch.quantile(d, clip))
+        d, cap = class_density_distances(images[members].flatten(1).float(), k=k, clip=clip)
+        d = d.clamp_max(cap)
         w = d.clamp_min(1e-6) ** exponent if d.max() > 0 else torch.ones_like(d)
         weights[members] = w / w.sum() * len(members) / len(labels)
     return weights.float()
+
+
+def class_density_distances(flat: torch.Tensor, *, k: int = DENSITY_K, clip: float = 1.0) -> tuple[torch.Tensor, float]:
+    """For one class's images, flattened float [M, P]: each one's pixel distance to its ``k``-th nearest other
+    image of the class (the last one when there are fewer), float64 [M], and the ``clip`` quantile of those
+    distances (:func:`density_weights`' cap; :class:`ganaug.resample.Unflatten` caps generated images' with it)."""
+    d = nearest_distances(flat, flat, k=min(k + 1, len(flat))).double()  # the first neighbour is itself
+    return d, float(torch.quantile(d, clip))
 
 
 def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

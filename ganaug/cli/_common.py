@@ -54,9 +54,21 @@ def main() -> None:
 
 
 def sampling_options(command):
-    """``--temperature`` and ``--label-check``: how latents are drawn (:class:`ganaug.resample.Sampling`)."""
+    """``--temperature``, ``--label-check`` and ``--unflatten``: how latents are drawn
+    (:class:`ganaug.resample.Sampling`)."""
     from pathlib import Path
 
+    command = click.option(
+        "--unflatten",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="For a run trained with --flatten-density A (MODEL must be its folder): draw each image as this many "
+        "candidates and keep one with probability proportional to d^-A (d: distance to the 5th nearest training "
+        "image of its class), so samples follow the real density again while G keeps the rare styles it learned. "
+        "Reads the run's training images (--data-root if they moved); 0 = off. Image i still depends only on "
+        "(model, seed, i).",
+    )(command)
     command = click.option(
         "--label-check",
         type=click.Path(file_okay=False, path_type=Path),

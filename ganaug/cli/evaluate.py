@@ -225,6 +225,7 @@ def evaluate(
     model: Path,
     temperature: float,
     label_check: Path | None,
+    unflatten: int,
     threads: int | None,
     evaluator_path: Path,
     dataset: str | None,
@@ -258,7 +259,9 @@ def evaluate(
     gen = open_generator(model, backend=backend)
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
-    sampling = sampling_from_options(temperature, label_check)  # evaluate_generator checks it against ev
+    sampling = sampling_from_options(
+        temperature, label_check, unflatten=unflatten, run=model, data_root=data_root
+    )  # evaluate_generator checks it against ev
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:

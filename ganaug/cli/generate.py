@@ -114,6 +114,12 @@ def export(
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out that ganaug wrote (never other files).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --unflatten: where the run's training data is now  [default: the folder it recorded].",
+)
 @sampling_options
 def generate(
     model: Path,
@@ -122,6 +128,8 @@ def generate(
     seed: int,
     temperature: float,
     label_check: Path | None,
+    unflatten: int,
+    data_root: Path | None,
     out: Path,
     fmt: str | None,
     batch_size: int,
@@ -153,7 +161,7 @@ def generate(
         protect.append(label_check)
     _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
-    sampling = sampling_from_options(temperature, label_check)
+    sampling = sampling_from_options(temperature, label_check, unflatten=unflatten, run=model, data_root=data_root)
     sampling.check_classes(gen.classes)
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
