@@ -172,3 +172,14 @@ def test_generate_evaluate_and_dataset_agree_and_say_how(flat_run, check, tmp_pa
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["sampling"]["unflatten"]["candidates"] == 3
+
+
+def test_sampling_cost_times_the_unflattening_beside_the_check(flat_run, check, tmp_path):
+    from benchmarks import sampling_cost
+
+    args = [str(flat_run), "--label-check", str(check), "--unflatten", "2", "--images", "30", "--repeats", "1"]
+    result = sampling_cost.main([*args, "--threads", "1", "--out", str(tmp_path / "cost.json")])
+    rows = result["rows"]
+    assert list(rows)[-1] == "temperature 1.15 + label check + unflatten 2" and len(rows) == 4
+    assert all(r["images_per_second"] > 0 for r in rows.values()) and result["unflatten_build_seconds"] > 0
+    assert json.loads((tmp_path / "cost.json").read_text())["rows"].keys() == rows.keys()
