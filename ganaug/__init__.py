@@ -31,6 +31,7 @@ _EXPORTS = {
     "Sampling": "ganaug.resample",
     "LabelCheck": "ganaug.resample",
     "Manifold": "ganaug.resample",
+    "Unflatten": "ganaug.resample",
     "AugmentedDataset": "ganaug.mixing",
     "SyntheticMix": "ganaug.batchmix",
     "InputError": "ganaug.errors",

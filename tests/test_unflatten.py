@@ -172,6 +172,12 @@ def test_generate_evaluate_and_dataset_agree_and_say_how(flat_run, check, tmp_pa
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["sampling"]["unflatten"]["candidates"] == 3
+    res = CliRunner().invoke(
+        main,
+        ["evaluate", str(flat_run), "--evaluator", str(check), "--unflatten", "3", "--per-class", "12"]
+        + ["--threads", "1", "--device", "cpu"],
+    )
+    assert res.exit_code == 0 and "temperature 1, unflattened (3 candidates)" in res.output, res.output
 
 
 def test_sampling_cost_times_the_unflattening_beside_the_check(flat_run, check, tmp_path):

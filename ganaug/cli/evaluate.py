@@ -333,9 +333,11 @@ def format_report(report, *, classes: list[str]) -> str:
         (f"recall (k={pr.k})", f"{pr.recall:.4f}", f"{prf.recall:.4f}", "coverage"),
     ]
     drawn = ""
-    if report.sampling["temperature"] != 1.0 or report.sampling["label_check"]:
+    unflatten = report.sampling.get("unflatten")
+    if report.sampling["temperature"] != 1.0 or report.sampling["label_check"] or unflatten:
         drawn = f", temperature {report.sampling['temperature']:g}"
         drawn += ", label-checked" if report.sampling["label_check"] else ""
+        drawn += f", unflattened ({unflatten['candidates']} candidates)" if unflatten else ""
     lines = [
         f"{report.samples} samples (seed {report.seed}{drawn}) vs the real test set; floor = as many real training images",
         f"{'metric':<20}{'generator':>12}{'real floor':>12}  note",
