@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
     from ganaug.evaluator import Evaluator
 
+#: A generator as sampling sees it: ``(z float32 [N, z_dim], labels int64 [N]) -> float32 [N, 1, H, W] in [-1, 1]``.
+Run = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
 #: ``round_seed(s, r)`` derives round r's latent seed with this purpose (see :func:`ganaug.sampling.derive_seed`).
 _ROUND_PURPOSE = 0x7E5A
 
@@ -414,7 +417,7 @@ class Sampling:
 
     def images(
         self,
-        run: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        run: Run,
         labels: np.ndarray,
         indices: np.ndarray,
         *,
@@ -448,16 +451,10 @@ class Sampling:
         return cands[pick, np.arange(len(labels))]
 
     def _checked(
-        self,
-        run: Callable[[np.ndarray, np.ndarray], np.ndarray],
-        labels: np.ndarray,
-        indices: np.ndarray,
-        *,
-        seed: int,
-        z_dim: int,
-        z: np.ndarray | None,
+        self, run: Run, labels: np.ndarray, indices: np.ndarray, *, seed: int, z_dim: int, z: Any
     ) -> np.ndarray:
-        """One candidate: the temperature and the label check (see the module docstring)."""
+        """One candidate (arguments as :meth:`images`): the temperature and the label check (see the module
+        docstring)."""
         t = np.float32(self.temperature)
         z0 = latent_rows(seed, indices, z_dim) if z is None else np.asarray(z, np.float32)
         out = np.asarray(run(z0 * t if t != 1 else z0, labels), dtype=np.float32)
