@@ -1,9 +1,16 @@
 """Scratch: per-class temperature, chosen greedily on the training split (choice evaluator), read on the test split."""
-import json, sys, time
-import numpy as np, torch
+# Run as written on 2026-12-06 (then reformatted by ruff, and its json.dump(open(...)) made a write_text).
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
 from ganaug.data import load_source, stratified_subset, to_model_range
 from ganaug.evaluator import load_evaluator
-from ganaug.metrics import open_generator, generate, gaussian_stats, frechet_distance_from_stats, precision_recall
+from ganaug.metrics import frechet_distance_from_stats, gaussian_stats, generate, open_generator, precision_recall
 from ganaug.resample import sampling_from_options
 from ganaug.sampling import labels_from_counts
 
@@ -17,16 +24,19 @@ gen = open_generator(run)
 train, test = (load_source("mnist", root=root, split=s) for s in ("train", "test"))
 lab = train.labels.numpy()
 ref = torch.from_numpy(stratified_subset(lab, 1000, seed=1))
-rest = torch.ones(len(lab), dtype=torch.bool); rest[ref] = False
+rest = torch.ones(len(lab), dtype=torch.bool)
+rest[ref] = False
 imgs = to_model_range(train.images)
 labels = labels_from_counts([1000] * 10)
 yl = torch.from_numpy(labels)
 # reference features
-c_ref = cev.features(imgs[ref]); c_ref_y = train.labels[ref]
+c_ref = cev.features(imgs[ref])
+c_ref_y = train.labels[ref]
 rest_idx = torch.nonzero(rest).flatten()
 c_floor_idx = rest_idx[torch.from_numpy(stratified_subset(lab[rest.numpy()], 1000, seed=0))]
 c_floor = cev.features(imgs[c_floor_idx])
-t_ref = ev.features(to_model_range(test.images)); t_ref_y = test.labels
+t_ref = ev.features(to_model_range(test.images))
+t_ref_y = test.labels
 t_floor = ev.features(imgs[torch.from_numpy(stratified_subset(lab, 1000, seed=0))])
 c_stats, t_stats = gaussian_stats(c_ref), gaussian_stats(t_ref)
 c_fd_floor = frechet_distance_from_stats(*gaussian_stats(c_floor), *c_stats)
@@ -35,47 +45,79 @@ feats = {}
 for t in TS:
     t0 = time.time()
     fake = generate(gen, labels, seed=0, sampling=sampling_from_options(t, "/work/s25/check"))
-    cf, cl = cev.features_and_logits(fake); tf, tl = ev.features_and_logits(fake)
-    feats[t] = dict(cf=cf, cp=cl.argmax(1), tf=tf, tp=tl.argmax(1))
-    print(f"T {t}: sampled+features {time.time()-t0:.0f}s", flush=True)
+    cf, cl = cev.features_and_logits(fake)
+    tf, tl = ev.features_and_logits(fake)
+    feats[t] = {"cf": cf, "cp": cl.argmax(1), "tf": tf, "tp": tl.argmax(1)}
+    print(f"T {t}: sampled+features {time.time() - t0:.0f}s", flush=True)
+
 
 def score(assign, split):
-    f = "cf" if split == "choice" else "tf"; p = f[0] + "p"
-    F = torch.cat([feats[assign[c]][f][c*1000:(c+1)*1000] for c in range(10)])
-    P = torch.cat([feats[assign[c]][p][c*1000:(c+1)*1000] for c in range(10)])
-    R, Ry, stats, floor = (c_ref, c_ref_y, c_stats, c_fd_floor) if split == "choice" else (t_ref, t_ref_y, t_stats, t_fd_floor)
+    f = "cf" if split == "choice" else "tf"
+    p = f[0] + "p"
+    F = torch.cat([feats[assign[c]][f][c * 1000 : (c + 1) * 1000] for c in range(10)])
+    P = torch.cat([feats[assign[c]][p][c * 1000 : (c + 1) * 1000] for c in range(10)])
+    R, Ry, stats, floor = (
+        (c_ref, c_ref_y, c_stats, c_fd_floor) if split == "choice" else (t_ref, t_ref_y, t_stats, t_fd_floor)
+    )
     fd = frechet_distance_from_stats(*gaussian_stats(F), *stats)
     pr = precision_recall(R, F, k=3, real_labels=Ry, fake_labels=yl, num_classes=10)
-    return dict(recall=pr.recall, precision=pr.precision, fd=fd, fd_ratio=fd / floor, fidelity=float((P == yl).double().mean()),
-                per_class_recall=pr.per_class_recall)
+    return {
+        "recall": pr.recall,
+        "precision": pr.precision,
+        "fd": fd,
+        "fd_ratio": fd / floor,
+        "fidelity": float((P == yl).double().mean()),
+        "per_class_recall": pr.per_class_recall,
+    }
+
 
 rows = []
 for t in TS:
     a = [t] * 10
-    rows.append(dict(assign=a, choice=score(a, "choice"), test=score(a, "test")))
+    rows.append({"assign": a, "choice": score(a, "choice"), "test": score(a, "test")})
     c, s = rows[-1]["choice"], rows[-1]["test"]
-    print(f"uniform T {t}: choice r {c['recall']:.4f} fd {c['fd_ratio']:.3f} fid {c['fidelity']:.4f} | test r {s['recall']:.4f} p {s['precision']:.4f} fd {s['fd_ratio']:.3f} fid {s['fidelity']:.4f}", flush=True)
-json.dump(dict(run=run, temps=TS, uniform=rows), open(out, "w"), indent=1, default=float)
+    print(
+        f"uniform T {t}: choice r {c['recall']:.4f} fd {c['fd_ratio']:.3f} fid {c['fidelity']:.4f} | test r {s['recall']:.4f} p {s['precision']:.4f} fd {s['fd_ratio']:.3f} fid {s['fidelity']:.4f}",
+        flush=True,
+    )
+Path(out).write_text(json.dumps({"run": run, "temps": TS, "uniform": rows}, indent=1, default=float))
 # greedy on choice: G fixed as in round 18 from uniform T=1's test FD ratio
 G = 3.0 / rows[0]["test"]["fd_ratio"]
 limit = G * rows[0]["choice"]["fd"]
-a = [1.0] * 10; cur = score(a, "choice"); path = []
+a = [1.0] * 10
+cur = score(a, "choice")
+path = []
 while True:
     best = None
     for c in range(10):
         i = TS.index(a[c])
-        if i + 1 >= len(TS): continue
-        b = list(a); b[c] = TS[i + 1]
+        if i + 1 >= len(TS):
+            continue
+        b = list(a)
+        b[c] = TS[i + 1]
         s = score(b, "choice")
-        if s["fd"] > limit or s["fidelity"] < 0.99: continue
+        if s["fd"] > limit or s["fidelity"] < 0.99:
+            continue
         gain, cost = s["recall"] - cur["recall"], s["fd"] - cur["fd"]
-        if gain <= 0: continue
+        if gain <= 0:
+            continue
         key = gain / max(cost, 1e-9)
-        if best is None or key > best[0]: best = (key, b, s)
-    if best is None: break
+        if best is None or key > best[0]:
+            best = (key, b, s)
+    if best is None:
+        break
     a, cur = best[1], best[2]
-    path.append(dict(assign=a, choice=cur))
-    print(f"step: {a} choice r {cur['recall']:.4f} fd x{cur['fd']/rows[0]['choice']['fd']:.3f}", flush=True)
+    path.append({"assign": a, "choice": cur})
+    print(f"step: {a} choice r {cur['recall']:.4f} fd x{cur['fd'] / rows[0]['choice']['fd']:.3f}", flush=True)
 tst = score(a, "test")
-print(f"GREEDY G {G:.4f}: {a}\n  choice r {cur['recall']:.4f} fd growth {cur['fd']/rows[0]['choice']['fd']:.3f} fid {cur['fidelity']:.4f}\n  test r {tst['recall']:.4f} p {tst['precision']:.4f} fd {tst['fd_ratio']:.3f}x fid {tst['fidelity']:.4f}", flush=True)
-json.dump(dict(run=run, temps=TS, uniform=rows, G=G, path=path, chosen=a, chosen_test=tst), open(out, "w"), indent=1, default=float)
+print(
+    f"GREEDY G {G:.4f}: {a}\n  choice r {cur['recall']:.4f} fd growth {cur['fd'] / rows[0]['choice']['fd']:.3f} fid {cur['fidelity']:.4f}\n  test r {tst['recall']:.4f} p {tst['precision']:.4f} fd {tst['fd_ratio']:.3f}x fid {tst['fidelity']:.4f}",
+    flush=True,
+)
+Path(out).write_text(
+    json.dumps(
+        {"run": run, "temps": TS, "uniform": rows, "G": G, "path": path, "chosen": a, "chosen_test": tst},
+        indent=1,
+        default=float,
+    )
+)
