@@ -194,6 +194,7 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         training_images,
     )
     from ganaug.resample import sampling_from_options
+    from ganaug.unflatten import with_unflatten
 
     torch.set_num_threads(args.threads)
     ev = load_evaluator(args.evaluator)
@@ -211,9 +212,8 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     images = to_model_range(train.images)
     options = {"per_class": args.per_class, "seed": args.seed, "generator_train_images": gen_train}
     rows = []
-    base = sampling_from_options(
-        1.0, args.label_check, unflatten=args.unflatten, run=args.run, data_root=args.data_root
-    )  # evaluate_generator refuses a check that is a judge
+    base = sampling_from_options(1.0, args.label_check)  # evaluate_generator refuses a check that is a judge
+    base = with_unflatten(base, args.unflatten, run=args.run, data_root=args.data_root)
     for t in args.temps:
         sampling = dataclasses.replace(base, temperature=t)
         on_train = evaluate_generator(

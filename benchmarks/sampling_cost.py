@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from ganaug.errors import GanaugError
     from ganaug.machine import describe
     from ganaug.outputs import write_text_whole
-    from ganaug.resample import LabelCheck, Sampling, Unflatten
+    from ganaug.resample import LabelCheck, Sampling
     from ganaug.runtime import OnnxGenerator
+    from ganaug.unflatten import Unflatten
 
     torch.set_num_threads(args.threads)
     gen = OnnxGenerator(args.run, provider="cpu", threads=args.threads)

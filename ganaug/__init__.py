@@ -31,7 +31,7 @@ _EXPORTS = {
     "Sampling": "ganaug.resample",
     "LabelCheck": "ganaug.resample",
     "Manifold": "ganaug.resample",
-    "Unflatten": "ganaug.resample",
+    "Unflatten": "ganaug.unflatten",
     "AugmentedDataset": "ganaug.mixing",
     "SyntheticMix": "ganaug.batchmix",
     "InputError": "ganaug.errors",

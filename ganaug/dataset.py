@@ -35,8 +35,9 @@ from torchvision.datasets import VisionDataset
 
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.resample import LabelCheck, Sampling, Unflatten
+from ganaug.resample import LabelCheck, Sampling
 from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
+from ganaug.unflatten import Unflatten
 
 Output = Literal["pil", "tensor"]
 Order = Literal["mixed", "sorted"]
@@ -173,7 +174,7 @@ class GeneratedDataset(VisionDataset):
         label_check: an evaluator folder (or a :class:`ganaug.resample.LabelCheck`) that must agree with each
             item's label; see :mod:`ganaug.resample`.
         unflatten: for a run folder trained with ``--flatten-density``: candidates per item (0 = off; or a
-            :class:`ganaug.resample.Unflatten`), one kept towards the real density (:mod:`ganaug.resample`). It
+            :class:`ganaug.unflatten.Unflatten`), one kept towards the real density (:mod:`ganaug.resample`). It
             holds the run's training images (47 MB for MNIST), read from ``data_root`` (default: the run's).
 
     Memory: generated items stay cached in each process that generated them (784 bytes an item for

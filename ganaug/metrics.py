@@ -141,6 +141,14 @@ def nearest_distances(queries: Any, reference: Any, *, k: int = 1, batch_size: i
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def class_density_distances(flat: torch.Tensor, *, k: int = 5, clip: float = 1.0) -> tuple[torch.Tensor, float]:
+    """For one class's images, flattened float [M, P]: each one's pixel distance to its ``k``-th nearest other
+    image of the class (the last one when there are fewer), float64 [M], and the ``clip`` quantile of those
+    distances (:func:`ganaug.training.density_weights`' cap; :class:`ganaug.unflatten.Unflatten` caps generated images' with it)."""
+    d = nearest_distances(flat, flat, k=min(k + 1, len(flat))).double()  # the first neighbour is itself
+    return d, float(torch.quantile(d, clip))
+
+
 def _inside_any_ball(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch_size: int) -> torch.Tensor:
     out = [
         (torch.cdist(points[i : i + batch_size], centres) <= radii[None, :]).any(dim=1)

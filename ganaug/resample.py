@@ -6,7 +6,7 @@ Sample ``i`` of seed ``s`` stays index-addressed. Round 0 gives it the latent ``
 ``T = 1`` and no check, exactly the plain sample). When the check rejects that image, round ``r`` (``1 <= r <
 rounds``) tries ``T * latents(round_seed(s, r), i, i + 1)``; the first image the check accepts is sample ``i``. If
 it accepts none, sample ``i`` is the round's image it gave the highest probability of its label (the earliest on
-a tie). With :class:`Unflatten` (``--unflatten K``, for runs trained with ``--flatten-density``), sample ``i`` is
+a tie). With :class:`ganaug.unflatten.Unflatten` (``--unflatten K``, for runs trained with ``--flatten-density``), sample ``i`` is
 drawn that way ``K`` times, from seeds ``candidate_seed(s, j)``, and one candidate is kept by a uniform draw of
 ``(s, i)`` weighted towards the real data's density. So sample ``i`` depends only on (generator, seed, i, label,
 temperature, check, unflattening), never on the batch size, the order, or which other samples were asked for (up
@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -245,14 +245,14 @@ class LabelCheck:
         return agrees, score
 
 
-#: ``candidate_seed(s, j)`` derives candidate j's seed (:class:`Unflatten`) with this purpose.
+#: ``candidate_seed(s, j)`` derives candidate j's seed (``--unflatten``) with this purpose.
 _CANDIDATE_PURPOSE = 0x7E5B
-#: The seed of the uniform draws that pick one candidate per sample (:class:`Unflatten`).
+#: The seed of the uniform draws that pick one candidate per sample (``--unflatten``).
 _PICK_PURPOSE = 0x7E5C
 
 
 def candidate_seed(seed: int, j: int) -> int:
-    """The seed candidate ``j`` of :class:`Unflatten` is sampled with (``seed`` itself for candidate 0)."""
+    """The seed candidate ``j`` of ``--unflatten`` (:class:`ganaug.unflatten.Unflatten`) is sampled with (``seed`` itself for candidate 0)."""
     return seed if j == 0 else derive_seed(seed, _CANDIDATE_PURPOSE, j)
 
 
@@ -265,114 +265,17 @@ def pick_uniforms(seed: int, indices: np.ndarray) -> np.ndarray:
     return torch.special.ndtr(torch.from_numpy(z)).numpy()
 
 
-@dataclass(frozen=True)
-class Unflatten:
-    """Undo a run's ``--flatten-density A`` when sampling. That run drew each training image ``x`` with
-    probability proportional to ``d(x) ** A`` (``d``: pixel distance to the 5th nearest other training image of
-    its class, capped at a quantile), so its generator learned the rare styles but also makes them ``d ** A``
-    times too often. Each sample is drawn as ``candidates`` independent candidates (each with the temperature
-    and the label check), and one is kept with probability proportional to ``d(x) ** -A`` (``d`` now to the 5th
-    nearest training image of the label, with the same cap): sampling-importance-resampling back towards the
-    real density, exact as ``candidates`` grows, while the generator keeps what it learned from the rare
-    styles. Candidate 0 is the sample without resampling, so ``candidates = 1`` changes nothing.
+class Reweighting(Protocol):
+    """What :class:`Sampling` needs of a candidate reweighting (:class:`ganaug.unflatten.Unflatten`)."""
 
-    Attributes:
-        images: float32 [M, P], the run's training images flattened, in [-1, 1].
-        labels: int64 [M], their classes.
-        caps: float64 [C], each class's cap on ``d`` (the run's ``--density-clip`` quantile).
-        exponent: the run's ``--flatten-density`` A (> 0).
-        candidates: candidates per sample (>= 1).
-        sha256: identity of the training images, labels, caps and exponent (manifests and caches).
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    caps: np.ndarray
-    exponent: float
     candidates: int
-    sha256: str
 
-    def __post_init__(self) -> None:
-        k = self.candidates
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"--unflatten takes a whole number of candidates >= 1, got {k!r}")
+    @property
+    def num_classes(self) -> int: ...
 
-    @classmethod
-    def build(
-        cls, images: torch.Tensor, labels: torch.Tensor, *, exponent: float, clip: float, candidates: int
-    ) -> Unflatten:
-        """From training images float [M, 1, H, W] in [-1, 1] and labels int64 [M] (every class present)."""
-        import hashlib
+    def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray: ...
 
-        import torch
-
-        from ganaug.training import class_density_distances
-
-        flat = images.flatten(1).float().contiguous()
-        y = torch.as_tensor(labels, dtype=torch.int64)
-        caps = np.array([class_density_distances(flat[y == c], clip=clip)[1] for c in range(int(y.max()) + 1)])
-        digest = hashlib.sha256()
-        for part in (flat.numpy().tobytes(), y.numpy().tobytes(), caps.tobytes(), repr(float(exponent)).encode()):
-            digest.update(part)
-        return cls(flat, y, caps, float(exponent), candidates, digest.hexdigest())
-
-    @classmethod
-    def for_run(cls, run: str | Path, *, candidates: int, data_root: str | Path | None = None) -> Unflatten:
-        """For the run folder ``run`` (its ``config.json`` says how it was trained; its training images are read
-        from ``data_root``, default the one it recorded).
-
-        Raises:
-            InputError: ``run`` is not a run folder, was trained without ``--flatten-density``, or on data this
-                cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
-        """
-        import json
-
-        from ganaug.metrics import training_set
-        from ganaug.runfolder import CONFIG
-
-        run = Path(run)
-        doc_path = run / CONFIG
-        if not doc_path.is_file():
-            raise InputError(
-                f"--unflatten needs the run folder (its {CONFIG} records --flatten-density); {run} has no {CONFIG}"
-            )
-        try:
-            doc = json.loads(doc_path.read_text())
-            config, data = doc["config"], doc["data"]
-            exponent, clip = float(config["flatten_density"]), float(config["density_clip"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{doc_path} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
-        if not exponent > 0:
-            raise InputError(f"{run} was trained without --flatten-density: --unflatten has nothing to undo; drop it")
-        if config.get("pseudo_label") or config.get("unlabelled") or config.get("augment_real"):
-            raise InputError(
-                f"{run} trained on pseudo-labelled or augmented images, whose density --unflatten cannot rebuild"
-            )
-        root = data_root if data_root is not None else config.get("data_root")
-        if data.get("dataset") != "digits" and (root is None or not Path(root).is_dir()):
-            raise InputError(f"--unflatten reads {run}'s training images: pass --data-root (where the data is now)")
-        images, labels = training_set(data, root=root)
-        return cls.build(images, labels, exponent=exponent, clip=clip, candidates=candidates)
-
-    def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]."""
-        import torch
-
-        from ganaug.config import DENSITY_K
-        from ganaug.metrics import nearest_distances
-
-        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).flatten(1)
-        d = np.ones(len(labels))
-        for c in np.unique(labels):
-            rows = np.flatnonzero(labels == c)
-            mine = self.images[self.labels == int(c)]
-            near = nearest_distances(x[torch.from_numpy(rows)], mine, k=min(DENSITY_K, len(mine)))
-            d[rows] = np.clip(near.double().numpy(), 1e-6, self.caps[int(c)])
-        return d**-self.exponent
-
-    def identity(self) -> dict[str, Any]:
-        """JSON-able description for manifests, reports and cache keys."""
-        return {"sha256": self.sha256, "candidates": self.candidates, "exponent": self.exponent}
+    def identity(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -382,7 +285,7 @@ class Sampling:
 
     temperature: float = 1.0
     check: LabelCheck | None = None
-    unflatten: Unflatten | None = None
+    unflatten: Reweighting | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -394,9 +297,9 @@ class Sampling:
         the unflattening (if any) knows as many classes."""
         if self.check is not None:
             check_same_classes(classes, self.check.evaluator.classes)
-        if self.unflatten is not None and len(self.unflatten.caps) != len(classes):
+        if self.unflatten is not None and self.unflatten.num_classes != len(classes):
             raise InputError(
-                f"--unflatten's training images have {len(self.unflatten.caps)} classes, the generator "
+                f"--unflatten's training images have {self.unflatten.num_classes} classes, the generator "
                 f"{len(classes)}; give the run folder the generator came from"
             )
 
@@ -475,20 +378,8 @@ class Sampling:
         return out
 
 
-def sampling_from_options(
-    temperature: float,
-    label_check: str | Path | None,
-    *,
-    rounds: int = 8,
-    unflatten: int = 0,
-    run: str | Path | None = None,
-    data_root: str | Path | None = None,
-) -> Sampling:
-    """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` / ``--unflatten`` options describe
-    (``unflatten`` candidates, 0 = off, read the run folder ``run``'s training images from ``data_root``)."""
+def sampling_from_options(temperature: float, label_check: str | Path | None, *, rounds: int = 8) -> Sampling:
+    """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` options describe (``--unflatten``:
+    :func:`ganaug.unflatten.with_unflatten`)."""
     check = None if label_check is None else LabelCheck.load(label_check, rounds=rounds)
-    if not unflatten:
-        return Sampling(temperature, check)
-    if run is None:
-        raise InputError("--unflatten needs the run folder the generator came from")
-    return Sampling(temperature, check, Unflatten.for_run(run, candidates=unflatten, data_root=data_root))
+    return Sampling(temperature, check)

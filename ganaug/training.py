@@ -47,7 +47,7 @@ from ganaug.config import DENSITY_K, ModelConfig, TrainConfig
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
-from ganaug.metrics import nearest_distances
+from ganaug.metrics import class_density_distances
 from ganaug.models import (
     CenterOfMass,
     Discriminator,
@@ -566,14 +566,6 @@ def density_weights(
         w = d.clamp_min(1e-6) ** exponent if d.max() > 0 else torch.ones_like(d)
         weights[members] = w / w.sum() * len(members) / len(labels)
     return weights.float()
-
-
-def class_density_distances(flat: torch.Tensor, *, k: int = DENSITY_K, clip: float = 1.0) -> tuple[torch.Tensor, float]:
-    """For one class's images, flattened float [M, P]: each one's pixel distance to its ``k``-th nearest other
-    image of the class (the last one when there are fewer), float64 [M], and the ``clip`` quantile of those
-    distances (:func:`density_weights`' cap; :class:`ganaug.resample.Unflatten` caps generated images' with it)."""
-    d = nearest_distances(flat, flat, k=min(k + 1, len(flat))).double()  # the first neighbour is itself
-    return d, float(torch.quantile(d, clip))
 
 
 def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Undoing `--flatten-density` when sampling (`ganaug.resample.Unflatten`, `--unflatten K`): the law of which
+"""Undoing `--flatten-density` when sampling (`ganaug.unflatten.Unflatten`, `--unflatten K`): the law of which
 candidate each sample keeps, that it leans towards the real density, and its plumbing through the CLI and
 GeneratedDataset."""
 
@@ -17,7 +17,8 @@ from ganaug.data import load_source, to_model_range
 from ganaug.errors import InputError
 from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
 from ganaug.metrics import open_generator
-from ganaug.resample import LabelCheck, Sampling, Unflatten, candidate_seed, pick_uniforms
+from ganaug.resample import LabelCheck, Sampling, candidate_seed, pick_uniforms
+from ganaug.unflatten import Unflatten
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

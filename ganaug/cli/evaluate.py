@@ -251,6 +251,7 @@ def evaluate(
     from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
     from ganaug.resample import sampling_from_options
     from ganaug.threads import configure_torch
+    from ganaug.unflatten import with_unflatten
 
     if json_out is not None and str(json_out) != "-":
         check_json_target(json_out)
@@ -259,9 +260,8 @@ def evaluate(
     gen = open_generator(model, backend=backend)
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
-    sampling = sampling_from_options(
-        temperature, label_check, unflatten=unflatten, run=model, data_root=data_root
-    )  # evaluate_generator checks it against ev
+    sampling = sampling_from_options(temperature, label_check)  # evaluate_generator checks it against ev
+    sampling = with_unflatten(sampling, unflatten, run=model, data_root=data_root)
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
     if gen.data and gen.data.get("dataset") == dataset:

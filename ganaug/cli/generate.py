@@ -150,6 +150,7 @@ def generate(
     from ganaug.resample import sampling_from_options
     from ganaug.runtime import OnnxGenerator
     from ganaug.threads import choose_threads
+    from ganaug.unflatten import with_unflatten
 
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
     manifest_path = out / MANIFEST if fmt == "png" else out.with_suffix(".manifest.json")
@@ -161,7 +162,9 @@ def generate(
         protect.append(label_check)
     _check_writable(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
-    sampling = sampling_from_options(temperature, label_check, unflatten=unflatten, run=model, data_root=data_root)
+    sampling = with_unflatten(
+        sampling_from_options(temperature, label_check), unflatten, run=model, data_root=data_root
+    )
     sampling.check_classes(gen.classes)
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)

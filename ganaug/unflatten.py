@@ -1,0 +1,130 @@
+"""Undo a run's ``--flatten-density`` when sampling (``--unflatten K``): :class:`Unflatten` reweights
+:class:`ganaug.resample.Sampling`'s candidates towards the real data's density (the law of which candidate each
+sample keeps is in :mod:`ganaug.resample`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganaug.config import DENSITY_K
+from ganaug.errors import InputError
+from ganaug.metrics import class_density_distances, nearest_distances, training_set
+from ganaug.resample import Sampling
+
+
+@dataclass(frozen=True)
+class Unflatten:
+    """Undo a run's ``--flatten-density A`` when sampling. That run drew each training image ``x`` with
+    probability proportional to ``d(x) ** A`` (``d``: pixel distance to the 5th nearest other training image of
+    its class, capped at a quantile), so its generator learned the rare styles but also makes them ``d ** A``
+    times too often. Each sample is drawn as ``candidates`` independent candidates (each with the temperature
+    and the label check), and one is kept with probability proportional to ``d(x) ** -A`` (``d`` now to the 5th
+    nearest training image of the label, with the same cap): sampling-importance-resampling back towards the
+    real density, exact as ``candidates`` grows, while the generator keeps what it learned from the rare
+    styles. Candidate 0 is the sample without resampling, so ``candidates = 1`` changes nothing.
+
+    Attributes:
+        images: float32 [M, P], the run's training images flattened, in [-1, 1].
+        labels: int64 [M], their classes.
+        caps: float64 [C], each class's cap on ``d`` (the run's ``--density-clip`` quantile).
+        exponent: the run's ``--flatten-density`` A (> 0).
+        candidates: candidates per sample (>= 1).
+        sha256: identity of the training images, labels, caps and exponent (manifests and caches).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    caps: np.ndarray
+    exponent: float
+    candidates: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        k = self.candidates
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"--unflatten takes a whole number of candidates >= 1, got {k!r}")
+
+    @classmethod
+    def build(
+        cls, images: torch.Tensor, labels: torch.Tensor, *, exponent: float, clip: float, candidates: int
+    ) -> Unflatten:
+        """From training images float [M, 1, H, W] in [-1, 1] and labels int64 [M] (every class present)."""
+        flat = images.flatten(1).float().contiguous()
+        y = torch.as_tensor(labels, dtype=torch.int64)
+        caps = np.array([class_density_distances(flat[y == c], clip=clip)[1] for c in range(int(y.max()) + 1)])
+        digest = hashlib.sha256()
+        for part in (flat.numpy().tobytes(), y.numpy().tobytes(), caps.tobytes(), repr(float(exponent)).encode()):
+            digest.update(part)
+        return cls(flat, y, caps, float(exponent), candidates, digest.hexdigest())
+
+    @classmethod
+    def for_run(cls, run: str | Path, *, candidates: int, data_root: str | Path | None = None) -> Unflatten:
+        """For the run folder ``run`` (its ``config.json`` says how it was trained; its training images are read
+        from ``data_root``, default the one it recorded).
+
+        Raises:
+            InputError: ``run`` is not a run folder, was trained without ``--flatten-density``, or on data this
+                cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
+        """
+        from ganaug.runfolder import CONFIG  # here: the run folder's module loads matplotlib
+
+        run = Path(run)
+        doc_path = run / CONFIG
+        if not doc_path.is_file():
+            raise InputError(
+                f"--unflatten needs the run folder (its {CONFIG} records --flatten-density); {run} has no {CONFIG}"
+            )
+        try:
+            doc = json.loads(doc_path.read_text())
+            config, data = doc["config"], doc["data"]
+            exponent, clip = float(config["flatten_density"]), float(config["density_clip"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{doc_path} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
+        if not exponent > 0:
+            raise InputError(f"{run} was trained without --flatten-density: --unflatten has nothing to undo; drop it")
+        if config.get("pseudo_label") or config.get("unlabelled") or config.get("augment_real"):
+            raise InputError(
+                f"{run} trained on pseudo-labelled or augmented images, whose density --unflatten cannot rebuild"
+            )
+        root = data_root if data_root is not None else config.get("data_root")
+        if data.get("dataset") != "digits" and (root is None or not Path(root).is_dir()):
+            raise InputError(f"--unflatten reads {run}'s training images: pass --data-root (where the data is now)")
+        images, labels = training_set(data, root=root)
+        return cls.build(images, labels, exponent=exponent, clip=clip, candidates=candidates)
+
+    def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]."""
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).flatten(1)
+        d = np.ones(len(labels))
+        for c in np.unique(labels):
+            rows = np.flatnonzero(labels == c)
+            mine = self.images[self.labels == int(c)]
+            near = nearest_distances(x[torch.from_numpy(rows)], mine, k=min(DENSITY_K, len(mine)))
+            d[rows] = np.clip(near.double().numpy(), 1e-6, self.caps[int(c)])
+        return d**-self.exponent
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the training images (the generator's must match)."""
+        return len(self.caps)
+
+    def identity(self) -> dict[str, Any]:
+        """JSON-able description for manifests, reports and cache keys."""
+        return {"sha256": self.sha256, "candidates": self.candidates, "exponent": self.exponent}
+
+
+def with_unflatten(
+    sampling: Sampling, candidates: int, *, run: str | Path, data_root: str | Path | None = None
+) -> Sampling:
+    """``sampling`` with ``--unflatten candidates`` for the run folder ``run`` (0: ``sampling`` unchanged)."""
+    if not candidates:
+        return sampling
+    return dataclasses.replace(sampling, unflatten=Unflatten.for_run(run, candidates=candidates, data_root=data_root))
