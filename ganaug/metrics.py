@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ganaug.config import DENSITY_K
 from ganaug.errors import GanaugError, InputError
 from ganaug.labels import check_same_classes
 from ganaug.resample import Sampling
@@ -141,7 +142,7 @@ def nearest_distances(queries: Any, reference: Any, *, k: int = 1, batch_size: i
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def class_density_distances(flat: torch.Tensor, *, k: int = 5, clip: float = 1.0) -> tuple[torch.Tensor, float]:
+def class_density_distances(flat: torch.Tensor, *, k: int = DENSITY_K, clip: float = 1.0) -> tuple[torch.Tensor, float]:
     """For one class's images, flattened float [M, P]: each one's pixel distance to its ``k``-th nearest other
     image of the class (the last one when there are fewer), float64 [M], and the ``clip`` quantile of those
     distances (:func:`ganaug.training.density_weights`' cap; :class:`ganaug.unflatten.Unflatten` caps generated images' with it)."""
