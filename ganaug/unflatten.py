@@ -5,8 +5,8 @@ sample keeps is in :mod:`ganaug.resample`)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ class Unflatten:
         caps: float64 [C], each class's cap on ``d`` (the run's ``--density-clip`` quantile).
         exponent: the run's ``--flatten-density`` A (> 0).
         candidates: candidates per sample (>= 1).
-        sha256: identity of the training images, labels, caps and exponent (manifests and caches).
     """
 
     images: torch.Tensor
@@ -45,7 +44,6 @@ class Unflatten:
     caps: np.ndarray
     exponent: float
     candidates: int
-    sha256: str
 
     def __post_init__(self) -> None:
         k = self.candidates
@@ -60,10 +58,16 @@ class Unflatten:
         flat = images.flatten(1).float().contiguous()
         y = torch.as_tensor(labels, dtype=torch.int64)
         caps = np.array([class_density_distances(flat[y == c], clip=clip)[1] for c in range(int(y.max()) + 1)])
+        return cls(flat, y, caps, float(exponent), candidates)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Identity of the training images, labels, caps and exponent (manifests and caches)."""
         digest = hashlib.sha256()
-        for part in (flat.numpy().tobytes(), y.numpy().tobytes(), caps.tobytes(), repr(float(exponent)).encode()):
+        for part in (self.images.numpy().tobytes(), self.labels.numpy().tobytes(), self.caps.tobytes()):
             digest.update(part)
-        return cls(flat, y, caps, float(exponent), candidates, digest.hexdigest())
+        digest.update(repr(self.exponent).encode())
+        return digest.hexdigest()
 
     @classmethod
     def for_run(cls, run: str | Path, *, candidates: int, data_root: str | Path | None = None) -> Unflatten:
@@ -74,20 +78,19 @@ class Unflatten:
             InputError: ``run`` is not a run folder, was trained without ``--flatten-density``, or on data this
                 cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
         """
-        from ganaug.runfolder import CONFIG  # here: the run folder's module loads matplotlib
+        from ganaug.runfolder import CONFIG, RunFolder  # here: the run folder's module loads matplotlib
 
         run = Path(run)
-        doc_path = run / CONFIG
-        if not doc_path.is_file():
+        if not (run / CONFIG).is_file():
             raise InputError(
                 f"--unflatten needs the run folder (its {CONFIG} records --flatten-density); {run} has no {CONFIG}"
             )
+        doc = RunFolder(run).read_config()  # checked: schema, keys
+        config, data = doc["config"], doc["data"]
         try:
-            doc = json.loads(doc_path.read_text())
-            config, data = doc["config"], doc["data"]
             exponent, clip = float(config["flatten_density"]), float(config["density_clip"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{doc_path} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{run / CONFIG} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
         if not exponent > 0:
             raise InputError(f"{run} was trained without --flatten-density: --unflatten has nothing to undo; drop it")
         if config.get("pseudo_label") or config.get("unlabelled") or config.get("augment_real"):

@@ -132,7 +132,7 @@ def test_runs_it_cannot_undo_are_refused(tiny_run, flat_run, check, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    with pytest.raises(InputError, match="does not read as a ganaug run config"):
+    with pytest.raises(InputError, match="config.json is corrupt"):
         Unflatten.for_run(broken, candidates=2)
     ev = str(check)
     res = CliRunner().invoke(
