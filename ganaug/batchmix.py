@@ -36,6 +36,7 @@ import torch
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
+from ganaug.recipe import MIX_SHARE, MIX_SMOOTHING
 from ganaug.sampling import latents
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ class SyntheticMix:
             file (``backend="onnx"``) or a ``checkpoint.pt`` (``backend="torch"``).
         share: the synthetic share of the returned batch of N items. ``replace``: ``round(share * N)``
             items are replaced (0 <= share <= 1). ``extend``: ``m = round(share * N / (1 - share))``
-            items are appended, so ``m / (N + m)`` is ``share`` up to rounding (0 <= share < 1).
+            items are appended, so ``m / (N + m)`` is ``share`` up to rounding (0 <= share < 1). Left out:
+            the low-budget recipe (:mod:`ganaug.recipe`), 0.1 with ``label_smoothing`` 0.2.
         mode: ``replace`` (the batch keeps its size) or ``extend`` (synthetic items appended).
         classes: ``uniform`` (each synthetic label uniform over the classes), a sequence of
             ``num_classes`` weights (not necessarily normalised), or ``same`` (``replace`` only: each
@@ -90,14 +92,11 @@ class SyntheticMix:
         backend: ``onnx`` (ONNX Runtime: CUDA provider for CUDA batches, CPU otherwise) or ``torch`` (the
             run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
         threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice).
-        label_smoothing: ``e`` in [0, 1). With ``e > 0`` the returned labels are float32 [N', num_classes]
-            probability targets: one-hot for the real items, ``(1 - e) * one_hot + e / num_classes`` for the
-            synthetic ones (:func:`ganaug.labels.smooth_labels`), so ``F.cross_entropy(logits, labels)`` trains
-            the generated items on smoothed labels and the real ones as before. 0 (default): int64 labels.
-            On Fashion-MNIST, a 10% generated share with smoothing 0.2 added 1.85 points [+1.10, +2.59] to
-            shifts and flips with 10 real images per class and 0.46 [+0.22, +0.70] with 50, in the benchmark
-            (its own loop, 58 real and 6 generated items in every batch of 64); on MNIST it did not help
-            (README, downstream section).
+        label_smoothing: ``e`` in [0, 1) [default: 0 with a ``share``, 0.2 without]. With ``e > 0`` the
+            returned labels are float32 [N', num_classes] probability targets: one-hot for the real items,
+            ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.labels.smooth_labels`),
+            so ``F.cross_entropy(logits, labels)`` trains the generated items on smoothed labels and the real
+            ones as before. 0: int64 labels. Where the recipe paid and where it did not: :mod:`ganaug.recipe`.
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -138,7 +137,7 @@ class SyntheticMix:
         self,
         generator: str | Path,
         *,
-        share: float,
+        share: float | None = None,
         mode: Mode = "replace",
         classes: Literal["uniform", "same"] | Sequence[float] = "uniform",
         value_range: tuple[float, float] | None = None,
@@ -148,8 +147,10 @@ class SyntheticMix:
         backend: Backend = "onnx",
         threads: int | None = None,
         lookahead: int = 16,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | None = None,
     ) -> None:
+        if share is None:
+            share, label_smoothing = MIX_SHARE, MIX_SMOOTHING if label_smoothing is None else label_smoothing
         if mode not in ("replace", "extend"):
             raise InputError(f"mode must be 'replace' or 'extend', got {mode!r}")
         if backend not in ("onnx", "torch"):
@@ -163,7 +164,7 @@ class SyntheticMix:
         if isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) or lookahead < 1:
             raise InputError(f"lookahead must be a whole number >= 1, got {lookahead!r}")
         self.lookahead = int(lookahead)
-        self.label_smoothing = check_smoothing(label_smoothing)
+        self.label_smoothing = check_smoothing(0.0 if label_smoothing is None else label_smoothing)
         self.share = float(share)
         self.mode: Mode = mode
         self.seed = int(seed)

@@ -93,12 +93,34 @@ def load_source(
         raise InputError(f"unknown split {split!r}; choose 'train' or 'test'")
     if name == "digits":
         return _load_digits(split)
-    if root is None:
-        raise InputError(f"dataset {name!r} needs --data-root (the folder that holds its files)")
-    root = Path(root)
+    root = _root(name, root)
     if name == "imagefolder":
         return _load_imagefolder(root, split)
     return _load_torchvision_mnist(name, root, split, download)
+
+
+def _root(name: str, root: str | Path | None) -> Path:
+    if root is None:
+        raise InputError(f"dataset {name!r} needs --data-root (the folder that holds its files)")
+    return Path(root)
+
+
+def class_count(name: str, root: str | Path | None = None) -> int:
+    """How many classes dataset ``name`` has, read without loading an image: ten for digits, MNIST and
+    Fashion-MNIST; an image folder's training split's class folders.
+
+    Raises:
+        InputError: an image folder without ``root``, or whose split holds no class folder.
+    """
+    if name != "imagefolder":
+        return len(MNIST_CLASSES)
+    from torchvision.datasets.folder import find_classes
+
+    folder = imagefolder_split(_root(name, root), "train")
+    try:
+        return len(find_classes(str(folder))[0])
+    except FileNotFoundError:
+        raise InputError(f"no class folders in {folder}; expected <class name>/<image> files") from None
 
 
 def _load_digits(split: Split) -> SourceData:

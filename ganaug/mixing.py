@@ -10,11 +10,12 @@ and ``target_transform``), so one transform normalizes both::
     train.mix.to_dict()  # per class: real and synthetic counts
 
 :meth:`AugmentedDataset.sampler` draws a fixed synthetic share of every epoch instead of the share the counts
-give, and ``augment(..., label_smoothing=e)`` trains the synthetic items on smoothed labels (the benchmark's
-low-budget recipe: a large synthetic pool, a 10% share, smoothing 0.2; see the README's downstream section)::
+give, and ``augment(..., label_smoothing=e)`` trains the synthetic items on smoothed labels. With no rule,
+``augment`` is the benchmark's low-budget recipe (:mod:`ganaug.recipe`: a large synthetic pool, 500 per class,
+labels smoothed by 0.2, drawn at the sampler's default 10% share)::
 
-    train = augment(real, "runs/fashion", per_class=500, label_smoothing=0.2)
-    loader = DataLoader(train, batch_size=64, sampler=train.sampler(share=0.1))
+    train = augment(real, "runs/fashion")  # = per_class=500, label_smoothing=0.2
+    loader = DataLoader(train, batch_size=64, sampler=train.sampler())  # share=0.1
     for images, targets in loader:  # targets: float [64, 10] probabilities
         loss = F.cross_entropy(model(images), targets)
 
@@ -40,6 +41,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset, WeightedRandomSampl
 from ganaug.dataset import ClassKey, GeneratedDataset
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, parse_counts, smooth_labels, whole
+from ganaug.recipe import MIX_PER_CLASS, MIX_SHARE, MIX_SMOOTHING
 from ganaug.sampling import derive_seed
 
 _ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
@@ -203,6 +205,7 @@ class Mix:
     candidates: list[int]
     acceptance: list[float | None] | None = field(default=None)
     label_smoothing: float = 0.0
+    recipe: str | None = None  # "low-budget" when augment() was given no rule
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: the rule, totals and, per class name, real / synthetic counts (and acceptance)."""
@@ -219,6 +222,7 @@ class Mix:
             "seed": self.seed,
             "label_filter": self.acceptance is not None,
             "label_smoothing": self.label_smoothing,
+            "recipe": self.recipe,
             "total": {"real": sum(self.real), "synthetic": sum(self.synthetic)},
             "per_class": per_class,
         }
@@ -279,7 +283,11 @@ class AugmentedDataset(ConcatDataset):
         return [(image, target) for (image, _), target in zip(items, targets.unbind(0))]
 
     def sampler(
-        self, share: float, *, num_samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        share: float = MIX_SHARE,
+        *,
+        num_samples: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> WeightedRandomSampler:
         """A ``WeightedRandomSampler`` whose draws are synthetic items with probability ``share``.
 
@@ -290,7 +298,7 @@ class AugmentedDataset(ConcatDataset):
         train. Pass it as ``DataLoader(dataset, sampler=...)``.
 
         Args:
-            share: 0 <= share < 1.
+            share: 0 <= share < 1 [default: 0.1, the low-budget recipe's; :mod:`ganaug.recipe`].
             num_samples: draws per epoch [default: ``ceil(len(real) / (1 - share))``, so an epoch draws as
                 many real items as the real part holds, on average].
             generator: a seeded ``torch.Generator`` for reproducible draws.
@@ -438,15 +446,21 @@ def augment(
     seed: int | None = None,
     label_filter: LabelFilter | None = None,
     match_class_names: bool = True,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | None = None,
 ) -> AugmentedDataset:
     """``real`` plus synthetic items of its own item type, in one dataset that records the mix.
 
-    Exactly one rule sets the synthetic count ``n_c`` of each class ``c`` (``r_c`` = its real count):
+    At most one rule sets the synthetic count ``n_c`` of each class ``c`` (``r_c`` = its real count):
 
     - ``ratio=q``: ``n_c = floor(q * r_c + 0.5)`` synthetic per real, class by class;
     - ``per_class=n`` (or ``{class: n}``): ``n_c = n`` (classes left out of a mapping get none);
     - ``balance_to=t`` (or ``"max"``, the largest ``r_c``): ``n_c = max(0, t - r_c)``, so every class reaches ``t``.
+
+    With no rule, the low-budget recipe (:mod:`ganaug.recipe`): ``per_class=500`` with the synthetic labels
+    smoothed by 0.2, to be drawn at :meth:`AugmentedDataset.sampler`'s default 10% share::
+
+        train = augment(real, "runs/fashion")
+        loader = DataLoader(train, batch_size=64, sampler=train.sampler())
 
     ``real`` is a map-style dataset of ``(PIL.Image, int)`` items: ``torchvision.datasets.MNIST``,
     ``ImageFolder``, :class:`ganaug.dataset.SourceDataset`, or a ``Subset`` of one. Its transforms are found
@@ -462,28 +476,30 @@ def augment(
         seed: latent seed with a generator file (default 0).
         label_filter: keep only synthetic images a classifier assigns to their class.
         match_class_names: require the real class names to equal the generator's (not just their number).
-        label_smoothing: ``e`` in [0, 1). With ``e > 0`` the items' targets become probability vectors,
-            smoothed by ``e`` for synthetic items only (see :class:`AugmentedDataset`); needs a real dataset
-            without ``target_transform``. On Fashion-MNIST, ``e = 0.2`` with a 10% generated share added 1.85
-            points [+1.10, +2.59] to shifts and flips with 10 real images per class and 0.46 [+0.22, +0.70]
-            with 50, in the benchmark (its own loop: 58 real and 6 generated items in every batch of 64;
-            :meth:`AugmentedDataset.sampler` gives that share on average, and through it the gain at 10 per
-            class was +1.60 [+0.75, +2.44]: ``benchmarks/product_path.py``); on MNIST it did not help (-0.37
-            [-0.89, +0.15] at 10, +0.19 [-0.10, +0.47] at 50; ``benchmarks/results/issue12.md``).
+        label_smoothing: ``e`` in [0, 1) [default: 0 with a rule, 0.2 without]. With ``e > 0`` the items'
+            targets become probability vectors, smoothed by ``e`` for synthetic items only (see
+            :class:`AugmentedDataset`); needs a real dataset without ``target_transform``. Where it paid and
+            where it did not (Fashion-MNIST and MNIST, 10 and 50 real images per class): :mod:`ganaug.recipe`.
 
     Raises:
-        InputError: not exactly one rule, or a bad value for it; an empty real dataset; items that are not
+        InputError: more than one rule, or a bad value for it; an empty real dataset; items that are not
             ``(PIL.Image, int)``; images of another size than the generator's; other classes than the
             generator's; a bad ``label_smoothing``, or one with a real ``target_transform``; and everything
             :func:`draw_synthetic` raises.
     """
-    smoothing = check_smoothing(label_smoothing)
     rules = {"ratio": ratio, "per_class": per_class, "balance_to": balance_to}
     given = {k: v for k, v in rules.items() if v is not None}
-    if len(given) != 1:
+    if len(given) > 1:
         raise InputError(
-            "give exactly one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class target)"
+            "give one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class "
+            "target), or none for the low-budget recipe"
         )
+    recipe = None if given else "low-budget"
+    if recipe:
+        given = {"per_class": MIX_PER_CLASS}
+    if label_smoothing is None:
+        label_smoothing = MIX_SMOOTHING if recipe else 0.0
+    smoothing = check_smoothing(label_smoothing)
     if len(real) == 0:
         raise InputError("the real dataset is empty")
     base, index_map = _innermost(real)
@@ -543,6 +559,7 @@ def augment(
         candidates=synthetic.candidates,
         acceptance=synthetic.acceptance,
         label_smoothing=smoothing,
+        recipe=recipe,
     )
     return AugmentedDataset(real, synthetic, mix, real_targets)
 

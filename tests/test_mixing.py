@@ -200,8 +200,8 @@ def test_generated_dataset_as_the_pool(onnx_path, digits):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "exactly one of ratio="),
-        ({"ratio": 1.0, "per_class": 1}, "exactly one of ratio="),
+        ({"ratio": 1.0, "per_class": 1}, "give one of ratio="),
+        ({"per_class": 1, "balance_to": 2}, "give one of ratio="),
         ({"ratio": 0}, "ratio must be a number > 0"),
         ({"ratio": -0.5}, "ratio must be a number > 0"),
         ({"per_class": 0}, "per_class must be a whole number >= 1"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ganaug.evaluator import EvaluatorNet
 from ganaug.labels import smooth_labels
 from ganaug.pseudo import FILE as PSEUDO_FILE
 from ganaug.pseudo import PseudoLabels
+from ganaug.recipe import LOW_BUDGET_SAVES, epochs_for_steps
 
 from .profiles import CLASSICAL, FULL, GENERATED, MIXED, POOLED, Profile, budget_name, config_key
 
@@ -44,7 +44,7 @@ def cache_folder(folder: Path) -> Path:
 # ---- GANs ---------------------------------------------------------------------------------------
 
 
-GAN_SAVES = 40  # grids + checkpoints per GAN run: at 10 images per class an epoch is one step
+GAN_SAVES = LOW_BUDGET_SAVES  # grids + checkpoints per GAN run: at 10 images per class an epoch is one step
 
 
 def gan_config(
@@ -54,7 +54,7 @@ def gan_config(
     batch = min(p.gan_batch, n_images)
     steps = steps or p.gan_steps
     small = budget != FULL and budget < p.gan_small_below
-    epochs = max(1, math.ceil(steps / (n_images // batch)))
+    epochs = epochs_for_steps(steps, n_images, batch)
     return TrainConfig(
         dataset=p.dataset,
         data_root=data_root,

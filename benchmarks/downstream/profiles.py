@@ -11,6 +11,7 @@ from typing import Any
 
 from ganaug.config import PSEUDO_LABEL_THRESHOLD, ModelConfig
 from ganaug.errors import InputError
+from ganaug.recipe import LOW_BUDGET_BELOW
 
 CONDITIONS = {
     "a": "real only",
@@ -85,7 +86,7 @@ class Profile:
     gan_steps: int = 3000
     gan_batch: int = 64
     gan_model: ModelConfig = field(default_factory=ModelConfig)
-    gan_small_below: int = 200  # budgets below this many images per class get the tiny-data measures:
+    gan_small_below: int = LOW_BUDGET_BELOW  # budgets below this many images per class get the tiny-data measures:
     gan_augment_real: bool = True  # the classical augmentation on the real images (TrainConfig.augment_real)
     gan_loss: str = "bce"
     gan_ac_weight: float = 0.0  # the AC-GAN class term (needs gan_model.aux_classifier)

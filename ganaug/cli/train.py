@@ -18,6 +18,7 @@ from ganaug.config import (
     ModelConfig,
     TrainConfig,
 )
+from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
@@ -52,7 +53,10 @@ def _count_option(flag: str, default: int, help: str):
     "--per-class",
     type=click.IntRange(min=1),
     default=None,
-    help="Train on a seeded stratified subset of N images per class.",
+    help="Train on a seeded stratified subset of N images per class. Below "
+    f"{LOW_BUDGET_BELOW}, the low-budget recipe (as the downstream benchmark's GANs): {LOW_BUDGET_STEPS} steps, "
+    "--augment-real the dataset's, batches <= 64, --d-width 32; --epochs, --batch-size, --save-every, --augment-real "
+    "or --d-width override it.",
 )
 @click.option(
     "--out",
@@ -102,10 +106,10 @@ def _count_option(flag: str, default: int, help: str):
     is_flag=False,
     flag_value="affine",
     default=None,
-    type=click.Choice(["affine", "shift-flip"]),
+    type=click.Choice(["affine", "shift-flip", "none"]),
     help="Classical augmentation on the real images only, for tiny subsets: 'affine' (rotate/shift/scale; the "
-    "default when given bare: G learns digits in new poses) or 'shift-flip' (2-pixel shifts and horizontal "
-    "flips; for clothes).",
+    "default when given bare: G learns digits in new poses), 'shift-flip' (2-pixel shifts and horizontal "
+    f"flips; for clothes) or 'none'. --per-class below {LOW_BUDGET_BELOW} picks the dataset's (the low-budget recipe).",
 )
 @click.option(
     "--pseudo-label",
@@ -145,7 +149,13 @@ def _count_option(flag: str, default: int, help: str):
     show_default=True,
     help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.",
 )
-@click.option("--d-width", type=click.IntRange(min=1), default=ModelConfig.d_width, show_default=True)
+@click.option(
+    "--d-width",
+    type=click.IntRange(min=1),
+    default=ModelConfig.d_width,
+    show_default=True,
+    help=f"Discriminator width (32 with --per-class below {LOW_BUDGET_BELOW}).",
+)
 @click.option(
     "--g-depth",
     type=click.IntRange(min=0),
@@ -354,10 +364,10 @@ def train(
     from ganaug.training import Trainer
 
     configure_torch(threads)
+    ctx = click.get_current_context()
     if resume_dir is not None:
         if overwrite:
             raise click.UsageError("--resume and --overwrite exclude each other; pick one")
-        ctx = click.get_current_context()
         ignored = [
             f"--{name.replace('_', '-') if name != 'run_dir' else 'out'}"
             for name in ctx.params
@@ -376,7 +386,14 @@ def train(
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
-        opts["augment_real"] = opts["augment_real"] or False
+        given = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+        recipe: dict = {}
+        if opts["per_class"] is not None and opts["per_class"] < LOW_BUDGET_BELOW:
+            recipe = _low_budget(opts, data_root, epochs, given)
+            chosen = dict(recipe)
+            epochs, d_width = chosen.pop("epochs", epochs), chosen.pop("d_width", d_width)
+            opts.update(chosen)
+        opts["augment_real"] = False if opts["augment_real"] in (None, "none") else opts["augment_real"]
         pool_given = opts["unlabelled"] is not None  # a folder to pseudo-label: the default threshold unless set
         opts["pseudo_label"] = opts["pseudo_label"] or (PSEUDO_LABEL_THRESHOLD if pool_given else 0.0)
         opts["unlabelled"] = None if opts["unlabelled"] is None else str(opts["unlabelled"])
@@ -412,12 +429,40 @@ def train(
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         trainer = Trainer.new(config, run_dir, overwrite=overwrite, progress=not quiet)
+        if recipe:
+            shown = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in recipe.items())
+            click.echo(
+                f"--per-class {config.per_class} (< {LOW_BUDGET_BELOW}): the low-budget recipe, {shown}; "
+                "give any of them to override",
+                err=True,
+            )
     result = trainer.fit()
     click.echo(
         f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_seconds:.1f} s "
         f"({result.images_per_second:.0f} images/s); outputs in {result.run_dir}/: samples.png, samples.gif, "
         f"losses.png, metrics.csv, checkpoint.pt" + (", generator.onnx" if trainer.config.export_onnx else "")
     )
+
+
+def _low_budget(opts: dict, data_root: Path | None, epochs: int | None, given: set[str]) -> dict:
+    """The low-budget recipe's values of the options the command line left at their defaults.
+
+    With --pseudo-label the pool's size is known only after pseudo-labelling, so the epochs stay the
+    dataset's default there; the classical augmentation and D's width still apply.
+    """
+    from ganaug.data import class_count
+    from ganaug.recipe import low_budget_fields
+
+    recipe = low_budget_fields(
+        opts["dataset"],
+        opts["per_class"],
+        class_count(opts["dataset"], data_root),
+        batch_size=opts["batch_size"] if "batch_size" in given else None,
+        epochs=epochs,
+    )
+    if opts["pseudo_label"] or opts["unlabelled"] is not None:
+        recipe = {name: recipe[name] for name in ("augment_real", "d_width")}
+    return {name: value for name, value in recipe.items() if name not in given}
 
 
 def _parse_betas(value: str) -> tuple[float, float]:

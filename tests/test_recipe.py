@@ -1,0 +1,182 @@
+"""The low-budget recipe (ganaug.recipe): `ganaug train --per-class N` trains the downstream benchmark's tiny-budget
+GAN, and `augment` / `sampler` / `SyntheticMix` without an amount mix its images in as the benchmark's winning lever."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from benchmarks import downstream
+from benchmarks.downstream.profiles import probe_profile
+from ganaug import SyntheticMix
+from ganaug.cli import main
+from ganaug.dataset import SourceDataset
+from ganaug.errors import InputError
+from ganaug.mixing import augment
+from ganaug.recipe import (
+    LOW_BUDGET_BELOW,
+    LOW_BUDGET_STEPS,
+    MIX_PER_CLASS,
+    MIX_SHARE,
+    MIX_SMOOTHING,
+    epochs_for_steps,
+    low_budget_config,
+    low_budget_fields,
+)
+from ganaug.training import Trainer
+from tests.test_batchmix import batch
+from tests.test_dataset import export_tiny_once
+
+
+class Stop(Exception):
+    """Raised where training would start: the stand-in for Trainer.new has recorded the resolved config."""
+
+
+def resolved_config(monkeypatch, *args: str):
+    """The TrainConfig `ganaug train ARGS` would train, and the command's output; nothing is trained."""
+    seen = []
+
+    class Stub:
+        def __init__(self, config) -> None:
+            self.config = config
+
+        def fit(self):
+            raise Stop
+
+    def new(config, run_dir, **kwargs):
+        seen.append(config)
+        return Stub(config)
+
+    monkeypatch.setattr(Trainer, "new", staticmethod(new))
+    result = CliRunner().invoke(main, ["train", *args])
+    assert isinstance(result.exception, Stop), result.output
+    return seen[0], result.output
+
+
+@pytest.mark.parametrize("profile", ["cpu", "cpu-fashion"])
+def test_train_per_class_is_the_benchmarks_tiny_budget_gan(monkeypatch, tmp_path, profile):
+    p = downstream.PROFILES[profile]
+    cli, output = resolved_config(
+        monkeypatch, "--dataset", p.dataset, "--data-root", str(tmp_path), "--per-class", "10", "--seed", "3"
+    )
+    bench = downstream.gan_config(p, 10, 3, n_images=100, data_root=str(tmp_path), device="auto")
+    # The benchmark spells affine as True (its GANs' cache keys predate the name) and does not export ONNX.
+    same = dataclasses.replace(
+        bench, augment_real="affine" if bench.augment_real is True else bench.augment_real, export_onnx=True
+    )
+    assert cli == same == low_budget_config(p.dataset, 10, data_root=str(tmp_path), seed=3)
+    assert cli.epochs == 6000 and cli.augment_real == ("affine" if p.dataset == "mnist" else "shift-flip")
+    assert "low-budget recipe, --epochs 6000 --batch-size 64 --save-every 150 --augment-real" in output
+
+
+def test_the_recipe_constants_are_the_benchmarks_winning_lever():
+    for name in ("cpu", "cpu-fashion"):
+        p = probe_profile(downstream.PROFILES[name], "smooth-share-10")
+        assert (p.real_fraction, p.synthetic_smoothing) == (1 - MIX_SHARE, MIX_SMOOTHING)
+        assert (p.synthetic_per_class, p.gan_steps, p.gan_small_below) == (
+            MIX_PER_CLASS,
+            LOW_BUDGET_STEPS,
+            LOW_BUDGET_BELOW,
+        )
+
+
+def test_the_command_line_overrides_the_recipe_field_by_field(monkeypatch, tmp_path):
+    given, output = resolved_config(monkeypatch, "--per-class", "5", "--epochs", "80", "--augment-real", "none")
+    assert (given.epochs, given.save_every, given.augment_real, given.batch_size) == (80, 2, False, 50)
+    assert "--batch-size 50 --save-every 2 --d-width 32;" in output and "--epochs" not in output.split("recipe")[1]
+    smaller, _ = resolved_config(monkeypatch, "--per-class", "5", "--batch-size", "16")
+    assert (smaller.batch_size, smaller.epochs) == (16, epochs_for_steps(LOW_BUDGET_STEPS, 50, 16)) == (16, 2000)
+    assert low_budget_config("digits", 5, batch_size=16, seed=0) == smaller
+    everything, output = resolved_config(
+        monkeypatch,
+        "--per-class",
+        "5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "1",
+        "--augment-real",
+        "--d-width",
+        "16",
+    )
+    assert (everything.epochs, everything.augment_real, everything.model.d_width) == (3, "affine", 16)
+    assert "recipe" not in output
+    large, output = resolved_config(monkeypatch, "--per-class", str(LOW_BUDGET_BELOW))
+    assert (large.epochs, large.augment_real, large.save_every, large.model.d_width) == (100, False, 1, 64)
+    assert "recipe" not in output
+
+
+def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path):
+    pooled, output = resolved_config(
+        monkeypatch, "--dataset", "mnist", "--data-root", str(tmp_path), "--per-class", "10", "--pseudo-label"
+    )
+    assert (pooled.epochs, pooled.augment_real, pooled.pseudo_label) == (15, "affine", 0.95)
+    assert "low-budget recipe, --augment-real affine --d-width 32;" in output and pooled.model.d_width == 32
+
+
+def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, tmp_path):
+    for name in ("a", "b", "c"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+    folder, _ = resolved_config(
+        monkeypatch, "--dataset", "imagefolder", "--data-root", str(tmp_path), "--per-class", "4"
+    )
+    assert (folder.batch_size, folder.epochs, folder.augment_real) == (12, 6000, "affine")
+    assert low_budget_fields("imagefolder", 40, 3) == {
+        "epochs": 6000 // 1,
+        "batch_size": 64,
+        "save_every": 150,
+        "augment_real": "affine",
+        "d_width": 32,
+    }
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        main, ["train", "--dataset", "imagefolder", "--data-root", str(empty), "--per-class", "4"]
+    )
+    assert result.exit_code == 2 and "no class folders in" in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, tiny_run) -> Path:
+    return export_tiny_once(tmp_path_factory, tiny_run)
+
+
+def test_augment_without_a_rule_is_the_mixing_recipe(onnx_path):
+    digits = SourceDataset("digits")
+    targets = np.asarray(digits.targets)
+    real = torch.utils.data.Subset(
+        digits, np.concatenate([np.flatnonzero(targets == c)[:3] for c in range(10)]).tolist()
+    )
+    recipe = augment(real, onnx_path)
+    spelled = augment(real, onnx_path, per_class=MIX_PER_CLASS, label_smoothing=MIX_SMOOTHING)
+    assert recipe.mix.synthetic == [MIX_PER_CLASS] * 10 and recipe.to_dict()["recipe"] == "low-budget"
+    assert spelled.to_dict()["recipe"] is None and recipe.mix.label_smoothing == MIX_SMOOTHING
+    for i in (0, 29, 30, 31, len(recipe) - 1):
+        (a, ta), (b, tb) = recipe[i], spelled[i]
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and torch.equal(ta, tb)
+    assert recipe[30][1].max() == pytest.approx(1 - MIX_SMOOTHING + MIX_SMOOTHING / 10)  # the first synthetic item
+    assert isinstance(augment(real, onnx_path, per_class=2)[30][1], int)  # a rule: hard labels, as before
+    assert isinstance(augment(real, onnx_path, label_smoothing=0.0)[30][1], int)
+    draws = [list(d.sampler(generator=torch.Generator().manual_seed(1))) for d in (recipe, spelled)]
+    assert draws[0] == draws[1] == list(spelled.sampler(MIX_SHARE, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(InputError, match="give one of ratio=.*or none for the low-budget recipe"):
+        augment(real, onnx_path, ratio=1.0, per_class=1)
+
+
+def test_synthetic_mix_without_a_share_is_the_mixing_recipe(onnx_path):
+    recipe = SyntheticMix(onnx_path, seed=2, threads=1)
+    spelled = SyntheticMix(onnx_path, share=MIX_SHARE, label_smoothing=MIX_SMOOTHING, seed=2, threads=1)
+    images, labels = batch(30)
+    out, targets = recipe(images, labels)
+    same, same_targets = spelled(images, labels)
+    assert torch.equal(out, same) and torch.equal(targets, same_targets) and targets.shape == (30, 10)
+    assert (recipe.share, recipe.label_smoothing) == (MIX_SHARE, MIX_SMOOTHING)
+    assert SyntheticMix(onnx_path, label_smoothing=0.0, threads=1).label_smoothing == 0.0
+    assert SyntheticMix(onnx_path, share=0.3, threads=1).label_smoothing == 0.0  # a share: hard labels, as before
