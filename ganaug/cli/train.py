@@ -18,7 +18,7 @@ from ganaug.config import (
     ModelConfig,
     TrainConfig,
 )
-from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
+from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS, low_budget_fields
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
@@ -451,7 +451,6 @@ def _low_budget(opts: dict, data_root: Path | None, epochs: int | None, given: s
     dataset's default there; the classical augmentation and D's width still apply.
     """
     from ganaug.data import class_count
-    from ganaug.recipe import low_budget_fields
 
     recipe = low_budget_fields(
         opts["dataset"],
