@@ -303,6 +303,23 @@ PROBES: dict[str, tuple[str, dict[str, Any | Callable[[Profile], Any]]]] = {
         "GAN: hinge loss + spectral norm (issue 11's best lever)",
         {"gan_loss": "hinge", "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True)},
     ),
+    "hinge-sn-share-10": (
+        "hinge + spectral norm GAN, 10% generated",
+        {
+            "gan_loss": "hinge",
+            "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True),
+            "real_fraction": 0.9,
+        },
+    ),
+    "hinge-sn-smooth-share-10": (
+        "hinge + spectral norm GAN, label smoothing 0.2 and 10% generated",
+        {
+            "gan_loss": "hinge",
+            "gan_model": lambda p: dataclasses.replace(p.gan_model, spectral_norm=True),
+            "synthetic_smoothing": 0.2,
+            "real_fraction": 0.9,
+        },
+    ),
 }
 
 

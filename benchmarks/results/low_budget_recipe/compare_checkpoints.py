@@ -1,4 +1,5 @@
 """Are two ganaug runs' checkpoints the same weights? Prints, per state dict, the tensors compared and the largest difference."""
+
 import sys
 
 import torch
