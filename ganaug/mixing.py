@@ -504,8 +504,10 @@ def augment(
         raise InputError("the real dataset is empty")
     base, index_map = _innermost(real)
     if smoothing and getattr(base, "target_transform", None) is not None:
+        said = " (the low-budget recipe's, with no rule)" if recipe and label_smoothing == MIX_SMOOTHING else ""
         raise InputError(
-            "label_smoothing makes the targets probability vectors; give a real dataset without target_transform"
+            f"label_smoothing={smoothing}{said} makes the targets probability vectors; give a real dataset "
+            "without target_transform, or label_smoothing=0"
         )
     pool, path, base_seed = _pool(generated, seed)
     facts = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)

@@ -168,6 +168,10 @@ def test_augment_without_a_rule_is_the_mixing_recipe(onnx_path):
     assert draws[0] == draws[1] == list(spelled.sampler(MIX_SHARE, generator=torch.Generator().manual_seed(1)))
     with pytest.raises(InputError, match="give one of ratio=.*or none for the low-budget recipe"):
         augment(real, onnx_path, ratio=1.0, per_class=1)
+    with_tt = SourceDataset("digits", target_transform=int)
+    with pytest.raises(InputError, match=r"label_smoothing=0.2 \(the low-budget recipe's.*or label_smoothing=0$"):
+        augment(with_tt, onnx_path)
+    assert augment(with_tt, onnx_path, label_smoothing=0).mix.recipe == "low-budget"
 
 
 def test_synthetic_mix_without_a_share_is_the_mixing_recipe(onnx_path):
