@@ -1,4 +1,5 @@
 """Train the cpu-fashion 10/class GANs of seeds 4 and 3 into the benchmark cache (beside a probes run doing 1, 2)."""
+
 from pathlib import Path
 
 from benchmarks import downstream
