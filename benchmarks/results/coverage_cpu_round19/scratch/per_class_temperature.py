@@ -1,5 +1,6 @@
 """Scratch: per-class temperature, chosen greedily on the training split (choice evaluator), read on the test split."""
-# Run as written on 2026-12-06 (then reformatted by ruff, and its json.dump(open(...)) made a write_text).
+# Run as written on 2026-12-06 (then reformatted by ruff, its json.dump(open(...)) made a write_text, and the
+# setup and scoring it shared with unflatten_probe.py moved, statement for statement, to common.py).
 
 import json
 import sys
@@ -7,44 +8,21 @@ import time
 from pathlib import Path
 
 import torch
+from common import CHECK, references, score_features
 
-from ganaug.data import load_source, stratified_subset, to_model_range
-from ganaug.evaluator import load_evaluator
-from ganaug.metrics import frechet_distance_from_stats, gaussian_stats, generate, open_generator, precision_recall
+from ganaug.metrics import generate, open_generator
 from ganaug.resample import sampling_from_options
-from ganaug.sampling import labels_from_counts
 
 torch.set_num_threads(2)
 run, out = sys.argv[1], sys.argv[2]
 TS = [float(t) for t in (sys.argv[3] if len(sys.argv) > 3 else "1,1.025,1.05,1.075,1.1,1.15,1.2").split(",")]
-root = "/work/shared/data"
-ev = load_evaluator("/work/main/benchmarks/results/evaluators/mnist_cpu")
-cev = load_evaluator("/work/s25/choice_work/choice-evaluator")
+r = references()
+ev, cev, labels = r.ev, r.cev, r.labels
 gen = open_generator(run)
-train, test = (load_source("mnist", root=root, split=s) for s in ("train", "test"))
-lab = train.labels.numpy()
-ref = torch.from_numpy(stratified_subset(lab, 1000, seed=1))
-rest = torch.ones(len(lab), dtype=torch.bool)
-rest[ref] = False
-imgs = to_model_range(train.images)
-labels = labels_from_counts([1000] * 10)
-yl = torch.from_numpy(labels)
-# reference features
-c_ref = cev.features(imgs[ref])
-c_ref_y = train.labels[ref]
-rest_idx = torch.nonzero(rest).flatten()
-c_floor_idx = rest_idx[torch.from_numpy(stratified_subset(lab[rest.numpy()], 1000, seed=0))]
-c_floor = cev.features(imgs[c_floor_idx])
-t_ref = ev.features(to_model_range(test.images))
-t_ref_y = test.labels
-t_floor = ev.features(imgs[torch.from_numpy(stratified_subset(lab, 1000, seed=0))])
-c_stats, t_stats = gaussian_stats(c_ref), gaussian_stats(t_ref)
-c_fd_floor = frechet_distance_from_stats(*gaussian_stats(c_floor), *c_stats)
-t_fd_floor = frechet_distance_from_stats(*gaussian_stats(t_floor), *t_stats)
 feats = {}
 for t in TS:
     t0 = time.time()
-    fake = generate(gen, labels, seed=0, sampling=sampling_from_options(t, "/work/s25/check"))
+    fake = generate(gen, labels, seed=0, sampling=sampling_from_options(t, CHECK))
     cf, cl = cev.features_and_logits(fake)
     tf, tl = ev.features_and_logits(fake)
     feats[t] = {"cf": cf, "cp": cl.argmax(1), "tf": tf, "tp": tl.argmax(1)}
@@ -56,19 +34,7 @@ def score(assign, split):
     p = f[0] + "p"
     F = torch.cat([feats[assign[c]][f][c * 1000 : (c + 1) * 1000] for c in range(10)])
     P = torch.cat([feats[assign[c]][p][c * 1000 : (c + 1) * 1000] for c in range(10)])
-    R, Ry, stats, floor = (
-        (c_ref, c_ref_y, c_stats, c_fd_floor) if split == "choice" else (t_ref, t_ref_y, t_stats, t_fd_floor)
-    )
-    fd = frechet_distance_from_stats(*gaussian_stats(F), *stats)
-    pr = precision_recall(R, F, k=3, real_labels=Ry, fake_labels=yl, num_classes=10)
-    return {
-        "recall": pr.recall,
-        "precision": pr.precision,
-        "fd": fd,
-        "fd_ratio": fd / floor,
-        "fidelity": float((P == yl).double().mean()),
-        "per_class_recall": pr.per_class_recall,
-    }
+    return score_features(r, F, P, split)
 
 
 rows = []

@@ -1,5 +1,6 @@
 """Scratch: undo flatten-density at sampling time: SIR over K checked candidates with weights d5(x)^(-beta*A)."""
-# Run as written on 2026-12-06 (then reformatted by ruff, and its json.dump(open(...)) made a write_text).
+# Run as written on 2026-12-06 (then reformatted by ruff, its json.dump(open(...)) made a write_text, and the
+# setup and scoring it shared with per_class_temperature.py moved, statement for statement, to common.py).
 
 import json
 import sys
@@ -7,19 +8,10 @@ import time
 from pathlib import Path
 
 import torch
+from common import CHECK, references, score_features
 
-from ganaug.data import load_source, stratified_subset, to_model_range
-from ganaug.evaluator import load_evaluator
-from ganaug.metrics import (
-    frechet_distance_from_stats,
-    gaussian_stats,
-    generate,
-    nearest_distances,
-    open_generator,
-    precision_recall,
-)
+from ganaug.metrics import generate, nearest_distances, open_generator
 from ganaug.resample import sampling_from_options
-from ganaug.sampling import labels_from_counts
 
 torch.set_num_threads(2)
 run, out = sys.argv[1], sys.argv[2]
@@ -27,28 +19,9 @@ TS = [float(t) for t in sys.argv[3].split(",")]
 BETAS = [float(b) for b in sys.argv[4].split(",")]
 K = int(sys.argv[5]) if len(sys.argv) > 5 else 4
 A, CLIP, DK = 3.0, 0.9, 5
-root = "/work/shared/data"
-ev = load_evaluator("/work/main/benchmarks/results/evaluators/mnist_cpu")
-cev = load_evaluator("/work/s25/choice_work/choice-evaluator")
+r = references()
+ev, cev, train, imgs, labels, yl = r.ev, r.cev, r.train, r.imgs, r.labels, r.yl
 gen = open_generator(run)
-train, test = (load_source("mnist", root=root, split=s) for s in ("train", "test"))
-lab = train.labels.numpy()
-ref = torch.from_numpy(stratified_subset(lab, 1000, seed=1))
-rest = torch.ones(len(lab), dtype=torch.bool)
-rest[ref] = False
-imgs = to_model_range(train.images)
-labels = labels_from_counts([1000] * 10)
-yl = torch.from_numpy(labels)
-c_ref = cev.features(imgs[ref])
-c_ref_y = train.labels[ref]
-rest_idx = torch.nonzero(rest).flatten()
-c_floor = cev.features(imgs[rest_idx[torch.from_numpy(stratified_subset(lab[rest.numpy()], 1000, seed=0))]])
-t_ref = ev.features(to_model_range(test.images))
-t_ref_y = test.labels
-t_floor = ev.features(imgs[torch.from_numpy(stratified_subset(lab, 1000, seed=0))])
-c_stats, t_stats = gaussian_stats(c_ref), gaussian_stats(t_ref)
-c_fd_floor = frechet_distance_from_stats(*gaussian_stats(c_floor), *c_stats)
-t_fd_floor = frechet_distance_from_stats(*gaussian_stats(t_floor), *t_stats)
 # per-class training flat images and the clip quantile of their own d5
 cls = {}
 for c in range(10):
@@ -67,29 +40,17 @@ def d5(fake):
 
 
 def score(fake, split):
-    e = cev if split == "choice" else ev
-    F, L = e.features_and_logits(fake)
-    P = L.argmax(1)
-    R, Ry, stats, floor = (
-        (c_ref, c_ref_y, c_stats, c_fd_floor) if split == "choice" else (t_ref, t_ref_y, t_stats, t_fd_floor)
-    )
-    fd = frechet_distance_from_stats(*gaussian_stats(F), *stats)
-    pr = precision_recall(R, F, k=3, real_labels=Ry, fake_labels=yl, num_classes=10)
-    return {
-        "recall": pr.recall,
-        "precision": pr.precision,
-        "fd": fd,
-        "fd_ratio": fd / floor,
-        "fidelity": float((P == yl).double().mean()),
-    }
+    F, L = (cev if split == "choice" else ev).features_and_logits(fake)
+    row = score_features(r, F, L.argmax(1), split)
+    del row["per_class_recall"]  # not in this probe's rows
+    return row
 
 
 rows = []
 for t in TS:
     t0 = time.time()
     cands = [
-        generate(gen, labels, seed=s, sampling=sampling_from_options(t, "/work/s25/check"))
-        for s in [1000 * j for j in range(K)]
+        generate(gen, labels, seed=s, sampling=sampling_from_options(t, CHECK)) for s in [1000 * j for j in range(K)]
     ]
     D = torch.stack([d5(x) for x in cands], 1)  # [N, K]
     print(f"T {t}: {K} candidates + d5 in {time.time() - t0:.0f}s; mean d5 {D.mean():.3f}", flush=True)
