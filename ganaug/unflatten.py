@@ -103,13 +103,18 @@ class Unflatten:
         images, labels = training_set(data, root=root)
         return cls.build(images, labels, exponent=exponent, clip=clip, candidates=candidates)
 
+    @functools.cached_property
+    def _by_class(self) -> list[torch.Tensor]:
+        """The training images of each class (sliced once, not at every batch of candidates)."""
+        return [self.images[self.labels == c] for c in range(len(self.caps))]
+
     def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).flatten(1)
         d = np.ones(len(labels))
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
-            mine = self.images[self.labels == int(c)]
+            mine = self._by_class[int(c)]
             near = nearest_distances(x[torch.from_numpy(rows)], mine, k=min(DENSITY_K, len(mine)))
             d[rows] = np.clip(near.double().numpy(), 1e-6, self.caps[int(c)])
         return d**-self.exponent

@@ -365,13 +365,14 @@ def train(
 
     configure_torch(threads)
     ctx = click.get_current_context()
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     if resume_dir is not None:
         if overwrite:
             raise click.UsageError("--resume and --overwrite exclude each other; pick one")
         ignored = [
             f"--{name.replace('_', '-') if name != 'run_dir' else 'out'}"
             for name in ctx.params
-            if name not in RESUME_OPTIONS and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+            if name in given and name not in RESUME_OPTIONS
         ]
         if ignored:
             click.echo(
@@ -386,7 +387,6 @@ def train(
         policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
         beta1, beta2 = _parse_betas(betas)
         data_root = opts.pop("data_root")
-        given = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
         recipe: dict = {}
         if opts["per_class"] is not None and opts["per_class"] < LOW_BUDGET_BELOW:
             recipe = _low_budget(opts, data_root, epochs, given)
