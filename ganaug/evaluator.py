@@ -36,7 +36,7 @@ from torch import nn
 
 from ganaug import __version__
 from ganaug.augment_ops import random_affine
-from ganaug.errors import InputError
+from ganaug.errors import InputError, TrainingDiverged
 
 WEIGHTS = "model.safetensors"
 CONFIG = "evaluator.json"
@@ -251,9 +251,35 @@ def load_evaluator(path: str | Path, *, device: str | torch.device = "cpu") -> E
     except RuntimeError as e:
         reason = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(f"{path / WEIGHTS} does not match {CONFIG} ({reason}); {retrain}") from None
+    bad = non_finite_parameters(net)
+    if bad:
+        raise InputError(f"{path / WEIGHTS} holds non-finite weights ({bad[0]}): its training diverged; {retrain}")
     evaluator.device = torch.device(device)
     evaluator.net = net.to(evaluator.device).eval()
     return evaluator
+
+
+def non_finite_parameters(net: torch.nn.Module) -> list[str]:
+    """Names of ``net``'s parameters and buffers that hold a NaN or an infinity (empty when all are finite)."""
+    return [name for name, t in net.state_dict().items() if t.is_floating_point() and not bool(t.isfinite().all())]
+
+
+def is_evaluator_file(path: str | Path) -> bool:
+    """Whether ``path`` (``evaluator.json`` or ``model.safetensors``) is a file :meth:`Evaluator.save` wrote:
+    cheap checks of its format and its ganaug stamp, nothing unpickled."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        if path.name == CONFIG:
+            doc = json.loads(path.read_text())
+            return isinstance(doc, dict) and "ganaug_version" in doc and set(_REQUIRED_KEYS) <= doc.keys()
+        if path.name == WEIGHTS:
+            with safe_open(str(path), framework="pt") as f:
+                return "ganaug_version" in (f.metadata() or {})
+    except (OSError, ValueError, SafetensorError):
+        return False
+    return False
 
 
 def check_evaluator_schema(doc: dict[str, Any], where: Path) -> None:
@@ -363,6 +389,11 @@ def train_evaluator(
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     meta = {"training": _jsonable(asdict(settings)), "data": data_identity or {}, "torch_version": torch.__version__}
+    bad = non_finite_parameters(net)
+    if bad:  # a NaN evaluator would score every generator as noise, minutes later
+        raise TrainingDiverged(
+            f"the evaluator's training diverged (non-finite weights in {bad[0]}); lower --lr and train again"
+        )
     return Evaluator(net, cfg, classes=classes, meta=meta, device=device)
 
 

@@ -307,10 +307,11 @@ def test_a_foreign_manifold_file_is_never_replaced(tmp_path):
     (out / MANIFOLD).write_bytes(b"someone else's file")
     args = ["evaluator", "train", "--dataset", "digits", "--epochs", "1", "--width", "4", "--out", str(out)]
     res = CliRunner().invoke(main, [*args, "--manifold-per-class", "20", "--threads", "1", "--device", "cpu"])
-    assert res.exit_code == 2 and "is not a ganaug manifold" in res.output
+    assert res.exit_code == 2 and "did not write (manifold.safetensors)" in res.output
     assert not (out / "evaluator.json").exists()
-    res = CliRunner().invoke(main, [*args, "--threads", "1", "--quiet", "--device", "cpu"])
-    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*args, "--threads", "1", "--quiet", "--device", "cpu", "--overwrite"])
+    assert res.exit_code == 2 and "did not write" in res.output  # nor are the evaluator's files added beside it
+    assert not (out / "evaluator.json").exists()
     assert (out / MANIFOLD).read_bytes() == b"someone else's file"
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,6 +18,28 @@ from ganaug.errors import InputError
 from ganaug.outputs import write_text_whole
 
 DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])
+EVALUATOR_KIND = "evaluator"
+"""The :data:`ganaug.outputs.MARKER` kind of a folder `ganaug evaluator train` wrote."""
+SEED = click.IntRange(0, 2**63 - 1)
+"""A seed: torch and numpy take [0, 2**63)."""
+
+
+class _FinitePositive(click.ParamType):
+    """A float > 0 that is finite (click's FloatRange lets ``inf`` through and turns ``nan`` into a traceback)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
+
+
+FINITE_POSITIVE = _FinitePositive()
 
 
 def _device(name: str) -> str:
@@ -46,7 +71,7 @@ def evaluator() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FINITE_POSITIVE,
     default=3e-3,
     show_default=True,
     help="Peak learning rate of the one-cycle schedule.",
@@ -59,7 +84,7 @@ def evaluator() -> None:
     show_default=True,
     help="Channels of the first stage (the second has twice as many); narrower is faster, e.g. for a --label-check.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--manifold-per-class",
     type=click.IntRange(min=0),
@@ -97,22 +122,14 @@ def train_cmd(
 
     On MNIST the defaults reach about 99.5% (4 epochs: 7 s on an H100, about 4 minutes on one CPU thread).
     """
-    from ganaug.evaluator import CONFIG, WEIGHTS, EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+    from ganaug.evaluator import WEIGHTS, EvaluatorConfig, EvaluatorTraining, train_evaluator_on
     from ganaug.export import file_sha256
-    from ganaug.outputs import read_marker
-    from ganaug.resample import MANIFOLD, Manifold, is_manifold, manifold_images
+    from ganaug.outputs import clean_stale_temps, exclusive_lock, mark_dir
+    from ganaug.resample import MANIFOLD, Manifold, manifold_images
     from ganaug.threads import configure_torch
 
     configure_torch(threads)
-    inside = next((p for p in (out.resolve(), *out.resolve().parents) if read_marker(p) is not None), None)
-    if inside is not None:  # a run folder or png tree: its own files only, or its --overwrite would refuse it
-        kind = read_marker(inside).get("kind", "output")
-        raise click.UsageError(f"{out} is inside ganaug's {kind} folder {inside}; choose an --out of its own")
-    if (out / CONFIG).exists() and not overwrite:
-        raise click.UsageError(f"{out} already holds an evaluator; pass --overwrite to replace it")
-    ours = is_manifold(out / MANIFOLD)  # a file of that name that ganaug did not write is never replaced
-    if (out / MANIFOLD).exists() and not ours and manifold_per_class:
-        raise click.UsageError(f"{out / MANIFOLD} exists and is not a ganaug manifold; choose another --out")
+    ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
     settings = EvaluatorTraining(
         epochs=epochs,
         batch_size=batch_size,
@@ -121,22 +138,32 @@ def train_cmd(
         seed=seed,
         model=EvaluatorConfig(width=width),
     )
-    # A class too small for --manifold-per-class is refused before training.
-    real = (
-        manifold_images(dataset, root=data_root, per_class=manifold_per_class, seed=seed)
-        if manifold_per_class
-        else None
-    )
-    ev = train_evaluator_on(
-        dataset, root=data_root, settings=settings, device=_device(device), progress=not quiet and sys.stderr.isatty()
-    )
-    manifold = None if real is None else Manifold.build(ev, *real)
-    ev.save(out)
-    if manifold is None:
-        if ours:  # an earlier evaluator's manifold would belong to other weights
-            (out / MANIFOLD).unlink()
-    else:
-        manifold.save(out / MANIFOLD, weights_sha256=file_sha256(out / WEIGHTS))
+    with exclusive_lock(out, what="--out"):
+        # Checked again under the lock: another process may have written the folder since.
+        ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
+        # A class too small for --manifold-per-class is refused before training.
+        real = (
+            manifold_images(dataset, root=data_root, per_class=manifold_per_class, seed=seed)
+            if manifold_per_class
+            else None
+        )
+        ev = train_evaluator_on(
+            dataset,
+            root=data_root,
+            settings=settings,
+            device=_device(device),
+            progress=not quiet and sys.stderr.isatty(),
+        )
+        manifold = None if real is None else Manifold.build(ev, *real)
+        out.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out)
+        mark_dir(out, EVALUATOR_KIND)
+        ev.save(out)
+        if manifold is None:
+            if MANIFOLD in ours:  # an earlier evaluator's manifold would belong to other weights
+                (out / MANIFOLD).unlink()
+        else:
+            manifold.save(out / MANIFOLD, weights_sha256=file_sha256(out / WEIGHTS))
     worst = min(ev.meta["test_accuracy_per_class"].items(), key=lambda kv: kv[1])
     click.echo(
         f"test accuracy {ev.meta['test_accuracy']:.2%} (lowest class {worst[0]}: {worst[1]:.2%}); "
@@ -172,7 +199,7 @@ def train_cmd(
     show_default=True,
     help="Samples per class (the real-vs-real floors use as many real images).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--k", type=click.IntRange(min=1), default=3, show_default=True, help="Neighbourhood of precision/recall."
 )
@@ -306,6 +333,59 @@ def evaluate(
             raise InputError(
                 f"cannot write {json_out} ({e.strerror or e}); the figures are above; choose another --json"
             ) from None
+
+
+def check_evaluator_out(out: Path, *, overwrite: bool, manifold: bool) -> set[str]:
+    """Raise :class:`InputError` unless `ganaug evaluator train` may write its folder ``out``; the names of the
+    evaluator's own files it holds (those an ``--overwrite`` replaces).
+
+    ``out`` may be missing or empty; a folder that ganaug's evaluator wrote (marked, or holding only an
+    evaluator's files in ganaug's format) is replaced with ``--overwrite`` only. A folder holding anything else
+    (also ``--out .``), a file named ``out``, a path under a file or in a place that cannot be written (a
+    read-only folder, ``/proc``) are refused: checked before training, so nothing is lost and no time either.
+    """
+    from ganaug.evaluator import CONFIG, WEIGHTS, is_evaluator_file
+    from ganaug.outputs import MARKER, read_marker, temp_target
+    from ganaug.resample import MANIFOLD, is_manifold
+
+    resolved = out.resolve()
+    for p in (resolved, *resolved.parents):
+        if p.exists() and not p.is_dir():
+            where = "is a file" if p == resolved else f"lies under the file {p}"
+            raise InputError(f"--out {out} {where}; choose a folder")
+        marker = read_marker(p)
+        if marker is not None and not (p == resolved and marker.get("kind") == EVALUATOR_KIND):
+            raise InputError(
+                f"{out} is inside ganaug's {marker.get('kind', 'output')} folder {p}; choose an --out of its own"
+            )
+    _check_can_write(resolved)
+    if not resolved.exists():
+        return set()
+    names = {p.name for p in resolved.iterdir() if temp_target(p) is None}
+    checks = {CONFIG: is_evaluator_file, WEIGHTS: is_evaluator_file, MANIFOLD: is_manifold}
+    ours = {n for n in names if n in checks and checks[n](resolved / n)}
+    foreign = sorted(names - ours - {MARKER})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InputError(
+            f"{out} holds files ganaug's evaluator did not write ({shown}); choose a new or empty folder for --out"
+        )
+    if ours - {MANIFOLD} and not overwrite:
+        raise InputError(f"{out} already holds an evaluator; pass --overwrite to replace it")
+    return ours
+
+
+def _check_can_write(path: Path) -> None:
+    """Raise :class:`InputError` unless a folder could be created at ``path`` (or files written in it): a file
+    is created and removed in its nearest existing folder, which is what counts for root and read-only mounts."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ganaug-probe-", dir=existing)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise InputError(f"cannot write --out {path}: {existing} is not writable ({reason}); choose another folder")
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_json_target(out: Path) -> None:
