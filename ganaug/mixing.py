@@ -81,10 +81,12 @@ class LabelFilter:
                 f"classifier must be callable (a float batch [N, 1, H, W] -> logits), got {type(self.classifier).__name__}"
             )
         low, high = self.input_range
-        if not low < high:
-            raise InputError(f"input_range must be (low, high) with low < high, got {self.input_range}")
-        if self.normalize is not None and not self.normalize[1] > 0:
-            raise InputError(f"normalize must be (mean, std) with std > 0, got {self.normalize}")
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InputError(f"input_range must be finite (low, high) with low < high, got {self.input_range}")
+        if self.normalize is not None and not (
+            math.isfinite(self.normalize[0]) and math.isfinite(self.normalize[1]) and self.normalize[1] > 0
+        ):
+            raise InputError(f"normalize must be finite (mean, std) with std > 0, got {self.normalize}")
         if self.max_rounds < 1 or self.batch_size < 1 or not self.oversample >= 1:
             raise InputError("max_rounds and batch_size must be >= 1 and oversample >= 1")
 
@@ -330,6 +332,15 @@ class AugmentedDataset(ConcatDataset):
         return self.mix.to_dict()
 
 
+def check_label_filter(label_filter: object) -> None:
+    """Raise :class:`InputError` unless ``label_filter`` is ``None`` or a :class:`LabelFilter`."""
+    if label_filter is not None and not isinstance(label_filter, LabelFilter):
+        raise InputError(
+            f"label_filter must be a ganaug.LabelFilter (a classifier and its input range) or None, "
+            f"got {type(label_filter).__name__} {label_filter!r:.40}"
+        )
+
+
 def draw_synthetic(
     generated: GeneratedDataset | str | Path,
     per_class: int | Mapping[ClassKey, int] | Sequence[int],
@@ -363,6 +374,7 @@ def draw_synthetic(
             too few items of a class (without a filter); a class whose quota the filter cannot fill in
             ``max_rounds`` rounds (the message gives its acceptance rate).
     """
+    check_label_filter(label_filter)
     pool, path, base_seed = _pool(generated, seed)
     template = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
     classes = template.classes
@@ -494,6 +506,7 @@ def augment(
             "give one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class "
             "target), or none for the low-budget recipe"
         )
+    check_label_filter(label_filter)
     recipe = None if given else "low-budget"
     if recipe:
         given = {"per_class": MIX_PER_CLASS}

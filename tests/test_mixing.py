@@ -290,3 +290,24 @@ def test_sampler_draws_the_synthetic_share_whatever_the_sizes(onnx_path, digits)
     with pytest.raises(InputError, match="no synthetic items"):
         none_added.sampler(0.1)
     assert len(none_added.sampler(0.0)) == len(real)
+
+
+@pytest.mark.parametrize("bad", ["x", 3, object()])
+def test_a_label_filter_that_is_not_one_is_refused_in_one_line(onnx_path, digits, bad):
+    from ganaug.errors import InputError
+
+    with pytest.raises(InputError, match="label_filter must be a ganaug.LabelFilter"):
+        augment(digits, onnx_path, per_class=2, label_filter=bad)
+    with pytest.raises(InputError, match="label_filter must be a ganaug.LabelFilter"):
+        draw_synthetic(onnx_path, 2, label_filter=bad)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"normalize": (float("nan"), 1.0)}, {"normalize": (0.0, float("inf"))}, {"input_range": (0, float("nan"))}],
+)
+def test_a_label_filter_refuses_non_finite_scaling(options):
+    from ganaug.errors import InputError
+
+    with pytest.raises(InputError, match="finite"):
+        LabelFilter(lambda x: x, **options)
