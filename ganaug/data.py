@@ -15,6 +15,13 @@ Folder layouts (``root`` is what ``--data-root`` names):
   asking for one raises rather than evaluate on the training images.
 * ``digits``: embedded in scikit-learn, no files; 8x8 images scaled to 20x20 and centred in 28x28 like
   MNIST digits. Its ``train`` / ``test`` splits are a fixed stratified 75/25 split.
+
+MNIST and Fashion-MNIST are what they claim to be: a file whose header declares an official count (60000
+training or 10000 test items) must be that dataset's official file of its name, known by its sha256
+(:mod:`ganaug.fingerprints`); Fashion-MNIST's files under ``MNIST/raw``, the splits swapped, or an unknown file
+with the official count are refused in one line before anything reads them. Files declaring other counts are not
+the official release and are read as the user's own data (a subset, say). ``verify=False`` or the environment
+variable ``GANAUG_ACCEPT_SUBSTITUTE_DATA=1`` accepts a deliberate substitute.
 """
 
 from __future__ import annotations
@@ -78,14 +85,24 @@ class TrainingData:
 
 
 def load_source(
-    name: str, *, root: str | Path | None = None, split: Split = "train", download: bool = False
+    name: str,
+    *,
+    root: str | Path | None = None,
+    split: Split = "train",
+    download: bool = False,
+    verify: bool = True,
 ) -> SourceData:
     """Load one split of a source dataset as uint8 [N, 28, 28] images.
 
+    ``verify``: refuse MNIST / Fashion-MNIST files that declare the official counts but are not the official
+    files of ``name`` (see the module docstring and :func:`ganaug.fingerprints.check_official_files`). False, or
+    the environment variable ``GANAUG_ACCEPT_SUBSTITUTE_DATA=1``, accepts a deliberate substitute.
+
     Raises:
         InputError: unknown dataset, missing ``root`` or files (the message says where it looked); an MNIST
-            file with a bad header or size, an unreadable image, an image folder without the split asked for.
-            One line naming the file.
+            file with a bad header or size, or that is another dataset's or split's file, or not the official
+            file though it declares the official count; an unreadable image, an image folder without the split
+            asked for. One line naming the file.
     """
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -96,7 +113,7 @@ def load_source(
     root = _root(name, root)
     if name == "imagefolder":
         return _load_imagefolder(root, split)
-    return _load_torchvision_mnist(name, root, split, download)
+    return _load_torchvision_mnist(name, root, split, download, verify=verify)
 
 
 def _root(name: str, root: str | Path | None) -> Path:
@@ -183,15 +200,20 @@ def check_idx_file(path: Path, kind: Literal["images", "labels"], *, count: int 
     return dims[0]
 
 
-def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool) -> SourceData:
+def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool, *, verify: bool) -> SourceData:
     from torchvision import datasets
+
+    from ganaug.fingerprints import check_official_files, substitutes_accepted
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     raw = root / cls.__name__ / "raw"
     prefix = "train" if split == "train" else "t10k"
     images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
     if images_file.is_file() and labels_file.is_file():  # otherwise torchvision says what is missing, or downloads
-        check_idx_file(labels_file, "labels", count=check_idx_file(images_file, "images"))
+        count = check_idx_file(images_file, "images")
+        check_idx_file(labels_file, "labels", count=count)
+        if verify and not substitutes_accepted():  # before torchvision reads (or --download touches) anything
+            check_official_files(name, [(images_file, count), (labels_file, count)])
     try:
         ds = cls(str(root), train=split == "train", download=download)
     except RuntimeError as e:
@@ -338,9 +360,11 @@ def load_training_data(
     download: bool = False,
     per_class: int | None = None,
     seed: int = 0,
+    verify: bool = True,
 ) -> TrainingData:
-    """The training split of ``name``, optionally a stratified subset of ``per_class`` images per class."""
-    src = load_source(name, root=root, split="train", download=download)
+    """The training split of ``name``, optionally a stratified subset of ``per_class`` images per class.
+    ``verify``: as in :func:`load_source`."""
+    src = load_source(name, root=root, split="train", download=download, verify=verify)
     if per_class is None:
         indices = np.arange(len(src.labels), dtype=np.int64)
     else:
