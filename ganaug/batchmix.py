@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
 from ganaug.recipe import MIX_SHARE, MIX_SMOOTHING
 from ganaug.sampling import latents
+from ganaug.threads import check_threads
 
 if TYPE_CHECKING:
     from ganaug.runtime import OnnxGenerator
@@ -91,7 +92,8 @@ class SyntheticMix:
         seed: >= 0; with the step it alone fixes every synthetic item.
         backend: ``onnx`` (ONNX Runtime: CUDA provider for CUDA batches, CPU otherwise) or ``torch`` (the
             run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
-        threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice).
+        threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice); at most
+            :data:`ganaug.threads.MAX_THREADS_PER_CPU` times the CPUs this process may use.
         label_smoothing: ``e`` in [0, 1) [default: 0 with a ``share``, 0.2 without]. With ``e > 0`` the
             returned labels are float32 [N', num_classes] probability targets: one-hot for the real items,
             ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.labels.smooth_labels`),
@@ -106,7 +108,9 @@ class SyntheticMix:
             ``index_copy`` launches (no sync, no new index tensors). On CUDA a worker thread draws the next
             block's plans and latents while the current one is used. Items do not depend on the call order;
             they can differ in the last float bits between two ``lookahead`` values (the generator sees other
-            batch sizes). ``classes="same"`` generates at every call (the labels come with the batch).
+            batch sizes). ``classes="same"`` generates at every call (the labels come with the batch). A
+            ``lookahead`` whose block cannot fit in memory (:meth:`block_memory`) is refused before anything is
+            allocated: here if even one synthetic item a step cannot, else at the call that would make the block.
 
     Call ``mix(images, labels, step=None, return_mask=False)``:
 
@@ -169,12 +173,14 @@ class SyntheticMix:
         self.mode: Mode = mode
         self.seed = int(seed)
         self.backend: Backend = backend
-        self.threads = threads
+        self.threads = check_threads(threads, name="threads")
         self.quantize = bool(quantize)
         self.value_range = _check_range(value_range)
         self.normalize = _check_normalize(normalize)
         self._uint8_ok = value_range is None and normalize is None
         self.path, self.z_dim, self.class_names = _open(Path(generator), backend)
+        if self.share > 0:  # the host's share of one synthetic item a step: a lower bound, checked up front
+            self._check_block_room(1, 1, torch.float32, torch.device("cpu"), least=True)
         self.classes = _check_classes(classes, mode, len(self.class_names))
         words = np.random.SeedSequence([self.seed, _MIX_PURPOSE]).generate_state(3, np.uint64) >> np.uint64(1)
         self._latent_seed, self._position_key, self._label_key = (int(w) for w in words)
@@ -241,18 +247,22 @@ class SyntheticMix:
         self, images: torch.Tensor, labels: torch.Tensor, *, step: int | None = None, return_mask: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self._check_batch(images, labels)
-        if step is None:
-            step, self.step = self.step, self.step + 1
+        counted = step is None
+        if counted:
+            step = self.step
         elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise InputError(f"step must be a whole number >= 0, got {step!r}")
         step, n = int(step), self.synthetic_count(len(images))
         if isinstance(self.classes, str) and self.classes == "same":
+            self._check_block_room(len(images), n, images.dtype, images.device, steps=1)
             ints, z = self._host_arrays(step, 1, len(images))
             block = self._make_block(
                 step, len(images), images.dtype, images.device, ints=ints, z=z, batch_labels=labels
             )
         else:
             block = self._block_of(step, len(images), images.dtype, images.device)
+        if counted:  # only now: a refused call (a block that cannot fit) leaves the counter where it was
+            self.step = step + 1
         k = step - block.first
         syn, syn_labels = block.step_images[k], block.step_labels[k]
         if self.mode == "replace":
@@ -276,6 +286,7 @@ class SyntheticMix:
         first = step // self.lookahead * self.lookahead
         key = (first, batch_size, dtype, str(device))
         if self._block is None or self._block.key != key:
+            self._check_block_room(batch_size, self.synthetic_count(batch_size), dtype, device)
             self._block = None  # let the old block's memory go before the new one is made
             ahead, self._ahead = self._ahead, None
             if ahead is not None and ahead[0] == (first, batch_size):
@@ -337,6 +348,63 @@ class SyntheticMix:
             images = torch.empty((steps, 0, *IMAGE_SHAPE), dtype=dtype, device=device)
         return _Block(None, first, images, syn_labels, where)
 
+    def block_memory(self, batch_size: int, n: int, dtype: torch.dtype, *, steps: int | None = None) -> tuple[int, int]:
+        """(host bytes, device bytes) a block of ``steps`` (default :attr:`lookahead`) steps of ``n`` synthetic
+        items for batches of ``batch_size`` needs at its peak: on the host the position and label draws
+        (uint64 words, their argsort and sorts), the int64 plans and the latents (float32, from float64
+        draws); on the device the plans, the generator's float32 output, :meth:`_normalised`'s float32
+        intermediates and the kept images in ``dtype``, and the masks. On a CPU batch both are the same memory."""
+        steps = self.lookahead if steps is None else steps
+        pixels = math.prod(IMAGE_SHAPE)
+        size = torch.empty((), dtype=dtype).element_size()
+        positions = 8 * (2 * (batch_size + 3) + 2 * n) if self.mode == "replace" else 0
+        host = steps * (positions + 6 * 8 * n + 16 * n + 40 * self.z_dim * n)
+        device = steps * (16 * n + (3 * 4 + size) * pixels * n + batch_size + n)
+        return host, device
+
+    def _check_block_room(
+        self,
+        batch_size: int,
+        n: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        *,
+        steps: int | None = None,
+        least: bool = False,
+    ) -> None:
+        """Refuse, before any of it is allocated, a block (:meth:`block_memory`) that cannot fit: host memory
+        through :func:`ganaug.outputs.check_room`, and on CUDA the device's free memory. ``least``: the
+        constructor's check, the host's part of one item a step (a lower bound for any batch and device)."""
+        from ganaug.outputs import check_room
+
+        steps = self.lookahead if steps is None else steps
+        host, on_device = self.block_memory(batch_size, n, dtype, steps=steps)
+        if least:  # the batches' device is not known yet: only what is on the host whatever it is
+            on_device = 0
+        elif device.type == "cpu":
+            host, on_device = host + on_device, 0
+        if least:
+            what = f"lookahead={steps:,} (at least one synthetic image a step, {steps:,} steps generated at once)"
+        elif steps > 1:
+            what = (
+                f"lookahead={steps:,} ({n:,} synthetic images a step for batches of {batch_size:,}, {steps:,} steps "
+                "generated at once)"
+            )
+        else:
+            what = f"a batch of {batch_size:,} ({n:,} synthetic images)"
+        fix = "choose a smaller lookahead (the default is 16)" if steps > 1 else "use smaller batches"
+        try:
+            check_room(what=what, memory=host)
+        except InputError as e:
+            raise InputError(str(e).replace("ask for fewer images", fix)) from None
+        if on_device and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if on_device > free:
+                raise InputError(
+                    f"{what} needs about {on_device / 2**30:.1f} GB of memory on {device} and "
+                    f"{free / 2**30:.1f} GB is free there; {fix}"
+                )
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``G(z, labels)`` with this object's backend on ``z``'s device: float32 [n, 1, 28, 28] in [-1, 1].
 
@@ -365,13 +433,21 @@ class SyntheticMix:
         """Continue from :meth:`state_dict`'s step.
 
         Raises:
-            InputError: no ``step``, or a ``seed`` other than this object's.
+            InputError: not a mapping, no ``step``, a ``step`` that is not a whole number >= 0, or a ``seed``
+                other than this object's; the counter is then left as it was.
         """
+        if not isinstance(state, Mapping):
+            raise InputError(f"state must be the dict SyntheticMix.state_dict() returned, got {type(state).__name__}")
         if "step" not in state:
             raise InputError("state has no 'step'; give what SyntheticMix.state_dict() returned")
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise InputError(
+                f"state's step must be a whole number >= 0, got {step!r}; give what SyntheticMix.state_dict() returned"
+            )
         if state.get("seed", self.seed) != self.seed:
             raise InputError(f"state was saved with seed={state['seed']} but this SyntheticMix has seed={self.seed}")
-        self.step = int(state["step"])
+        self.step = int(step)
 
     def __repr__(self) -> str:
         classes = self.classes if isinstance(self.classes, str) else "weights"
@@ -514,8 +590,8 @@ def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float]
         low, high = (float(v) for v in value_range)
     except (TypeError, ValueError):
         raise InputError(f"value_range must be (low, high), got {value_range!r}") from None
-    if not low < high:
-        raise InputError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InputError(f"value_range must be finite (low, high) with low < high, got {value_range!r}")
     return (low, high)
 
 
@@ -528,6 +604,8 @@ def _check_normalize(normalize: Any) -> tuple[float, float] | None:
         raise InputError(
             f"normalize must be (mean, std) for one channel, e.g. (0.1307, 0.3081), got {normalize!r}"
         ) from None
+    if not (math.isfinite(mean) and math.isfinite(std)):  # NaN or inf would make every synthetic pixel NaN
+        raise InputError(f"normalize must be finite numbers (mean, std), e.g. (0.1307, 0.3081), got {normalize!r}")
     if not std > 0:
         raise InputError(f"normalize std must be > 0, got {std}")
     return (mean, std)

@@ -14,7 +14,9 @@ threads beside one busy process): ``benchmarks/results/load_cpu.md``. Hence two 
   thread count was chosen (DataLoader workers, a second job);
 - :func:`resolve_threads` takes an explicit count as it is (``--threads``, then ``OMP_NUM_THREADS``) and
   otherwise uses as many threads as CPUs are idle right now (at least 1): :func:`idle_cpus` samples
-  ``/proc/stat`` for a tenth of a second.
+  ``/proc/stat`` for a tenth of a second. An explicit count above :data:`MAX_THREADS_PER_CPU` times the CPUs
+  this process may use is refused (:func:`check_threads`): ``--threads 100000`` once ran 458 s at a load
+  average of 168 and was killed.
 
 :func:`configure_torch` applies the choice to torch; the CLI calls it in every command that computes
 (``ganaug generate`` gives :func:`choose_threads` to ONNX Runtime).
@@ -24,11 +26,14 @@ threads beside one busy process): ``benchmarks/results/load_cpu.md``. Hence two 
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
+
+from ganaug.errors import InputError
 
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 """Environment variables by which a user chooses how OpenMP threads wait; any one set means: leave waiting alone."""
@@ -43,6 +48,41 @@ IDLE_MARGIN = 0.3
 """A CPU counts as idle when at least ``1 - IDLE_MARGIN`` of it was: a shell or a logger does not cost a thread."""
 
 SAMPLE_SECONDS = 0.1
+
+MAX_THREADS_PER_CPU = 4
+"""An explicit thread count above this many times :func:`available_cpus` is refused (:func:`check_threads`)."""
+
+
+def check_threads(requested: object, *, name: str = "threads", cpus: int | None = None) -> int | None:
+    """``requested`` (an explicit thread count, or None for "choose") checked, as an int.
+
+    Args:
+        requested: None, or a whole number in ``[1, MAX_THREADS_PER_CPU * cpus]``.
+        name: how the message names the setting (``--threads`` in the CLI).
+        cpus: CPUs this process may use (default :func:`available_cpus`).
+
+    Raises:
+        InputError: not a whole number, below 1, or more threads than the machine can use (a one-line message
+            naming the limit and the CPU count).
+    """
+    if requested is None:
+        return None
+    try:
+        count = operator.index(requested)  # int and numpy integers; not floats, strings or bools
+    except TypeError:
+        count = None
+    if count is None or isinstance(requested, bool):
+        raise InputError(f"{name} must be a whole number >= 1, got {requested!r}")
+    if count < 1:
+        raise InputError(f"{name} must be >= 1, got {count}")
+    cpus = available_cpus() if cpus is None else cpus
+    limit = MAX_THREADS_PER_CPU * max(1, cpus)
+    if count > limit:
+        raise InputError(
+            f"{name} {count} is more than this machine can use (at most {limit}: {MAX_THREADS_PER_CPU} x the "
+            f"{cpus} CPUs this process may use); choose {name} {cpus} or fewer, or leave it out"
+        )
+    return count
 
 
 def prepare_environment(
@@ -76,7 +116,7 @@ def resolve_threads(
     """The number of intra-op threads to compute with.
 
     Args:
-        requested: an explicit count (``--threads``); used as it is.
+        requested: an explicit count (``--threads``); used as it is, up to :data:`MAX_THREADS_PER_CPU` x ``cpus``.
         cpus: CPUs this process may use (:func:`available_cpus`), >= 1.
         idle: CPUs' worth of idle time right now (:func:`idle_cpus`), or None when unknown.
         environ: where ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` are read (default ``os.environ``); a
@@ -87,14 +127,13 @@ def resolve_threads(
         ``1 - IDLE_MARGIN`` of a CPU is idle, clamped to [1, cpus]; ``cpus`` when ``idle`` is unknown.
 
     Raises:
-        ValueError: ``requested`` or ``cpus`` below 1.
+        ValueError: ``cpus`` below 1; :class:`~ganaug.errors.InputError` (a ValueError): ``requested`` not a
+            whole number, below 1 or above :data:`MAX_THREADS_PER_CPU` x ``cpus`` (:func:`check_threads`).
     """
-    if requested is not None:
-        if requested < 1:
-            raise ValueError(f"threads must be >= 1, got {requested}")
-        return requested
     if cpus < 1:
         raise ValueError(f"cpus must be >= 1, got {cpus}")
+    if requested is not None:
+        return check_threads(requested, cpus=cpus)
     fixed = environment_threads(environ)
     if fixed is not None:
         return fixed
@@ -153,15 +192,23 @@ def idle_cpus(seconds: float = SAMPLE_SECONDS, *, stat: Path = Path("/proc/stat"
 
 
 def choose_threads(requested: int | None = None) -> int:
-    """:func:`resolve_threads` on this machine now; samples the idle CPUs only when nothing fixes the count."""
+    """:func:`resolve_threads` on this machine now; samples the idle CPUs only when nothing fixes the count.
+
+    Raises:
+        InputError: ``requested`` is refused by :func:`check_threads` (before any sampling).
+    """
     explicit = requested is not None or environment_threads() is not None
     return resolve_threads(requested, cpus=available_cpus(), idle=None if explicit else idle_cpus())
 
 
 def configure_torch(requested: int | None = None) -> int:
-    """Give torch :func:`choose_threads` intra-op threads; returns the count."""
+    """Give torch :func:`choose_threads` intra-op threads; returns the count.
+
+    Raises:
+        InputError: ``requested`` is refused by :func:`check_threads` (before torch is imported).
+    """
+    threads = choose_threads(requested)
     import torch
 
-    threads = choose_threads(requested)
     torch.set_num_threads(threads)
     return threads

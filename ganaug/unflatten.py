@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,39 @@ class Unflatten:
     def identity(self) -> dict[str, Any]:
         """JSON-able description for manifests, reports and cache keys."""
         return {"sha256": self.sha256, "candidates": self.candidates, "exponent": self.exponent}
+
+
+def unflatten_memory(candidates: int, *, batch: int, image_shape: tuple[int, ...]) -> int:
+    """Bytes :meth:`ganaug.resample.Sampling.images` holds at once for ``candidates`` (``--unflatten K``) with
+    ``batch`` images a call of images shaped ``image_shape`` ([C, H, W] or [N, C, H, W]): the K candidates of
+    each image as float32, twice while they are stacked, and their weights and cumulative sums (float64 [N, K],
+    a few copies). 0 when K <= 1 (one candidate is the plain sample)."""
+    if candidates <= 1 or batch <= 0:
+        return 0
+    pixels = math.prod(image_shape[-3:])
+    return candidates * batch * (2 * 4 * pixels + 5 * 8)
+
+
+def check_unflatten_room(
+    candidates: int, *, batch: int, image_shape: tuple[int, ...], option: str = "--batch-size"
+) -> None:
+    """Refuse, before any work (and before the training images are read), ``--unflatten candidates`` whose
+    candidates (:func:`unflatten_memory`) cannot fit in the memory available
+    (:func:`ganaug.outputs.check_room`); ``option`` names what sets ``batch``.
+
+    Raises:
+        InputError: one line with the memory it needs and what is available, and what to lower.
+    """
+    from ganaug.outputs import check_room
+
+    memory = unflatten_memory(candidates, batch=batch, image_shape=image_shape)
+    if not memory:
+        return
+    what = f"--unflatten {candidates:,} ({candidates:,} candidates of each of a batch's {batch:,} images, held at once)"
+    try:
+        check_room(what=what, memory=memory)
+    except InputError as e:
+        raise InputError(str(e).replace("ask for fewer images", f"choose a smaller --unflatten or {option}")) from None
 
 
 def with_unflatten(

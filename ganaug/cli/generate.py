@@ -64,9 +64,9 @@ def export(
     import onnx
 
     from ganaug.export import export_onnx, read_metadata
-    from ganaug.threads import configure_torch
+    from ganaug.threads import check_threads, configure_torch
 
-    configure_torch(threads)
+    configure_torch(check_threads(threads, name="--threads"))
 
     path = export_onnx(source, out, fp16=fp16, overwrite=overwrite, center_of_mass=center_of_mass)
     parity = read_metadata(onnx.load(str(path), load_external_data=False))["parity"]
@@ -149,9 +149,10 @@ def generate(
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
     from ganaug.resample import sampling_from_options
     from ganaug.runtime import OnnxGenerator
-    from ganaug.threads import choose_threads
-    from ganaug.unflatten import with_unflatten
+    from ganaug.threads import check_threads, choose_threads
+    from ganaug.unflatten import check_unflatten_room, with_unflatten
 
+    threads = choose_threads(check_threads(threads, name="--threads"))  # first: refused before anything is read
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
     manifest_path = out / MANIFEST if fmt == "png" else out.with_suffix(".manifest.json")
     targets = {out: "images" if fmt == "png" else fmt}
@@ -161,14 +162,16 @@ def generate(
     if label_check is not None:
         protect.append(label_check)
     _check_writable(targets, overwrite=overwrite, protect=protect)
-    gen = OnnxGenerator(model, provider=provider, threads=choose_threads(threads))
+    gen = OnnxGenerator(model, provider=provider, threads=threads)
+    keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
+    labels = gen.labels(per_class, select=keys)
+    _check_room(len(labels), gen.image_shape, fmt=fmt, out=out)
+    # Before the run's training images are read: K candidates of every image of a batch are held at once.
+    check_unflatten_room(unflatten, batch=min(batch_size, len(labels)), image_shape=gen.image_shape)
     sampling = with_unflatten(
         sampling_from_options(temperature, label_check), unflatten, run=model, data_root=data_root
     )
     sampling.check_classes(gen.classes)
-    keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
-    labels = gen.labels(per_class, select=keys)
-    _check_room(len(labels), gen.image_shape, fmt=fmt, out=out)
     chosen = list(dict.fromkeys(labels.tolist()))
     all_folders = class_folders(gen.classes)
     folders = {gen.classes[c]: all_folders[c] for c in chosen}
@@ -323,9 +326,9 @@ def interpolate(
         temp_path,
     )
     from ganaug.runtime import interpolate as walk
-    from ganaug.threads import configure_torch
+    from ganaug.threads import check_threads, configure_torch
 
-    configure_torch(threads)
+    configure_torch(check_threads(threads, name="--threads"))
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"expected a .png file name, got {out.name}", param_hint="--out")
     gif_path = out.with_suffix(".gif")
@@ -333,6 +336,7 @@ def interpolate(
     checkpoint = (model if model.is_dir() else model.parent) / "checkpoint.pt" if model.suffix != ".pt" else model
     protect = [model, checkpoint.parent]  # the run folder the checkpoint lives in, as a whole
     _check_writable(targets, overwrite=overwrite, protect=protect)
+    _check_walk_room(steps, run=checkpoint.parent, gif=gif)
     images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
     made = _make_parent(out)
     finished = False
@@ -369,6 +373,39 @@ def interpolate(
         if not finished:
             _remove_made(made, out)
     click.echo(f"wrote {out}" + (f" and {gif_path}" if gif else "") + f": {steps} frames from {a!r} to {b!r} ({mode})")
+
+
+def _check_walk_room(steps: int, *, run: Path, gif: bool) -> None:
+    """Refuse up front a walk whose frames cannot fit in memory (``interpolate --steps``).
+
+    All frames go through the generator at once and the strip is drawn whole, so the peak grows with ``steps``:
+    per frame the latent walk (float64), the largest two of the generator's activations, the frame, and then
+    the strip (:func:`_grid_image`: a float RGB copy, its scaled copy, the 8-bit strip and PIL's copy) or the
+    GIF's 112 x 112 frames. The generator's widths are read from the run's config.json (defaults if unreadable).
+    """
+    from ganaug.config import ModelConfig
+    from ganaug.errors import InputError
+    from ganaug.models import IMAGE_SHAPE
+    from ganaug.outputs import check_room
+
+    z_dim, embed_dim, width = ModelConfig.z_dim, ModelConfig.embed_dim, ModelConfig.g_width
+    try:
+        model = json.loads((run / "config.json").read_text())["config"]["model"]
+        z_dim, embed_dim, width = (max(1, int(model[k])) for k in ("z_dim", "embed_dim", "g_width"))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    _, height, breadth = IMAGE_SHAPE
+    pixels = height * breadth
+    frame = 4 * pixels  # float32 [1, H, W], held to the end
+    walk = 5 * 8 * z_dim + 4 * (z_dim + 3 * embed_dim) + 2 * 4 * max(4 * width * 49, width * 196, pixels)
+    cell = 3 * (height + 2) * (breadth + 2)  # one frame's RGB cell of the strip
+    strip = 2 * 4 * 3 * pixels + 2 * 4 * cell + cell + cell // 3 * 4  # make_grid's RGB copy and clone, ..., PIL
+    animation = 2 * pixels + 2 * 112 * 112 if gif else 0
+    memory = steps * (frame + max(walk, strip, animation))
+    try:
+        check_room(what=f"--steps {steps:,} (every frame generated and drawn at once)", memory=memory)
+    except InputError as e:
+        raise InputError(str(e).replace("ask for fewer images", "ask for fewer --steps")) from None
 
 
 @main.command()
