@@ -145,13 +145,15 @@ def make_labels(classes: Sequence[str], counts: Counts, *, select: Sequence[Clas
     return labels_from_counts(parse_counts(classes, counts, select=select, what="counts"))
 
 
-def class_folders(classes: Sequence[str]) -> list[str]:
+def class_folders(classes: Sequence[str], *, reserved: Sequence[str] = ("manifest.json",)) -> list[str]:
     """Safe, distinct folder names for ``classes`` (index = label), deterministic from the names alone.
 
     Path separators, control characters and ``: * ? " < > |`` become ``_`` (``T-shirt/top`` ->
     ``T-shirt_top``); a leading ``.`` becomes ``_`` (no hidden folders, no ``.``/``..``); an empty name or
     one longer than 100 characters becomes ``class_<index>``. Names that then collide, also ignoring case
-    (case-insensitive file systems), all get ``_<index>`` appended, e.g. ``["a", "A"]`` -> ``["a_0", "A_1"]``.
+    (case-insensitive file systems), all get ``_<index>`` appended, e.g. ``["a", "A"]`` -> ``["a_0", "A_1"]``;
+    so does a name of ``reserved``, the files the output folder holds beside its class folders
+    (``manifest.json`` -> ``manifest.json_<index>``).
 
     Raises:
         InputError: names that still collide after that (say which).
@@ -165,7 +167,8 @@ def class_folders(classes: Sequence[str]) -> list[str]:
             safe = f"class_{i}"
         names.append(safe)
     folded = [n.casefold() for n in names]
-    names = [f"{n}_{i}" if folded.count(n.casefold()) > 1 else n for i, n in enumerate(names)]
+    taken = {r.casefold() for r in reserved}
+    names = [f"{n}_{i}" if folded.count(n.casefold()) > 1 or n.casefold() in taken else n for i, n in enumerate(names)]
     folded = [n.casefold() for n in names]
     clash = sorted({names[i] for i in range(len(names)) if folded.count(folded[i]) > 1})
     if clash:

@@ -105,8 +105,9 @@ class OnnxGenerator:
             )
         if provider not in PROVIDERS:
             raise InputError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
+        from ganaug.threads import check_threads
+
+        check_threads(threads)
         if cudnn_conv_algo_search not in ("HEURISTIC", "EXHAUSTIVE", "DEFAULT"):
             raise InputError(
                 f"unknown cudnn_conv_algo_search {cudnn_conv_algo_search!r}; choose HEURISTIC, EXHAUSTIVE or DEFAULT"

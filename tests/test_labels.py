@@ -47,6 +47,11 @@ def test_class_folders_are_safe_and_distinct() -> None:
         class_folders(["a", "A", "a_1"])
 
 
+def test_a_class_named_like_the_manifest_gets_a_folder_of_its_own() -> None:
+    assert class_folders(["manifest.json", "Manifest.JSON", "b"]) == ["manifest.json_0", "Manifest.JSON_1", "b"]
+    assert class_folders(["manifest.json"], reserved=()) == ["manifest.json"]
+
+
 def test_smoothed_targets_give_torch_label_smoothing_loss_row_by_row() -> None:
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(12, 10, generator=g), torch.randint(0, 10, (12,), generator=g)

@@ -126,9 +126,9 @@ def train_cmd(
     from ganaug.export import file_sha256
     from ganaug.outputs import clean_stale_temps, exclusive_lock, mark_dir
     from ganaug.resample import MANIFOLD, Manifold, manifold_images
-    from ganaug.threads import configure_torch
+    from ganaug.threads import check_threads, configure_torch
 
-    configure_torch(threads)
+    configure_torch(check_threads(threads, name="--threads"))
     ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
     settings = EvaluatorTraining(
         epochs=epochs,
@@ -277,9 +277,10 @@ def evaluate(
     from ganaug.evaluator import load_evaluator
     from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
     from ganaug.resample import sampling_from_options
-    from ganaug.threads import configure_torch
-    from ganaug.unflatten import with_unflatten
+    from ganaug.threads import check_threads, configure_torch
+    from ganaug.unflatten import check_unflatten_room, with_unflatten
 
+    check_threads(threads, name="--threads")
     if json_out is not None and str(json_out) != "-":
         check_json_target(json_out)
     configure_torch(threads)
@@ -288,6 +289,10 @@ def evaluate(
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
     sampling = sampling_from_options(temperature, label_check)  # evaluate_generator checks it against ev
+    # Before the run's training images are read: K candidates of each image of a 1,000-image batch at once.
+    samples = per_class * len(gen.classes)
+    shape = getattr(gen, "image_shape", (1, 28, 28))  # the PyTorch backend's generator makes 28x28 grey images
+    check_unflatten_room(unflatten, batch=min(1000, samples), image_shape=shape, option="--per-class")
     sampling = with_unflatten(sampling, unflatten, run=model, data_root=data_root)
     train, test = load_source(dataset, root=root, split="train"), load_source(dataset, root=root, split="test")
     gen_train = None
