@@ -48,6 +48,18 @@ CHECKPOINT_KEYS: tuple[str, ...] = (
 )
 
 
+#: What unpickling a damaged file raises besides torch's own errors: a bad memo reference (``\x80\x02h\x05.``)
+#: is a KeyError, an empty stack an IndexError, a mangled opcode argument a TypeError or AttributeError.
+CORRUPT_PICKLE_ERRORS: tuple[type[Exception], ...] = (
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+)
+
+
 def checkpoint_path(path: str | Path) -> Path:
     """``path`` itself for a file, ``path/checkpoint.pt`` for a run folder."""
     path = Path(path)
@@ -93,7 +105,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise InputError(f"no checkpoint at {ckpt}; give a run folder or its {CHECKPOINT}")
     try:
         state = torch.load(ckpt, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as e:
+    except CORRUPT_PICKLE_ERRORS + (RuntimeError, ValueError, zipfile.BadZipFile, OSError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise InputError(
             f"{ckpt} is corrupt or truncated, not a checkpoint ganaug can read ({type(e).__name__}: {reason}); "

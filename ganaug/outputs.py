@@ -7,7 +7,9 @@ Every command that writes a folder or file goes through here:
 - ``--overwrite`` replaces a target only if :func:`check_replaceable` says it is ganaug's own (a marked
   folder of the same kind, or a file of ganaug's format) and it is not the working folder, one of its
   ancestors, the home folder, ``/`` or anything holding the model being read;
-- :func:`exclusive_lock` makes a second process writing the same target fail with a message;
+- :func:`exclusive_lock` makes a second process writing the same target fail with a message (and a lock that
+  cannot be made, as under ``/proc``, one line); :func:`check_unlocked` asks the same before any work;
+- :func:`check_can_create` tries, before any work, that a file can really be made where the output goes;
 - writes go to :func:`temp_path` and are renamed into place; leftovers of a killed writer are removed by
   :func:`clean_stale_temps` at the start of the next run of the same command;
 - :func:`reporting_disk_full` turns a full disk into one line and removes the partial temp.
@@ -137,12 +139,48 @@ def _refuse_foreign(target: Path, foreign: Sequence[str], option: str = "--out")
         )
 
 
-def check_parent_writable(target: str | Path) -> None:
+def check_parent_writable(target: str | Path, *, option: str | None = None) -> None:
     """Raise :class:`InputError` unless the folder that would hold the file ``target`` exists and is writable
-    (checked before any work, so a long job never ends on a file it cannot write)."""
+    (checked before any work, so a long job never ends on a file it cannot write).
+
+    Writable means a file can really be created there (:func:`check_can_create`): ``os.access`` says yes to
+    root under ``/proc`` or ``/sys``, where no file can be made.
+    """
     parent = Path(target).parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {target}: folder {parent} does not exist or is not writable; create it first")
+    check_can_create(target, option=option)
+
+
+def check_can_create(target: str | Path, *, option: str | None = "--out") -> None:
+    """Raise :class:`InputError` unless a file can really be created where ``target`` (a file or folder,
+    existing or not) would go: in its nearest existing folder.
+
+    Tried for real, as ``os.access`` answers yes to root where nothing can be made (``/proc``, ``/sys``): a
+    probe named as ``target``'s temp (:func:`temp_path`, which :func:`clean_stale_temps` removes should this
+    process be killed meanwhile) is created and removed at once; nothing else is touched. A full disk passes
+    (an empty file needs no block; :func:`reporting_disk_full` reports it where it happens). ``option``: the
+    option that named ``target``, for the message (``None``: none is named).
+    """
+    target = Path(target).absolute()
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    probe = temp_path(folder / target.name)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # something of that name is there already: the folder does take files
+        return
+    except OSError as e:
+        if e.errno in _DISK_FULL:
+            return
+        raise InputError(
+            f"cannot write {target}: no file can be created in {folder} ({e.strerror or type(e).__name__}); "
+            f"choose another {option or 'place'}"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
 
 
 def check_not_protected(target: str | Path, protect: Sequence[str | Path], *, option: str = "--out") -> None:
@@ -230,14 +268,22 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
     created if missing. Yields the lock file's path; the file is removed on release.
 
     Raises:
-        InputError: another process holds the lock ("another ganaug process (pid N) is writing PATH...").
+        InputError: another process holds the lock ("another ganaug process (pid N) is writing PATH...");
+            the lock file or its folder cannot be created (``/proc``, a read-only mount, a file in the way):
+            one line, and no folder this made is left behind.
         GanaugError: the disk is full (one line, :func:`disk_full_error`); no lock file is left behind.
     """
     path = Path(path)
     lock = lock_path(path)
     with reporting_disk_full(lock):
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = _take_lock(lock, path, what)
+        made = _make_folders(lock.parent, path, what)
+        try:
+            fd = _take_lock(lock, path, what)
+        except BaseException as e:
+            _remove_folders(made, lock.parent)
+            if isinstance(e, OSError) and e.errno not in _DISK_FULL:
+                raise _cannot_lock(path, lock, e, what) from None
+            raise
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -254,6 +300,68 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             lock.unlink()
         os.close(fd)
+
+
+def _cannot_lock(path: Path, lock: Path, e: OSError, what: str) -> InputError:
+    """One line for a lock file that cannot be created (``/proc``, a read-only mount, a file in the way)."""
+    reason = e.strerror or type(e).__name__
+    return InputError(f"cannot write {path}: cannot create its lock file {lock} ({reason}); choose another {what}")
+
+
+def _make_folders(folder: Path, path: Path, what: str) -> Path | None:
+    """Create ``folder`` and its missing parents; the topmost folder created (``None``: it existed).
+
+    Raises:
+        InputError: a folder cannot be created there (one line), except on a full disk (left to
+            :func:`reporting_disk_full`).
+    """
+    made = None
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        made, probe = probe, probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _remove_folders(made, folder)
+        if e.errno in _DISK_FULL:
+            raise
+        reason = e.strerror or type(e).__name__
+        raise InputError(
+            f"cannot write {path}: cannot create folder {folder} ({reason}); choose another {what}"
+        ) from None
+    return made
+
+
+def _remove_folders(made: Path | None, folder: Path) -> None:
+    """Remove ``folder`` and its parents up to ``made`` (what :func:`_make_folders` created) while empty."""
+    while made is not None:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == made:
+            return
+        folder = folder.parent
+
+
+def check_unlocked(path: str | Path, *, doing: str = "writing") -> None:
+    """Raise :class:`InputError` if another process holds ``path``'s lock (:func:`exclusive_lock`) right now.
+
+    For a check before any work (``ganaug train --resume`` of a run another process is still training); the
+    lock itself is taken later, and refuses then too if someone took it meanwhile.
+    """
+    path = Path(path)
+    lock = lock_path(path)
+    try:
+        if lock in _HELD or _lock_free(lock):
+            return
+    except OSError:  # a lock file this process may not open: whoever holds it, taking the lock will tell
+        return
+    try:
+        holder = lock.read_text(errors="replace").strip() or "unknown"
+    except OSError:
+        holder = "unknown"
+    raise InputError(f"another ganaug process (pid {holder}) is {doing} {path}; wait for it to finish or stop it")
 
 
 def _take_lock(lock: Path, path: Path, what: str) -> int:

@@ -56,6 +56,7 @@ from ganaug.models import (
     generator_flops,
     with_center_of_mass,
 )
+from ganaug.outputs import check_can_create, check_unlocked
 from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
 
 if TYPE_CHECKING:
@@ -224,7 +225,14 @@ def _reopen(
     run: RunFolder, *, epochs: int | None, data_root: str | Path | None, unlabelled: str | Path | None = None
 ) -> tuple[TrainConfig, TrainingData, Holdout | None]:
     """The stored config of ``run`` (with a new total of ``epochs``, a moved ``data_root`` or a moved
-    ``unlabelled`` folder) and its data, checked to be the data the run trained on."""
+    ``unlabelled`` folder) and its data, checked to be the data the run trained on.
+
+    Raises:
+        InputError: another process is training the run now (it holds the lock: checked first, as a run in
+            its first epoch has no checkpoint yet); not a run folder; no checkpoint; data that changed.
+    """
+    if os.environ.get("RANK", "0") == "0":  # the writer (torchrun's rank 0), which takes the lock later
+        check_unlocked(run.path, doing="training")
     meta = run.read_config()
     config = config_of({"config": meta["config"]}, run.path / CONFIG)
     if not (run.path / CHECKPOINT).is_file():
@@ -684,6 +692,7 @@ class Trainer:
         all is checked before anything is written; paths are stored absolute. ``pseudo``: pseudo-labels made
         beforehand for a ``config.pseudo_label`` run (the benchmark needs their count), else made here."""
         run = RunFolder.check_new(run_dir, overwrite=overwrite, read=_image_folders(config))
+        check_can_create(run_dir)  # os.access says yes to root under /proc, where the lock cannot be made
         config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it

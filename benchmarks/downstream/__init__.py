@@ -37,7 +37,7 @@ Writes ``benchmarks/results/<name>/``: ``report.md``, ``results.json`` (every nu
 ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
 Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,
-cached), :mod:`.deform` (the learned elastic deformation lever), :mod:`.statistics`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
+cached), :mod:`.deform` (the learned elastic deformation lever), :mod:`.stats`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from .cli import main
 from .grid import run
 from .profiles import CONDITIONS, FULL, PROFILES, REFERENCE, Profile, budget_name, config_key, resolve_profile
 from .report import write_report
-from .statistics import aggregate, summary, verdict
+from .stats import aggregate, summary, verdict
 
 __all__ = [
     "CONDITIONS",

@@ -4,7 +4,11 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a folder: make the checkout's root importable, then import as a package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    # Python put this folder first on sys.path: its modules (cli, grid, report, ...) would hide any top-level
+    # module of the same name that a library imports. The package's own modules are imported relatively.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.insert(0, str(here.parents[1]))
     __package__ = "benchmarks.downstream"
 
 from ganaug.errors import GanaugError, InputError

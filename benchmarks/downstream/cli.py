@@ -11,10 +11,10 @@ from typing import Any
 from ganaug.errors import InputError
 from ganaug.threads import configure_torch
 
-from .grid import run
+from .grid import check_full_gan, run
 from .pool import run_pool
 from .probes import run_probes
-from .profiles import CONDITIONS, PROBES, PROFILES, probe_profile, resolve_profile
+from .profiles import CONDITIONS, PROBES, PROFILES, Profile, probe_profile, resolve_profile
 
 DESCRIPTION = "Do generated digits make a classifier better? The honest downstream protocol."
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -87,18 +87,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     configure_torch(args.threads)
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
+        if args.seeds < 1:
+            raise InputError(f"--seeds {args.seeds}: give the number of seeds, 1 or more")
         overrides["seeds"] = args.seeds
     if args.filter:
         overrides["synthetic_filter"] = True
     if args.budgets is not None:
-        overrides["budgets"] = tuple(int(b) for b in args.budgets.split(","))
+        overrides["budgets"] = _int_list(
+            args.budgets, "--budgets", minimum=0, allow_empty=False, example="10,50 (0 = the full set)"
+        )
     if args.conditions is not None:
         conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
         if not conditions or set(conditions) - set(CONDITIONS):
             raise InputError(f"--conditions {args.conditions!r}: give letters from {', '.join(CONDITIONS)}, e.g. a,b")
         overrides["conditions"] = conditions
     if args.sweep is not None:
-        overrides["sweep"] = tuple(int(a) for a in args.sweep.split(",") if a.strip())
+        overrides["sweep"] = _int_list(
+            args.sweep, "--sweep", minimum=1, allow_empty=True, example="100,2000 ('' for none)"
+        )
     try:
         shard = tuple(int(v) for v in args.shard.split("/"))
         assert len(shard) == 2 and shard[1] >= 1
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = resolve_profile(args.profile, overrides)
     if args.with_probe is not None:
         p = probe_profile(p, args.with_probe)
+    _check_paths(args.evaluator, args.full_gan, p)
     if args.pool and args.probes is not None:
         raise InputError("--pool and --probes are separate tables; run them one at a time")
     probes = None
@@ -148,3 +155,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if shard[1] == 1:
         print(f"wrote {out}/report.md ({results['cells']} classifier runs)")
     return results
+
+
+def _int_list(value: str, option: str, *, minimum: int, allow_empty: bool, example: str) -> tuple[int, ...]:
+    """``"10,50"`` -> ``(10, 50)``: comma-separated integers >= ``minimum``, or none at all if ``allow_empty``.
+
+    Raises:
+        InputError: anything else, in one line naming ``option`` and an ``example``.
+    """
+    parts = [v.strip() for v in value.split(",")]
+    if parts == [""]:
+        parts = []
+    try:
+        numbers = tuple(int(v) for v in parts)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give comma-separated whole numbers, e.g. {example}") from None
+    if not numbers and not allow_empty:
+        raise InputError(f"{option} {value!r}: give at least one, e.g. {example}")
+    low = [n for n in numbers if n < minimum]
+    if low:
+        raise InputError(f"{option} {value!r}: {low[0]} is below {minimum}; give numbers >= {minimum}, e.g. {example}")
+    return numbers
+
+
+def _check_paths(evaluator: str | None, full_gan: Path | None, p: Profile) -> None:
+    """Refuse, before any training, an ``--evaluator`` that is not an evaluator folder and a ``--full-gan`` that is
+    not a finished whole-split run (:func:`.grid.check_full_gan`)."""
+    if evaluator is not None:
+        if not Path(evaluator).is_dir():
+            raise InputError(f"--evaluator {evaluator}: no such folder; give one `ganaug evaluator train` wrote")
+        from ganaug.evaluator import load_evaluator
+
+        load_evaluator(evaluator)  # its own one-line InputError for a folder that is not an evaluator
+    if full_gan is not None:
+        check_full_gan(full_gan, p)

@@ -18,7 +18,7 @@ from ganaug.errors import InputError
 from .cells import Data, gan_config, gan_dir, gan_quality, load_data, run_cell, train_gan
 from .profiles import FULL, GENERATED, Profile, budget_name
 from .report import plots, provenance, write_report
-from .statistics import aggregate, summary
+from .stats import aggregate, summary
 
 
 def run(
@@ -112,12 +112,9 @@ def run(
                 p, FULL, 0, n_images=len(data.train_labels), data_root=data_root, device=device, steps=p.cas_gan_steps
             )
             full_gan = gan_for(cfg, "on the whole training split, for CAS", index == shards - 1)
-        elif not (full_gan / "summary.json").is_file():
-            raise InputError(f"--full-gan {full_gan} is not a finished ganaug run folder (no summary.json)")
+        else:
+            check_full_gan(full_gan, p)
     if want_cas and full_gan is not None:
-        meta = json.loads((full_gan / "config.json").read_text())
-        if meta["data"]["per_class"] is not None or meta["data"]["dataset"] != p.dataset:
-            raise InputError(f"--full-gan {full_gan} was not trained on the whole {p.dataset} training split")
         cas_cells = [
             c
             for s in range(p.seeds)
@@ -185,6 +182,25 @@ def run(
     write_report(p, results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     return results
+
+
+def check_full_gan(full_gan: Path, p: Profile) -> None:
+    """Raise :class:`InputError` unless ``full_gan`` is a finished ganaug run trained on the whole ``p.dataset``
+    training split (what ``--full-gan`` must name; checked before any training)."""
+    if not full_gan.is_dir():
+        raise InputError(f"--full-gan {full_gan}: no such folder; give a finished `ganaug train` run folder")
+    if not (full_gan / "summary.json").is_file():
+        raise InputError(f"--full-gan {full_gan} is not a finished ganaug run folder (no summary.json)")
+    try:
+        data = json.loads((full_gan / "config.json").read_text())["data"]
+        whole = data["per_class"] is None and data["dataset"] == p.dataset
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(
+            f"--full-gan {full_gan}: its config.json is missing or unreadable ({type(e).__name__}); "
+            "give a finished `ganaug train` run folder"
+        ) from None
+    if not whole:
+        raise InputError(f"--full-gan {full_gan} was not trained on the whole {p.dataset} training split")
 
 
 def _shared_images(data: Data) -> int:

@@ -31,7 +31,7 @@ from ganaug.pseudo import PseudoLabels, label_rest_of_split
 from .cells import Data, cache_folder, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
 from .profiles import CONDITIONS, FULL, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
 from .report import provenance, provenance_lines, write_owned
-from .statistics import aggregate, verdict
+from .stats import aggregate, verdict
 
 CONDITION_ORDER = ("c", "d", "p", "q")
 _MARKS = {"pool.json": '{\n "profile"', "pool.md": "# Issue 12 pool protocol"}  # how an earlier run's files begin

@@ -17,7 +17,7 @@ from typing import Any
 from .grid import run
 from .profiles import PROBES, Profile, budget_name, probe_profile
 from .report import provenance, provenance_lines, write_owned
-from .statistics import verdict
+from .stats import verdict
 
 
 def run_probes(

@@ -14,7 +14,7 @@ from ganaug.errors import InputError
 from ganaug.machine import describe
 
 from .profiles import CONDITIONS, FULL, GENERATED, REFERENCE, Profile, budget_name
-from .statistics import verdict
+from .stats import verdict
 
 
 def write_owned(out: Path, files: dict[str, str], marks: dict[str, str], *, what: str) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import signal
+import threading
+
 import click
 
 from ganaug import __version__
@@ -15,21 +19,59 @@ class InputProblem(click.ClickException):
     exit_code = 2
 
 
+_PATH_ERRORS = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY}
+)
+"""What an ``OSError`` naming a file says about that path (missing, forbidden, read-only, of the wrong type):
+reported in one line with the path when no check before the work caught it."""
+TERMINATED_EXIT = 128 + signal.SIGTERM
+"""Exit code after SIGTERM (143, as a shell reports a process the signal ended)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by :func:`_on_sigterm`: a KeyboardInterrupt, so every ``finally``,
+    context manager and ``except KeyboardInterrupt`` that cleans up after Ctrl-C (temps, locks, half-made
+    folders) runs for it too."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A second SIGTERM while the first is cleaning up would cut the clean-up short: ignore it (SIGKILL still works).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+def _handle_sigterm(ctx: click.Context) -> None:
+    """Turn SIGTERM into :class:`Terminated` for the command about to run; the previous handler comes back
+    when it ends. Only the main thread may set handlers (elsewhere, SIGTERM keeps its default)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+
+
 class GanaugGroup(click.Group):
     """A group whose commands turn ganaug's own exceptions into click errors."""
 
     def invoke(self, ctx: click.Context):
+        if ctx.parent is None:
+            _handle_sigterm(ctx)
         try:
             return super().invoke(ctx)
+        except Terminated:  # what the command held is released and its temps are gone by now
+            click.echo("Aborted: terminated by SIGTERM", err=True)
+            ctx.exit(TERMINATED_EXIT)
         except (InputError, TrainingDiverged) as e:
             raise InputProblem(str(e)) from None
         except GanaugError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:  # a full disk anywhere a write is not already reported: one line, not a traceback
             error = disk_full_error(e, e.filename)
-            if error is None:
-                raise
-            raise click.ClickException(str(error)) from None
+            if error is not None:
+                raise click.ClickException(str(error)) from None
+            if e.filename is not None and e.errno in _PATH_ERRORS:  # a path no check caught (/proc/sub/x): one line
+                where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else e.filename
+                raise click.ClickException(f"cannot use {where}: {e.strerror}; choose another path") from None
+            raise
 
 
 def parse_int_list(value: str | None, *, name: str) -> list[int] | None:

@@ -1,4 +1,8 @@
-"""The downstream benchmark's statistics: Student-t intervals over seeds and paired differences."""
+"""The downstream benchmark's statistics: Student-t intervals over seeds and paired differences.
+
+Named ``stats``, not ``statistics``: run as a folder (``python benchmarks/downstream``) this folder's modules
+must not hide the standard library's.
+"""
 
 from __future__ import annotations
 
