@@ -148,7 +148,7 @@ def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, cas
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
-        monkeypatch.setattr("tempfile.mkstemp", _read_only_mkstemp(ro))
+        monkeypatch.setattr("os.open", _read_only_open(ro))
         out = ro / "ev"
     else:
         out = {"file": a_file, "under-file": a_file / "ev", "proc": Path("/proc/ganaug-ev")}[case]
@@ -158,18 +158,18 @@ def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, cas
     assert not lock_path(out).exists()
 
 
-def _read_only_mkstemp(folder: Path):
+def _read_only_open(folder: Path):
+    """``os.open`` as on a read-only mount for files created in ``folder``."""
     import errno
-    import tempfile
 
-    real = tempfile.mkstemp
+    real = os.open
 
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and Path(dir) == folder:
+    def fake_open(path, flags, *args, **kwargs):
+        if Path(path).parent == folder and flags & os.O_CREAT:
             raise OSError(errno.EROFS, "Read-only file system")
-        return real(*args, dir=dir, **kwargs)
+        return real(path, flags, *args, **kwargs)
 
-    return mkstemp
+    return fake_open
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**63), str(2**64), str(2**128), str(10**40)])

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -350,7 +348,7 @@ def check_evaluator_out(out: Path, *, overwrite: bool, manifold: bool) -> set[st
     read-only folder, ``/proc``) are refused: checked before training, so nothing is lost and no time either.
     """
     from ganaug.evaluator import CONFIG, WEIGHTS, is_evaluator_file
-    from ganaug.outputs import MARKER, read_marker, temp_target
+    from ganaug.outputs import MARKER, check_can_create, read_marker, temp_target
     from ganaug.resample import MANIFOLD, is_manifold
 
     resolved = out.resolve()
@@ -363,7 +361,7 @@ def check_evaluator_out(out: Path, *, overwrite: bool, manifold: bool) -> set[st
             raise InputError(
                 f"{out} is inside ganaug's {marker.get('kind', 'output')} folder {p}; choose an --out of its own"
             )
-    _check_can_write(resolved)
+    check_can_create(resolved)
     if not resolved.exists():
         return set()
     names = {p.name for p in resolved.iterdir() if temp_target(p) is None}
@@ -378,19 +376,6 @@ def check_evaluator_out(out: Path, *, overwrite: bool, manifold: bool) -> set[st
     if ours - {MANIFOLD} and not overwrite:
         raise InputError(f"{out} already holds an evaluator; pass --overwrite to replace it")
     return ours
-
-
-def _check_can_write(path: Path) -> None:
-    """Raise :class:`InputError` unless a folder could be created at ``path`` (or files written in it): a file
-    is created and removed in its nearest existing folder, which is what counts for root and read-only mounts."""
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".ganaug-probe-", dir=existing)
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise InputError(f"cannot write --out {path}: {existing} is not writable ({reason}); choose another folder")
-    os.close(fd)
-    os.unlink(probe)
 
 
 def check_json_target(out: Path) -> None:

@@ -449,7 +449,7 @@ def info(model: Path, as_json: bool) -> None:
 def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
     """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
     :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
-    from ganaug.outputs import check_not_protected, check_replaceable
+    from ganaug.outputs import check_can_create, check_not_protected, check_replaceable
 
     for target, kind in targets.items():
         if target.exists() or target.is_symlink():
@@ -464,6 +464,7 @@ def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Seque
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputProblem(f"cannot write {out}: {parent} is not a writable folder; choose another --out")
+    check_can_create(out)  # os.access says yes to root where nothing can be made (/proc)
 
 
 def _make_parent(out: Path) -> Path | None:
