@@ -165,6 +165,9 @@ class TrainConfig:
     after every epoch against ``holdout`` images per class held out of the *training* split (never the test
     split; they are not trained on) in the features of the evaluator at ``select_evaluator``, and export the
     best snapshot (lowest Fréchet distance / highest k=3 recall).
+    ``preset``: the preset the config was resolved from, ``name@version`` (:mod:`ganaug.presets`; a record only).
+    ``sampling``: how the run's images are drawn by default (``{"temperature": t}``; empty = plain sampling),
+    carried into the run folder and the exported ONNX file.
     """
 
     dataset: str = "digits"
@@ -209,6 +212,8 @@ class TrainConfig:
     save_every: int = 1
     export_onnx: bool = True
     sample_center_of_mass: bool = False
+    preset: str | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -234,6 +239,11 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self._check_levers()
+        if not isinstance(self.sampling, dict) or set(self.sampling) - {"temperature"}:
+            raise ValueError(f"sampling must be a mapping with at most 'temperature', got {self.sampling!r}")
+        temperature = self.sampling.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"sampling temperature must be a number > 0, got {temperature!r}")
         unknown = set(self.diffaugment) - set(DIFFAUGMENT_POLICIES)
         if unknown:
             raise ValueError(

@@ -212,7 +212,7 @@ def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
     if share > tolerance:
         raise InputError(
             f"--center-of-mass is for images centred by their centre of mass, as MNIST's are; {share:.0%} of these "
-            "training images are more than half a pixel off centre: leave --center-of-mass off"
+            "training images are more than half a pixel off centre: pass --center-of-mass off"
         )
 
 

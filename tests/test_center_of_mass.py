@@ -138,7 +138,7 @@ def test_parity_excuses_only_one_pixel_moves_at_a_tie():
 
 def test_data_not_centred_by_mass_is_refused():
     check_centred(bars(50))
-    with pytest.raises(InputError, match="leave --center-of-mass off"):
+    with pytest.raises(InputError, match="pass --center-of-mass off"):
         check_centred(torch.roll(bars(50), 1, dims=3))
 
 
@@ -175,7 +175,7 @@ def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path)
         assert exported["center_of_mass"] is True  # either way the samples users get are moved
         assert isinstance(load_generator(tmp_path / mode)[0].centre, CenterOfMass)
     bad = CliRunner().invoke(main, ["train", "--center-of-mass", "sample", "--out", str(tmp_path / "digits")])
-    assert bad.exit_code == 2 and "leave --center-of-mass off" in bad.output
+    assert bad.exit_code == 2 and "pass --center-of-mass off" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "digits").exists()
 
 

@@ -18,6 +18,7 @@ from ganaug.cli import main
 from ganaug.dataset import SourceDataset
 from ganaug.errors import InputError
 from ganaug.mixing import augment
+from ganaug.presets import resolve
 from ganaug.recipe import (
     LOW_BUDGET_BELOW,
     LOW_BUDGET_STEPS,
@@ -25,8 +26,6 @@ from ganaug.recipe import (
     MIX_SHARE,
     MIX_SMOOTHING,
     epochs_for_steps,
-    low_budget_config,
-    low_budget_fields,
 )
 from ganaug.training import Trainer
 from tests.test_batchmix import batch
@@ -69,9 +68,12 @@ def test_train_per_class_is_the_benchmarks_tiny_budget_gan(monkeypatch, tmp_path
     same = dataclasses.replace(
         bench, augment_real="affine" if bench.augment_real is True else bench.augment_real, export_onnx=True
     )
-    assert cli == same == low_budget_config(p.dataset, 10, data_root=str(tmp_path), seed=3)
+    # The preset's name and sampling are a record of where the config came from; what trains is the same.
+    assert dataclasses.replace(cli, preset=None, sampling={}) == same
+    assert cli == resolve(p.dataset, per_class=10, data_root=str(tmp_path), seed=3).config
     assert cli.epochs == 6000 and cli.augment_real == ("affine" if p.dataset == "mnist" else "shift-flip")
-    assert "low-budget recipe, --epochs 6000 --batch-size 64 --save-every 150 --augment-real" in output
+    assert cli.preset == "few-shot@1"
+    assert "preset few-shot@1 (--per-class 10 is below 200): --epochs 6000 --save-every 150;" in output
 
 
 def test_the_recipe_constants_are_the_benchmarks_winning_lever():
@@ -88,10 +90,10 @@ def test_the_recipe_constants_are_the_benchmarks_winning_lever():
 def test_the_command_line_overrides_the_recipe_field_by_field(monkeypatch, tmp_path):
     given, output = resolved_config(monkeypatch, "--per-class", "5", "--epochs", "80", "--augment-real", "none")
     assert (given.epochs, given.save_every, given.augment_real, given.batch_size) == (80, 2, False, 50)
-    assert "--batch-size 50 --save-every 2 --d-width 32;" in output and "--epochs" not in output.split("recipe")[1]
+    assert "few-shot@1 (--per-class 5 is below 200): --batch-size 50 --save-every 2;" in output
     smaller, _ = resolved_config(monkeypatch, "--per-class", "5", "--batch-size", "16")
     assert (smaller.batch_size, smaller.epochs) == (16, epochs_for_steps(LOW_BUDGET_STEPS, 50, 16)) == (16, 2000)
-    assert low_budget_config("digits", 5, batch_size=16, seed=0) == smaller
+    assert resolve(per_class=5, batch_size=16, seed=0).config == smaller
     everything, output = resolved_config(
         monkeypatch,
         "--per-class",
@@ -107,10 +109,10 @@ def test_the_command_line_overrides_the_recipe_field_by_field(monkeypatch, tmp_p
         "16",
     )
     assert (everything.epochs, everything.augment_real, everything.model.d_width) == (3, "affine", 16)
-    assert "recipe" not in output
+    assert "few-shot@1 (--per-class 5 is below 200): as it is;" in output
     large, output = resolved_config(monkeypatch, "--per-class", str(LOW_BUDGET_BELOW))
     assert (large.epochs, large.augment_real, large.save_every, large.model.d_width) == (100, False, 1, 64)
-    assert "recipe" not in output
+    assert "preset digits@1" in output
 
 
 def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path):
@@ -118,7 +120,7 @@ def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path
         monkeypatch, "--dataset", "mnist", "--data-root", str(tmp_path), "--per-class", "10", "--pseudo-label"
     )
     assert (pooled.epochs, pooled.augment_real, pooled.pseudo_label) == (15, "affine", 0.95)
-    assert "low-budget recipe, --augment-real affine --d-width 32;" in output and pooled.model.d_width == 32
+    assert "preset pool@1 (few labels and an unlabelled pool)" in output and pooled.model.d_width == 32
 
 
 def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, tmp_path):
@@ -128,13 +130,14 @@ def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, 
         monkeypatch, "--dataset", "imagefolder", "--data-root", str(tmp_path), "--per-class", "4"
     )
     assert (folder.batch_size, folder.epochs, folder.augment_real) == (12, 6000, "affine")
-    assert low_budget_fields("imagefolder", 40, 3) == {
-        "epochs": 6000 // 1,
-        "batch_size": 64,
-        "save_every": 150,
-        "augment_real": "affine",
-        "d_width": 32,
-    }
+    many = resolve("imagefolder", per_class=40, data_root=tmp_path).config
+    assert (many.epochs, many.batch_size, many.save_every, many.augment_real, many.model.d_width) == (
+        6000,
+        64,
+        150,
+        "affine",
+        32,
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(

@@ -105,6 +105,8 @@ _ADDED_LATER = (
     (None, "coverage_every", 1),
     (None, "flatten_density", 0.0),
     (None, "density_clip", 0.9),
+    (None, "preset", None),
+    (None, "sampling", {}),
 )
 
 

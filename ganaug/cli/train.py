@@ -18,7 +18,8 @@ from ganaug.config import (
     ModelConfig,
     TrainConfig,
 )
-from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS, low_budget_fields
+from ganaug.presets import names as preset_names
+from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
@@ -43,6 +44,20 @@ def _count_option(flag: str, default: int, help: str):
     help="Training data; 'digits' is embedded in scikit-learn and needs no files.",
 )
 @click.option(
+    "--preset",
+    type=click.Choice(preset_names()),
+    default=None,
+    help="A named recipe (ganaug/presets/*.json): its options and sampling; options given here win  "
+    "[default: chosen by --dataset and --per-class, said on stderr].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='Your own preset file (the presets\' JSON format; "base": NAME extends a preset), instead of --preset.',
+)
+@click.option(
     "--data-root",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -54,9 +69,9 @@ def _count_option(flag: str, default: int, help: str):
     type=click.IntRange(min=1),
     default=None,
     help="Train on a seeded stratified subset of N images per class. Below "
-    f"{LOW_BUDGET_BELOW}, the low-budget recipe (as the downstream benchmark's GANs): {LOW_BUDGET_STEPS} steps, "
-    "--augment-real the dataset's, batches <= 64, --d-width 32; --epochs, --batch-size, --save-every, --augment-real "
-    "or --d-width override it.",
+    f"{LOW_BUDGET_BELOW}, the few-shot preset (as the downstream benchmark's GANs): {LOW_BUDGET_STEPS} steps, "
+    "--augment-real the dataset's, batches <= 64, --d-width 32; from there the dataset's preset, whose steps "
+    "scale smoothly with the images.",
 )
 @click.option(
     "--out",
@@ -75,7 +90,7 @@ def _count_option(flag: str, default: int, help: str):
 )
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: 100 for digits, else 15]."
+    "--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: the preset's step budget]."
 )
 @click.option("--batch-size", type=click.IntRange(min=2), default=TrainConfig.batch_size, show_default=True)
 @click.option("--lr-g", type=float, default=TrainConfig.lr_g, show_default=True, help="Generator learning rate.")
@@ -339,31 +354,17 @@ def train(
     resume_dir: Path | None,
     overwrite: bool,
     epochs: int | None,
-    diffaugment: str,
     quiet: bool,
-    no_export: bool,
-    spectral_norm: bool,
-    z_dim: int,
-    g_width: int,
-    d_width: int,
-    upsample: str,
-    g_depth: int,
-    d_depth: int,
-    mbstd: bool,
-    cond_bn: bool,
-    center_of_mass: str,
-    d_coords: bool,
-    d_pack: int,
-    ac_weight: float,
-    betas: str,
-    select_evaluator: Path | None,
+    preset: str | None,
+    config_file: Path | None,
     **opts,
 ) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
-    from ganaug.threads import configure_torch
+    from ganaug.presets import resolve
+    from ganaug.threads import check_threads, configure_torch
     from ganaug.training import Trainer
 
-    configure_torch(threads)
+    configure_torch(check_threads(threads, name="--threads"))
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     if resume_dir is not None:
@@ -384,58 +385,18 @@ def train(
             resume_dir, epochs=epochs, data_root=opts["data_root"], unlabelled=opts["unlabelled"], progress=not quiet
         )
     else:
-        policies = tuple(p.strip() for p in diffaugment.split(",") if p.strip())
-        beta1, beta2 = _parse_betas(betas)
-        data_root = opts.pop("data_root")
-        recipe: dict = {}
-        if opts["per_class"] is not None and opts["per_class"] < LOW_BUDGET_BELOW:
-            recipe = _low_budget(opts, data_root, epochs, given)
-            chosen = dict(recipe)
-            epochs, d_width = chosen.pop("epochs", epochs), chosen.pop("d_width", d_width)
-            opts.update(chosen)
-        opts["augment_real"] = False if opts["augment_real"] in (None, "none") else opts["augment_real"]
-        pool_given = opts["unlabelled"] is not None  # a folder to pseudo-label: the default threshold unless set
-        opts["pseudo_label"] = opts["pseudo_label"] or (PSEUDO_LABEL_THRESHOLD if pool_given else 0.0)
-        opts["unlabelled"] = None if opts["unlabelled"] is None else str(opts["unlabelled"])
-        try:
-            model = ModelConfig(
-                z_dim=z_dim,
-                g_width=g_width,
-                d_width=d_width,
-                spectral_norm=spectral_norm,
-                upsample=upsample,
-                g_depth=g_depth,
-                d_depth=d_depth,
-                mbstd=mbstd,
-                cond_bn=cond_bn,
-                center_of_mass=center_of_mass == "train",
-                d_coords=d_coords,
-                d_pack=d_pack,
-                aux_classifier=ac_weight > 0,
-            )
-            config = TrainConfig(
-                **opts,
-                data_root=None if data_root is None else str(data_root),
-                epochs=epochs,
-                diffaugment=policies,
-                export_onnx=not no_export,
-                beta1=beta1,
-                beta2=beta2,
-                ac_weight=ac_weight,
-                sample_center_of_mass=center_of_mass == "sample",
-                select_evaluator=None if select_evaluator is None else str(select_evaluator.resolve()),
-                model=model,
-            )
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
-        trainer = Trainer.new(config, run_dir, overwrite=overwrite, progress=not quiet)
-        if recipe:
-            shown = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in recipe.items())
-            click.echo(
-                f"--per-class {config.per_class} (< {LOW_BUDGET_BELOW}): the low-budget recipe, {shown}; "
-                "give any of them to override",
-                err=True,
-            )
+        overrides = _given_fields(ctx.params, given)
+        resolved = resolve(  # an InputError is one line, exit 2
+            opts["dataset"] if "dataset" in given else None,
+            preset=preset,
+            config=config_file,
+            per_class=opts["per_class"],
+            data_root=opts["data_root"],
+            **overrides,
+        )
+        trainer = Trainer.new(resolved.config, run_dir, overwrite=overwrite, progress=not quiet)
+        if resolved.said:  # after the run folder is set up, so a bad-input error stays one line
+            click.echo(resolved.said, err=True)
     result = trainer.fit()
     click.echo(
         f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_seconds:.1f} s "
@@ -444,24 +405,46 @@ def train(
     )
 
 
-def _low_budget(opts: dict, data_root: Path | None, epochs: int | None, given: set[str]) -> dict:
-    """The low-budget recipe's values of the options the command line left at their defaults.
+#: Options that set a ModelConfig field of the same name.
+MODEL_OPTIONS = ("spectral_norm", "z_dim", "g_width", "upsample", "d_width", "g_depth", "d_depth", "mbstd", "cond_bn")
+MODEL_OPTIONS += ("d_coords", "d_pack")
+#: Options that are not TrainConfig fields (or are passed to :func:`ganaug.presets.resolve` on their own).
+NOT_FIELDS = ("run_dir", "threads", "resume_dir", "overwrite", "quiet", "preset", "config_file", "dataset")
+NOT_FIELDS += ("per_class", "data_root")
 
-    With --pseudo-label the pool's size is known only after pseudo-labelling, so the epochs stay the
-    dataset's default there; the classical augmentation and D's width still apply.
-    """
-    from ganaug.data import class_count
 
-    recipe = low_budget_fields(
-        opts["dataset"],
-        opts["per_class"],
-        class_count(opts["dataset"], data_root),
-        batch_size=opts["batch_size"] if "batch_size" in given else None,
-        epochs=epochs,
-    )
-    if opts["pseudo_label"] or opts["unlabelled"] is not None:
-        recipe = {name: recipe[name] for name in ("augment_real", "d_width")}
-    return {name: value for name, value in recipe.items() if name not in given}
+def _given_fields(params: dict, given: set[str]) -> dict:
+    """The TrainConfig fields (``model``: a mapping of ModelConfig fields) the command line gave: they win over
+    the preset; the options left at their defaults are the preset's to set."""
+    fields: dict = {}
+    model: dict = {}
+    for name in given - set(NOT_FIELDS):
+        value = params[name]
+        if name in MODEL_OPTIONS:
+            model[name] = value
+        elif name == "diffaugment":
+            fields["diffaugment"] = tuple(p.strip() for p in value.split(",") if p.strip())
+        elif name == "betas":
+            fields["beta1"], fields["beta2"] = _parse_betas(value)
+        elif name == "no_export":
+            fields["export_onnx"] = not value
+        elif name == "center_of_mass":
+            model["center_of_mass"] = value == "train"
+            fields["sample_center_of_mass"] = value == "sample"
+        elif name == "ac_weight":
+            fields["ac_weight"] = value
+            model["aux_classifier"] = value > 0
+        elif name == "augment_real":
+            fields["augment_real"] = False if value in (None, "none") else value
+        elif name in ("select_evaluator", "unlabelled"):
+            fields[name] = None if value is None else str(value.resolve() if name == "select_evaluator" else value)
+        else:
+            fields[name] = value
+    if "unlabelled" in fields and "pseudo_label" not in fields:  # a folder to pseudo-label: the default threshold
+        fields["pseudo_label"] = PSEUDO_LABEL_THRESHOLD
+    if model:
+        fields["model"] = model
+    return fields
 
 
 def _parse_betas(value: str) -> tuple[float, float]:
