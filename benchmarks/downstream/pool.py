@@ -104,6 +104,8 @@ def run_pool(
         raise InputError(f"--shard {index}/{shards}: the index must be in 0..{shards - 1}")
     t0 = time.perf_counter()
     data = load_data(p, data_root)
+    if report_only and not cache.is_dir():
+        raise InputError(f"--report-only: no cache at {cache}; run the benchmark first, or give its --cache")
     cache.mkdir(parents=True, exist_ok=True)
     cells, quality, pseudo = [], {}, {}
     unit = 0
