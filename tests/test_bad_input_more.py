@@ -225,6 +225,14 @@ def test_bench_downstream_full_gan_of_a_subset_is_refused_up_front(run_copy, no_
     assert snapshot(run_copy.parent) == before
 
 
+@pytest.mark.parametrize("pool", [False, True])
+def test_report_only_without_a_cache_creates_nothing(tmp_path, pool):
+    args = ["--profile", "smoke", "--report-only", "--cache", tmp_path / "none", "--out", tmp_path / "out"]
+    before = snapshot(tmp_path)
+    one_line(run("bench", "downstream", *args, *(["--pool", "--budgets", "10"] if pool else [])), 2, "no cache at")
+    assert snapshot(tmp_path) == before
+
+
 # ---- 5. the benchmark run as a folder does not hide the standard library ----------------------------------
 
 
