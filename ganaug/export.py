@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -70,7 +71,7 @@ METADATA_KEYS: tuple[str, ...] = (
 """Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
 PROVENANCE_KEYS: tuple[str, ...] = ("data", "step", "checkpoint_sha256")
 """Metadata keys that say where a generator came from; null unless the caller's ``provenance`` gives them."""
-CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS)
+CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS) | {"sampling"}
 """Metadata keys ganaug derives from the generator and the export itself: ``provenance`` cannot set them."""
 
 
@@ -223,6 +224,7 @@ def export_onnx(
         provenance=provenance,
         overwrite=overwrite,
         protect=(checkpoint,),
+        sampling=(meta.get("config") or {}).get("sampling") or {},
     )
 
 
@@ -248,6 +250,7 @@ def export_generator(
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
     protect: tuple[Path, ...] = (),
+    sampling: dict[str, Any] | None = None,
 ) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
 
@@ -260,6 +263,8 @@ def export_generator(
             (each of those three defaults to null); it may not set any of :data:`CONTRACT_KEYS`.
         overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote.
         protect: paths ``out`` may not be, hold or lie inside (the checkpoint being read).
+        sampling: the model's default sampling (its preset's, ``{"temperature": t}``), stored as the ``sampling``
+            metadata that generation reads (:attr:`ganaug.runtime.OnnxGenerator.sampling`); empty = plain.
 
     Raises:
         InputError: ``out`` is a folder, its folder is missing or not writable, it exists (without
@@ -298,6 +303,7 @@ def export_generator(
         "output_range": list(OUTPUT_RANGE),
         "precision": precision,
         "model_config": dataclasses.asdict(config),
+        "sampling": dict(sampling or {}),
         **dict.fromkeys(PROVENANCE_KEYS),
         **(provenance or {}),
         "ganaug_version": __version__,
@@ -471,6 +477,9 @@ def check_generator_file(proto: onnx.ModelProto, path: str | Path) -> dict[str, 
             f"{path} has ONNX metadata {found}; ganaug {__version__} reads schema "
             f"{', '.join(map(str, SUPPORTED_ONNX_SCHEMAS))}; {fix}"
         )
+    sampling = metadata.get("sampling")  # optional: files exported before presets have none (plain sampling)
+    if sampling is not None and not _valid_sampling(sampling):
+        raise InputError(f'{path}: its sampling metadata {sampling!r:.80} is not {{"temperature": t > 0}}; {fix}')
     missing = [k for k in METADATA_KEYS if k not in metadata]
     if missing:
         raise InputError(f"{path} lacks the ganaug metadata {', '.join(missing)} (a truncated file?); {fix}")
@@ -503,6 +512,13 @@ def check_generator_file(proto: onnx.ModelProto, path: str | Path) -> dict[str, 
                 f"{TensorProto.DataType.Name(dtype)} [N{''.join(f', {d}' for d in shape)}]; {fix}"
             )
     return metadata
+
+
+def _valid_sampling(sampling: Any) -> bool:
+    if not isinstance(sampling, dict) or set(sampling) - {"temperature"}:
+        return False
+    t = sampling.get("temperature", 1.0)
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
 
 
 def _set_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:

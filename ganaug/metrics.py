@@ -19,7 +19,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,6 +296,7 @@ class LoadedGenerator:
             ``indices_sha256``, ...), or None when unknown.
         backend: ``onnx`` (ONNX Runtime) or ``pytorch`` (the EMA generator of a checkpoint).
         path: what was opened.
+        sampling: the model's default sampling (``{"temperature": t}``; empty = plain).
     """
 
     run: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -304,6 +305,7 @@ class LoadedGenerator:
     data: dict[str, Any] | None
     backend: str
     path: Path
+    sampling: dict[str, Any] = field(default_factory=dict)
 
 
 def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerator:
@@ -322,7 +324,9 @@ def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerato
     onnx_file = path if path.suffix == ".onnx" else path / ONNX_FILE
     if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
         gen = OnnxGenerator(onnx_file, provider="auto")
-        return LoadedGenerator(gen.run, gen.z_dim, gen.classes, gen.metadata.get("data"), "onnx", onnx_file)
+        return LoadedGenerator(
+            gen.run, gen.z_dim, gen.classes, gen.metadata.get("data"), "onnx", onnx_file, sampling=gen.sampling
+        )
     from ganaug.checkpoint import load_generator
 
     try:
@@ -344,7 +348,8 @@ def open_generator(path: str | Path, *, backend: str = "auto") -> LoadedGenerato
     def run(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return g(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
 
-    return LoadedGenerator(run, g.config.z_dim, list(meta["classes"]), data, "pytorch", path)
+    sampling = dict((meta.get("config") or {}).get("sampling") or {})
+    return LoadedGenerator(run, g.config.z_dim, list(meta["classes"]), data, "pytorch", path, sampling=sampling)
 
 
 def generate(

@@ -154,6 +154,12 @@ class OnnxGenerator:
         return tuple(self.metadata["image_shape"])
 
     @property
+    def sampling(self) -> dict[str, Any]:
+        """The model's default sampling (``{"temperature": t}``; empty = plain), from its preset via the run: what
+        ``ganaug generate``, :class:`~ganaug.dataset.GeneratedDataset` and the mixers use unless told otherwise."""
+        return dict(self.metadata.get("sampling") or {})
+
+    @property
     def providers(self) -> list[str]:
         """The ONNX Runtime providers the session really uses (creates the session)."""
         return self.session.get_providers()

@@ -123,7 +123,14 @@ def sampling_options(command):
     return click.option(
         "--temperature",
         type=click.FloatRange(min=0, min_open=True),
-        default=1.0,
-        show_default=True,
-        help="Latents are temperature x N(0, I): above 1 more variety (and more off-class images), below 1 less.",
+        default=None,
+        help="Latents are temperature x N(0, I): above 1 more variety (and more off-class images), below 1 less  "
+        "[default: the model's, from its preset (1: plain)].",
     )(command)
+
+
+def model_temperature(temperature: float | None, generator) -> float:
+    """``--temperature`` as given, else the model's default sampling's (``generator.sampling``), else 1."""
+    if temperature is not None:
+        return temperature
+    return float((getattr(generator, "sampling", None) or {}).get("temperature", 1.0))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli._common import main, sampling_options
+from ganaug.cli._common import main, model_temperature, sampling_options
 from ganaug.config import DATASETS
 from ganaug.errors import InputError
 from ganaug.outputs import write_text_whole
@@ -286,7 +286,8 @@ def evaluate(
     gen = open_generator(model, backend=backend)
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
-    sampling = sampling_from_options(temperature, label_check)  # evaluate_generator checks it against ev
+    # evaluate_generator checks it against ev
+    sampling = sampling_from_options(model_temperature(temperature, gen), label_check)
     # Before the run's training images are read: K candidates of each image of a 1,000-image batch at once.
     samples = per_class * len(gen.classes)
     shape = getattr(gen, "image_shape", (1, 28, 28))  # the PyTorch backend's generator makes 28x28 grey images

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from ganaug import __version__
-from ganaug.cli._common import InputProblem, main, sampling_options
+from ganaug.cli._common import InputProblem, main, model_temperature, sampling_options
 from ganaug.sampling import MAX_SEED
 
 _PNG_NAME = re.compile(r"\d{7,}\.png")  # what _write_pngs names an image
@@ -169,7 +169,10 @@ def generate(
     # Before the run's training images are read: K candidates of every image of a batch are held at once.
     check_unflatten_room(unflatten, batch=min(batch_size, len(labels)), image_shape=gen.image_shape)
     sampling = with_unflatten(
-        sampling_from_options(temperature, label_check), unflatten, run=model, data_root=data_root
+        sampling_from_options(model_temperature(temperature, gen), label_check),
+        unflatten,
+        run=model,
+        data_root=data_root,
     )
     sampling.check_classes(gen.classes)
     chosen = list(dict.fromkeys(labels.tolist()))

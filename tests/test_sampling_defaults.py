@@ -1,0 +1,82 @@
+"""Sampling travels with the model: the preset's sampling is recorded in the run, carried into the ONNX metadata,
+and `ganaug generate` / `ganaug evaluate` use it unless told otherwise (as transformers' generation_config does)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from ganaug.cli import main
+from ganaug.errors import InputError
+from ganaug.export import export_onnx
+from ganaug.runtime import OnnxGenerator
+from ganaug.training import Trainer
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def hot_run(tmp_path_factory):
+    """A tiny run whose preset samples at temperature 1.3, exported."""
+    run_dir = tmp_path_factory.mktemp("hot") / "run"
+    config = tiny_config(sampling={"temperature": 1.3}, preset="test@1")
+    Trainer.new(config, run_dir, overwrite=True, progress=False).fit()
+    export_onnx(run_dir)
+    return run_dir
+
+
+def _generate(model, out, *extra):
+    result = CliRunner().invoke(
+        main,
+        ["generate", str(model), "--per-class", "3", "--format", "npz", "--out", str(out), "--threads", "1", *extra],
+    )
+    assert result.exit_code == 0, result.output
+    with np.load(out) as f:
+        images = f["images"]
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    return images, manifest
+
+
+def test_the_run_and_its_onnx_file_carry_the_presets_sampling(hot_run):
+    config = json.loads((hot_run / "config.json").read_text())["config"]
+    assert config["sampling"] == {"temperature": 1.3} and config["preset"] == "test@1"
+    assert OnnxGenerator(hot_run / "generator.onnx").sampling == {"temperature": 1.3}
+
+
+def test_generate_uses_the_models_sampling_unless_told_otherwise(hot_run, tmp_path):
+    default, manifest = _generate(hot_run, tmp_path / "default.npz")
+    spelled, _ = _generate(hot_run, tmp_path / "spelled.npz", "--temperature", "1.3")
+    plain, plain_manifest = _generate(hot_run, tmp_path / "plain.npz", "--temperature", "1")
+    assert np.array_equal(default, spelled) and not np.array_equal(default, plain)
+    assert manifest["sampling"]["temperature"] == 1.3 and plain_manifest["sampling"]["temperature"] == 1.0
+
+
+def test_a_model_exported_before_presets_samples_plain(onnx_path, tmp_path):
+    """The tiny run of conftest has no sampling: plain sampling, as before."""
+    assert OnnxGenerator(onnx_path).sampling == {}
+    default, _ = _generate(onnx_path, tmp_path / "a.npz")
+    plain, _ = _generate(onnx_path, tmp_path / "b.npz", "--temperature", "1")
+    assert np.array_equal(default, plain)
+
+
+def test_bad_sampling_metadata_is_one_line(hot_run, tmp_path):
+    proto = onnx.load(hot_run / "generator.onnx")
+    for p in proto.metadata_props:
+        if p.key == "ganaug.sampling":
+            p.value = json.dumps({"temperature": -1})
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, bad)
+    with pytest.raises(InputError, match="sampling metadata"):
+        OnnxGenerator(bad)
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, tiny_run):
+    from tests.test_dataset import export_tiny_once
+
+    return export_tiny_once(tmp_path_factory, tiny_run)
