@@ -18,6 +18,12 @@ The law of a step: with ``n`` synthetic items a batch, synthetic item ``k`` of s
 come from two counter-based streams of the seed too, step ``s`` owning its own stretch of each. So every item
 depends only on ``(seed, s)`` and the batch size: never on the batches before, their order, the device or
 ``lookahead``; and a block of steps is drawn with one call per stream (vectorised, no per-step work).
+
+In a DataLoader ``collate_fn`` (torchvision's place for ``CutMix`` / ``MixUp``: ``mix(*default_collate(b))``),
+each worker holds its own copy of the mix and draws its own part of the one stream: the ``k``-th call in worker
+``w`` of ``W`` is step ``s0 + k * W + w`` (``s0`` the step of the copy the workers started from). The DataLoader
+hands batch ``i`` to worker ``i % W`` (round robin, restarted at worker 0 each epoch), so batch ``i`` gets step
+``s0 + i``: the synthetic items of a batch are the same whatever ``num_workers``, and no worker replays another's.
 """
 
 from __future__ import annotations
@@ -126,6 +132,27 @@ class SyntheticMix:
 
     The counter travels in :meth:`state_dict` / :meth:`load_state_dict` (save it with the model to resume).
 
+    DataLoader workers (a ``collate_fn`` such as ``lambda b: mix(*default_collate(b))``; under ``spawn`` it must
+    be picklable: a module-level function or class, or ``functools.partial``): each worker (see
+    ``torch.utils.data.get_worker_info()``) has its own copy of the mix, started from the main process's
+    :attr:`step` ``s0``. Worker ``w`` of ``W`` adds ``w`` to its counter at its first counted call and ``W`` after
+    each, so its ``k``-th batch is step ``s0 + k * W + w``; as the DataLoader hands batch ``i`` to worker
+    ``i % W``, batch ``i`` of an epoch is step ``s0 + i`` whatever ``num_workers`` (0 included), and each worker
+    generates only its own steps (its blocks of ``lookahead`` steps are strided by ``W``). In a worker :attr:`step`
+    (and :meth:`state_dict`) is the next step that worker uses. The main process's copy is never called, so its
+    :attr:`step` stays at ``s0``:
+
+    - ``persistent_workers=True``: the workers' copies live on, and each epoch continues their streams (no
+      epoch replays another; the steps are those of ``num_workers=0`` when every epoch has a multiple of ``W``
+      batches, else still distinct, with gaps).
+    - otherwise the workers are new copies of the main process's mix each epoch, which would replay the same
+      steps: set ``mix.step = epoch * len(loader)`` (or :meth:`load_state_dict` the batches done so far) before
+      each epoch, as resuming does, to continue the stream as ``num_workers=0`` does.
+    - ``in_order=False`` lets the DataLoader hand a batch to whichever worker is free: items stay distinct (every
+      worker has its own steps) but which batch gets which step then depends on timing.
+
+    An explicit ``step=`` is used as given, in a worker too.
+
     Raises:
         InputError: bad arguments (a one-line message says what is valid); at call time a batch of the
             wrong shape, dtype or device, or labels that are not int64 class indices.
@@ -185,10 +212,12 @@ class SyntheticMix:
         words = np.random.SeedSequence([self.seed, _MIX_PURPOSE]).generate_state(3, np.uint64) >> np.uint64(1)
         self._latent_seed, self._position_key, self._label_key = (int(w) for w in words)
         self.step = 0
+        self._lane: int | None = None  # the pid of the DataLoader worker whose counter was offset by its id
         self._onnx: dict[str, OnnxGenerator] = {}
         self._torch: dict[str, torch.nn.Module] = {}
         self._block: _Block | None = None  # the last block of steps generated ahead
-        self._ahead: tuple[tuple[int, int], Future] | None = None  # the next block's host arrays, being drawn
+        # the next block's host arrays, being drawn: ((first step, batch size), stride, future)
+        self._ahead: tuple[tuple[int, int], int, Future] | None = None
         self._worker: tuple[int, ThreadPoolExecutor] | None = None  # (pid, one thread) drawing them
 
     # ---- the plan -------------------------------------------------------------------------------
@@ -224,16 +253,19 @@ class SyntheticMix:
             labels=None if labels is None else labels[0],
         )
 
-    def _draw(self, first: int, steps: int, batch_size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Positions and labels of steps ``first .. first + steps - 1``: int64 [steps, n] each (or ``None``)."""
+    def _draw(
+        self, first: int, steps: int, batch_size: int, stride: int = 1
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Positions and labels of steps ``first, first + stride, .. first + (steps - 1) * stride``: int64
+        [steps, n] each (or ``None``)."""
         n = self.synthetic_count(batch_size)
         positions = None
         if self.mode == "replace":
-            keys = _stream_words(self._position_key, first, steps, batch_size)
+            keys = _stream_words(self._position_key, first, steps, batch_size, stride)
             positions = np.sort(np.argsort(keys, axis=1, kind="stable")[:, :n], axis=1).astype(np.int64)
         labels = None
         if not isinstance(self.classes, str) or self.classes == "uniform":
-            raw = _stream_words(self._label_key, first, steps, n)
+            raw = _stream_words(self._label_key, first, steps, n, stride)
             u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # uniform in (0, 1)
             if isinstance(self.classes, str):
                 labels = np.minimum((u * len(self.class_names)).astype(np.int64), len(self.class_names) - 1)
@@ -247,8 +279,9 @@ class SyntheticMix:
         self, images: torch.Tensor, labels: torch.Tensor, *, step: int | None = None, return_mask: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self._check_batch(images, labels)
-        counted = step is None
+        counted, stride = step is None, 1
         if counted:
+            stride = self._worker_stride()
             step = self.step
         elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise InputError(f"step must be a whole number >= 0, got {step!r}")
@@ -260,10 +293,10 @@ class SyntheticMix:
                 step, len(images), images.dtype, images.device, ints=ints, z=z, batch_labels=labels
             )
         else:
-            block = self._block_of(step, len(images), images.dtype, images.device)
+            block = self._block_of(step, len(images), images.dtype, images.device, stride)
         if counted:  # only now: a refused call (a block that cannot fit) leaves the counter where it was
-            self.step = step + 1
-        k = step - block.first
+            self.step = step + stride
+        k = (step - block.first) // block.stride
         syn, syn_labels = block.step_images[k], block.step_labels[k]
         if self.mode == "replace":
             where = block.step_positions[k]
@@ -277,42 +310,69 @@ class SyntheticMix:
             out_labels = smooth_labels(out_labels, len(self.class_names), self.label_smoothing, mask)
         return (out_images, out_labels, mask) if return_mask else (out_images, out_labels)
 
-    def _block_of(self, step: int, batch_size: int, dtype: torch.dtype, device: torch.device) -> _Block:
+    def _worker_stride(self) -> int:
+        """How far a counted call moves the counter: the DataLoader's worker count in a worker, else 1.
+
+        At the first counted call in a worker process, the counter (copied from the main process) moves on by the
+        worker's id, so worker ``w`` of ``W`` takes steps ``s0 + w, s0 + w + W, ...``: its share of the batches."""
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is None:
+            return 1
+        if getattr(self, "_lane", None) != os.getpid():  # a fresh copy in this worker (forked or unpickled)
+            self._lane = os.getpid()
+            self.step += int(info.id)
+        return max(1, int(info.num_workers))
+
+    def _block_of(
+        self, step: int, batch_size: int, dtype: torch.dtype, device: torch.device, stride: int = 1
+    ) -> _Block:
         """The block of steps holding ``step`` for this batch size, dtype and device: generated on first use.
 
-        On CUDA the next block's host arrays (plans and latents: the host's share of the work, which grows with
-        the batch) are drawn meanwhile on a worker thread, so a training loop that goes step by step finds them
-        ready; numpy releases the GIL for that work. Nothing else changes: they are the same arrays."""
-        first = step // self.lookahead * self.lookahead
-        key = (first, batch_size, dtype, str(device))
+        A block is ``lookahead`` steps ``stride`` apart (``stride`` > 1 in a DataLoader worker, which uses only
+        every ``stride``-th step): steps ``first + j * stride`` with ``first`` the block's start in ``step``'s
+        lane (``step % stride``). On CUDA the next block's host arrays (plans and latents: the host's share of
+        the work, which grows with the batch) are drawn meanwhile on a worker thread, so a training loop that
+        goes step by step finds them ready; numpy releases the GIL for that work. Nothing else changes: they are
+        the same arrays."""
+        span = self.lookahead * stride
+        first = step // span * span + step % stride
+        key = (first, stride, batch_size, dtype, str(device))
         if self._block is None or self._block.key != key:
             self._check_block_room(batch_size, self.synthetic_count(batch_size), dtype, device)
             self._block = None  # let the old block's memory go before the new one is made
             ahead, self._ahead = self._ahead, None
-            if ahead is not None and ahead[0] == (first, batch_size):
-                ints, z = ahead[1].result()
+            if ahead is not None and ahead[:2] == ((first, batch_size), stride):
+                ints, z = ahead[2].result()
             else:
-                ints, z = self._host_arrays(first, self.lookahead, batch_size)
+                ints, z = self._host_arrays(first, self.lookahead, batch_size, stride)
             if device.type in self._PREFETCH_ON:
-                following = first + self.lookahead
+                following = first + span
                 work = self._pool().submit(
-                    self._host_arrays, following, self.lookahead, batch_size, pin=device.type == "cuda"
+                    self._host_arrays, following, self.lookahead, batch_size, stride, pin=device.type == "cuda"
                 )
-                self._ahead = ((following, batch_size), work)
+                self._ahead = ((following, batch_size), stride, work)
             self._block = self._make_block(first, batch_size, dtype, device, ints=ints, z=z)
-            self._block.key = key
+            self._block.key, self._block.stride = key, stride
         return self._block
 
     def _host_arrays(
-        self, first: int, steps: int, batch_size: int, *, pin: bool = False
+        self, first: int, steps: int, batch_size: int, stride: int = 1, *, pin: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The host's part of a block: int64 [2 or 1, L, n] (positions in ``replace`` mode, then labels) and the
-        latents float32 [L * n, z_dim] (rows ``first * n ..`` of the latent stream), in pinned memory with
-        ``pin`` (the worker thread pins too, off the training thread). A pure function of its arguments."""
+        """The host's part of a block of steps ``first + j * stride``: int64 [2 or 1, L, n] (positions in
+        ``replace`` mode, then labels) and the latents float32 [L * n, z_dim] (rows ``s * n .. s * n + n - 1`` of
+        the latent stream for each step ``s``), in pinned memory with ``pin`` (the worker thread pins too, off the
+        training thread). A pure function of its arguments."""
         n = self.synthetic_count(batch_size)
-        positions, labels = self._draw(first, steps, batch_size)
+        positions, labels = self._draw(first, steps, batch_size, stride)
         ints = torch.from_numpy(np.stack([a for a in (positions, labels) if a is not None]))
-        z = torch.from_numpy(latents(self._latent_seed, first * n, (first + steps) * n, self.z_dim))
+        if stride == 1:
+            z = latents(self._latent_seed, first * n, (first + steps) * n, self.z_dim)
+        else:  # one step at a time: only the rows this lane uses are drawn
+            starts = [(first + j * stride) * n for j in range(steps)]
+            z = np.concatenate([latents(self._latent_seed, s, s + n, self.z_dim) for s in starts])
+        z = torch.from_numpy(z)
         return (ints.pin_memory(), z.pin_memory()) if pin else (ints, z)
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -460,7 +520,7 @@ class SyntheticMix:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_onnx"], state["_torch"], state["_block"] = {}, {}, None  # rebuilt where unpickled
-        state["_ahead"], state["_worker"] = None, None
+        state["_ahead"], state["_worker"] = None, None  # _lane stays: it names the process whose lane was taken
         return state
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -518,8 +578,9 @@ class SyntheticMix:
 
 @dataclass
 class _Block:
-    """Synthetic items of steps ``first .. first + L - 1``: images [L, n, 1, 28, 28] (normalised, the batch's
-    dtype), labels int64 [L, n] and, in ``replace`` mode, positions int64 [L, n], all on the device."""
+    """Synthetic items of steps ``first + k * stride`` for ``k`` in ``[0, L)``: images [L, n, 1, 28, 28]
+    (normalised, the batch's dtype), labels int64 [L, n] and, in ``replace`` mode, positions int64 [L, n], all
+    on the device."""
 
     key: tuple[Any, ...] | None
     first: int
@@ -527,6 +588,7 @@ class _Block:
     labels: torch.Tensor
     positions: torch.Tensor | None
     _masks: torch.Tensor | None = None
+    stride: int = 1  # the block's steps are ``first + k * stride``
 
     def __post_init__(self) -> None:
         # One view per step, made once: a call then indexes a tuple instead of making three tensor views.
@@ -535,7 +597,8 @@ class _Block:
         self.step_positions = self.positions.unbind(0) if self.positions is not None else None
 
     def mask(self, k: int, batch_size: int, n: int) -> torch.Tensor:
-        """Bool [N'] mask of step ``first + k``'s synthetic items; all L masks are made at the first request."""
+        """Bool [N'] mask of step ``first + k * stride``'s synthetic items; all L masks are made at the first
+        request."""
         if self._masks is None:
             steps, device = len(self.images), self.images.device
             if self.positions is not None:
@@ -546,15 +609,23 @@ class _Block:
         return self._masks[k]
 
 
-def _stream_words(key: int, first: int, steps: int, per_step: int) -> np.ndarray:
-    """uint64 [steps, per_step]: words of the Philox stream ``key`` for steps ``first .. first + steps - 1``.
+def _stream_words(key: int, first: int, steps: int, per_step: int, stride: int = 1) -> np.ndarray:
+    """uint64 [steps, per_step]: words of the Philox stream ``key`` for steps ``first + j * stride``, ``j`` in
+    ``[0, steps)``.
 
     Step ``s`` owns counter blocks ``[s * c, (s + 1) * c)`` with ``c = ceil(per_step / 4)`` (4 words a block)
-    and takes the first ``per_step`` words of them, so any run of steps is one draw."""
+    and takes the first ``per_step`` words of them, so any run of steps is one draw (and a strided one a draw a
+    step, skipping the other steps' blocks)."""
     c = -(-per_step // 4)
     bits = np.random.Philox(key=key)
     bits.advance(first * c)
-    return bits.random_raw(steps * c * 4).reshape(steps, c * 4)[:, :per_step]
+    if stride == 1:
+        return bits.random_raw(steps * c * 4).reshape(steps, c * 4)[:, :per_step]
+    words = np.empty((steps, c * 4), np.uint64)
+    for j in range(steps):
+        words[j] = bits.random_raw(c * 4)
+        bits.advance((stride - 1) * c)
+    return words[:, :per_step]
 
 
 def _upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

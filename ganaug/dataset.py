@@ -12,7 +12,8 @@ dataset's and a DataLoader without ``shuffle=True`` still sees every class in ev
 keeps the class-by-class layout (the images ``ganaug generate`` makes with the same counts and seed). ONNX
 Runtime's CPU kernels compute each row of a batch independently of the others, of the batch size and of
 the thread count, so the items are the same whatever the epoch, access order, ``batch_size`` or
-``num_workers``. Generation is batched: a DataLoader batch is one :meth:`GeneratedDataset.__getitems__`
+``num_workers``: DataLoader workers fetch the indices the sampler hands them, so no worker repeats another's
+items. Generation is batched: a DataLoader batch is one :meth:`GeneratedDataset.__getitems__`
 call that generates the batch's missing items in one ONNX call; items are cached per process.
 
 :class:`SourceDataset` wraps :func:`ganaug.data.load_source` (digits, MNIST, Fashion-MNIST, image

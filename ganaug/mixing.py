@@ -297,7 +297,9 @@ class AugmentedDataset(ConcatDataset):
         len(synthetic)``, drawn with replacement, so a batch's synthetic share is ``share`` on average whatever
         the two parts' sizes (binomially: a batch of 64 at ``share=0.1`` holds 6.4 ± 2.4 generated items). That
         is a large synthetic pool (variety) at a small share of each batch, as the benchmark's winning levers
-        train. Pass it as ``DataLoader(dataset, sampler=...)``.
+        train. Pass it as ``DataLoader(dataset, sampler=...)``. The sampler draws the indices in the main
+        process and the workers only fetch them, and every item is a function of its index, so the items of each
+        batch are the same whatever ``num_workers``.
 
         Args:
             share: 0 <= share < 1 [default: 0.1, the low-budget recipe's; :mod:`ganaug.recipe`].
