@@ -105,6 +105,8 @@ class SyntheticMix:
             ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.labels.smooth_labels`),
             so ``F.cross_entropy(logits, labels)`` trains the generated items on smoothed labels and the real
             ones as before. 0: int64 labels. Where the recipe paid and where it did not: :mod:`ganaug.recipe`.
+        temperature: latents are ``temperature * N(0, I)`` (> 0), as in :class:`ganaug.resample.Sampling`.
+            Default: the model's own (its preset's ``sampling``; 1, plain, for models without one).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -179,6 +181,7 @@ class SyntheticMix:
         threads: int | None = None,
         lookahead: int = 16,
         label_smoothing: float | None = None,
+        temperature: float | None = None,
     ) -> None:
         if share is None:
             share, label_smoothing = MIX_SHARE, MIX_SMOOTHING if label_smoothing is None else label_smoothing
@@ -205,7 +208,14 @@ class SyntheticMix:
         self.value_range = _check_range(value_range)
         self.normalize = _check_normalize(normalize)
         self._uint8_ok = value_range is None and normalize is None
-        self.path, self.z_dim, self.class_names = _open(Path(generator), backend)
+        self.path, self.z_dim, self.class_names, model_sampling = _open(Path(generator), backend)
+        if temperature is None:  # the model's default sampling, as `ganaug generate` and GeneratedDataset use it
+            temperature = model_sampling.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise InputError(f"temperature must be a number > 0, got {temperature!r}")
+        if not math.isfinite(temperature):
+            raise InputError(f"temperature must be finite, got {temperature!r}")
+        self.temperature = float(temperature)
         if self.share > 0:  # the host's share of one synthetic item a step: a lower bound, checked up front
             self._check_block_room(1, 1, torch.float32, torch.device("cpu"), least=True)
         self.classes = _check_classes(classes, mode, len(self.class_names))
@@ -372,6 +382,8 @@ class SyntheticMix:
         else:  # one step at a time: only the rows this lane uses are drawn
             starts = [(first + j * stride) * n for j in range(steps)]
             z = np.concatenate([latents(self._latent_seed, s, s + n, self.z_dim) for s in starts])
+        if self.temperature != 1.0:  # as ganaug.resample.Sampling scales them: float32 latents times float32 t
+            z = z * np.float32(self.temperature)
         z = torch.from_numpy(z)
         return (ints.pin_memory(), z.pin_memory()) if pin else (ints, z)
 
@@ -637,8 +649,9 @@ def _upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
-def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str]]:
-    """(the file the backend loads, z_dim, class names) of a run folder, ``.onnx`` or checkpoint."""
+def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str], dict[str, Any]]:
+    """(the file the backend loads, z_dim, class names, the model's default sampling) of a run folder, ``.onnx``
+    or checkpoint."""
     if backend == "onnx":
         from ganaug.runtime import ONNX_FILE, OnnxGenerator
 
@@ -646,12 +659,12 @@ def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str]]:
         if path.suffix == ".pt":
             raise InputError(f"{path} is a checkpoint; give backend='torch', or the run's generator.onnx")
         probe = OnnxGenerator(onnx_path, provider="cpu")  # metadata only: the session is made on first use
-        return onnx_path, probe.z_dim, probe.classes
+        return onnx_path, probe.z_dim, probe.classes, probe.sampling
     from ganaug.export import load_checkpoint_generator
 
     source = path.parent if path.suffix == ".onnx" else path
     generator, meta = load_checkpoint_generator(source)
-    return source, generator.config.z_dim, list(meta["classes"])
+    return source, generator.config.z_dim, list(meta["classes"]), dict((meta.get("config") or {}).get("sampling") or {})
 
 
 def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float]:

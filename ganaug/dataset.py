@@ -171,7 +171,8 @@ class GeneratedDataset(VisionDataset):
             ``max(1, cores // num_workers)`` in each DataLoader worker, so workers do not oversubscribe.
         chunk_size: the most items one ONNX call generates; a single ``dataset[i]`` generates the missing
             items of its aligned chunk ``[i // chunk_size * chunk_size, ...)`` so item-by-item loops stay batched.
-        temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample).
+        temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample). Default: the model's
+            own (its preset's ``sampling``, carried in the ONNX metadata; 1 for models without one).
         label_check: an evaluator folder (or a :class:`ganaug.resample.LabelCheck`) that must agree with each
             item's label; see :mod:`ganaug.resample`.
         unflatten: for a run folder trained with ``--flatten-density``: candidates per item (0 = off; or a
@@ -208,7 +209,7 @@ class GeneratedDataset(VisionDataset):
         provider: str = "cpu",
         threads: int | None = None,
         chunk_size: int = 1024,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         label_check: str | Path | LabelCheck | None = None,
         unflatten: int | Unflatten = 0,
         data_root: str | Path | None = None,
@@ -238,9 +239,10 @@ class GeneratedDataset(VisionDataset):
         check = LabelCheck.load(label_check) if isinstance(label_check, (str, Path)) else label_check
         if not isinstance(unflatten, Unflatten) and unflatten:
             unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
-        self.sampling = Sampling(temperature, check, unflatten or None)
-
         runtime = self._runtime()
+        if temperature is None:  # the model's default sampling, as `ganaug generate` uses it
+            temperature = float(runtime.sampling.get("temperature", 1.0))
+        self.sampling = Sampling(temperature, check, unflatten or None)
         self.z_dim: int = int(runtime.z_dim)
         self.classes: list[str] = list(runtime.classes)
         self.image_shape: tuple[int, int, int] = tuple(int(s) for s in runtime.image_shape)

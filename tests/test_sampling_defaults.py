@@ -80,3 +80,37 @@ def onnx_path(tmp_path_factory, tiny_run):
     from tests.test_dataset import export_tiny_once
 
     return export_tiny_once(tmp_path_factory, tiny_run)
+
+
+def test_generated_dataset_yields_what_generate_writes_on_both_defaults(hot_run, tmp_path):
+    from ganaug.dataset import GeneratedDataset
+
+    written, _ = _generate(hot_run, tmp_path / "g.npz", "--seed", "5")
+    with np.load(tmp_path / "g.npz") as f:
+        labels = f["labels"]
+    ds = GeneratedDataset(hot_run, per_class=3, seed=5, order="sorted", output="tensor", value_range=(0, 1))
+    assert ds.sampling.temperature == 1.3
+    items = [ds[i] for i in range(len(ds))]
+    assert [int(y) for _, y in items] == labels.tolist()
+    mine = np.stack([(x.numpy()[0] * 255).round().astype(np.uint8) for x, _ in items])
+    assert np.array_equal(mine, written.reshape(mine.shape))
+    plain = GeneratedDataset(hot_run, per_class=3, seed=5, order="sorted", temperature=1.0)
+    assert plain.sampling.temperature == 1.0
+
+
+def test_synthetic_mix_and_augment_apply_the_models_sampling(hot_run):
+    import torch
+
+    from ganaug import SyntheticMix, augment
+    from ganaug.dataset import GeneratedDataset, SourceDataset
+
+    images, labels = torch.zeros(16, 1, 28, 28), torch.arange(16) % 10
+    mixes = {t: SyntheticMix(hot_run, share=0.5, seed=1, threads=1, temperature=t) for t in (None, 1.3, 1.0)}
+    assert mixes[None].temperature == 1.3
+    out = {t: mix(images, labels)[0] for t, mix in mixes.items()}
+    assert torch.equal(out[None], out[1.3]) and not torch.equal(out[None], out[1.0])
+    real = torch.utils.data.Subset(SourceDataset("digits"), list(range(20)))
+    default = augment(real, hot_run, per_class=2)
+    spelled = augment(real, GeneratedDataset(hot_run, per_class=2, order="sorted", temperature=1.3), per_class=2)
+    for i in range(20, len(default)):
+        assert np.array_equal(np.asarray(default[i][0]), np.asarray(spelled[i][0]))
