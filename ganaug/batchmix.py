@@ -42,7 +42,7 @@ import torch
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
-from ganaug.recipe import MIX_SHARE, MIX_SMOOTHING
+from ganaug.recipe import MIX_SHARE
 from ganaug.sampling import latents
 from ganaug.threads import check_threads
 
@@ -86,7 +86,8 @@ class SyntheticMix:
         share: the synthetic share of the returned batch of N items. ``replace``: ``round(share * N)``
             items are replaced (0 <= share <= 1). ``extend``: ``m = round(share * N / (1 - share))``
             items are appended, so ``m / (N + m)`` is ``share`` up to rounding (0 <= share < 1). Left out:
-            the low-budget recipe (:mod:`ganaug.recipe`), 0.1 with ``label_smoothing`` 0.2.
+            the low-budget recipe's 0.1 (:mod:`ganaug.recipe`; the benchmark measured it with
+            ``label_smoothing=0.2``, which you ask for yourself: it changes the labels' type).
         mode: ``replace`` (the batch keeps its size) or ``extend`` (synthetic items appended).
         classes: ``uniform`` (each synthetic label uniform over the classes), a sequence of
             ``num_classes`` weights (not necessarily normalised), or ``same`` (``replace`` only: each
@@ -100,7 +101,7 @@ class SyntheticMix:
             run's BatchNorm-folded EMA generator in PyTorch, on the batch's device).
         threads: ONNX Runtime intra-op threads on the CPU (default: ONNX Runtime's choice); at most
             :data:`ganaug.threads.MAX_THREADS_PER_CPU` times the CPUs this process may use.
-        label_smoothing: ``e`` in [0, 1) [default: 0 with a ``share``, 0.2 without]. With ``e > 0`` the
+        label_smoothing: ``e`` in [0, 1) [default: 0: int64 labels, with or without a ``share``]. With ``e > 0`` the
             returned labels are float32 [N', num_classes] probability targets: one-hot for the real items,
             ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.labels.smooth_labels`),
             so ``F.cross_entropy(logits, labels)`` trains the generated items on smoothed labels and the real
@@ -184,7 +185,7 @@ class SyntheticMix:
         temperature: float | None = None,
     ) -> None:
         if share is None:
-            share, label_smoothing = MIX_SHARE, MIX_SMOOTHING if label_smoothing is None else label_smoothing
+            share = MIX_SHARE
         if mode not in ("replace", "extend"):
             raise InputError(f"mode must be 'replace' or 'extend', got {mode!r}")
         if backend not in ("onnx", "torch"):

@@ -10,11 +10,12 @@ and ``target_transform``), so one transform normalizes both::
     train.mix.to_dict()  # per class: real and synthetic counts
 
 :meth:`AugmentedDataset.sampler` draws a fixed synthetic share of every epoch instead of the share the counts
-give, and ``augment(..., label_smoothing=e)`` trains the synthetic items on smoothed labels. With no rule,
-``augment`` is the benchmark's low-budget recipe (:mod:`ganaug.recipe`: a large synthetic pool, 500 per class,
-labels smoothed by 0.2, drawn at the sampler's default 10% share)::
+give. With no rule, ``augment`` adds the benchmark's large synthetic pool (:mod:`ganaug.recipe`: 500 per class,
+drawn at the sampler's default 10% share). Labels are ints whatever the rule, as the real dataset's are;
+``label_smoothing=e`` asks for probability targets instead, the synthetic ones smoothed by ``e`` (the benchmark's
+best lever on Fashion-MNIST with 10 real images per class, 0.2; see :mod:`ganaug.recipe`)::
 
-    train = augment(real, "runs/fashion")  # = per_class=500, label_smoothing=0.2
+    train = augment(real, "runs/fashion", label_smoothing=0.2)  # per_class=500
     loader = DataLoader(train, batch_size=64, sampler=train.sampler())  # share=0.1
     for images, targets in loader:  # targets: float [64, 10] probabilities
         loss = F.cross_entropy(model(images), targets)
@@ -41,7 +42,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset, WeightedRandomSampl
 from ganaug.dataset import ClassKey, GeneratedDataset
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, parse_counts, smooth_labels, whole
-from ganaug.recipe import MIX_PER_CLASS, MIX_SHARE, MIX_SMOOTHING
+from ganaug.recipe import MIX_PER_CLASS, MIX_SHARE
 from ganaug.sampling import derive_seed
 
 _ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
@@ -470,8 +471,8 @@ def augment(
     - ``per_class=n`` (or ``{class: n}``): ``n_c = n`` (classes left out of a mapping get none);
     - ``balance_to=t`` (or ``"max"``, the largest ``r_c``): ``n_c = max(0, t - r_c)``, so every class reaches ``t``.
 
-    With no rule, the low-budget recipe (:mod:`ganaug.recipe`): ``per_class=500`` with the synthetic labels
-    smoothed by 0.2, to be drawn at :meth:`AugmentedDataset.sampler`'s default 10% share::
+    With no rule, the low-budget recipe's pool (:mod:`ganaug.recipe`): ``per_class=500``, to be drawn at
+    :meth:`AugmentedDataset.sampler`'s default 10% share::
 
         train = augment(real, "runs/fashion")
         loader = DataLoader(train, batch_size=64, sampler=train.sampler())
@@ -490,7 +491,7 @@ def augment(
         seed: latent seed with a generator file (default 0).
         label_filter: keep only synthetic images a classifier assigns to their class.
         match_class_names: require the real class names to equal the generator's (not just their number).
-        label_smoothing: ``e`` in [0, 1) [default: 0 with a rule, 0.2 without]. With ``e > 0`` the items'
+        label_smoothing: ``e`` in [0, 1) [default: 0: int labels, whatever the rule]. With ``e > 0`` the items'
             targets become probability vectors, smoothed by ``e`` for synthetic items only (see
             :class:`AugmentedDataset`); needs a real dataset without ``target_transform``. Where it paid and
             where it did not (Fashion-MNIST and MNIST, 10 and 50 real images per class): :mod:`ganaug.recipe`.
@@ -512,16 +513,13 @@ def augment(
     recipe = None if given else "low-budget"
     if recipe:
         given = {"per_class": MIX_PER_CLASS}
-    if label_smoothing is None:
-        label_smoothing = MIX_SMOOTHING if recipe else 0.0
-    smoothing = check_smoothing(label_smoothing)
+    smoothing = check_smoothing(0.0 if label_smoothing is None else label_smoothing)
     if len(real) == 0:
         raise InputError("the real dataset is empty")
     base, index_map = _innermost(real)
     if smoothing and getattr(base, "target_transform", None) is not None:
-        said = " (the low-budget recipe's, with no rule)" if recipe and label_smoothing == MIX_SMOOTHING else ""
         raise InputError(
-            f"label_smoothing={smoothing}{said} makes the targets probability vectors; give a real dataset "
+            f"label_smoothing={smoothing} makes the targets probability vectors; give a real dataset "
             "without target_transform, or label_smoothing=0"
         )
     pool, path, base_seed = _pool(generated, seed)

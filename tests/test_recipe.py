@@ -151,39 +151,43 @@ def onnx_path(tmp_path_factory, tiny_run) -> Path:
     return export_tiny_once(tmp_path_factory, tiny_run)
 
 
-def test_augment_without_a_rule_is_the_mixing_recipe(onnx_path):
+def test_augment_without_a_rule_is_the_recipes_pool_with_int_labels(onnx_path):
     digits = SourceDataset("digits")
     targets = np.asarray(digits.targets)
     real = torch.utils.data.Subset(
         digits, np.concatenate([np.flatnonzero(targets == c)[:3] for c in range(10)]).tolist()
     )
     recipe = augment(real, onnx_path)
-    spelled = augment(real, onnx_path, per_class=MIX_PER_CLASS, label_smoothing=MIX_SMOOTHING)
+    spelled = augment(real, onnx_path, per_class=MIX_PER_CLASS)
     assert recipe.mix.synthetic == [MIX_PER_CLASS] * 10 and recipe.to_dict()["recipe"] == "low-budget"
-    assert spelled.to_dict()["recipe"] is None and recipe.mix.label_smoothing == MIX_SMOOTHING
+    assert spelled.to_dict()["recipe"] is None and recipe.mix.label_smoothing == 0.0
     for i in (0, 29, 30, 31, len(recipe) - 1):
         (a, ta), (b, tb) = recipe[i], spelled[i]
-        assert np.array_equal(np.asarray(a), np.asarray(b)) and torch.equal(ta, tb)
-    assert recipe[30][1].max() == pytest.approx(1 - MIX_SMOOTHING + MIX_SMOOTHING / 10)  # the first synthetic item
-    assert isinstance(augment(real, onnx_path, per_class=2)[30][1], int)  # a rule: hard labels, as before
-    assert isinstance(augment(real, onnx_path, label_smoothing=0.0)[30][1], int)
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and ta == tb
+    # One label type whatever the rule: ints, as the real dataset's; probability vectors only when asked for.
+    for mixed in (recipe, augment(real, onnx_path, per_class=2), augment(real, onnx_path, ratio=1.0)):
+        assert {type(mixed[i][1]) for i in (0, 30)} == {int}
+    smooth = augment(real, onnx_path, label_smoothing=MIX_SMOOTHING)
+    assert smooth[30][1].max() == pytest.approx(1 - MIX_SMOOTHING + MIX_SMOOTHING / 10)  # the first synthetic item
+    assert smooth[0][1].shape == (10,)  # the real items too: one type in a batch
     draws = [list(d.sampler(generator=torch.Generator().manual_seed(1))) for d in (recipe, spelled)]
     assert draws[0] == draws[1] == list(spelled.sampler(MIX_SHARE, generator=torch.Generator().manual_seed(1)))
     with pytest.raises(InputError, match="give one of ratio=.*or none for the low-budget recipe"):
         augment(real, onnx_path, ratio=1.0, per_class=1)
     with_tt = SourceDataset("digits", target_transform=int)
-    with pytest.raises(InputError, match=r"label_smoothing=0.2 \(the low-budget recipe's.*or label_smoothing=0$"):
-        augment(with_tt, onnx_path)
-    assert augment(with_tt, onnx_path, label_smoothing=0).mix.recipe == "low-budget"
+    with pytest.raises(InputError, match=r"label_smoothing=0.2 makes the targets probability vectors.*=0$"):
+        augment(with_tt, onnx_path, label_smoothing=MIX_SMOOTHING)
+    assert augment(with_tt, onnx_path).mix.recipe == "low-budget"
 
 
-def test_synthetic_mix_without_a_share_is_the_mixing_recipe(onnx_path):
+def test_synthetic_mix_labels_have_one_type_whatever_the_share(onnx_path):
     recipe = SyntheticMix(onnx_path, seed=2, threads=1)
-    spelled = SyntheticMix(onnx_path, share=MIX_SHARE, label_smoothing=MIX_SMOOTHING, seed=2, threads=1)
+    spelled = SyntheticMix(onnx_path, share=MIX_SHARE, seed=2, threads=1)
     images, labels = batch(30)
     out, targets = recipe(images, labels)
     same, same_targets = spelled(images, labels)
-    assert torch.equal(out, same) and torch.equal(targets, same_targets) and targets.shape == (30, 10)
-    assert (recipe.share, recipe.label_smoothing) == (MIX_SHARE, MIX_SMOOTHING)
-    assert SyntheticMix(onnx_path, label_smoothing=0.0, threads=1).label_smoothing == 0.0
-    assert SyntheticMix(onnx_path, share=0.3, threads=1).label_smoothing == 0.0  # a share: hard labels, as before
+    assert torch.equal(out, same) and torch.equal(targets, same_targets)
+    assert targets.dtype == SyntheticMix(onnx_path, share=0.25, threads=1)(images, labels)[1].dtype == torch.int64
+    assert (recipe.share, recipe.label_smoothing) == (MIX_SHARE, 0.0)
+    smooth = SyntheticMix(onnx_path, seed=2, threads=1, label_smoothing=MIX_SMOOTHING)(images, labels)[1]
+    assert smooth.shape == (30, 10) and smooth.dtype == torch.float32
