@@ -9,7 +9,7 @@ so they share the CPU cores), then runs
 and CAS beside the real ceiling (the full-profile classifier unless ``--cas-classifier`` says otherwise).
 
     python -m benchmarks.coverage --data-root ../shared/data --evaluator runs/evaluator \\
-        --levers baseline,mbstd --jobs 2 --out-dir benchmarks/results/coverage_cpu
+        --levers baseline,mbstd --jobs 2 --out-dir runs/benchmarks/coverage_cpu
     python -m benchmarks.coverage --data-root DATA --evaluator EVAL --device cuda --jobs 16 \\
         --levers all --out-dir OUT            # on a GPU a lever runs with --amp off unless it sets --amp
 
@@ -157,7 +157,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="evaluate --cas-per-class [default: the training split's counts]",
     )
-    p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "coverage")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("runs") / "benchmarks" / "coverage",
+        help="results.json and report.md [default: runs/benchmarks/coverage]",
+    )
     p.add_argument("--work-dir", type=Path, default=None, help="run folders, logs, CAS cache [default: runs/coverage]")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md from results.json")
     args = p.parse_args(argv)

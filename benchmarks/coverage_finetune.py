@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-per-class", type=int, default=None, help="evaluate --per-class [default: evaluate's]")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work-dir", type=Path, default=Path("runs") / "coverage_finetune")
-    p.add_argument("--out-dir", type=Path, default=Path("benchmarks") / "results" / "coverage_finetune")
+    p.add_argument("--out-dir", type=Path, default=Path("runs") / "benchmarks" / "coverage_finetune")
     args = p.parse_args(argv)
     args.names = list(VARIANTS) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n]
     unknown = [n for n in args.names if n not in VARIANTS]

@@ -8,7 +8,7 @@ sampling (Azadi et al., 2019) in its simplest, deterministic form; at T > 1 it a
 precision that a hotter latent gives away for recall.
 
     python -m benchmarks.d_ranked RUN --evaluator EV --data-root ../shared/data --variants 1:1,1:2,1.2:2,1.3:3 \\
-        --out benchmarks/results/coverage_cpu_round8/d_ranked.json
+        --out runs/benchmarks/d_ranked.json
 
 Writes ``OUT`` (every figure, the command, the machine) and prints one table row a variant.
 """

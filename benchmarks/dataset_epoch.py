@@ -5,7 +5,7 @@ most 1.5x what ``OnnxGenerator.generate`` needs for 60,000 images in batches of 
 ``num_workers`` 0 and 2. Every epoch starts from a fresh dataset (empty cache), and includes worker start-up
 and each process's session creation, as a user's first epoch does.
 
-    python benchmarks/dataset_epoch.py                      # full size, writes benchmarks/results/dataset_epoch_cpu.{json,md}
+    python benchmarks/dataset_epoch.py                      # full size, writes runs/benchmarks/dataset_epoch_cpu.{json,md}
     python benchmarks/dataset_epoch.py --n 4096 --out /tmp/quick   # a smoke run
 
 Without ``--generator`` it trains a default-size model (``ModelConfig()``) for one short epoch on digits and
@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).parent / "results" / "dataset_epoch_cpu",
-        help="writes OUT.json and OUT.md",
+        default=Path("runs") / "benchmarks" / "dataset_epoch_cpu",
+        help="writes OUT.json and OUT.md [default: runs/benchmarks/dataset_epoch_cpu]",
     )
     args = parser.parse_args()
 

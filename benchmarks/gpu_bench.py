@@ -268,7 +268,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default=None, help="Folder holding MNIST/raw (not needed for --dataset digits).")
     ap.add_argument("--evaluator", default=None, help="A ganaug evaluator folder for the dataset's classes.")
-    ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/gpu"))
+    ap.add_argument("--out-dir", type=Path, default=Path("runs/benchmarks/gpu"))
     ap.add_argument("--run-dir", type=Path, default=Path("/tmp/ganaug-gpu-run"), help="Runs go to RUN_DIR/<variant>.")
     ap.add_argument("--variant", choices=("eager", "compile"), default="eager")
     ap.add_argument("--profile-steps", type=int, default=0, help="Also profile N steps: OUT/gpu_profile_<variant>.txt.")

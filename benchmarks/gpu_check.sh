@@ -14,7 +14,7 @@
 #   8. throughput.py, TensorRT only   (its engine build may be slow: last, on its own)
 # Expects: python3 with torch (CUDA), onnx, onnxscript, pytest; no network; MNIST idx files (plain or .gz) under
 # $DATA/MNIST/raw (default .carry/data); optionally an evaluator folder at $EVAL (default .carry/evaluator_mnist).
-# Writes at most 8 files to $RESULTS (default $OUT, else benchmarks/results/gpu): gpu_check.log, gpu_check.md
+# Writes at most 8 files to $RESULTS (default $OUT, else runs/benchmarks/gpu): gpu_check.log, gpu_check.md
 # (the summary, with what was NOT measured and why), gpu_bench_eager.json, gpu_bench_compile.json,
 # throughput_gpu.{json,md}, throughput_tensorrt.{json,md}.
 #
@@ -28,7 +28,7 @@ SMOKE=${SMOKE:-0}
 PY=${PYTHON:-python3}
 DATA=${DATA:-.carry/data}
 EVAL=${EVAL:-.carry/evaluator_mnist}
-RESULTS=${RESULTS:-${OUT:-benchmarks/results/gpu}}
+RESULTS=${RESULTS:-${OUT:-runs/benchmarks/gpu}}
 WORK=${WORK:-/tmp/ganaug-gpu-check}
 rm -rf "$WORK" && mkdir -p "$WORK" "$RESULTS"
 LOG="$RESULTS/gpu_check.log"

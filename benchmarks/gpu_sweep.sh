@@ -2,7 +2,7 @@
 # Quality sweep of training recipes on a GPU machine (see benchmarks/quality_sweep.py). Expects the MNIST
 # idx files gzipped under $DATA/MNIST/raw and an evaluator folder at $EVAL. Writes to $OUT (or results/).
 set -euo pipefail
-DATA=${DATA:-.carry/data}; EVAL=${EVAL:-.carry/evaluator_mnist}; OUT=${OUT:-benchmarks/results/gpu}
+DATA=${DATA:-.carry/data}; EVAL=${EVAL:-.carry/evaluator_mnist}; OUT=${OUT:-runs/benchmarks/gpu}
 for f in "$DATA"/MNIST/raw/*.gz; do [ -f "${f%.gz}" ] || gunzip -kf "$f"; done
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

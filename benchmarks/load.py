@@ -17,7 +17,8 @@ policy once, in a rotated order; the reports give medians over repeats.
     python benchmarks/load.py --epochs 1 --repeats 1 --warmup 0 --out /tmp/load   # smoke
 
 Run it on an otherwise quiet machine (the report records the load average at the start). Writes
-``benchmarks/results/load_cpu.json`` (every run) and ``load_cpu.md``, with the machine description.
+``runs/benchmarks/load_cpu.json`` (every run) and ``load_cpu.md`` unless ``--out`` says otherwise, with the machine
+description.
 """
 
 from __future__ import annotations
@@ -268,7 +269,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--policies", default="old,new", help="from old,new,one-thread,passive")
     parser.add_argument("--busy-kind", choices=list(BUSY), default="matmul")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one training run may take")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "load_cpu", help="writes OUT.json and OUT.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs") / "benchmarks" / "load_cpu",
+        help="writes OUT.json and OUT.md [default: runs/benchmarks/load_cpu]",
+    )
     args = parser.parse_args(argv)
     try:
         loads = sorted({int(v) for v in args.loads.split(",") if v.strip()})

@@ -13,7 +13,7 @@ and reports the rank agreement (Spearman's rho, Kendall's tau) of each pair over
 
     python benchmarks/metric_agreement.py --data-root ../shared/data --evaluator EVAL RUN [RUN ...]
 
-Writes ``benchmarks/results/metric_agreement/{report.md,results.json}`` (``--out`` to change).
+Writes ``runs/benchmarks/metric_agreement/{report.md,results.json}`` (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--evaluator", required=True, help="ganaug evaluator folder")
     parser.add_argument("--per-class", type=int, default=200, help="samples per class and generator")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "metric_agreement")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "metric_agreement")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:

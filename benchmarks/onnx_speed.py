@@ -1,7 +1,7 @@
 """Generation speed of exported generators, side by side: ONNX Runtime CPU images/s per file, repeats interleaved.
 
     python -m benchmarks.onnx_speed RUN_A/generator.onnx RUN_B/generator.onnx --batch-sizes 1,256,1024 \\
-        --repeats 7 --threads 1 --out benchmarks/results/onnx_speed_cpu      # writes OUT.json and OUT.md
+        --repeats 7 --threads 1 --out runs/benchmarks/onnx_speed_cpu      # writes OUT.json and OUT.md
 
 Each file is opened as users open it (:class:`ganaug.runtime.OnnxGenerator`, CPU provider, ``--threads``
 intra-op threads) and timed on ``run`` (numpy in and out) with the same latents and labels. Each repeat times
@@ -16,6 +16,7 @@ import argparse
 import functools
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per file, batch size and repeat")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_speed_cpu"), help="OUT.json, OUT.md")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ganaug-onnx_speed_cpu",
+        help="OUT.json, OUT.md [default: ganaug-onnx_speed_cpu in the system temp folder]",
+    )
     args = p.parse_args(argv)
     try:
         args.batches = [int(b) for b in args.batch_sizes.split(",") if b.strip()]

@@ -18,7 +18,7 @@ the test split, the real floor) falls when they are moved by a pixel, blurred, r
 much of a generator's missing recall small changes in placement and texture can explain.
 
     python -m benchmarks.placement RUN [RUN ...] --evaluator EV --data-root ../shared/data \\
-        --out benchmarks/results/coverage_cpu_round9/placement.json [--size-candidates 4]
+        --out runs/benchmarks/placement.json [--size-candidates 4]
 
 Writes ``OUT`` (every figure, the command, the machine) and prints the tables.
 """

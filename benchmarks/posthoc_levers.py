@@ -13,7 +13,7 @@ No retraining: each variant is the run's EMA generator with one change, exported
 
     python -m benchmarks.posthoc_levers RUN --evaluator EV --data-root ../shared/data \\
         --variants as-saved,standing-stats,raw-g,raw-g+standing-stats,temperature-1.15,temperature-1.3 \\
-        --work-dir runs/posthoc --out-dir benchmarks/results/coverage_cpu_posthoc
+        --work-dir runs/posthoc --out-dir runs/benchmarks/posthoc
 
 Writes ``results.json`` (every number, the commands, the machine) and ``report.md`` under ``--out-dir``.
 """
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cas-cache", type=Path, default=None, help="cached CAS scores [default: WORK_DIR/cas]")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work-dir", type=Path, default=Path("runs") / "posthoc")
-    p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "coverage_posthoc")
+    p.add_argument("--out-dir", type=Path, default=Path("runs") / "benchmarks" / "coverage_posthoc")
     args = p.parse_args(argv)
     args.names = [n.strip() for n in args.variants.split(",") if n.strip()]
     for name in args.names:

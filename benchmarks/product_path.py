@@ -14,7 +14,7 @@ already (``python -m benchmarks.downstream ... --cache CACHE`` trains them); eac
 exported next to its checkpoint if it has none. The test split is only evaluated on.
 
     python benchmarks/product_path.py --profile cpu-fashion --probe smooth-share-10 --budget 10 --seeds 5 \\
-        --data-root ../shared/data --cache /work/dcache/fashion --threads 1 --out benchmarks/results/product_path/fashion-10
+        --data-root ../shared/data --cache /work/dcache/fashion --threads 1 --out runs/benchmarks/product-path/fashion-10
 """
 
 from __future__ import annotations

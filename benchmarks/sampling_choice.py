@@ -18,7 +18,7 @@ The run trained on the whole training split, so the held-out reference is data t
 only ranks temperatures of one generator.
 
     python -m benchmarks.sampling_choice RUN --evaluator EV --label-check CHECK --data-root ../shared/data \\
-        --temperatures 1,1.05,1.1,1.15,1.2,1.25 --work-dir runs/choice --out-dir benchmarks/results/coverage_cpu_round15/choice
+        --temperatures 1,1.05,1.1,1.15,1.2,1.25 --work-dir runs/choice --out-dir runs/benchmarks/sampling-choice
 
 Writes ``results.json`` (every number, the command, the machine) and ``report.md`` under ``--out-dir``; the
 choice evaluator is kept in ``--work-dir`` (about 7 minutes on 2 CPU threads, reused when its reference
@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.coverage import ROOT, write_results
+from benchmarks.coverage import write_results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--choice-epochs", type=int, default=4, help="epochs of the choice evaluator (the judge's: 4)")
     p.add_argument("--work-dir", type=Path, default=Path("runs") / "sampling_choice", help="holds the choice evaluator")
-    p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results" / "sampling_choice")
+    p.add_argument("--out-dir", type=Path, default=Path("runs") / "benchmarks" / "sampling_choice")
     args = p.parse_args(argv)
     try:
         args.temps = [float(t) for t in args.temperatures.split(",") if t.strip()]

@@ -57,7 +57,7 @@ from ganaug.models import Generator, generator_flops
 from ganaug.runtime import OnnxGenerator, gpu_present
 from ganaug.sampling import latents
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path("runs") / "benchmarks"  # the default --out-dir
 PARITY_BARS = {"fp32": 1e-4, "fp16": 1e-3}
 MIX_GPU_BAR = 0.10  # added share of a training step
 MIX_CPU_BAR = 1.2  # per-image cost of mixing over bulk generation

@@ -1,7 +1,7 @@
 """Training speed of issue 11's levers, side by side: images/s of ``ganaug train`` per lever, repeats interleaved.
 
     python -m benchmarks.train_speed --data-root ../shared/data --levers recipe,recipe+cond-bn --repeats 3 \\
-        --threads 2 --out benchmarks/results/train_speed_cpu      # writes OUT.json and OUT.md
+        --threads 2 --out runs/benchmarks/train_speed_cpu      # writes OUT.json and OUT.md
 
 Each repeat trains every lever once, in turn (lever A, lever B, A, B, ...), so a machine that slows down or
 speeds up during the benchmark weighs on every lever alike. A run is ``ganaug train`` with the lever's exact
@@ -37,7 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch threads of each run (runs go one at a time)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/train_speed_cpu"), help="OUT.json, OUT.md")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ganaug-train_speed_cpu",
+        help="OUT.json, OUT.md [default: ganaug-train_speed_cpu in the system temp folder]",
+    )
     args = p.parse_args(argv)
     args.names = [n.strip() for n in args.levers.split(",") if n.strip()]
     unknown = [n for n in args.names if n not in LEVERS]

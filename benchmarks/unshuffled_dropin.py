@@ -12,7 +12,7 @@ draws its order from a generator seeded with 0.
 
     python benchmarks/unshuffled_dropin.py --generator runs/mnist --data-root ../shared/data
     python benchmarks/unshuffled_dropin.py --generator runs/mnist --data-root ../shared/data --quick  # minutes
-    # writes benchmarks/results/unshuffled_dropin.{json,md} (--out to change)
+    # writes runs/benchmarks/unshuffled_dropin.{json,md} (--out to change)
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).parent / "results" / "unshuffled_dropin",
+        default=Path("runs") / "benchmarks" / "unshuffled_dropin",
         help="writes OUT.json and OUT.md",
     )
     args = parser.parse_args(argv)

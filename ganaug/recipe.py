@@ -1,6 +1,6 @@
 """The low-budget recipe: how to train a GAN on a few labelled images per class, and how to mix its images in.
 
-Both halves are what issue 12's downstream benchmark measured (``benchmarks/results/issue12.md``; the README's
+Both halves are what the downstream benchmark measured (``benchmarks/results/HISTORY.md`` lists every lever; the README's
 downstream section has the tables), so a user gets the measured setup without reading the benchmark:
 
 - **Training**: the ``few-shot`` preset (``ganaug/presets/few-shot.json``, resolved by

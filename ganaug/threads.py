@@ -7,7 +7,7 @@ process with 2 threads, where 1 thread made 402 and ``OMP_WAIT_POLICY=PASSIVE`` 
 processes 104 (1 thread: 225). Sleeping at once (``PASSIVE``) costs 15% quiet (617 against 721 images/s);
 spinning 1,000 rounds before sleeping (``GOMP_SPINCOUNT=1000``, libgomp's default is 300,000) keeps the quiet
 speed (770 against 775) and most of passive's robustness (363 against 372 and the default's 247, two
-threads beside one busy process): ``benchmarks/results/load_cpu.md``. Hence two decisions, both overridable:
+threads beside one busy process): ``benchmarks/results/speed-cpu/load_cpu.md``. Hence two decisions, both overridable:
 
 - :func:`prepare_environment`, called before torch is imported, bounds the spinning of waiting threads
   (``GOMP_SPINCOUNT=1000``) unless the user set a wait policy; this matters when load arrives after the

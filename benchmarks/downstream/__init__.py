@@ -33,7 +33,7 @@ profile with one probe's lever (a winner at every seed and budget).
 pseudo-label self-training (p) is the reference and (q) adds a GAN trained on the pseudo-labelled pool.
 
 (from the checkout's root; ``python benchmarks/downstream`` and ``ganaug bench downstream`` do the same).
-Writes ``benchmarks/results/<name>/``: ``report.md``, ``results.json`` (every number), ``accuracy_vs_budget.png``,
+Writes ``--out`` (default ``runs/benchmarks/downstream/<name>/``): ``report.md``, ``results.json`` (every number), ``accuracy_vs_budget.png``,
 ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
 Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,

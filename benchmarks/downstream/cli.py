@@ -17,7 +17,7 @@ from .probes import run_probes
 from .profiles import CONDITIONS, PROBES, PROFILES, Profile, probe_profile, resolve_profile
 
 DESCRIPTION = "Do generated digits make a classifier better? The honest downstream protocol."
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path("runs") / "benchmarks" / "downstream"  # the default --out is RESULTS/<name>
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -27,10 +27,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.downstream", description=DESCRIPTION)
     parser.add_argument("--profile", choices=list(PROFILES), default="smoke")
-    parser.add_argument("--name", default=None, help="results folder name under benchmarks/results  [default: profile]")
+    parser.add_argument(
+        "--name", default=None, help="results folder name under runs/benchmarks/downstream  [default: profile]"
+    )
     parser.add_argument("--data-root", default=None, help="folder holding MNIST/raw (not needed for digits)")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder  [default: runs/downstream/<name>]")
-    parser.add_argument("--out", type=Path, default=None, help="results folder  [default: benchmarks/results/<name>]")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder  [default: runs/benchmarks/downstream/<name>]"
+    )
     parser.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
     parser.add_argument("--budgets", default=None, help="override the budgets, e.g. 10,50 (0 = full set)")
     parser.add_argument(

@@ -55,7 +55,9 @@ def run(
     data = load_data(p, data_root)
     num_classes = len(data.classes)
     if report_only and not cache.is_dir():
-        raise InputError(f"--report-only: no cache at {cache}; run the benchmark first, or give its --cache")
+        raise InputError(
+            f"--report-only: no cache at {cache}, nothing to report; run without --report-only first, or give its --cache"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     cells, gans, honesty, quality = [], {}, [], {}
     grids: dict[str, Path] = {}  # grid name -> the samples.png copied into out as samples_<name>.png

@@ -105,7 +105,9 @@ def run_pool(
     t0 = time.perf_counter()
     data = load_data(p, data_root)
     if report_only and not cache.is_dir():
-        raise InputError(f"--report-only: no cache at {cache}; run the benchmark first, or give its --cache")
+        raise InputError(
+            f"--report-only: no cache at {cache}, nothing to report; run without --report-only first, or give its --cache"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     cells, quality, pseudo = [], {}, {}
     unit = 0
