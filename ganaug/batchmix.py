@@ -224,8 +224,8 @@ class SyntheticMix:
         self._latent_seed, self._position_key, self._label_key = (int(w) for w in words)
         self.step = 0
         self._lane: int | None = None  # the pid of the DataLoader worker whose counter was offset by its id
-        self._onnx: dict[str, OnnxGenerator] = {}
-        self._torch: dict[str, torch.nn.Module] = {}
+        self._onnx: dict[tuple[int, str], OnnxGenerator] = {}  # (pid, device) -> session
+        self._torch: dict[tuple[int, str], torch.nn.Module] = {}
         self._block: _Block | None = None  # the last block of steps generated ahead
         # the next block's host arrays, being drawn: ((first step, batch size), stride, future)
         self._ahead: tuple[tuple[int, int], int, Future] | None = None
@@ -485,7 +485,9 @@ class SyntheticMix:
         next call of the same size); :meth:`__call__` consumes it at once.
         """
         device = z.device
-        key = str(device)
+        # Per process: a forked DataLoader worker inherits the parent's ONNX Runtime session, whose thread pool
+        # does not survive a fork (its first run would wait forever on a lock held by a thread that was not copied).
+        key = (os.getpid(), str(device))
         if self.backend == "torch":
             if key not in self._torch:
                 from ganaug.export import fold_for_inference, load_checkpoint_generator

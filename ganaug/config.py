@@ -166,6 +166,9 @@ class TrainConfig:
     split; they are not trained on) in the features of the evaluator at ``select_evaluator``, and export the
     best snapshot (lowest Fréchet distance / highest k=3 recall).
     ``preset``: the preset the config was resolved from, ``name@version`` (:mod:`ganaug.presets`; a record only).
+    ``steps``: a G-step budget for a run whose training set's size is known only once its data is read (a
+    pseudo-labelled pool): :meth:`ganaug.training.Trainer.new` then derives ``epochs`` and ``save_every`` (40 saves)
+    from it and records them. ``None``: ``epochs`` as given.
     ``sampling``: how the run's images are drawn by default (``{"temperature": t}``; empty = plain sampling),
     carried into the run folder and the exported ONNX file.
     """
@@ -214,6 +217,7 @@ class TrainConfig:
     sample_center_of_mass: bool = False
     preset: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -223,6 +227,10 @@ class TrainConfig:
             object.__setattr__(self, "epochs", DEFAULT_EPOCHS.get(self.dataset, 15))
         if self.per_class is not None and self.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {self.per_class}")
+        if self.steps is not None and (
+            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
+        ):
+            raise ValueError(f"steps must be a whole number >= 1 (or None), got {self.steps!r}")
         for name in ("epochs", "batch_size", "d_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -154,6 +154,17 @@ class TrainResult:
     images_per_second: float
 
 
+def with_step_budget(config: TrainConfig, n_images: int) -> TrainConfig:
+    """``config`` with ``epochs`` and ``save_every`` (40 saves) derived from its ``steps`` budget for ``n_images``
+    training images; unchanged without a budget."""
+    if config.steps is None:
+        return config
+    from ganaug.presets import DEFAULT_SAVES, epochs_for_steps
+
+    epochs = epochs_for_steps(config.steps, n_images, config.batch_size)
+    return dataclasses.replace(config, epochs=epochs, save_every=max(1, epochs // DEFAULT_SAVES))
+
+
 def _load_data(
     config: TrainConfig, *, download: bool, pseudo: PseudoLabels | None = None
 ) -> tuple[TrainConfig, TrainingData, Holdout | None, PseudoLabels | None]:
@@ -694,6 +705,7 @@ class Trainer:
         run = RunFolder.check_new(run_dir, overwrite=overwrite, read=_image_folders(config))
         check_can_create(run_dir)  # os.access says yes to root under /proc, where the lock cannot be made
         config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
+        config = with_step_budget(config, len(data.labels))  # the epochs of a step budget, now the images are known
         trainer = cls(config, run, data, holdout=holdout, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
         if trainer.dist.is_writer:

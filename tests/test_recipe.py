@@ -27,7 +27,7 @@ from ganaug.recipe import (
     MIX_SMOOTHING,
     epochs_for_steps,
 )
-from ganaug.training import Trainer
+from ganaug.training import Trainer, with_step_budget
 from tests.test_batchmix import batch
 from tests.test_dataset import export_tiny_once
 
@@ -119,8 +119,20 @@ def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path
     pooled, output = resolved_config(
         monkeypatch, "--dataset", "mnist", "--data-root", str(tmp_path), "--per-class", "10", "--pseudo-label"
     )
-    assert (pooled.epochs, pooled.augment_real, pooled.pseudo_label) == (15, "affine", 0.95)
+    assert (pooled.steps, pooled.augment_real, pooled.pseudo_label) == (6000, False, 0.95)
     assert "preset pool@1 (few labels and an unlabelled pool)" in output and pooled.model.d_width == 32
+    # Once the pool is labelled (here: 2,345 images kept), the run is the benchmark's pool GAN field by field.
+    p = downstream.PROFILES["cpu"]
+    n = 100 + 2345
+    bench = dataclasses.replace(
+        downstream.gan_config(p, 10, 0, n_images=n, data_root=str(tmp_path), device="auto"),
+        pseudo_label=p.pool_threshold,
+        augment_real=False,
+        diffaugment=(),
+        export_onnx=True,
+    )
+    trained = with_step_budget(pooled, n)
+    assert dataclasses.replace(trained, preset=None, sampling={}, steps=None) == bench
 
 
 def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, tmp_path):

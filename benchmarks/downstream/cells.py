@@ -107,6 +107,7 @@ _ADDED_LATER = (
     (None, "density_clip", 0.9),
     (None, "preset", None),
     (None, "sampling", {}),
+    (None, "steps", None),
 )
 
 

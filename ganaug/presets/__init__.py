@@ -362,7 +362,10 @@ def resolve(
         raise InputError(
             f"preset {p.name} trains on a pseudo-labelled pool: give per_class (--per-class N) or an unlabelled folder"
         )
-    if p.steps is not None and not pool:
+    if p.steps is not None and pool and "epochs" not in options:
+        # The pool's size is known only after pseudo-labelling: Trainer.new derives the epochs from the budget.
+        chosen["steps"] = p.budget(n_train_images(dataset, data_root, per_class))
+    elif p.steps is not None and not pool:
         n_images = n_train_images(dataset, data_root, per_class)
         batch = options.get("batch_size", fields.get("batch_size", TrainConfig.batch_size))
         if "batch_size" not in options and n_images < batch:
@@ -399,7 +402,11 @@ def resolve(
         raise InputError(f"preset {p.name}: {e}") from None
     said = ""
     if why:
-        shown = [f"--{k.replace('_', '-')} {v}" for k, v in chosen.items() if k not in ("amp", "channels_last")]
+        shown = [
+            f"--{k.replace('_', '-')} {v}" for k, v in chosen.items() if k not in ("amp", "channels_last", "steps")
+        ]
+        if "steps" in chosen:
+            shown.append(f"{chosen['steps']} steps (the epochs follow from the pool's size)")
         if "amp" in chosen:
             shown.append("--amp bf16 --channels-last (faster on this CPU)" if chosen["amp"] == "bf16" else "fp32")
         said = f"preset {p.tag} ({why}): {' '.join(shown) or 'as it is'}; --preset NAME or any option changes it"
