@@ -26,6 +26,13 @@ DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
 #: Seeds are in [0, MAX_SEED]: torch.Generator takes up to 2**64 - 1 and numpy's SeedSequence no
 #: negatives; the run derives its other streams from ``seed`` modulo 2**64.
 MAX_SEED = 2**63 - 1
+#: Grids and checkpoints of a run whose epochs come from a step budget (:attr:`TrainConfig.steps`, the presets).
+DEFAULT_SAVES = 40
+
+
+def epochs_for_steps(steps: int, n_images: int, batch_size: int) -> int:
+    """Epochs that give at least ``steps`` G steps when an epoch is ``n_images // batch_size`` batches (>= 1)."""
+    return max(1, math.ceil(steps / max(1, n_images // batch_size)))
 
 
 @dataclass(frozen=True)

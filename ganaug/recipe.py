@@ -26,8 +26,7 @@ downstream section has the tables), so a user gets the measured setup without re
 
 from __future__ import annotations
 
-from ganaug.config import TrainConfig
-from ganaug.presets import epochs_for_steps
+from ganaug.config import TrainConfig, epochs_for_steps
 from ganaug.presets import load as load_preset
 
 __all__ = ["epochs_for_steps"]

@@ -43,7 +43,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ganaug.augment_ops import classical, diff_augment
 from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
-from ganaug.config import DENSITY_K, ModelConfig, TrainConfig
+from ganaug.config import DEFAULT_SAVES, DENSITY_K, ModelConfig, TrainConfig, epochs_for_steps
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
@@ -159,8 +159,6 @@ def with_step_budget(config: TrainConfig, n_images: int) -> TrainConfig:
     training images; unchanged without a budget."""
     if config.steps is None:
         return config
-    from ganaug.presets import DEFAULT_SAVES, epochs_for_steps
-
     epochs = epochs_for_steps(config.steps, n_images, config.batch_size)
     return dataclasses.replace(config, epochs=epochs, save_every=max(1, epochs // DEFAULT_SAVES))
 

@@ -161,7 +161,20 @@ def test_a_file_is_hashed_once_per_path_size_and_mtime(official, monkeypatch):
 def test_cli_train_refuses_a_substitute_in_one_line_before_any_work(official, tmp_path, monkeypatch):
     root = _place(tmp_path / "data", "MNIST", {name: official["fashion-mnist"] / name for name in FILES})
     out = tmp_path / "run"
-    args = ["train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1", "--out", str(out), *TINY]
+    args = [
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(root),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        *TINY,
+        "--center-of-mass",
+        "off",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()

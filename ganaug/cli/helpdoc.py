@@ -29,13 +29,19 @@ def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]
 
 
 def render() -> str:
-    """The markdown of every command's help, in a stable order and width."""
+    """The markdown of every command's help as a user's terminal of 100 columns shows it, in a stable order."""
+    from click.testing import CliRunner
+
     from ganaug.cli import main
 
     parts = [HEADER]
-    for path, command in _commands(main, "ganaug"):
-        ctx = click.Context(command, info_name=path, terminal_width=100, max_content_width=100)
-        parts.append(f"## `{path}`\n\n```text\n{command.get_help(ctx)}\n```\n")
+    runner = CliRunner(env={"COLUMNS": "100"})
+    for path, _ in _commands(main, "ganaug"):
+        words = path.split()[1:]
+        result = runner.invoke(main, [*words, "--help"], terminal_width=100, prog_name="ganaug")
+        if result.exit_code != 0:
+            raise RuntimeError(f"`{path} --help` failed: {result.output or result.exception}")
+        parts.append(f"## `{path}`\n\n```text\n{result.output.rstrip()}\n```\n")
     return "\n".join(parts)
 
 

@@ -41,7 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganaug.config import ModelConfig, TrainConfig
+from ganaug.config import DEFAULT_SAVES, ModelConfig, TrainConfig, epochs_for_steps
 from ganaug.errors import InputError
 
 #: Keys a preset file may hold (anything else is refused, so a typo never silently does nothing).
@@ -65,8 +65,6 @@ PRESET_KEYS = frozenset(
 #: TrainConfig fields a preset may not set: they are the user's (where the data is, the seed) or the run's record.
 USER_FIELDS = frozenset({"data_root", "download", "per_class", "seed", "preset", "unlabelled"})
 SAMPLING_KEYS = {"temperature": float}
-#: Grids and checkpoints of a run whose epochs come from its step budget.
-DEFAULT_SAVES = 40
 #: Training images of the full training splits (the files' headers say so; checked when the data is read).
 FULL_TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "digits": 1347}
 
@@ -258,11 +256,6 @@ def _check_value(where: str, value: Any, default: Any, source: str) -> None:
         raise InputError(f"{source}: {where} must be like {default!r}, got {type(value).__name__} {value!r:.40}")
 
 
-def epochs_for_steps(steps: int, n_images: int, batch_size: int) -> int:
-    """Epochs that give at least ``steps`` G steps when an epoch is ``n_images // batch_size`` batches (>= 1)."""
-    return max(1, math.ceil(steps / max(1, n_images // batch_size)))
-
-
 def choose(dataset: str, *, per_class: int | None = None, pool: bool = False) -> tuple[str, str]:
     """The preset the dataset and budget pick when none is named, and why (for the one line on stderr)."""
     few = load("few-shot")
@@ -360,7 +353,7 @@ def resolve(
         raise InputError(f"unknown option(s) {', '.join(unknown)} for a training config")
     if fields.get("pseudo_label") and per_class is None and options.get("unlabelled") is None:
         raise InputError(
-            f"preset {p.name} trains on a pseudo-labelled pool: give per_class (--per-class N) or an unlabelled folder"
+            f"preset {p.name} needs a pool: give per_class (--per-class N: the rest of the split) or an unlabelled folder"
         )
     if p.steps is not None and pool and "epochs" not in options:
         # The pool's size is known only after pseudo-labelling: Trainer.new derives the epochs from the budget.
