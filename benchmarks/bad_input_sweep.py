@@ -306,11 +306,12 @@ def write_report(outcomes: list[Outcome], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps([o.__dict__ for o in outcomes], indent=2) + "\n")
     rows = [
-        "| case | expect | exit | lines | traceback | files unchanged | s | behaves | first line / note |",
+        "| case | expect | exit | lines | traceback | files unchanged | s | behaves | the error line (or first line) / note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        first = (o.lines[0] if o.lines else "")[:140].replace("|", "\\|")
+        said = next((x for x in o.lines if x.startswith("Error")), o.lines[0] if o.lines else "")
+        first = said[:140].replace("|", "\\|")
         rows.append(
             f"| {o.name} | {o.expect} | {o.rc} | {len(o.lines)} | {'yes' if o.traceback else 'no'} | "
             f"{o.unchanged} | {o.seconds:.1f} | {'yes' if o.passed else '**NO**'} | {first} {o.note} |"
