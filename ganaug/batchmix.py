@@ -656,12 +656,13 @@ def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str], dict[str,
     """(the file the backend loads, z_dim, class names, the model's default sampling) of a run folder, ``.onnx``
     or checkpoint."""
     if backend == "onnx":
-        from ganaug.runtime import ONNX_FILE, OnnxGenerator
+        from ganaug.runtime import ONNX_FILE, OnnxGenerator, warn_uncorrected
 
         onnx_path = path / ONNX_FILE if path.is_dir() else path
         if path.suffix == ".pt":
             raise InputError(f"{path} is a checkpoint; give backend='torch', or the run's generator.onnx")
         probe = OnnxGenerator(onnx_path, provider="cpu")  # metadata only: the session is made on first use
+        warn_uncorrected(probe, unflatten=False)  # SyntheticMix samples plain: no correction of density weighting
         return onnx_path, probe.z_dim, probe.classes, probe.sampling
     from ganaug.export import load_checkpoint_generator
 

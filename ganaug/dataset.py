@@ -37,6 +37,7 @@ from torchvision.datasets import VisionDataset
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
 from ganaug.resample import LabelCheck, Sampling
+from ganaug.runtime import warn_uncorrected
 from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
 from ganaug.unflatten import Unflatten
 
@@ -243,6 +244,7 @@ class GeneratedDataset(VisionDataset):
         if temperature is None:  # the model's default sampling, as `ganaug generate` uses it
             temperature = float(runtime.sampling.get("temperature", 1.0))
         self.sampling = Sampling(temperature, check, unflatten or None)
+        warn_uncorrected(runtime, unflatten=self.sampling.unflatten is not None)
         self.z_dim: int = int(runtime.z_dim)
         self.classes: list[str] = list(runtime.classes)
         self.image_shape: tuple[int, int, int] = tuple(int(s) for s in runtime.image_shape)

@@ -71,7 +71,7 @@ METADATA_KEYS: tuple[str, ...] = (
 """Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
 PROVENANCE_KEYS: tuple[str, ...] = ("data", "step", "checkpoint_sha256")
 """Metadata keys that say where a generator came from; null unless the caller's ``provenance`` gives them."""
-CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS) | {"sampling"}
+CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS) | {"sampling", "density_weighting"}
 """Metadata keys ganaug derives from the generator and the export itself: ``provenance`` cannot set them."""
 
 
@@ -225,6 +225,7 @@ def export_onnx(
         overwrite=overwrite,
         protect=(checkpoint,),
         sampling=(meta.get("config") or {}).get("sampling") or {},
+        density_weighting=float((meta.get("config") or {}).get("flatten_density") or 0.0),
     )
 
 
@@ -251,6 +252,7 @@ def export_generator(
     overwrite: bool = False,
     protect: tuple[Path, ...] = (),
     sampling: dict[str, Any] | None = None,
+    density_weighting: float = 0.0,
 ) -> Path:
     """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
 
@@ -265,6 +267,8 @@ def export_generator(
         protect: paths ``out`` may not be, hold or lie inside (the checkpoint being read).
         sampling: the model's default sampling (its preset's, ``{"temperature": t}``), stored as the ``sampling``
             metadata that generation reads (:attr:`ganaug.runtime.OnnxGenerator.sampling`); empty = plain.
+        density_weighting: the run's ``flatten_density`` (0: none), stored so that sampling without its
+            correction (``--unflatten``) can say so (:func:`ganaug.runtime.warn_uncorrected`).
 
     Raises:
         InputError: ``out`` is a folder, its folder is missing or not writable, it exists (without
@@ -304,6 +308,7 @@ def export_generator(
         "precision": precision,
         "model_config": dataclasses.asdict(config),
         "sampling": dict(sampling or {}),
+        "density_weighting": float(density_weighting),
         **dict.fromkeys(PROVENANCE_KEYS),
         **(provenance or {}),
         "ganaug_version": __version__,

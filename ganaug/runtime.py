@@ -160,6 +160,13 @@ class OnnxGenerator:
         return dict(self.metadata.get("sampling") or {})
 
     @property
+    def density_weighting(self) -> float:
+        """The exponent of the density weighting the generator was trained with (0: none, or exported before
+        ganaug recorded it); its plain samples then over-represent rare styles (:func:`warn_uncorrected`)."""
+        value = self.metadata.get("density_weighting") or 0.0
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+    @property
     def providers(self) -> list[str]:
         """The ONNX Runtime providers the session really uses (creates the session)."""
         return self.session.get_providers()
@@ -554,3 +561,25 @@ def _check_request(labels, *, seed: int, start: int, batch_size: int, dtype: str
     if start < 0:
         raise InputError(f"start must be >= 0, got {start}")
     return labels, check_seed(seed)
+
+
+_WARNED: set[str] = set()  # generator files already warned about in this process
+
+
+def warn_uncorrected(generator: OnnxGenerator, *, unflatten: bool) -> None:
+    """Warn once per process and file when ``generator`` was trained with density weighting and is sampled
+    without its correction (``--unflatten K`` / ``unflatten=K``): its images then over-represent rare styles."""
+    import warnings
+
+    weight = generator.density_weighting
+    key = str(Path(generator.path).resolve())
+    if not weight or unflatten or key in _WARNED:
+        return
+    _WARNED.add(key)
+    warnings.warn(
+        f"{generator.path} was trained with density weighting (--flatten-density {weight:g}): sampled without its "
+        "correction, rare styles come more often than in the real data; --unflatten 8 (unflatten=8) corrects it, "
+        "at a fraction of plain sampling's speed",
+        UserWarning,
+        stacklevel=3,
+    )

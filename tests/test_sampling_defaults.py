@@ -114,3 +114,37 @@ def test_synthetic_mix_and_augment_apply_the_models_sampling(hot_run):
     spelled = augment(real, GeneratedDataset(hot_run, per_class=2, order="sorted", temperature=1.3), per_class=2)
     for i in range(20, len(default)):
         assert np.array_equal(np.asarray(default[i][0]), np.asarray(spelled[i][0]))
+
+
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    """A tiny run trained with density weighting, exported."""
+    run_dir = tmp_path_factory.mktemp("weighted") / "run"
+    Trainer.new(tiny_config(flatten_density=3.0), run_dir, overwrite=True, progress=False).fit()
+    export_onnx(run_dir)
+    return run_dir
+
+
+def test_a_density_weighted_run_warns_once_when_sampled_without_its_correction(weighted_run, onnx_path, tmp_path):
+    import warnings
+
+    import ganaug.runtime
+    from ganaug import SyntheticMix
+    from ganaug.dataset import GeneratedDataset
+
+    assert OnnxGenerator(weighted_run / "generator.onnx").density_weighting == 3.0
+    ganaug.runtime._WARNED.clear()
+    with pytest.warns(UserWarning, match=r"density weighting \(--flatten-density 3\).*--unflatten 8"):
+        GeneratedDataset(weighted_run, per_class=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process and file: no second warning
+        GeneratedDataset(weighted_run, per_class=2)
+        SyntheticMix(weighted_run, share=0.5, threads=1)
+        GeneratedDataset(onnx_path, per_class=2)  # not weighted: nothing to say
+    ganaug.runtime._WARNED.clear()
+    result = CliRunner().invoke(
+        main, ["generate", str(weighted_run), "--per-class", "2", "--out", str(tmp_path / "g.npz"), "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("Warning: ")]
+    assert len(warned) == 1 and "--unflatten 8" in warned[0]

@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def generate(
     from ganaug.labels import class_folders
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
     from ganaug.resample import sampling_from_options
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.runtime import OnnxGenerator, warn_uncorrected
     from ganaug.threads import check_threads, choose_threads
     from ganaug.unflatten import check_unflatten_room, with_unflatten
 
@@ -175,6 +176,11 @@ def generate(
         data_root=data_root,
     )
     sampling.check_classes(gen.classes)
+    with warnings.catch_warnings(record=True) as said:  # one line on stderr, not Python's two
+        warnings.simplefilter("always")
+        warn_uncorrected(gen, unflatten=sampling.unflatten is not None)
+    for w in said:
+        click.echo(f"Warning: {w.message}", err=True)
     chosen = list(dict.fromkeys(labels.tolist()))
     all_folders = class_folders(gen.classes)
     folders = {gen.classes[c]: all_folders[c] for c in chosen}
