@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from ganaug.config import sampling_temperature
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
@@ -211,7 +212,7 @@ class SyntheticMix:
         self._uint8_ok = value_range is None and normalize is None
         self.path, self.z_dim, self.class_names, model_sampling = _open(Path(generator), backend)
         if temperature is None:  # the model's default sampling, as `ganaug generate` and GeneratedDataset use it
-            temperature = model_sampling.get("temperature", 1.0)
+            temperature = sampling_temperature(model_sampling)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise InputError(f"temperature must be a number > 0, got {temperature!r}")
         if not math.isfinite(temperature):

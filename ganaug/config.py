@@ -30,6 +30,29 @@ MAX_SEED = 2**63 - 1
 DEFAULT_SAVES = 40
 
 
+#: The keys a run's default sampling (``TrainConfig.sampling``, a preset's ``sampling``, the ONNX metadata) may hold.
+SAMPLING_KEYS: tuple[str, ...] = ("temperature",)
+
+
+def sampling_problem(sampling: Any) -> str | None:
+    """What is wrong with a default-sampling mapping (``{"temperature": t}``, t a finite number > 0; empty =
+    plain), or ``None`` when it is right: the one check of the run config, the preset files and the ONNX file."""
+    if not isinstance(sampling, dict):
+        return f'sampling must be a mapping such as {{"temperature": 1.0}}, got {type(sampling).__name__}'
+    unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
+    if unknown:
+        return f"unknown sampling key(s) {', '.join(map(repr, unknown))}; known: {', '.join(SAMPLING_KEYS)}"
+    t = sampling.get("temperature", 1.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+        return f"sampling temperature must be a finite number > 0, got {t!r}"
+    return None
+
+
+def sampling_temperature(sampling: dict[str, Any] | None) -> float:
+    """The temperature of a default-sampling mapping (1: plain, also for models that carry none)."""
+    return float((sampling or {}).get("temperature", 1.0))
+
+
 def epochs_for_steps(steps: int, n_images: int, batch_size: int) -> int:
     """Epochs that give at least ``steps`` G steps when an epoch is ``n_images // batch_size`` batches (>= 1)."""
     return max(1, math.ceil(steps / max(1, n_images // batch_size)))
@@ -254,11 +277,9 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self._check_levers()
-        if not isinstance(self.sampling, dict) or set(self.sampling) - {"temperature"}:
-            raise ValueError(f"sampling must be a mapping with at most 'temperature', got {self.sampling!r}")
-        temperature = self.sampling.get("temperature", 1.0)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"sampling temperature must be a number > 0, got {temperature!r}")
+        problem = sampling_problem(self.sampling)
+        if problem:
+            raise ValueError(problem)
         unknown = set(self.diffaugment) - set(DIFFAUGMENT_POLICIES)
         if unknown:
             raise ValueError(

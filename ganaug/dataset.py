@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
+from ganaug.config import sampling_temperature
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
 from ganaug.resample import LabelCheck, Sampling
@@ -242,7 +243,7 @@ class GeneratedDataset(VisionDataset):
             unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
         runtime = self._runtime()
         if temperature is None:  # the model's default sampling, as `ganaug generate` uses it
-            temperature = float(runtime.sampling.get("temperature", 1.0))
+            temperature = sampling_temperature(runtime.sampling)
         self.sampling = Sampling(temperature, check, unflatten or None)
         warn_uncorrected(runtime, unflatten=self.sampling.unflatten is not None)
         self.z_dim: int = int(runtime.z_dim)

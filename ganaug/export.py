@@ -26,7 +26,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import pickle
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ganaug import __version__
+from ganaug.config import sampling_problem
 from ganaug.errors import GanaugError, InputError
 from ganaug.outputs import ONNX_FILE, ONNX_FP16_FILE, ONNX_KIND
 
@@ -483,8 +483,9 @@ def check_generator_file(proto: onnx.ModelProto, path: str | Path) -> dict[str, 
             f"{', '.join(map(str, SUPPORTED_ONNX_SCHEMAS))}; {fix}"
         )
     sampling = metadata.get("sampling")  # optional: files exported before presets have none (plain sampling)
-    if sampling is not None and not _valid_sampling(sampling):
-        raise InputError(f'{path}: its sampling metadata {sampling!r:.80} is not {{"temperature": t > 0}}; {fix}')
+    problem = None if sampling is None else sampling_problem(sampling)
+    if problem:
+        raise InputError(f"{path}: its sampling metadata is wrong ({problem}); {fix}")
     missing = [k for k in METADATA_KEYS if k not in metadata]
     if missing:
         raise InputError(f"{path} lacks the ganaug metadata {', '.join(missing)} (a truncated file?); {fix}")
@@ -517,13 +518,6 @@ def check_generator_file(proto: onnx.ModelProto, path: str | Path) -> dict[str, 
                 f"{TensorProto.DataType.Name(dtype)} [N{''.join(f', {d}' for d in shape)}]; {fix}"
             )
     return metadata
-
-
-def _valid_sampling(sampling: Any) -> bool:
-    if not isinstance(sampling, dict) or set(sampling) - {"temperature"}:
-        return False
-    t = sampling.get("temperature", 1.0)
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
 
 
 def _set_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:

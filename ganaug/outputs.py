@@ -276,11 +276,11 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
     path = Path(path)
     lock = lock_path(path)
     with reporting_disk_full(lock):
-        made = _make_folders(lock.parent, path, what)
+        made = make_folders(lock.parent, path, what)
         try:
             fd = _take_lock(lock, path, what)
         except BaseException as e:
-            _remove_folders(made, lock.parent)
+            remove_made_folders(made, lock.parent)
             if isinstance(e, OSError) and e.errno not in _DISK_FULL:
                 raise _cannot_lock(path, lock, e, what) from None
             raise
@@ -308,7 +308,7 @@ def _cannot_lock(path: Path, lock: Path, e: OSError, what: str) -> InputError:
     return InputError(f"cannot write {path}: cannot create its lock file {lock} ({reason}); choose another {what}")
 
 
-def _make_folders(folder: Path, path: Path, what: str) -> Path | None:
+def make_folders(folder: Path, path: Path, what: str) -> Path | None:
     """Create ``folder`` and its missing parents; the topmost folder created (``None``: it existed).
 
     Raises:
@@ -322,7 +322,7 @@ def _make_folders(folder: Path, path: Path, what: str) -> Path | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        _remove_folders(made, folder)
+        remove_made_folders(made, folder)
         if e.errno in _DISK_FULL:
             raise
         reason = e.strerror or type(e).__name__
@@ -332,8 +332,9 @@ def _make_folders(folder: Path, path: Path, what: str) -> Path | None:
     return made
 
 
-def _remove_folders(made: Path | None, folder: Path) -> None:
-    """Remove ``folder`` and its parents up to ``made`` (what :func:`_make_folders` created) while empty."""
+def remove_made_folders(made: Path | None, folder: Path) -> None:
+    """Remove ``folder`` and its parents up to ``made`` (what :func:`make_folders` created) while empty: after a
+    failure nothing is left behind."""
     while made is not None:
         try:
             folder.rmdir()

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 USER_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Work-log words: issue and round numbers, sessions, dated experiments ("on 2026-11-29 ...").
 WORK_LOG = re.compile(
-    r"\b(issue|round|session|stop)s? ?#?\d+|\bissue ?#\d+|\b20\d\d-\d\d-\d\d\b|\bround \d+\b",
+    r"\b(issue|round|session|stop)s?[- _]?#?\d+|\b20\d\d-\d\d-\d\d\b|\b(this|last|next|earlier|previous) session\b",
     re.IGNORECASE,
 )
 

@@ -160,7 +160,7 @@ def _one_line_error(result) -> str:
         ({"train": []}, "'train' must be a JSON dict"),
         ({"steps": -5}, "steps must be >= 1"),
         ({"sampling": {"temperature": 0}}, "sampling temperature must be a finite number > 0"),
-        ({"sampling": {"tempreature": 1.1}}, "unknown sampling key"),
+        ({"sampling": {"tempreature": 1.1}}, "unknown sampling key(s) 'tempreature'"),
         ({"base": "nope"}, "unknown preset 'nope'"),
         ([1, 2], "holds a JSON list"),
         ({"train": {"loss": "wasserstein"}}, "loss must be one of"),

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--probes",
         default=None,
-        help=f"run these issue-12 probes (comma-separated, or 'all': {', '.join(PROBES)}) as conditions a-d and "
+        help=f"run these probes (comma-separated, or 'all': {', '.join(PROBES)}) as conditions a-d and "
         "write probes.md instead of report.md",
     )
     parser.add_argument(

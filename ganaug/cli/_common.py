@@ -133,4 +133,6 @@ def model_temperature(temperature: float | None, generator) -> float:
     """``--temperature`` as given, else the model's default sampling's (``generator.sampling``), else 1."""
     if temperature is not None:
         return temperature
-    return float((getattr(generator, "sampling", None) or {}).get("temperature", 1.0))
+    from ganaug.config import sampling_temperature
+
+    return sampling_temperature(getattr(generator, "sampling", None))

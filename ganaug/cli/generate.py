@@ -478,25 +478,16 @@ def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Seque
 
 def _make_parent(out: Path) -> Path | None:
     """Create ``out``'s folder; return the topmost folder this created (``None``: it existed)."""
-    made = None
-    parent = out.parent.absolute()
-    while not parent.exists():
-        made, parent = parent, parent.parent
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return made
+    from ganaug.outputs import make_folders
+
+    return make_folders(out.parent.absolute(), out, "--out")
 
 
 def _remove_made(made: Path | None, out: Path) -> None:
     """After a failure, remove the folders :func:`_make_parent` created, if still empty: nothing is left behind."""
-    folder = out.parent.absolute()
-    while made is not None:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        if folder == made:
-            return
-        folder = folder.parent
+    from ganaug.outputs import remove_made_folders
+
+    remove_made_folders(made, out.parent.absolute())
 
 
 def _replace(tmp: Path, target: Path) -> None:

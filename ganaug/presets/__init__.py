@@ -34,37 +34,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganaug.config import DEFAULT_SAVES, ModelConfig, TrainConfig, epochs_for_steps
+from ganaug.config import DEFAULT_SAVES, ModelConfig, TrainConfig, epochs_for_steps, sampling_problem
 from ganaug.errors import InputError
 
-#: Keys a preset file may hold (anything else is refused, so a typo never silently does nothing).
-PRESET_KEYS = frozenset(
-    {
-        "preset",
-        "version",
-        "about",
-        "base",
-        "train",
-        "steps",
-        "steps_images",
-        "least_steps",
-        "saves",
-        "below_per_class",
-        "cpu_bf16",
-        "sampling",
-        "reference",
-    }
-)
 #: TrainConfig fields a preset may not set: they are the user's (where the data is, the seed) or the run's record.
 USER_FIELDS = frozenset({"data_root", "download", "per_class", "seed", "preset", "unlabelled"})
-SAMPLING_KEYS = {"temperature": float}
 #: Training images of the full training splits (the files' headers say so; checked when the data is read).
 FULL_TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "digits": 1347}
 
@@ -100,6 +80,11 @@ class Preset:
             return self.steps
         scaled = round(self.steps * n_images / self.steps_images)
         return max(self.least_steps or 1, min(self.steps, scaled))
+
+
+#: Keys a preset file may hold: the :class:`Preset` fields it spells (``name`` as ``preset``) and ``base``; anything
+#: else is refused, so a typo never silently does nothing.
+PRESET_KEYS = frozenset({f.name for f in dataclasses.fields(Preset)} - {"name", "source"} | {"preset", "base"})
 
 
 @dataclass(frozen=True)
@@ -170,11 +155,9 @@ def _parse(doc: Any, source: str) -> Preset:
         raise InputError(f"{source}: {', '.join(bad)} belong to the user, not to a preset; remove them from 'train'")
     _check_train(train, source)
     sampling = dict(_typed(doc, "sampling", dict, source, {}))
-    for key, value in sampling.items():
-        if key not in SAMPLING_KEYS:
-            raise InputError(f"{source}: unknown sampling key {key!r}; known: {', '.join(SAMPLING_KEYS)}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not (math.isfinite(value) and value > 0):
-            raise InputError(f"{source}: sampling {key} must be a finite number > 0, got {value!r}")
+    problem = sampling_problem(sampling)
+    if problem:
+        raise InputError(f"{source}: {problem}")
     cpu_bf16 = _typed(doc, "cpu_bf16", str, source, None)
     if cpu_bf16 not in (None, "measure", "off"):
         raise InputError(f'{source}: cpu_bf16 must be "measure" or "off", got {cpu_bf16!r}')
