@@ -84,3 +84,15 @@ def tiny_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("tiny_run")
     Trainer.new(tiny_config(epochs=2), run_dir, overwrite=True, progress=False).fit()
     return run_dir
+
+
+def exported_copy(run_dir: Path, folder: Path) -> Path:
+    """``folder``: a copy of the run folder ``run_dir`` with its generator exported to ``generator.onnx`` inside
+    (the shared tiny run has none); a copy, so a test may change it without touching the session's run."""
+    import shutil
+
+    from ganaug.export import export_onnx
+
+    shutil.copytree(run_dir, folder)
+    export_onnx(folder)
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,9 @@ import torch
 
 from ganaug import SyntheticMix
 from ganaug.errors import InputError
-from ganaug.export import export_onnx
 from ganaug.runtime import OnnxGenerator, to_uint8
 from ganaug.sampling import latents
+from tests.conftest import exported_copy
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -22,10 +21,7 @@ MEAN, STD = 0.1307, 0.3081
 @pytest.fixture(scope="module")
 def run(tiny_run: Path, tmp_path_factory) -> Path:
     """A copy of the tiny run with its generator.onnx (the shared tiny run has none)."""
-    folder = tmp_path_factory.mktemp("batchmix") / "run"
-    shutil.copytree(tiny_run, folder)
-    export_onnx(folder)
-    return folder
+    return exported_copy(tiny_run, tmp_path_factory.mktemp("batchmix") / "run")
 
 
 def batch(n: int = 16, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:

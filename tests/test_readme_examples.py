@@ -4,12 +4,11 @@ pointing at a tiny trained run and `DATA` at fake MNIST files in the real format
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_fake_mnist
+from tests.conftest import exported_copy, make_fake_mnist
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
@@ -19,12 +18,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def places(tmp_path_factory, tiny_run):
-    from ganaug.export import export_onnx
-
     root = tmp_path_factory.mktemp("readme")
-    run = root / "runs" / "mnist"
-    shutil.copytree(tiny_run, run)
-    export_onnx(run)
+    (root / "runs").mkdir()
+    run = exported_copy(tiny_run, root / "runs" / "mnist")
     data = make_fake_mnist(root / "DATA")
     return {"runs/mnist": str(run), '"DATA"': repr(str(data))}
 

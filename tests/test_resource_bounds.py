@@ -5,7 +5,6 @@ arguments (threads, normalize, value_range, load_state_dict) are refused as one-
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ from ganaug import threads as threads_module
 from ganaug.batchmix import SyntheticMix
 from ganaug.cli import main
 from ganaug.errors import InputError
-from ganaug.export import export_onnx
 from ganaug.threads import MAX_THREADS_PER_CPU, check_threads, configure_torch, resolve_threads
 from ganaug.unflatten import check_unflatten_room, unflatten_memory
+from tests.conftest import exported_copy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,10 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def run(tiny_run: Path, tmp_path_factory) -> Path:
     """A copy of the tiny run folder with its generator.onnx (the shared tiny run has none)."""
-    folder = tmp_path_factory.mktemp("bounds") / "run"
-    shutil.copytree(tiny_run, folder)
-    export_onnx(folder)
-    return folder
+    return exported_copy(tiny_run, tmp_path_factory.mktemp("bounds") / "run")
 
 
 def invoke(*args: str | Path):
