@@ -467,10 +467,7 @@ class SyntheticMix:
         else:
             what = f"a batch of {batch_size:,} ({n:,} synthetic images)"
         fix = "choose a smaller lookahead (the default is 16)" if steps > 1 else "use smaller batches"
-        try:
-            check_room(what=what, memory=host)
-        except InputError as e:
-            raise InputError(str(e).replace("ask for fewer images", fix)) from None
+        check_room(what=what, memory=host, fix=fix)
         if on_device and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if on_device > free:

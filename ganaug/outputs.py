@@ -265,7 +265,8 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
     """Hold an exclusive ``flock`` on ``path``'s lock file (:func:`lock_path`) for the ``with`` block.
 
     The OS releases the lock when the process dies (even after kill -9). The parent folder of ``path`` is
-    created if missing. Yields the lock file's path; the file is removed on release.
+    created if missing, and removed again on release if it is then empty (the writer failed). Yields the lock
+    file's path; the file is removed on release.
 
     Raises:
         InputError: another process holds the lock ("another ganaug process (pid N) is writing PATH...");
@@ -300,6 +301,7 @@ def exclusive_lock(path: str | Path, *, what: str = "--out") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             lock.unlink()
         os.close(fd)
+        remove_made_folders(made, lock.parent)  # only while empty: a failed writer leaves no folder behind
 
 
 def _cannot_lock(path: Path, lock: Path, e: OSError, what: str) -> InputError:
@@ -536,17 +538,23 @@ def available_memory() -> int | None:
         return None
 
 
-def check_room(*, what: str, memory: int = 0, disk: int = 0, disk_path: str | Path | None = None) -> None:
-    """Refuse, before any work, a job that cannot fit: ``memory`` bytes in RAM, ``disk`` bytes under ``disk_path``.
+def check_room(
+    *,
+    what: str,
+    memory: int = 0,
+    disk: int = 0,
+    disk_path: str | Path | None = None,
+    fix: str = "ask for fewer images",
+) -> None:
+    """Refuse, before any work, a job that cannot fit: ``memory`` bytes in RAM, ``disk`` bytes under ``disk_path``;
+    ``fix`` ends the message: what to ask for instead (for disk, "or free space" follows).
 
     Raises:
         InputError: more memory than :func:`available_memory` or more disk than is free, saying how much.
     """
     free_memory = available_memory()
     if memory and free_memory is not None and memory > free_memory:
-        raise InputError(
-            f"{what} needs about {_human(memory)} of memory and {_human(free_memory)} is available; ask for fewer images"
-        )
+        raise InputError(f"{what} needs about {_human(memory)} of memory and {_human(free_memory)} is available; {fix}")
     if disk and disk_path is not None:
         folder = Path(disk_path).absolute()
         while not folder.exists():
@@ -555,7 +563,7 @@ def check_room(*, what: str, memory: int = 0, disk: int = 0, disk_path: str | Pa
         if disk > free_disk:
             raise InputError(
                 f"{what} needs about {_human(disk)} of disk and {_human(free_disk)} is free under {folder}; "
-                "ask for fewer images or free space"
+                f"{fix} or free space"
             )
 
 

@@ -157,10 +157,7 @@ def check_unflatten_room(
     if not memory:
         return
     what = f"--unflatten {candidates:,} ({candidates:,} candidates of each of a batch's {batch:,} images, held at once)"
-    try:
-        check_room(what=what, memory=memory)
-    except InputError as e:
-        raise InputError(str(e).replace("ask for fewer images", f"choose a smaller --unflatten or {option}")) from None
+    check_room(what=what, memory=memory, fix=f"choose a smaller --unflatten or {option}")
 
 
 def with_unflatten(

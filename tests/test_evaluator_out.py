@@ -200,3 +200,32 @@ def test_a_diverged_evaluator_is_neither_saved_nor_loaded(tmp_path):
     save_file(state, str(good / WEIGHTS), metadata={"ganaug_version": "test"})
     with pytest.raises(InputError, match="non-finite"):
         load_evaluator(good)
+
+
+def test_a_disk_too_full_for_the_evaluator_is_refused_before_training(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    import ganaug.evaluator
+
+    monkeypatch.setattr(ganaug.evaluator, "train_evaluator_on", lambda *a, **k: pytest.fail("trained first"))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 50_000, 50_000))
+    line = _one_line_error(_train(tmp_path / "ev"))
+    assert "of disk" in line and "choose another --out or free space" in line
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_disk_that_fills_while_saving_leaves_no_folder_behind(tmp_path, monkeypatch):
+    import errno
+
+    from ganaug.evaluator import Evaluator
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Evaluator, "save", full)
+    (tmp_path / "mine.txt").write_text("mine")
+    result = _train(tmp_path / "new" / "ev")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]  # the folders it made are gone

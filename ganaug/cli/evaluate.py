@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -120,9 +121,9 @@ def train_cmd(
 
     On MNIST the defaults reach about 99.5% (4 epochs: 7 s on an H100, about 4 minutes on one CPU thread).
     """
-    from ganaug.evaluator import WEIGHTS, EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+    from ganaug.evaluator import WEIGHTS, EvaluatorConfig, EvaluatorNet, EvaluatorTraining, train_evaluator_on
     from ganaug.export import file_sha256
-    from ganaug.outputs import clean_stale_temps, exclusive_lock, mark_dir
+    from ganaug.outputs import check_room, clean_stale_temps, exclusive_lock, make_folders, mark_dir
     from ganaug.resample import MANIFOLD, Manifold, manifold_images
     from ganaug.threads import check_threads, configure_torch
 
@@ -136,6 +137,9 @@ def train_cmd(
         seed=seed,
         model=EvaluatorConfig(width=width),
     )
+    # Before training: the weights (float32), the config and a manifold must fit on the disk.
+    weights = 4 * sum(p.numel() for p in EvaluatorNet(settings.model).parameters())
+    check_room(what="the evaluator", disk=2 * weights + 2**16, disk_path=out, fix="choose another --out")
     with exclusive_lock(out, what="--out"):
         # Checked again under the lock: another process may have written the folder since.
         ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
@@ -153,15 +157,20 @@ def train_cmd(
             progress=not quiet and sys.stderr.isatty(),
         )
         manifold = None if real is None else Manifold.build(ev, *real)
-        out.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(out)
-        mark_dir(out, EVALUATOR_KIND)
-        ev.save(out)
-        if manifold is None:
-            if MANIFOLD in ours:  # an earlier evaluator's manifold would belong to other weights
-                (out / MANIFOLD).unlink()
-        else:
-            manifold.save(out / MANIFOLD, weights_sha256=file_sha256(out / WEIGHTS))
+        made = make_folders(out.absolute(), out, "--out")
+        try:
+            clean_stale_temps(out)
+            mark_dir(out, EVALUATOR_KIND)
+            ev.save(out)
+            if manifold is None:
+                if MANIFOLD in ours:  # an earlier evaluator's manifold would belong to other weights
+                    (out / MANIFOLD).unlink()
+            else:
+                manifold.save(out / MANIFOLD, weights_sha256=file_sha256(out / WEIGHTS))
+        except BaseException:
+            if made is not None:  # a folder this run created holds nothing of the user's: leave nothing behind
+                shutil.rmtree(made, ignore_errors=True)
+            raise
     worst = min(ev.meta["test_accuracy_per_class"].items(), key=lambda kv: kv[1])
     click.echo(
         f"test accuracy {ev.meta['test_accuracy']:.2%} (lowest class {worst[0]}: {worst[1]:.2%}); "

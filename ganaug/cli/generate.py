@@ -393,7 +393,6 @@ def _check_walk_room(steps: int, *, run: Path, gif: bool) -> None:
     GIF's 112 x 112 frames. The generator's widths are read from the run's config.json (defaults if unreadable).
     """
     from ganaug.config import ModelConfig
-    from ganaug.errors import InputError
     from ganaug.models import IMAGE_SHAPE
     from ganaug.outputs import check_room
 
@@ -411,10 +410,9 @@ def _check_walk_room(steps: int, *, run: Path, gif: bool) -> None:
     strip = 2 * 4 * 3 * pixels + 2 * 4 * cell + cell + cell // 3 * 4  # make_grid's RGB copy and clone, ..., PIL
     animation = 2 * pixels + 2 * 112 * 112 if gif else 0
     memory = steps * (frame + max(walk, strip, animation))
-    try:
-        check_room(what=f"--steps {steps:,} (every frame generated and drawn at once)", memory=memory)
-    except InputError as e:
-        raise InputError(str(e).replace("ask for fewer images", "ask for fewer --steps")) from None
+    check_room(
+        what=f"--steps {steps:,} (every frame generated and drawn at once)", memory=memory, fix="ask for fewer --steps"
+    )
 
 
 @main.command()
