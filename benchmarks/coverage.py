@@ -1,15 +1,16 @@
-"""Issue 11's lever sweep: what limits the generator's coverage (recall, FD, CAS), one committed command a lever.
+"""The lever sweep: what a training option does to the generator's coverage (recall, FD, CAS), one command a lever.
 
-Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the library defaults
-(``ganaug train --dataset mnist --epochs 15``; the README recipe is the ``recipe+bf16+channels-last+sample-center-of-mass``
-lever at ``--epochs 26``, ``recipe`` at ``--epochs 18`` an earlier one). For each chosen
-lever this script trains the run (as its own process; ``--jobs N`` runs N at once, each with ``--threads`` set
-so they share the CPU cores), then runs
-``ganaug evaluate --cas`` on it: recall, precision, Fréchet distance and its real floor, class fidelity,
-and CAS beside the real ceiling (the full-profile classifier unless ``--cas-classifier`` says otherwise).
+Each lever in :data:`LEVERS` is the exact ``ganaug train`` argument list it adds to the dataset's preset
+(``ganaug train --dataset mnist``, the mnist preset's step budget unless ``--epochs`` says otherwise); the levers
+the results rejected are gone from ganaug, their figures in ``benchmarks/results/HISTORY.md``. A lever that needs
+a setting without an option (``loss``, ``r1_gamma``, ...) is a ``--config`` file: ``["--config", "FILE"]``. For
+each chosen lever this script trains the run (as its own process; ``--jobs N`` runs N at once, each with
+``--threads`` set so they share the CPU cores), then runs ``ganaug evaluate --cas`` on it: recall, precision,
+Fréchet distance and its real floor, class fidelity, and CAS beside the real ceiling (the full-profile classifier
+unless ``--cas-classifier`` says otherwise).
 
     python -m benchmarks.coverage --data-root ../shared/data --evaluator runs/evaluator \\
-        --levers baseline,mbstd --jobs 2 --out-dir runs/benchmarks/coverage_cpu
+        --levers baseline,d-width-2x --jobs 2 --out-dir runs/benchmarks/coverage_cpu
     python -m benchmarks.coverage --data-root DATA --evaluator EVAL --device cuda --jobs 16 \\
         --levers all --out-dir OUT            # on a GPU a lever runs with --amp off unless it sets --amp
 
@@ -34,106 +35,17 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-#: Hinge loss with a lazy R1 penalty: the README's MNIST recipe of the first two rounds (at 15 epochs).
-HINGE_R1 = ["--loss", "hinge", "--r1-gamma", "10", "--r1-every", "4"]
-#: The README MNIST recipe's GAN options on top of the library defaults (the recipe of rounds 3-7 at ``--epochs 18``;
-#: since round 8 the README adds ``--amp bf16 --channels-last`` and runs ``--epochs 26``).
-RECIPE = [*HINGE_R1, "--betas", "0.0,0.99"]
-#: The README MNIST command's options of rounds 9-12 (run it with ``--epochs 26``).
-README_RECIPE = [*RECIPE, "--amp", "bf16", "--channels-last", "--center-of-mass", "sample"]
-
-
-def _set(args: list[str], option: str, value: str) -> list[str]:
-    """``args`` with ``option``'s value replaced by ``value`` (the option must be there)."""
-    i = args.index(option)
-    return [*args[: i + 1], value, *args[i + 2 :]]
-
-
-#: The README MNIST command's options since round 13: R1 gamma 30 instead of 10 (``--epochs 26``).
-README_RECIPE_R1_30 = _set(README_RECIPE, "--r1-gamma", "30")
-#: Export the EMA snapshot with the best Fréchet distance to 200 images per class held out of the training split.
-SELECT_FD = ["--select-by", "fd", "--holdout", "200", "--select-evaluator", "{evaluator}"]
-#: Lever name -> the ``ganaug train`` arguments it adds to the baseline (the library defaults, which were the
-#: README recipe before ``hinge+r1``). ``{evaluator}`` stands for the ``--evaluator`` folder.
+#: Lever name -> the ``ganaug train`` arguments it adds to the baseline (the dataset's preset).
 LEVERS: dict[str, list[str]] = {
     "baseline": [],
-    "mbstd": ["--mbstd"],
+    "seed-1": ["--seed", "1"],
     "d-width-2x": ["--d-width", "128"],
-    "d-depth": ["--d-depth", "1"],
-    "hinge-sn": ["--loss", "hinge", "--spectral-norm"],
-    "r1-1": ["--r1-gamma", "1"],
-    "r1-10": ["--r1-gamma", "10", "--r1-every", "4"],
-    "ttur": ["--lr-d", "4e-4", "--lr-g", "1e-4"],
-    "lr-cosine": ["--lr-decay", "cosine"],
-    "betas-0-0.99": ["--betas", "0.0,0.99"],
-    "batch-128": ["--batch-size", "128"],
-    "z-128": ["--z-dim", "128"],
-    "ema-0.9999": ["--ema-decay", "0.9999", "--ema-warmup", "10"],
-    "diffaugment": ["--diffaugment", "translation,cutout"],
     "g-wider": ["--g-width", "64"],
-    "g-deeper": ["--g-depth", "1"],
-    "select-recall": ["--select-by", "recall", "--holdout", "100", "--select-evaluator", "{evaluator}"],
-    "mbstd+r1": ["--mbstd", "--r1-gamma", "1"],
-    "mbstd+cosine+ema": ["--mbstd", "--lr-decay", "cosine", "--ema-decay", "0.9999"],
-    "hinge-sn+mbstd": ["--loss", "hinge", "--spectral-norm", "--mbstd"],
-    "hinge+r1": HINGE_R1,
-    "hinge+r1+d-depth": [*HINGE_R1, "--d-depth", "1"],
-    # the README recipe (hinge + R1) plus one lever each, with the EMA snapshot of best held-out FD exported
-    "hinge+r1+linear+select-fd": [*HINGE_R1, "--lr-decay", "linear", *SELECT_FD],
-    "hinge+r1-gamma-1+select-fd": [*HINGE_R1[:3], "1", *HINGE_R1[4:], *SELECT_FD],
-    "hinge+r1+mbstd+select-fd": [*HINGE_R1, "--mbstd", *SELECT_FD],
-    "hinge+r1+lr-4e-4+select-fd": [*HINGE_R1, "--lr-g", "4e-4", "--lr-d", "4e-4", *SELECT_FD],
-    # third round, at --epochs 20 (the recipe uses about 20 of its 30 CPU minutes at 15 epochs)
-    "hinge+r1+select-fd": [*HINGE_R1, *SELECT_FD],
-    "hinge+r1+betas-0-0.99+select-fd": [*RECIPE, *SELECT_FD],
-    "recipe": RECIPE,
-    "hinge+r1+ac-0.5+select-fd": [*HINGE_R1, "--ac-weight", "0.5", *SELECT_FD],
-    # fourth round, on top of the recipe at --epochs 18 (capacity, EMA horizon, DiffAugment at full data)
-    "recipe+g-deeper": [*RECIPE, "--g-depth", "1"],
-    "recipe+ema-0.9999": [*RECIPE, "--ema-decay", "0.9999"],
-    "recipe+diffaugment-translation": [*RECIPE, "--diffaugment", "translation"],
-    "recipe+ac-0.5": [*RECIPE, "--ac-weight", "0.5"],
-    # fifth round, at --epochs 18: batch size, z size, and a second seed of the recipe (run-to-run noise)
-    "recipe+batch-32": [*RECIPE, "--batch-size", "32"],
-    "recipe+z-128": [*RECIPE, "--z-dim", "128"],
-    "recipe+seed-1": [*RECIPE, "--seed", "1"],
-    "recipe+cond-bn": [*RECIPE, "--cond-bn"],
-    # seventh round: MSGAN's mode-seeking term (variety within a class)
-    "recipe+ms-1": [*RECIPE, "--mode-seeking", "1"],
-    # R3GAN's loss: relativistic pairing with R1 and R2 (the recipe with its hinge loss swapped out)
-    "rpgan+r1+r2": ["--loss", "rpgan", *HINGE_R1[2:], "--r2-gamma", "10", "--betas", "0.0,0.99"],
-    # eighth round: the CPU's speed (bf16 autocast on AVX-512 BF16, channels-last) spent on more epochs
-    "recipe+bf16": [*RECIPE, "--amp", "bf16"],
-    "recipe+channels-last": [*RECIPE, "--channels-last"],
-    "recipe+bf16+channels-last": [*RECIPE, "--amp", "bf16", "--channels-last"],
-    # ninth round: placement to the pixel (a pixel off is far in the evaluator's features): G moves its digits
-    # by centre of mass as MNIST did; D sees each pixel's row and column (CoordConv)
-    "recipe+bf16+channels-last+center-of-mass": [
-        *RECIPE,
-        *("--amp", "bf16", "--channels-last", "--center-of-mass", "train"),
-    ],
-    "recipe+bf16+channels-last+sample-center-of-mass": README_RECIPE,
-    "recipe+bf16+channels-last+d-coords": [*RECIPE, "--amp", "bf16", "--channels-last", "--d-coords"],
-    # tenth round, on the README recipe (the lever above): D's view of the batch (PacGAN packs of two) and a light
-    # mode-seeking term (round 7's weight 1 bought recall at every other figure's cost)
-    "readme-recipe+d-pack-2": [*README_RECIPE, "--d-pack", "2"],
-    "readme-recipe+ms-0.1": [*README_RECIPE, "--mode-seeking", "0.1"],
-    # eleventh and twelfth rounds: a light AC-GAN term; the R1 penalty's strength (30 became the README recipe)
-    "readme-recipe+ac-0.1": [*README_RECIPE, "--ac-weight", "0.1"],
-    "readme-recipe+ac-0.03": [*README_RECIPE, "--ac-weight", "0.03"],
-    "readme-recipe+r1-30": README_RECIPE_R1_30,
-    "readme-recipe+r1-100": _set(README_RECIPE, "--r1-gamma", "100"),
-    # thirteenth round: a second training seed of gamma 10 and 30; class-conditional BatchNorm on gamma 30
-    "readme-recipe+seed-1": [*README_RECIPE, "--seed", "1"],
-    "readme-recipe+r1-30+seed-1": [*README_RECIPE_R1_30, "--seed", "1"],
-    "readme-recipe+r1-30+cond-bn": [*README_RECIPE_R1_30, "--cond-bn"],
-    # fourteenth round: rare styles drawn more often (screened first with benchmarks.coverage_finetune)
-    "readme-recipe+r1-30+flatten-density-3": [*README_RECIPE_R1_30, "--flatten-density", "3", "--density-clip", "0.9"],
-    "readme-recipe+r1-30+flatten-density-4": [*README_RECIPE_R1_30, "--flatten-density", "4", "--density-clip", "0.9"],
-    "readme-recipe+r1-30+flatten-density-3+seed-1": [
-        *README_RECIPE_R1_30,
-        *["--flatten-density", "3", "--density-clip", "0.9", "--seed", "1"],
-    ],
+    "batch-128": ["--batch-size", "128"],
+    "lr-2x": ["--lr-g", "4e-4", "--lr-d", "4e-4"],
+    "ttur": ["--lr-d", "4e-4", "--lr-g", "1e-4"],
+    "fp32": ["--amp", "off"],
+    "bf16": ["--amp", "bf16", "--channels-last"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "digits"])
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw or FashionMNIST/raw")
     p.add_argument("--evaluator", type=Path, help="evaluator folder (trained there first if it holds none)")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs of every lever (the recipe's 15)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs of every lever [default: the preset's]")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--jobs", type=int, default=1, help="levers trained at once, each as its own process")
     p.add_argument("--threads", type=int, default=None, help="torch threads a job [default: the cores / --jobs]")
@@ -183,15 +95,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def recipe(dataset: str, epochs: int) -> list[str]:
-    """The baseline every lever adds to: ``ganaug train`` with the library defaults at ``epochs``."""
-    return ["ganaug", "train", "--dataset", dataset, "--epochs", str(epochs)]
+def recipe(dataset: str, epochs: int | None) -> list[str]:
+    """The baseline every lever adds to: ``ganaug train`` with the dataset's preset (at ``epochs``, when given)."""
+    return ["ganaug", "train", "--dataset", dataset] + (["--epochs", str(epochs)] if epochs else [])
 
 
 def lever_command(name: str, args: argparse.Namespace) -> list[str]:
     """The exact, portable ``ganaug train`` command of a lever (what results.json and report.md show)."""
-    extra = [a.replace("{evaluator}", str(args.evaluator)) for a in LEVERS[name]]
-    return recipe(args.dataset, args.epochs) + (["--data-root", str(args.data_root)] if args.data_root else []) + extra
+    return (
+        recipe(args.dataset, args.epochs)
+        + (["--data-root", str(args.data_root)] if args.data_root else [])
+        + LEVERS[name]
+    )
 
 
 def settings_key(name: str, args: argparse.Namespace) -> str:
@@ -238,7 +153,6 @@ def run_lever(name: str, args: argparse.Namespace) -> dict[str, Any]:
         row["wall_seconds"] = round(_run(train, log, args.threads), 1)
         summary = json.loads((run_dir / "summary.json").read_text())
         row["train_seconds"] = summary.get("train_seconds")
-        row["selected"] = summary.get("selected")
         evaluate = python + ["ganaug", "evaluate", str(run_dir), "--evaluator", str(args.evaluator)]
         evaluate += ["--data-root", str(args.data_root)] if args.data_root else []
         evaluate += ["--per-class", str(args.eval_per_class), "--device", args.device, "--threads", str(args.threads)]
@@ -343,11 +257,12 @@ def _f(v: Any, fmt: str) -> str:
 def report(results: dict[str, Any]) -> str:
     """report.md: one row a lever (in the order of :data:`LEVERS`), the machine and the settings."""
     s = results.get("settings", {})
+    budget = f"{s['epochs']} epochs" if s.get("epochs") else "the preset's step budget"
     lines = [
-        "# Coverage levers (issue 11)",
+        "# Coverage levers",
         "",
         (
-            f"Dataset {s.get('dataset')}, {s.get('epochs')} epochs a lever, device {s.get('device')}, "
+            f"Dataset {s.get('dataset')}, {budget} a lever, device {s.get('device')}, "
             f"{s.get('jobs')} jobs at once ({s.get('threads')} threads each); evaluate --per-class "
             f"{s.get('eval_per_class')}; CAS: {s.get('cas_classifier')} classifier on "
             + (

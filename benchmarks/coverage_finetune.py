@@ -1,4 +1,4 @@
-"""Issue 11's quick lever screen: continue a trained run for a few epochs with one setting changed, then score it.
+"""A quick lever screen: continue a trained run for a few epochs with one setting changed, then score it.
 
 A full lever (:mod:`benchmarks.coverage`) costs the recipe's 27 minutes on 2 cores; this screen costs about 4
 (3 epochs of MNIST) and says which way a training-time lever moves recall, precision, FD and fidelity from a
@@ -8,7 +8,7 @@ settings (:data:`VARIANTS`, :class:`ganaug.config.TrainConfig` fields) differ. A
 lever that wins here is then trained from scratch with :mod:`benchmarks.coverage`.
 
     python -m benchmarks.coverage_finetune RUN --evaluator EV --data-root ../shared/data --epochs 3 --threads 2 \\
-        --variants control,coverage-0.1,density-3-clip-0.9 --work-dir WORK --out-dir OUT
+        --variants control,density-3-clip-0.9,r1-100 --work-dir WORK --out-dir OUT
 
 Each variant is trained in this process (one after another), exported to ONNX and scored by ``ganaug evaluate``
 (without CAS). ``OUT/results.json`` (every number, the commands, the machine) and ``OUT/report.md`` are
@@ -31,14 +31,13 @@ from benchmarks.coverage import _f, _run, check_out_dir, figures, write_results
 #: Variant name -> the TrainConfig fields it changes on the trained run's config.
 VARIANTS: dict[str, dict[str, Any]] = {
     "control": {},
-    # the IMLE term beside the GAN loss (Inclusive GAN): each real pulls its nearest recent fake in pixels
-    "coverage-0.1": {"coverage_weight": 0.1},
-    "coverage-0.3": {"coverage_weight": 0.3},
     # rare styles drawn more often: d(x) ** a, d = distance to the 5th nearest same-class image
     "density-1": {"flatten_density": 1.0, "density_clip": 1.0},
     "density-2": {"flatten_density": 2.0, "density_clip": 1.0},
     "density-2-clip-0.9": {"flatten_density": 2.0, "density_clip": 0.9},
     "density-3-clip-0.9": {"flatten_density": 3.0, "density_clip": 0.9},
+    # the R1 penalty's strength (the presets' gamma is 30)
+    "r1-100": {"r1_gamma": 100.0},
 }
 
 
@@ -89,7 +88,7 @@ def settings_key(name: str, args: argparse.Namespace) -> str:
 def report(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
-        "# Coverage lever screen (issue 11): a trained run continued with one setting changed",
+        "# Coverage lever screen: a trained run continued with one setting changed",
         "",
         (
             f"From `{s['run']}`, {s['epochs']} more epochs a variant, {s['threads']} threads, one variant at a time; "

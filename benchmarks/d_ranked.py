@@ -1,4 +1,4 @@
-"""Issue 11's discriminator-ranked sampling probe: does the trained D pick the better of several samples?
+"""A discriminator-ranked sampling probe: does the trained D pick the better of several samples?
 
 Each variant ``T:K`` samples every image as the best of K candidates by the run's discriminator (its logit for
 the asked class), the candidates' latents drawn from N(0, T^2). Candidate 0 is ganaug's latent for the sample
@@ -80,9 +80,7 @@ def best_of_k(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, y: torch.
     x = g(cand.reshape(-1, z.shape[1]), ys)
     if k == 1:
         return x
-    logit = d(x, ys)
-    logit = logit[0] if isinstance(logit, tuple) else logit
-    best = logit.view(k, -1).argmax(dim=0)
+    best = d(x, ys).view(k, -1).argmax(dim=0)
     return x.view(k, len(z), *x.shape[1:])[best, torch.arange(len(z))]
 
 
@@ -101,12 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     try:
         state = load_checkpoint(args.run)
-        model = config_of(state, args.run).model
-        if model.d_pack > 1:
-            sys.exit(
-                f"error: {args.run}'s D judges packs of {model.d_pack} images (--d-pack), not one sample; it can't rank"
-            )
-        d = Discriminator(model)
+        d = Discriminator(config_of(state, args.run).model)
         d.load_state_dict(state["D"])
         g, _ = load_generator(args.run)
         base = open_generator(args.run, backend="pytorch")

@@ -64,7 +64,7 @@ def profile_steps(trainer, steps: int) -> str:
     def step(i: int) -> None:
         idx = torch.randint(len(trainer.labels), (bs,), device=trainer.device)
         z = torch.randn(bs, cfg.model.z_dim, device=trainer.device)
-        gan.at_step(i, trainer.total_steps)
+        gan.step = i
         _, batch = gan.d_step(trainer.images[idx], trainer.labels[idx], z, keep_fake=True)  # autocast inside
         gan.g_step(batch)
 

@@ -11,8 +11,7 @@ python3 benchmarks/quality_sweep.py --data-root "$DATA" --evaluator "$EVAL" --ou
   --recipe 'base=amp="off"' \
   --recipe 'd32=amp="off",model.d_width=32' \
   --recipe 'bs128=amp="off",batch_size=128' \
-  --recipe 'ls=amp="off",label_smoothing=0.1' \
-  --recipe 'sn=amp="off",model.spectral_norm=true' \
+  --recipe 'ls=amp="off",d_label_smoothing=0.1' \
   --recipe 'g96=amp="off",model.g_width=96' \
   --recipe 'z100=amp="off",model.z_dim=100' \
   --recipe 'lb512=batch_size=512,lr_g=5e-4,lr_d=5e-4,_at=20/40/80' \

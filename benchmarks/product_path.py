@@ -85,9 +85,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import ganaug
     from benchmarks.downstream import cells
     from benchmarks.downstream.profiles import probe_profile, resolve_profile
-    from benchmarks.downstream.stats import summary
     from ganaug.cas import test_accuracy
     from ganaug.dataset import SourceDataset
+    from ganaug.downstream.stats import summary
     from ganaug.export import export_onnx
     from ganaug.machine import describe
 

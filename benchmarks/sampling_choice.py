@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--unflatten",
         type=int,
         default=0,
-        help="candidates per sample undoing the run's --flatten-density (`ganaug evaluate --unflatten`); 0 = off",
+        help="candidates per sample undoing the run's flatten_density (`ganaug evaluate --unflatten`); 0 = off",
     )
     p.add_argument("--fidelity-min", type=float, default=0.99)
     p.add_argument("--reference-per-class", type=int, default=1000)

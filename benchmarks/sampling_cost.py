@@ -1,6 +1,6 @@
 """What a temperature and a label check cost in generation speed: images/s of ``OnnxGenerator.generate`` with
 plain sampling, with ``--temperature`` alone and with ``--temperature`` plus ``--label-check`` (and, with
-``--unflatten K`` for a run trained with ``--flatten-density``, plus K candidates each), side by side.
+``--unflatten K`` for a run trained with ``flatten_density``, plus K candidates each), side by side.
 
 Each repeat times the three in turn (interleaved, so a drift in the machine's speed hits all three alike) on
 the same labels; the report gives each one's median images/s and its ratio to plain sampling, and how many

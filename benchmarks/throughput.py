@@ -152,8 +152,11 @@ def load_model(model: str | None, workdir: Path) -> Model:
     if path.suffix == ".onnx":
         import onnx
 
-        config = ModelConfig(**read_metadata(onnx.load(str(path), load_external_data=False))["model_config"])
-        return Model(Generator(config).eval(), path, None, f"{path} (torch backends: same architecture, random init)")
+        meta = read_metadata(onnx.load(str(path), load_external_data=False))
+        known = {k: v for k, v in meta["model_config"].items() if k in ModelConfig.__dataclass_fields__}
+        placed = bool(meta.get("center_of_mass", meta["model_config"].get("center_of_mass", False)))
+        generator = Generator(ModelConfig(**known), center_of_mass=placed).eval()
+        return Model(generator, path, None, f"{path} (torch backends: same architecture, random init)")
     generator, _ = load_checkpoint_generator(path)
     run_dir = path if path.is_dir() else path.parent
     onnx_path = run_dir / "generator.onnx"

@@ -1,11 +1,11 @@
-"""Training speed of issue 11's levers, side by side: images/s of ``ganaug train`` per lever, repeats interleaved.
+"""Training speed of training levers, side by side: images/s of ``ganaug train`` per lever, repeats interleaved.
 
-    python -m benchmarks.train_speed --data-root ../shared/data --levers recipe,recipe+cond-bn --repeats 3 \\
+    python -m benchmarks.train_speed --data-root ../shared/data --levers baseline,bf16 --repeats 3 \\
         --threads 2 --out runs/benchmarks/train_speed_cpu      # writes OUT.json and OUT.md
 
 Each repeat trains every lever once, in turn (lever A, lever B, A, B, ...), so a machine that slows down or
 speeds up during the benchmark weighs on every lever alike. A run is ``ganaug train`` with the lever's exact
-arguments (:data:`benchmarks.coverage.LEVERS`) on ``--per-class`` images a class for ``--epochs``, as its own
+arguments (:data:`benchmarks.coverage.LEVERS`) on ``--real-per-class`` images a class for ``--epochs``, as its own
 process, ``--no-export``; its figure is the ``train_images_per_second`` of its summary.json (training steps
 only: data loading, sample grids and checkpoints are not timed). The table gives each lever's median and its
 ratio to the first lever's median. Lever runs go to a temporary folder that is removed afterwards.
@@ -30,10 +30,10 @@ KIND = "ganaug train_speed"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--levers", default="recipe,recipe+cond-bn", help=f"comma-separated: {', '.join(LEVERS)}")
+    p.add_argument("--levers", default="fp32,bf16", help=f"comma-separated: {', '.join(LEVERS)}")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "digits"])
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw or FashionMNIST/raw")
-    p.add_argument("--per-class", type=int, default=500, help="training images a class (all of them: 0)")
+    p.add_argument("--real-per-class", dest="per_class", type=int, default=500, help="training images a class (all: 0)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch threads of each run (runs go one at a time)")
@@ -48,23 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [n for n in args.names if n not in LEVERS]
     if unknown:
         p.error(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
-    needs_evaluator = [n for n in args.names if any("{evaluator}" in a for a in LEVERS[n])]
-    if needs_evaluator:
-        p.error(f"{', '.join(needs_evaluator)} select checkpoints with an evaluator; time the lever without selection")
     if args.dataset != "digits" and args.data_root is None:
         p.error(f"--dataset {args.dataset} needs --data-root")
     if min(args.repeats, args.epochs, args.threads) < 1 or args.per_class < 0:
-        p.error("--repeats, --epochs and --threads must be >= 1, --per-class >= 0")
+        p.error("--repeats, --epochs and --threads must be >= 1, --real-per-class >= 0")
     result_pair.check_out(p, args.out, kind=KIND, example="train_speed")
     return args
 
 
 def train_command(name: str, args: argparse.Namespace, run_dir: Path) -> list[str]:
     """The exact ``ganaug train`` command of one timed run."""
-    lever = lever_command(
-        name, argparse.Namespace(dataset=args.dataset, epochs=args.epochs, data_root=args.data_root, evaluator=None)
-    )
-    subset = ["--per-class", str(args.per_class)] if args.per_class else []
+    lever = lever_command(name, argparse.Namespace(dataset=args.dataset, epochs=args.epochs, data_root=args.data_root))
+    subset = ["--real-per-class", str(args.per_class)] if args.per_class else []
     return [
         sys.executable,
         "-m",

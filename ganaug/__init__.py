@@ -27,7 +27,6 @@ _EXPORTS = {
     "SourceDataset": "ganaug.dataset",
     "augment": "ganaug.mixing",
     "draw_synthetic": "ganaug.mixing",
-    "LabelFilter": "ganaug.mixing",
     "Sampling": "ganaug.resample",
     "LabelCheck": "ganaug.resample",
     "Manifold": "ganaug.resample",
@@ -53,6 +52,10 @@ __all__ += list(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name == "LabelFilter":
+        raise AttributeError(
+            "ganaug.LabelFilter is now ganaug.LabelCheck(classifier, input_range=..., normalize=...), passed as label_check="
+        )
     raise AttributeError(f"module 'ganaug' has no attribute {name!r}")
 
 

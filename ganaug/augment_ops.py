@@ -1,25 +1,18 @@
 """Image augmentations on float [N, C, H, W] tensors in [-1, 1], each drawing from a ``torch.Generator``.
 
-- DiffAugment (Zhao et al., 2020): differentiable ops applied to real and fake images alike before D.
-- The label-preserving "classical" augmentations, :data:`CLASSICAL`: :func:`random_affine` (small rotation,
-  shift, scale; what a practitioner uses for digits) and :func:`shift_flip` (shifts of up to 2 pixels and
-  horizontal flips; what a practitioner uses for clothes). They serve the evaluator, the downstream
-  classifiers and, with ``TrainConfig.augment_real``, the real images a GAN trains on.
-  :func:`classical_for` names the one for a dataset.
+The label-preserving "classical" augmentations, :data:`CLASSICAL`: :func:`random_affine` (small rotation,
+shift, scale; what a practitioner uses for digits) and :func:`shift_flip` (shifts of up to 2 pixels and
+horizontal flips; what a practitioner uses for clothes). They serve the evaluator, the downstream classifiers
+and, with ``TrainConfig.augment_real``, the real images a GAN trains on. :func:`classical_for` names the one
+for a dataset.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
-
-def brightness(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Add a per-image offset uniform in [-0.5, 0.5) (images in [-1, 1])."""
-    return x + (torch.rand(x.size(0), 1, 1, 1, generator=gen, device=x.device, dtype=x.dtype) - 0.5)
 
 
 def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
@@ -38,25 +31,6 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     gy = torch.clamp(gy + ty + 1, 0, w + 1)
     padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
     return padded.permute(0, 2, 3, 1)[gi, gx, gy].permute(0, 3, 1, 2)
-
-
-def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
-    """Blank a random square of ``ratio`` of the image size to background (-1)."""
-    n, _, h, w = x.shape
-    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen, device=x.device)
-    oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen, device=x.device)
-    gi, gx, gy = torch.meshgrid(
-        torch.arange(n, device=x.device),
-        torch.arange(ch, device=x.device),
-        torch.arange(cw, device=x.device),
-        indexing="ij",
-    )
-    gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
-    gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)
-    mask = torch.ones(n, h, w, device=x.device, dtype=x.dtype)
-    mask[gi, gx, gy] = 0
-    return x * mask.unsqueeze(1) - (1 - mask.unsqueeze(1))
 
 
 def random_affine(
@@ -108,13 +82,3 @@ def classical_for(dataset: str) -> str:
 def classical(x: torch.Tensor, gen: torch.Generator, name: str | bool = "affine") -> torch.Tensor:
     """Apply the classical augmentation ``name`` (a key of :data:`CLASSICAL`; ``True`` means ``"affine"``)."""
     return CLASSICAL["affine" if name is True else name](x, gen)
-
-
-OPS = {"brightness": brightness, "translation": translation, "cutout": cutout}
-
-
-def diff_augment(x: torch.Tensor, policies: Sequence[str], gen: torch.Generator) -> torch.Tensor:
-    """Apply ``policies`` (names in :data:`OPS`) in order; identity when empty."""
-    for name in policies:
-        x = OPS[name](x, gen)
-    return x

@@ -10,7 +10,8 @@ with, generated images of chosen classes, scaled and normalised like the real on
 
 On a CUDA batch the generator runs on that GPU: ONNX Runtime's CUDA provider writing through IO binding
 into a torch tensor (``backend="onnx"``), or the PyTorch generator (``backend="torch"``); on a CPU batch,
-ONNX Runtime or PyTorch on the CPU. Nothing goes through the host but the latents.
+ONNX Runtime or PyTorch on the CPU. Nothing goes through the host but the latents (and, with a
+``label_check``, the images, once, for the check to judge them).
 
 The law of a step: with ``n`` synthetic items a batch, synthetic item ``k`` of step ``s`` is
 ``G(latents(plan.latent_seed, s * n + k, s * n + k + 1), plan.labels[k])`` (:meth:`SyntheticMix.plan`): row
@@ -44,6 +45,7 @@ from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, smooth_labels
 from ganaug.models import IMAGE_SHAPE
 from ganaug.recipe import MIX_SHARE
+from ganaug.resample import LabelCheck, Sampling, as_label_check
 from ganaug.sampling import latents
 from ganaug.threads import check_threads
 
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["replace", "extend"]
 Backend = Literal["onnx", "torch"]
-_MIX_PURPOSE = 10  # SeedSequence word of this module's streams (ganaug.dataset uses 0 and 2, ganaug.mixing 1)
+_MIX_PURPOSE = 10  # SeedSequence word of this module's streams (ganaug.dataset uses 0 and 2; 1 is reserved)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,12 @@ class SyntheticMix:
             ones as before. 0: int64 labels. Where the recipe paid and where it did not: :mod:`ganaug.recipe`.
         temperature: latents are ``temperature * N(0, I)`` (> 0), as in :class:`ganaug.resample.Sampling`.
             Default: the model's own (its preset's ``sampling``; 1, plain, for models without one).
+        label_check: a :class:`ganaug.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
+            normalize=...)`` or ``LabelCheck.load(folder)``) or an evaluator folder: a synthetic item the check
+            assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
+            tries, as everywhere else a check is used (:mod:`ganaug.resample`); item ``k`` of step ``s`` is sample
+            ``s * n + k`` of that law, so it still depends only on ``(seed, s)`` and the batch size. Each block of
+            steps then goes through the host once, for the check (a synchronisation on CUDA).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -184,6 +192,7 @@ class SyntheticMix:
         lookahead: int = 16,
         label_smoothing: float | None = None,
         temperature: float | None = None,
+        label_check: str | Path | LabelCheck | None = None,
     ) -> None:
         if share is None:
             share = MIX_SHARE
@@ -218,6 +227,10 @@ class SyntheticMix:
         if not math.isfinite(temperature):
             raise InputError(f"temperature must be finite, got {temperature!r}")
         self.temperature = float(temperature)
+        self.label_check = as_label_check(label_check)
+        if self.label_check is not None:
+            self.label_check.check_classes(self.class_names, IMAGE_SHAPE)
+        self._sampling = Sampling(self.temperature, self.label_check)
         if self.share > 0:  # the host's share of one synthetic item a step: a lower bound, checked up front
             self._check_block_room(1, 1, torch.float32, torch.device("cpu"), least=True)
         self.classes = _check_classes(classes, mode, len(self.class_names))
@@ -365,7 +378,7 @@ class SyntheticMix:
                     self._host_arrays, following, self.lookahead, batch_size, stride, pin=device.type == "cuda"
                 )
                 self._ahead = ((following, batch_size), stride, work)
-            self._block = self._make_block(first, batch_size, dtype, device, ints=ints, z=z)
+            self._block = self._make_block(first, batch_size, dtype, device, ints=ints, z=z, stride=stride)
             self._block.key, self._block.stride = key, stride
         return self._block
 
@@ -384,8 +397,8 @@ class SyntheticMix:
         else:  # one step at a time: only the rows this lane uses are drawn
             starts = [(first + j * stride) * n for j in range(steps)]
             z = np.concatenate([latents(self._latent_seed, s, s + n, self.z_dim) for s in starts])
-        if self.temperature != 1.0:  # as ganaug.resample.Sampling scales them: float32 latents times float32 t
-            z = z * np.float32(self.temperature)
+        if self.temperature != 1.0 and self.label_check is None:  # with a check, Sampling scales them itself
+            z = z * np.float32(self.temperature)  # as ganaug.resample.Sampling does: float32 latents times float32 t
         z = torch.from_numpy(z)
         return (ints.pin_memory(), z.pin_memory()) if pin else (ints, z)
 
@@ -404,6 +417,7 @@ class SyntheticMix:
         ints: torch.Tensor,
         z: torch.Tensor,
         batch_labels: torch.Tensor | None = None,
+        stride: int = 1,
     ) -> _Block:
         """Generate a block's items on ``device`` from its host arrays (:meth:`_host_arrays`), with two
         host-to-device copies in all. With ``batch_labels`` (``classes="same"``, one step) ``ints`` holds only
@@ -416,11 +430,32 @@ class SyntheticMix:
         else:
             syn_labels = ints_on_device[-1]
         if n:
-            generated = self.generate(_upload(z, device), syn_labels.reshape(-1))
+            if self.label_check is not None:
+                generated = self._checked(first, stride, n, z, syn_labels, device)
+            else:
+                generated = self.generate(_upload(z, device), syn_labels.reshape(-1))
             images = self._normalised(generated, dtype).view(steps, n, *IMAGE_SHAPE)
         else:
             images = torch.empty((steps, 0, *IMAGE_SHAPE), dtype=dtype, device=device)
         return _Block(None, first, images, syn_labels, where)
+
+    def _checked(
+        self, first: int, stride: int, n: int, z: torch.Tensor, labels: torch.Tensor, device: torch.device
+    ) -> torch.Tensor:
+        """A block's items drawn through the label check: item ``k`` of step ``s`` is sample ``s * n + k`` of
+        :class:`ganaug.resample.Sampling` (the temperature and the check) with the latent seed; ``z`` holds their
+        unscaled first latents. Returns float32 [L * n, 1, 28, 28] in [-1, 1] on ``device``."""
+        steps = labels.shape[0]
+        indices = ((first + np.arange(steps, dtype=np.int64) * stride)[:, None] * n + np.arange(n)[None, :]).reshape(-1)
+
+        def run(latent: np.ndarray, y: np.ndarray) -> np.ndarray:
+            out = self.generate(_upload(torch.from_numpy(latent), device), _upload(torch.from_numpy(y), device))
+            return out.float().cpu().numpy()
+
+        images = self._sampling.images(
+            run, labels.reshape(-1).cpu().numpy(), indices, seed=self._latent_seed, z_dim=self.z_dim, z=z.numpy()
+        )
+        return _upload(torch.from_numpy(images), device)
 
     def block_memory(self, batch_size: int, n: int, dtype: torch.dtype, *, steps: int | None = None) -> tuple[int, int]:
         """(host bytes, device bytes) a block of ``steps`` (default :attr:`lookahead`) steps of ``n`` synthetic

@@ -1,7 +1,7 @@
 """Classification accuracy score (CAS): train a fixed classifier on generated images only, test it once on the
 real test split, and compare with the same classifier trained on the real training split (the ceiling).
 
-The classifier is the downstream benchmark's (``benchmarks/downstream``): the evaluator's CNN
+The classifier is the downstream benchmark's (:mod:`ganaug.downstream`): the evaluator's CNN
 (:class:`ganaug.evaluator.EvaluatorNet`) at ``width`` with an ``8 * width`` hidden layer, trained for a fixed
 number of Adam steps with a cosine schedule on batches drawn with replacement, no augmentation, no
 early stopping and no model selection. :data:`CLASSIFIERS` names its settings; ``full`` is the full

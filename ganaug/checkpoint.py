@@ -11,7 +11,6 @@ module; it imports neither, so there is no import cycle between them.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import pickle
@@ -21,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ganaug.config import TrainConfig
+from ganaug.config import RemovedLeverError, TrainConfig
 from ganaug.errors import InputError
 from ganaug.models import Generator
 
@@ -141,9 +140,13 @@ def check_checkpoint_schema(state: dict[str, Any], where: Path) -> None:
 
 
 def config_of(state: dict[str, Any], where: Path) -> TrainConfig:
-    """The checkpoint's :class:`TrainConfig`, with an unknown key or value as a one-line :class:`InputError`."""
+    """The checkpoint's :class:`TrainConfig` (also as an older ganaug wrote it: :func:`ganaug.config.upgrade_config`),
+    with an unknown key or value, or a lever ganaug no longer has, as a one-line :class:`InputError`."""
+    run = where.parent if where.name in (CHECKPOINT, "config.json") else where
     try:
-        return TrainConfig.from_dict(state["config"])
+        return TrainConfig.from_dict(state["config"], where=str(run))
+    except RemovedLeverError as e:
+        raise InputError(str(e)) from None
     except (TypeError, ValueError) as e:
         raise InputError(f"{where} holds a config this ganaug cannot read: {e}") from None
 
@@ -161,14 +164,10 @@ def load_generator(
     ckpt = checkpoint_path(path)
     state = load_checkpoint(ckpt, map_location=device)
     config = config_of(state, ckpt)
-    # A run that samples its images placed (sample_center_of_mass) loads as a generator with the move: the same
-    # weights (the move has none), built from the model config with it on.
-    model = dataclasses.replace(config.model, center_of_mass=True) if config.sample_center_of_mass else config.model
-    g = Generator(model).to(device)
+    # A run that samples its images placed (sample_center_of_mass) loads as a generator with the move (no weights).
+    g = Generator(config.model, center_of_mass=config.sample_center_of_mass).to(device)
     prefix = "module."
-    # A run with checkpoint selection (ganaug.selection) keeps its best EMA snapshot under "selected".
-    ema_state = state["selected"]["G_ema"] if state.get("selected") else state["G_ema"]
-    weights = {k[len(prefix) :]: v for k, v in ema_state.items() if k.startswith(prefix)} if ema else state["G"]
+    weights = {k[len(prefix) :]: v for k, v in state["G_ema"].items() if k.startswith(prefix)} if ema else state["G"]
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:

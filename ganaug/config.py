@@ -9,17 +9,14 @@ from typing import Any, Literal
 
 DatasetName = Literal["digits", "mnist", "fashion-mnist", "imagefolder"]
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "imagefolder")
-DIFFAUGMENT_POLICIES: tuple[str, ...] = ("translation", "cutout", "brightness")
-LOSSES: tuple[str, ...] = ("bce", "hinge", "rpgan")
-LR_DECAYS: tuple[str, ...] = ("none", "linear", "cosine")
-SELECT_METRICS: tuple[str, ...] = ("none", "fd", "recall")
+LOSSES: tuple[str, ...] = ("bce", "hinge")
 #: The pseudo-label confidence a pool image needs when none is given (FixMatch's; ``--pseudo-label`` bare, or
 #: ``--unlabelled DIR`` alone).
 PSEUDO_LABEL_THRESHOLD: float = 0.95
 #: ``flatten_density``'s neighbour: the distance to a training image's k-th nearest other image of its class.
 DENSITY_K = 5
 # TrainConfig fields that weigh a term or a lever: finite and >= 0, 0 = off.
-_LOSS_WEIGHTS = ("r1_gamma", "r2_gamma", "ac_weight", "mode_seeking", "coverage_weight", "flatten_density")
+_LOSS_WEIGHTS = ("r1_gamma", "flatten_density")
 # Epochs when none are asked for: 15 passes over MNIST-sized data (the documented CPU recipe); the
 # 1,347 training digits get 100 (2,100 steps at batch 64).
 DEFAULT_EPOCHS: dict[str, int] = {"digits": 100}
@@ -67,31 +64,7 @@ class ModelConfig:
         z_dim: size of the latent vector ``z``.
         embed_dim: size of the generator's label embedding (concatenated to ``z``).
         g_width: channels of the generator's 14x14 stage; its 7x7 stage has ``4 * g_width``.
-        upsample: how the generator goes from 7x7 to 14x14: ``"subpixel"`` (3x3 convolution to
-            ``4 * g_width`` channels, then PixelShuffle(2)) or ``"deconv"`` (ConvTranspose2d k4 s2 p1).
         d_width: discriminator width; its 7x7 stage has ``2 * d_width`` channels.
-        spectral_norm: wrap every discriminator weight in spectral normalization.
-        mbstd: append ProGAN's minibatch standard-deviation feature map to D's 7x7 features (groups of up to
-            4 images of the batch D sees; D only, so G and its export stay batch-independent).
-        g_depth: extra 3x3 conv + BatchNorm + ReLU blocks at the generator's 7x7 stage (deeper, not wider;
-            the 14x14 stage is left alone so export still fuses PixelShuffle and the last deconvolution).
-        d_depth: extra 3x3 conv + LeakyReLU blocks at the discriminator's 7x7 stage.
-        cond_bn: class-conditional BatchNorm in G: after each of G's BatchNorms, a per-class scale and shift
-            linear in the label embedding (:class:`ganaug.models.ClassAffine`). G only; D doesn't change.
-        aux_classifier: give D a class head (AC-GAN, Odena et al. 2017): D returns (logit, class logits); the
-            training loss uses it with weight ``TrainConfig.ac_weight``. Only D changes: G and its export don't.
-        center_of_mass: G translates each image by whole pixels so its centre of mass is within half a pixel of
-            the image centre (:class:`ganaug.models.CenterOfMass`), as MNIST's digits are. D sees the moved
-            images, and the export contains the move. Only for data centred that way (training refuses others).
-        d_coords: CoordConv in D: its input gets two constant maps, each pixel's row and column
-            (:class:`ganaug.models.CoordinateMaps`), so D sees where strokes lie to the pixel. D only.
-        d_pack: PacGAN (Lin et al., NeurIPS 2018): D judges packs of ``d_pack`` images of one kind (all real or
-            all fake), consecutive items of the batch stacked as channels, each with its own label; a pack is
-            judged as a whole, so a generator that repeats itself within a class is easier to tell from real
-            data. 1 = off. D only (G and its export don't change); the batch D sees must be a multiple of it.
-        proj_weight: the weight of D's projection term ``<embed(y), h>`` against its unconditional term
-            ``linear(h)`` (1 = the plain projection discriminator); above 1 the label weighs more in D's verdict
-            (stronger conditioning). D only.
     """
 
     num_classes: int = 10
@@ -99,48 +72,45 @@ class ModelConfig:
     embed_dim: int = 16
     g_width: int = 32
     d_width: int = 64
-    spectral_norm: bool = False
-    upsample: Literal["subpixel", "deconv"] = "subpixel"
-    mbstd: bool = False
-    g_depth: int = 0
-    d_depth: int = 0
-    aux_classifier: bool = False
-    cond_bn: bool = False
-    center_of_mass: bool = False
-    d_coords: bool = False
-    d_pack: int = 1
-    proj_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width", "d_pack"):
+        for name in ("num_classes", "z_dim", "embed_dim", "g_width", "d_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("g_depth", "d_depth"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not self.proj_weight > 0:
-            raise ValueError(f"ModelConfig.proj_weight must be > 0, got {self.proj_weight}")
-        if self.upsample not in ("subpixel", "deconv"):
-            raise ValueError(f"ModelConfig.upsample must be 'subpixel' or 'deconv', got {self.upsample!r}")
-        if self.d_pack > 1 and self.aux_classifier:
-            raise ValueError(
-                "ModelConfig.d_pack > 1 does not go with aux_classifier (--d-pack with --ac-weight): the class head "
-                "judges one image; drop one of them"
-            )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "this run") -> ModelConfig:
+        """A ModelConfig from its ``dataclasses.asdict`` form, also as older ganaug versions wrote it (see
+        :func:`upgrade_config`).
+
+        Raises:
+            RemovedLeverError: a lever ganaug no longer has was on.
+            ValueError: an unknown key, or a value :meth:`__post_init__` rejects.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"ModelConfig must be a mapping, got {type(d).__name__}")
+        d = _drop_removed(d, REMOVED_MODEL_KEYS, where)
+        _check_keys(d, cls, "ModelConfig")
+        return cls(**d)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run.
 
+    ``ganaug train`` sets the options a user changes from run to run; the rest are a preset's (a ``--config``
+    file in the presets' JSON format sets any field but the user's: see :mod:`ganaug.presets`).
+
     ``epochs`` is the configured total: ``--resume`` continues up to it. ``None`` resolves to
     :data:`DEFAULT_EPOCHS` of the dataset (digits is small, so it gets more passes).
-    ``label_smoothing`` is one-sided (real targets become ``1 - label_smoothing``).
-    ``diffaugment`` is a tuple of DiffAugment policies applied to real and fake images before D.
+    ``per_class``: a seeded stratified subset of that many real images per class (``--real-per-class``).
+    ``d_label_smoothing``: one-sided label smoothing of D's real targets (they become ``1 - d_label_smoothing``;
+    bce loss only). Not the ``label_smoothing=`` of :func:`ganaug.augment`, which softens a classifier's targets.
     ``augment_real`` applies a label-preserving classical augmentation to the real images only: ``True`` or
     ``"affine"`` a random affine (rotation up to 10 degrees, shift up to 10%, scale 0.9-1.1), ``"shift-flip"``
-    shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.augment_ops.CLASSICAL``): G then learns the augmented distribution, i.e. digits in
-    slightly new poses, which for tiny subsets is what a downstream classifier wants.
+    shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.augment_ops.CLASSICAL``): G then
+    learns the augmented distribution, i.e. digits in slightly new poses, which for tiny subsets is what a
+    downstream classifier wants.
     ``pseudo_label``: few labels, many images (issue 12's pool protocol). With ``per_class``, the GAN also
     trains on the rest of the training split, labelled by a teacher classifier trained on the subset alone
     (:mod:`ganaug.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
@@ -152,34 +122,17 @@ class TrainConfig:
     CUDA it pays at large batches, see ``benchmarks/gpu_bench.py``; the first steps pay the compilation).
     ``save_every``: epochs between sample grids and checkpoints (the last epoch is always saved); raise it
     for tiny subsets, where an epoch is a step or two.
-    ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, checkpoint selection's scores,
-    the exported ONNX file, every sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
-    (:class:`ganaug.models.CenterOfMass`). For data placed that way (training refuses other data). Unlike
-    ``model.center_of_mass`` (which D sees during training), it does not change training.
-    ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` in
-    ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
+    ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, the exported ONNX file,
+    every sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
+    (:class:`ganaug.models.CenterOfMass`). For data placed that way (training refuses other data).
+    ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` (Adam's,
+    both optimizers) in ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
 
-    Coverage levers (issue 11; the defaults are the old behaviour):
-    ``loss``: ``"bce"`` (non-saturating, with ``label_smoothing``) or ``"hinge"`` (D: ``relu(1 - D(x)) +
-    relu(1 + D(G(z)))``, G: ``-D(G(z))``; usually with ``model.spectral_norm``) or ``"rpgan"``, the relativistic
-    pairing GAN loss of R3GAN (Huang et al., 2024): each fake is paired with the real image whose label it was
-    drawn with, D: ``softplus(D(G(z)) - D(x))``, G: ``softplus(D(x) - D(G(z)))`` (usually with R1 and R2).
+    The losses (the presets' choice; the defaults are the plain DCGAN's):
+    ``loss``: ``"bce"`` (non-saturating, with ``d_label_smoothing``) or ``"hinge"`` (D: ``relu(1 - D(x)) +
+    relu(1 + D(G(z)))``, G: ``-D(G(z))``; the mnist and fashion-mnist presets, with R1).
     ``r1_gamma``: R1 penalty ``gamma / 2 * E|grad_x D(x)|^2`` on the real images D sees (0 = off), applied
     every ``r1_every`` D steps with its weight multiplied by ``r1_every`` (lazy regularization, StyleGAN2).
-    ``r2_gamma``: the same penalty on the fakes D sees (R2), on the same lazy steps (0 = off).
-    ``ac_weight``: the auxiliary-classifier term (stronger conditioning for tiny subsets, issue 12): D adds
-    ``ac_weight * CE(class_head(x), y)`` on the real images it sees, G adds the same on its fakes, so G is
-    pushed towards images of the asked class; needs ``model.aux_classifier`` (and that needs it > 0).
-    ``mode_seeking``: the mode-seeking term of MSGAN (Mao et al., CVPR 2019), a push towards variety within a
-    class: G adds ``mode_seeking / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)`` over pairs of its fakes
-    that share a label (the batch sorted by label, neighbours paired), so two latents of one class that land on
-    the same image cost G; 0 = off.
-    ``coverage_weight``: a reconstruction term for the real images no fake is near (IMLE's objective, used beside
-    the GAN loss as in Inclusive GAN, Yu et al., ECCV 2020): the D steps keep their last ``coverage_bank`` fakes
-    (latent, label, pixels) in a bank; every ``coverage_every`` G steps, each real image of the batch picks the
-    bank latent of its class whose fake is nearest in pixels, G renders that latent again and adds
-    ``coverage_weight * coverage_every * mean((G(z*, y) - x)^2)`` to its loss, so every real image pulls the
-    closest sample the generator makes towards it; 0 = off (single-process runs only).
     ``flatten_density``: the exponent ``a`` of a data weighting towards rare styles (0 = off: every training image
     once an epoch). Each image ``x`` gets the weight ``d(x) ** a``, where ``d(x)`` is its pixel distance to the
     ``DENSITY_K``-th nearest other training image of its class (large where the class is sparse), normalized
@@ -187,20 +140,17 @@ class TrainConfig:
     the sparsest images (often odd or mislabelled ones) weigh no more than the rest of the sparse tail. An epoch
     is then as many images drawn with these probabilities (with replacement). The inverse of instance selection
     (DeVries et al., 2020), which drops the sparse images to buy precision with recall.
-    ``lr_decay``: both learning rates follow ``none`` (constant), ``linear`` (to 0) or ``cosine`` (to 0) over
-    the configured total of steps; the rate is a function of the step alone, so resume keeps it.
-    ``ema_warmup``: the EMA decay at update ``n`` is ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (> 1;
-    larger warms up longer).
-    ``select_by``: ``"none"`` exports the last EMA generator; ``"fd"`` / ``"recall"`` score the EMA generator
-    after every epoch against ``holdout`` images per class held out of the *training* split (never the test
-    split; they are not trained on) in the features of the evaluator at ``select_evaluator``, and export the
-    best snapshot (lowest Fréchet distance / highest k=3 recall).
+    ``ema_decay``, ``ema_warmup``: the EMA generator's decay at update ``n`` is
+    ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (``ema_warmup`` > 1; larger warms up longer).
     ``preset``: the preset the config was resolved from, ``name@version`` (:mod:`ganaug.presets`; a record only).
     ``steps``: a G-step budget for a run whose training set's size is known only once its data is read (a
     pseudo-labelled pool): :meth:`ganaug.training.Trainer.new` then derives ``epochs`` and ``save_every`` (40 saves)
     from it and records them. ``None``: ``epochs`` as given.
     ``sampling``: how the run's images are drawn by default (``{"temperature": t}``; empty = plain sampling),
     carried into the run folder and the exported ONNX file.
+
+    Levers that the committed results rejected (``benchmarks/results/HISTORY.md``) are not here; a run that used
+    one is refused when read (:func:`upgrade_config`).
     """
 
     dataset: str = "digits"
@@ -214,25 +164,14 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     d_steps: int = 1
-    label_smoothing: float = 0.0
+    d_label_smoothing: float = 0.0
     ema_decay: float = 0.999
     ema_warmup: float = 10.0
-    loss: Literal["bce", "hinge", "rpgan"] = "bce"
+    loss: Literal["bce", "hinge"] = "bce"
     r1_gamma: float = 0.0
     r1_every: int = 1
-    r2_gamma: float = 0.0
-    ac_weight: float = 0.0
-    mode_seeking: float = 0.0
-    coverage_weight: float = 0.0
-    coverage_bank: int = 1024
-    coverage_every: int = 1
     flatten_density: float = 0.0
     density_clip: float = 0.9
-    lr_decay: Literal["none", "linear", "cosine"] = "none"
-    select_by: Literal["none", "fd", "recall"] = "none"
-    holdout: int = 0
-    select_evaluator: str | None = None
-    diffaugment: tuple[str, ...] = ()
     augment_real: bool | Literal["affine", "shift-flip"] = False
     pseudo_label: float = 0.0
     unlabelled: str | None = None
@@ -272,35 +211,25 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0.0 <= self.d_label_smoothing < 0.5:
+            raise ValueError(f"d_label_smoothing must be in [0, 0.5), got {self.d_label_smoothing}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self._check_levers()
         problem = sampling_problem(self.sampling)
         if problem:
             raise ValueError(problem)
-        unknown = set(self.diffaugment) - set(DIFFAUGMENT_POLICIES)
-        if unknown:
-            raise ValueError(
-                f"unknown DiffAugment policy {sorted(unknown)}; choose from {', '.join(DIFFAUGMENT_POLICIES)}"
-            )
 
     def _check_levers(self) -> None:
-        choices = {"loss": LOSSES, "lr_decay": LR_DECAYS, "select_by": SELECT_METRICS}
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                raise ValueError(f"{name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         for name in _LOSS_WEIGHTS:  # 0 = off
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {getattr(self, name)}")
-        for name in ("r1_every", "coverage_every", "coverage_bank"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
         if not 0.0 < self.density_clip <= 1.0:
             raise ValueError(f"density_clip must be a quantile in (0, 1], got {self.density_clip}")
-        if self.sample_center_of_mass and self.model.center_of_mass:
-            raise ValueError("sample_center_of_mass: the generator already centres its images in training; choose one")
         if not (math.isfinite(self.ema_warmup) and self.ema_warmup > 1):
             raise ValueError(f"ema_warmup must be a finite number > 1, got {self.ema_warmup}")
         if not isinstance(self.augment_real, bool) and self.augment_real not in ("affine", "shift-flip"):
@@ -316,47 +245,117 @@ class TrainConfig:
                 "unlabelled needs pseudo_label, the confidence a pool image needs to join, "
                 f"e.g. {PSEUDO_LABEL_THRESHOLD}"
             )
-        if (self.ac_weight > 0) != self.model.aux_classifier:
-            raise ValueError(
-                "ac_weight > 0 and model.aux_classifier go together (the class head is trained by that term); "
-                f"got ac_weight={self.ac_weight}, aux_classifier={self.model.aux_classifier}"
-            )
-        if self.loss != "bce" and self.label_smoothing:
-            raise ValueError(f"label_smoothing applies to the bce loss only; drop it with loss={self.loss!r}")
-        if self.compile and (self.r1_gamma or self.r2_gamma):
-            raise ValueError(
-                "the R1 and R2 penalties need a double backward, which torch.compile does not support; drop one"
-            )
-        if self.holdout < 0:
-            raise ValueError(f"holdout must be >= 0, got {self.holdout}")
-        if (self.select_by == "none") != (self.holdout == 0) or (self.select_by == "none") != (
-            self.select_evaluator is None
-        ):
-            raise ValueError(
-                "select_by, holdout and select_evaluator go together: checkpoint selection needs held-out images "
-                "per class and an evaluator (`ganaug evaluator train`), and held-out images are only for selection"
-            )
+        if self.loss != "bce" and self.d_label_smoothing:
+            raise ValueError(f"d_label_smoothing applies to the bce loss only; drop it with loss={self.loss!r}")
+        if self.compile and self.r1_gamma:
+            raise ValueError("the R1 penalty needs a double backward, which torch.compile does not support; drop one")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`.
+    def from_dict(cls, d: dict[str, Any], *, where: str = "this run") -> TrainConfig:
+        """Inverse of :meth:`to_dict`; also reads the configs older ganaug versions wrote (:func:`upgrade_config`).
 
         Raises:
+            RemovedLeverError: the run used a lever ganaug no longer has (one line naming ``where``).
             ValueError: a key this version does not know (the message names it and the known ones), or a value
                 :meth:`__post_init__` rejects.
         """
-        d = dict(d)
+        d = upgrade_config(d, where=where)
         _check_keys(d, cls, "TrainConfig")
-        model = d.get("model", {})
-        if not isinstance(model, dict):
-            raise TypeError(f"TrainConfig.model must be a mapping, got {type(model).__name__}")
-        _check_keys(model, ModelConfig, "ModelConfig")
-        d["model"] = ModelConfig(**model)
-        d["diffaugment"] = tuple(d.get("diffaugment", ()))
+        d["model"] = ModelConfig.from_dict(d.get("model", {}), where=where)
         return cls(**d)
+
+
+#: The commit whose ganaug still has every lever the results rejected (see :func:`upgrade_config`).
+LAST_WITH_REMOVED_LEVERS = "fedccbf"
+#: TrainConfig keys older versions wrote, each with the value that meant "off" and the lever it belonged to.
+#: A key that only tunes another lever (its bank, its period, its held-out images) is the ``None`` lever's:
+#: dropped whatever its value, the lever that uses it being checked on its own key.
+REMOVED_TRAIN_KEYS: dict[str, tuple[Any, str | None]] = {
+    "r2_gamma": (0.0, "the R2 penalty (--r2-gamma)"),
+    "ac_weight": (0.0, "the AC-GAN term (--ac-weight)"),
+    "mode_seeking": (0.0, "the mode-seeking term (--mode-seeking)"),
+    "coverage_weight": (0.0, "the IMLE coverage term (--coverage-weight)"),
+    "coverage_bank": (None, None),
+    "coverage_every": (None, None),
+    "lr_decay": ("none", "learning-rate decay (--lr-decay)"),
+    "select_by": ("none", "checkpoint selection (--select-by)"),
+    "holdout": (None, None),
+    "select_evaluator": (None, None),
+    "diffaugment": ((), "DiffAugment (--diffaugment)"),
+}
+#: The same for ModelConfig keys.
+REMOVED_MODEL_KEYS: dict[str, tuple[Any, str | None]] = {
+    "spectral_norm": (False, "spectral normalization (--spectral-norm)"),
+    "upsample": ("subpixel", "the deconvolution upsampling (--upsample deconv)"),
+    "mbstd": (False, "minibatch standard deviation (--mbstd)"),
+    "g_depth": (0, "a deeper generator (--g-depth)"),
+    "d_depth": (0, "a deeper discriminator (--d-depth)"),
+    "aux_classifier": (False, "the AC-GAN class head (--ac-weight)"),
+    "cond_bn": (False, "class-conditional BatchNorm (--cond-bn)"),
+    "center_of_mass": (False, "centre-of-mass placement in training (--center-of-mass train)"),
+    "d_coords": (False, "CoordConv in D (--d-coords)"),
+    "d_pack": (1, "PacGAN (--d-pack)"),
+    "proj_weight": (1.0, "a heavier projection term in D (proj_weight)"),
+}
+#: Values of kept keys that selected a removed lever.
+REMOVED_VALUES: dict[str, tuple[Any, str]] = {"loss": ("rpgan", "the relativistic pairing loss (--loss rpgan)")}
+#: Keys renamed since: old name -> new name.
+RENAMED_TRAIN_KEYS: dict[str, str] = {"label_smoothing": "d_label_smoothing"}
+
+
+class RemovedLeverError(ValueError):
+    """A run config (a checkpoint's, a run folder's config.json) used a lever this ganaug no longer has."""
+
+
+def removed_lever_message(where: str, lever: str) -> str:
+    """The one line that refuses a run trained with a removed ``lever``."""
+    return (
+        f"{where} was trained with {lever}, a lever ganaug no longer has (benchmarks/results/HISTORY.md has its "
+        f"figures); resume or export it with ganaug at git commit {LAST_WITH_REMOVED_LEVERS} (a generator.onnx "
+        "already exported from it still generates)"
+    )
+
+
+def _drop_removed(d: dict[str, Any], removed: dict[str, tuple[Any, str | None]], where: str) -> dict[str, Any]:
+    """``d`` without the ``removed`` keys, each of which must hold its "off" value (lists read as tuples)."""
+    out = {}
+    for key, value in d.items():
+        if key not in removed:
+            out[key] = value
+            continue
+        off, lever = removed[key]
+        if lever is not None and (tuple(value) if isinstance(value, list) else value) != off:
+            raise RemovedLeverError(removed_lever_message(where, lever))
+    return out
+
+
+def upgrade_config(d: dict[str, Any], *, where: str = "this run") -> dict[str, Any]:
+    """A TrainConfig dict as an older ganaug wrote it (a checkpoint's ``config``, config.json's), in this
+    version's keys: removed levers that were off are dropped, renamed keys take their new names.
+
+    Raises:
+        RemovedLeverError: a removed lever was on (one line naming ``where``, the lever and the commit to use).
+        TypeError: ``d`` (or its ``model``) is not a mapping.
+    """
+    if not isinstance(d, dict):
+        raise TypeError(f"TrainConfig must be a mapping, got {type(d).__name__}")
+    d = _drop_removed(d, REMOVED_TRAIN_KEYS, where)
+    for old, new in RENAMED_TRAIN_KEYS.items():
+        if old in d:
+            if new in d:
+                raise ValueError(f"{where}: {old} is the old name of {new}; give one of them")
+            d[new] = d.pop(old)
+    for key, (value, lever) in REMOVED_VALUES.items():
+        if d.get(key) == value:
+            raise RemovedLeverError(removed_lever_message(where, lever))
+    model = d.get("model", {})
+    if not isinstance(model, dict):
+        raise TypeError(f"TrainConfig.model must be a mapping, got {type(model).__name__}")
+    d["model"] = _drop_removed(model, REMOVED_MODEL_KEYS, where)
+    return d
 
 
 def check_seed(seed: int, *, name: str = "seed") -> None:

@@ -323,11 +323,11 @@ def unlabelled_files(folder: str | Path) -> tuple[list[Path], str]:
     return paths, digest.hexdigest()
 
 
-def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int, option: str = "--per-class") -> np.ndarray:
     """Exactly ``per_class`` indices of every class, drawn without replacement by a seeded RNG; sorted.
 
     Raises:
-        InputError: a class has fewer than ``per_class`` examples.
+        InputError: a class has fewer than ``per_class`` examples (the message names ``option``, the command's).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -336,8 +336,8 @@ def stratified_subset(labels: np.ndarray, per_class: int, *, seed: int) -> np.nd
         pool = np.flatnonzero(labels == c)
         if len(pool) < per_class:
             raise InputError(
-                f"--per-class {per_class} is larger than class {int(c)}, which has {len(pool)} images; "
-                f"choose --per-class <= {min(np.bincount(labels)[np.unique(labels)])}"
+                f"{option} {per_class} is larger than class {int(c)}, which has {len(pool)} images; "
+                f"choose {option} <= {min(np.bincount(labels)[np.unique(labels)])}"
             )
         chosen.append(rng.choice(pool, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int64)
@@ -368,7 +368,7 @@ def load_training_data(
     if per_class is None:
         indices = np.arange(len(src.labels), dtype=np.int64)
     else:
-        indices = stratified_subset(src.labels.numpy(), per_class, seed=seed)
+        indices = stratified_subset(src.labels.numpy(), per_class, seed=seed, option="--real-per-class")
     idx = torch.from_numpy(indices)
     identity = {
         "dataset": name,
@@ -380,23 +380,3 @@ def load_training_data(
         "indices_sha256": indices_hash(indices),
     }
     return TrainingData(to_model_range(src.images[idx]), src.labels[idx], src.classes, indices, identity)
-
-
-def split_holdout(labels: np.ndarray, per_class: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions into ``labels`` int [N] to train on and to hold out (``per_class`` of every class, seeded);
-    both sorted.
-
-    Raises:
-        InputError: a class has at most ``per_class`` images (nothing would be left to train on).
-    """
-    labels = np.asarray(labels)
-    smallest = int(np.bincount(labels)[np.unique(labels)].min())
-    if smallest <= per_class:
-        raise InputError(
-            f"--holdout {per_class} would leave a class of {smallest} images nothing to train on; "
-            f"choose --holdout < {smallest}"
-        )
-    # salted: the held-out draw differs from the subset's draw with the same seed
-    held = stratified_subset(labels, per_class, seed=(seed + 0x5E1EC7) % 2**63)
-    keep = np.setdiff1d(np.arange(len(labels)), held)
-    return keep, held

@@ -37,7 +37,7 @@ from torchvision.datasets import VisionDataset
 from ganaug.config import sampling_temperature
 from ganaug.errors import InputError
 from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.resample import LabelCheck, Sampling
+from ganaug.resample import LabelCheck, Sampling, as_label_check
 from ganaug.runtime import warn_uncorrected
 from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
 from ganaug.unflatten import Unflatten
@@ -50,7 +50,7 @@ VALUE_RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0))
 """The ranges ``output="tensor"`` can hand out: ``(0, 1)`` like ``ToTensor()``, or the generator's ``(-1, 1)``."""
 
 _EPOCH_PURPOSE = 0  # the middle word of the SeedSequence entropy, so epoch and other derived seeds never meet
-_ORDER_PURPOSE = 2  # 1 is ganaug.mixing's over-generation rounds
+_ORDER_PURPOSE = 2  # 1 is reserved (an older stream of ganaug.mixing)
 # (pid, file, provider, threads) -> (the file's stat stamp, OnnxGenerator): one per process and file version,
 # so a generator re-exported to the same path is not served by the old file's session.
 _RUNTIMES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -175,9 +175,11 @@ class GeneratedDataset(VisionDataset):
             items of its aligned chunk ``[i // chunk_size * chunk_size, ...)`` so item-by-item loops stay batched.
         temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample). Default: the model's
             own (its preset's ``sampling``, carried in the ONNX metadata; 1 for models without one).
-        label_check: an evaluator folder (or a :class:`ganaug.resample.LabelCheck`) that must agree with each
-            item's label; see :mod:`ganaug.resample`.
-        unflatten: for a run folder trained with ``--flatten-density``: candidates per item (0 = off; or a
+        label_check: a :class:`ganaug.resample.LabelCheck` (an evaluator folder, or a classifier of your own
+            with its input range) that must agree with each item's label: an item it rejects is drawn again from
+            its own latent stream, up to ``rounds`` tries (see :mod:`ganaug.resample`). An evaluator folder is
+            loaded with 8 rounds.
+        unflatten: for a run folder trained with ``flatten_density`` (the mnist preset's density weighting): candidates per item (0 = off; or a
             :class:`ganaug.unflatten.Unflatten`), one kept towards the real density (:mod:`ganaug.resample`). It
             holds the run's training images (47 MB for MNIST), read from ``data_root`` (default: the run's).
 
@@ -188,7 +190,8 @@ class GeneratedDataset(VisionDataset):
 
     Raises:
         InputError: bad counts, weights or class names; a file that is not a ganaug generator; an image
-            shape other than one channel; an unknown ``output``, ``value_range`` or ``order``.
+            shape other than one channel; an unknown ``output``, ``value_range`` or ``order``; a ``label_check``
+            that is not one, or whose classes differ from the generator's.
 
     Example:
         >>> ds = GeneratedDataset("runs/mnist", per_class=100, seed=0)  # doctest: +SKIP
@@ -238,7 +241,7 @@ class GeneratedDataset(VisionDataset):
         self.threads = threads
         self.chunk_size = _positive_int(chunk_size, "chunk_size")
         self.epoch: int | None = None
-        check = LabelCheck.load(label_check) if isinstance(label_check, (str, Path)) else label_check
+        check = as_label_check(label_check)
         if not isinstance(unflatten, Unflatten) and unflatten:
             unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
         runtime = self._runtime()
@@ -255,7 +258,7 @@ class GeneratedDataset(VisionDataset):
             )
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         labels = resolve_labels(self.classes, per_class=per_class, length=length, class_weights=class_weights)
-        self.sampling.check_classes(self.classes)
+        self.sampling.check_classes(self.classes, self.image_shape)
         self._labels = labels[mixed_order(self.seed, len(labels))] if order == "mixed" else labels
         self.targets: torch.Tensor = torch.from_numpy(self._labels)
         self.counts: list[int] = np.bincount(self._labels, minlength=len(self.classes)).tolist()

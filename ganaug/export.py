@@ -1,7 +1,7 @@
 """Export a run's generator to one self-contained, self-verified ONNX file.
 
 The exported graph is the EMA generator in eval mode with every BatchNorm folded into the Linear /
-(transposed) convolution before it and spectral-norm parametrizations removed, so it computes exactly
+(transposed) convolution before it, so it computes exactly
 ``G(z, labels)`` with a batch axis that really is dynamic:
 
 - inputs: ``z`` float32 [N, z_dim], ``labels`` int64 [N] in ``[0, num_classes)``
@@ -14,7 +14,7 @@ Facts about the model travel in ``metadata_props`` under ``ganaug.`` keys with J
 :data:`METADATA_KEYS`); ONNX Runtime hands them back as ``custom_metadata_map``. Before the file appears,
 :func:`export_onnx` runs ``onnx.checker`` and compares ONNX Runtime (CPU) with PyTorch on fresh random
 inputs at :data:`PARITY_BATCHES`; a mismatch raises :class:`ExportParityError` and leaves no file.
-A ``center_of_mass`` generator moves its images by whole pixels, a step function of the image: an image whose
+A generator with centre-of-mass placement (:class:`~ganaug.models.CenterOfMass`) moves its images by whole pixels, a step function of the image: an image whose
 centre of mass sits at a half-pixel tie (within ``10 * tolerance`` px) may be moved one pixel apart by the two
 backends. Such an image passes only if it is exactly that (the same unmoved image, moved one pixel more or
 less), and the parity record counts them (``centre_of_mass_ties``); rare (one in the first 4,360 checked).
@@ -71,7 +71,7 @@ METADATA_KEYS: tuple[str, ...] = (
 """Keys of ``metadata_props`` (each prefixed with ``ganaug.``, each value JSON)."""
 PROVENANCE_KEYS: tuple[str, ...] = ("data", "step", "checkpoint_sha256")
 """Metadata keys that say where a generator came from; null unless the caller's ``provenance`` gives them."""
-CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS) | {"sampling", "density_weighting"}
+CONTRACT_KEYS = frozenset(METADATA_KEYS) - set(PROVENANCE_KEYS) | {"sampling", "density_weighting", "center_of_mass"}
 """Metadata keys ganaug derives from the generator and the export itself: ``provenance`` cannot set them."""
 
 
@@ -80,7 +80,7 @@ class ExportParityError(GanaugError, RuntimeError):
 
 
 def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
-    """An eval-mode copy of ``generator`` with parametrizations removed and BatchNorm folded away.
+    """An eval-mode copy of ``generator`` with BatchNorm folded away.
 
     Every ``BatchNorm1d``/``BatchNorm2d`` that directly follows a ``Linear``, ``Conv2d`` or ``ConvTranspose2d``
     inside an ``nn.Sequential`` is folded into that layer's weight and bias and replaced by ``nn.Identity``;
@@ -90,17 +90,9 @@ def fold_for_inference(generator: torch.nn.Module) -> torch.nn.Module:
     """
     import torch
     from torch import nn
-    from torch.nn.utils import parametrize
     from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
     model = copy.deepcopy(generator).eval()
-    for m in [m for m in model.modules() if parametrize.is_parametrized(m)]:
-        # deepcopy shares the injected Parametrized<Module> class with the original, and removal edits that
-        # class: give the copy its own so the caller's module keeps working.
-        cls = type(m)
-        m.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-        for name in list(m.parametrizations):
-            parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     for seq in model.modules():
         if not isinstance(seq, nn.Sequential):
             continue
@@ -183,8 +175,8 @@ def export_onnx(
         fp16: store weights and compute in float16 (for GPU providers; inputs and output stay float32).
         overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote (never anything else).
         center_of_mass: export the generator followed by :class:`~ganaug.models.CenterOfMass` (each image moved
-            by whole pixels to MNIST's centre-of-mass placement) even if it trained without it; the file's
-            ``model_config`` then says ``center_of_mass: true``. For data placed that way (MNIST).
+            by whole pixels to MNIST's centre-of-mass placement) even if its run does not sample that way; the
+            file's ``center_of_mass`` metadata then says ``true``. For data placed that way (MNIST).
 
     Returns:
         The path of the written file (one self-contained file, no ``.onnx.data`` sidecar).
@@ -307,6 +299,7 @@ def export_generator(
         "output_range": list(OUTPUT_RANGE),
         "precision": precision,
         "model_config": dataclasses.asdict(config),
+        "center_of_mass": bool(getattr(generator, "center_of_mass", False)),
         "sampling": dict(sampling or {}),
         "density_weighting": float(density_weighting),
         **dict.fromkeys(PROVENANCE_KEYS),
@@ -393,7 +386,7 @@ def check_parity(
             with torch.no_grad():
                 torch_out = generator(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
             per_image = np.abs(onnx_out - torch_out).reshape(n, -1).max(axis=1)
-            if getattr(generator.config, "center_of_mass", False) and (per_image > tolerance).any():
+            if getattr(generator, "center_of_mass", False) and (per_image > tolerance).any():
                 tied = _tie_moved(generator, z, labels, onnx_out, per_image > tolerance, tolerance)
                 per_image[tied], ties[str(n)] = 0.0, int(tied.sum())
             errors[str(n)] = float(per_image.max())

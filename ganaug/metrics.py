@@ -450,10 +450,13 @@ def training_set(data: dict[str, Any], *, root: str | Path | None) -> tuple[torc
         idx = np.arange(len(src.labels))
     else:
         idx = stratified_subset(src.labels.numpy(), data["per_class"], seed=data["subset_seed"])
-    if data.get("holdout_per_class"):  # held out for checkpoint selection, never trained on
-        from ganaug.data import split_holdout
+    if data.get("holdout_per_class"):  # images held out for checkpoint selection, a lever ganaug no longer has
+        from ganaug.config import LAST_WITH_REMOVED_LEVERS
 
-        idx = idx[split_holdout(src.labels.numpy()[idx], data["holdout_per_class"], seed=data["holdout_seed"])[0]]
+        raise InputError(
+            "this generator trained on its split less the images checkpoint selection (--select-by) held out, a "
+            f"lever ganaug no longer has; evaluate it with ganaug at git commit {LAST_WITH_REMOVED_LEVERS}"
+        )
     if data.get("indices_sha256") and indices_hash(idx) != data["indices_sha256"]:
         raise InputError(
             f"the {data['dataset']} files under {root} differ from those the generator trained on; "
@@ -598,8 +601,8 @@ def evaluate_generator(
 
 def check_not_judge(sampling: Sampling | None, evaluator: Evaluator) -> None:
     """Raise :class:`InputError` when ``sampling``'s label check has the same weights as ``evaluator``."""
-    if sampling is None or sampling.check is None:
-        return
+    if sampling is None or sampling.check is None or sampling.check.evaluator is None:
+        return  # a check built from the user's own classifier cannot be the evaluator
     mine, theirs = sampling.check.evaluator.net.state_dict(), evaluator.net.state_dict()
     if mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine):
         raise InputError(

@@ -1,4 +1,4 @@
-"""Real plus generated data in one training set, and the label-fidelity filter.
+"""Real plus generated data in one training set, optionally drawn through a label check.
 
 :func:`augment` returns an :class:`AugmentedDataset` (a ``ConcatDataset``): the real items first, then
 synthetic ones, by ratio, per-class quota or balancing up to a per-class target. Synthetic items have the
@@ -20,14 +20,19 @@ best lever on Fashion-MNIST with 10 real images per class, 0.2; see :mod:`ganaug
     for images, targets in loader:  # targets: float [64, 10] probabilities
         loss = F.cross_entropy(model(images), targets)
 
-:func:`draw_synthetic` picks the synthetic items; with a :class:`LabelFilter` it keeps only images that a
-classifier assigns to the requested class, over-generating deterministically in rounds until every quota
-is filled, and reports each class's acceptance rate.
+:func:`draw_synthetic` picks the synthetic items. With ``label_check=`` (a :class:`ganaug.resample.LabelCheck`:
+an evaluator folder, or a classifier of your own with its input range) an item the check assigns to another
+class is drawn again from its own latent stream, as in every other consumer of a check (:mod:`ganaug.resample`),
+so item ``k`` still depends only on (generator, seed, quotas, check)::
+
+    check = LabelCheck(classifier.eval(), input_range=(0, 1), normalize=(0.1307, 0.3081))
+    train = augment(real, "runs/mnist", per_class=500, label_check=check)
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,81 +48,7 @@ from ganaug.dataset import ClassKey, GeneratedDataset
 from ganaug.errors import InputError
 from ganaug.labels import check_smoothing, parse_counts, smooth_labels, whole
 from ganaug.recipe import MIX_PER_CLASS, MIX_SHARE
-from ganaug.sampling import derive_seed
-
-_ROUND_PURPOSE = 1  # SeedSequence word for over-generation rounds (epochs use 0, see ganaug.dataset)
-
-
-@dataclass(frozen=True)
-class LabelFilter:
-    """Keep a generated image only if ``classifier`` assigns it to the class it was generated for.
-
-    The classifier sees each image exactly as the dataset hands it out, as a float32 batch [N, 1, H, W]:
-    the uint8 image scaled to ``input_range``, then ``(x - mean) / std`` if ``normalize=(mean, std)``. For a
-    classifier trained on ``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))`` that is
-    ``input_range=(0, 1), normalize=(0.1307, 0.3081)``; for one trained on ganaug's [-1, 1] tensors,
-    ``input_range=(-1, 1)``. It must return logits (or any scores) [N, num_classes]; the prediction is their
-    argmax. An ``nn.Module`` must be in eval mode (so a sample's verdict does not depend on its batch) and
-    gets its batches on the device of its first parameter.
-
-    Args:
-        classifier: ``float32 [N, 1, H, W] -> [N, num_classes]``.
-        input_range: ``(low, high)`` that pixel values 0 and 255 map to.
-        normalize: optional ``(mean, std)`` applied after scaling.
-        max_rounds: over-generation rounds before giving up on a class.
-        oversample: candidates generated per missing image, divided by the class's acceptance rate so far.
-        batch_size: images per classifier call.
-    """
-
-    classifier: Callable[[torch.Tensor], torch.Tensor]
-    input_range: tuple[float, float] = (0.0, 1.0)
-    normalize: tuple[float, float] | None = None
-    max_rounds: int = 8
-    oversample: float = 1.25
-    batch_size: int = 512
-
-    def __post_init__(self) -> None:
-        if not callable(self.classifier):
-            raise InputError(
-                f"classifier must be callable (a float batch [N, 1, H, W] -> logits), got {type(self.classifier).__name__}"
-            )
-        low, high = self.input_range
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise InputError(f"input_range must be finite (low, high) with low < high, got {self.input_range}")
-        if self.normalize is not None and not (
-            math.isfinite(self.normalize[0]) and math.isfinite(self.normalize[1]) and self.normalize[1] > 0
-        ):
-            raise InputError(f"normalize must be finite (mean, std) with std > 0, got {self.normalize}")
-        if self.max_rounds < 1 or self.batch_size < 1 or not self.oversample >= 1:
-            raise InputError("max_rounds and batch_size must be >= 1 and oversample >= 1")
-
-    def predict(self, images: np.ndarray, num_classes: int) -> np.ndarray:
-        """Predicted classes int64 [N] of uint8 images [N, H, W].
-
-        Raises:
-            InputError: a classifier in training mode, or scores that are not [N, num_classes].
-        """
-        model = self.classifier
-        device = torch.device("cpu")
-        if isinstance(model, torch.nn.Module):
-            if model.training:
-                raise InputError("the classifier is in training mode; call .eval() on it first")
-            device = next(model.parameters(), torch.empty(0)).device
-        low, high = self.input_range
-        predictions = []
-        for start in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(images[start : start + self.batch_size]).unsqueeze(1).float()
-            x = x * ((high - low) / 255.0) + low
-            if self.normalize is not None:
-                x = (x - self.normalize[0]) / self.normalize[1]
-            with torch.inference_mode():
-                scores = model(x.to(device))
-            if scores.ndim != 2 or scores.shape != (len(x), num_classes):
-                raise InputError(
-                    f"the classifier returned shape {list(scores.shape)}; it must return scores [N, {num_classes}]"
-                )
-            predictions.append(scores.argmax(dim=1).cpu().numpy())
-        return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+from ganaug.resample import LabelCheck, as_label_check, refuse_label_filter
 
 
 class SyntheticSet(Dataset):
@@ -130,8 +61,8 @@ class SyntheticSet(Dataset):
         sources: the generated datasets (``output="pil"``, no transforms).
         picks: int64 [M, 2] of (source, index).
         targets: int64 [M].
-        candidates: images generated per class to fill the quotas (equal to the quotas without a filter).
-        acceptance: per class, the share of candidates the filter kept (``None`` without a filter or quota).
+        sampling: how the items are drawn (:meth:`ganaug.resample.Sampling.identity`: the temperature, the label
+            check, the unflattening).
     """
 
     def __init__(
@@ -139,8 +70,7 @@ class SyntheticSet(Dataset):
         sources: Sequence[GeneratedDataset],
         picks: np.ndarray,
         *,
-        candidates: Sequence[int],
-        acceptance: Sequence[float | None] | None,
+        sampling: dict[str, Any] | None = None,
         mode: str = "L",
         transform: Callable | None = None,
         target_transform: Callable | None = None,
@@ -152,8 +82,9 @@ class SyntheticSet(Dataset):
             at = self.picks[:, 0] == s
             targets[at] = source.targets.numpy()[self.picks[at, 1]]
         self.targets = torch.from_numpy(targets)
-        self.candidates = list(candidates)
-        self.acceptance = None if acceptance is None else list(acceptance)
+        self.sampling = (
+            dict(sampling) if sampling is not None else (self.sources[0].sampling.identity() if self.sources else {})
+        )
         self.mode = mode
         self.transform = transform
         self.target_transform = target_transform
@@ -205,25 +136,21 @@ class Mix:
     generator: str
     seed: int
     rule: dict[str, Any]
-    candidates: list[int]
-    acceptance: list[float | None] | None = field(default=None)
     label_smoothing: float = 0.0
     recipe: str | None = None  # "low-budget" when augment() was given no rule
+    #: How the synthetic items are drawn (:meth:`ganaug.resample.Sampling.identity`): temperature, label check.
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary: the rule, totals and, per class name, real / synthetic counts (and acceptance)."""
+        """JSON-able summary: the rule, the sampling, totals and, per class name, real / synthetic counts."""
         per_class = {}
         for c, name in enumerate(self.classes):
-            row: dict[str, Any] = {"real": self.real[c], "synthetic": self.synthetic[c]}
-            if self.acceptance is not None:
-                row["candidates"] = self.candidates[c]
-                row["acceptance"] = self.acceptance[c]
-            per_class[name] = row
+            per_class[name] = {"real": self.real[c], "synthetic": self.synthetic[c]}
         return {
             "rule": self.rule,
             "generator": self.generator,
             "seed": self.seed,
-            "label_filter": self.acceptance is not None,
+            "sampling": self.sampling,
             "label_smoothing": self.label_smoothing,
             "recipe": self.recipe,
             "total": {"real": sum(self.real), "synthetic": sum(self.synthetic)},
@@ -335,120 +262,92 @@ class AugmentedDataset(ConcatDataset):
         return self.mix.to_dict()
 
 
-def check_label_filter(label_filter: object) -> None:
-    """Raise :class:`InputError` unless ``label_filter`` is ``None`` or a :class:`LabelFilter`."""
-    if label_filter is not None and not isinstance(label_filter, LabelFilter):
-        raise InputError(
-            f"label_filter must be a ganaug.LabelFilter (a classifier and its input range) or None, "
-            f"got {type(label_filter).__name__} {label_filter!r:.40}"
-        )
-
-
 def draw_synthetic(
     generated: GeneratedDataset | str | Path,
     per_class: int | Mapping[ClassKey, int] | Sequence[int],
     *,
     seed: int | None = None,
-    label_filter: LabelFilter | None = None,
+    label_check: str | Path | LabelCheck | None = None,
     mode: str = "L",
     transform: Callable | None = None,
     target_transform: Callable | None = None,
+    **removed: Any,
 ) -> SyntheticSet:
-    """Exactly ``per_class`` generated items of each class, optionally only those a classifier agrees with.
+    """Exactly ``per_class`` generated items of each class, optionally drawn through a label check.
 
-    Without a filter, from a generator file: the items of ``GeneratedDataset(generated,
-    per_class={c: n_c, ...}, seed=seed, order="sorted")`` (classes in index order); from a
-    :class:`GeneratedDataset`: the first ``n_c`` items of each class ``c`` in its own order. With a ``label_filter``, candidates are classified in rounds:
-    round 0 takes them from the same place; round ``r >= 1`` generates new ones with the latent seed
-    ``derive_seed(s, 1, r)`` (``s`` the round-0 seed), ``ceil(missing * oversample / rate)`` per short class
-    (``rate`` its acceptance so far, at least 0.02); a class keeps its first accepted candidates in order.
-    So the result depends only on (generator file, seed, quotas, classifier).
+    From a generator file: the items of ``GeneratedDataset(generated, per_class={c: n_c, ...}, seed=seed,
+    order="sorted", label_check=label_check)`` (classes in index order), with the model's default sampling. From
+    a :class:`GeneratedDataset`: the first ``n_c`` items of each class ``c`` in its own order, drawn its own way
+    (its temperature, check and unflattening), with ``label_check`` added when given. With a check, an item the
+    check assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
+    tries, else the try it liked best is kept (:mod:`ganaug.resample`): the quotas are always met, and item
+    ``k`` depends only on (generator, seed, quotas, sampling), never on batching or workers.
 
     Args:
         generated: a generator (``.onnx`` file or run folder) or a :class:`GeneratedDataset` with
             ``output="pil"`` and no transforms, whose seed is used.
         per_class: quota, an int for every class, ``{class (index or name): count}``, or a count per class index.
         seed: the latent seed with a generator file (default 0); not allowed with a :class:`GeneratedDataset`.
-        label_filter: keep only images its classifier assigns to their class.
+        label_check: a :class:`ganaug.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
+            normalize=...)`` or ``LabelCheck.load(folder)``) or an evaluator folder.
         mode, transform, target_transform: how :class:`SyntheticSet` hands the items out.
 
     Raises:
-        InputError: bad quotas or classes; a :class:`GeneratedDataset` with tensor output, transforms, or
-            too few items of a class (without a filter); a class whose quota the filter cannot fill in
-            ``max_rounds`` rounds (the message gives its acceptance rate).
+        InputError: bad quotas or classes; a :class:`GeneratedDataset` with tensor output, transforms, too few
+            items of a class, or a label check of its own besides ``label_check``; a ``label_check`` that is
+            not one, or whose classes differ from the generator's; ``label_filter=`` (now ``label_check=``).
     """
-    check_label_filter(label_filter)
+    refuse_label_filter(removed, "draw_synthetic")
+    check = as_label_check(label_check)
     pool, path, base_seed = _pool(generated, seed)
-    template = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
-    classes = template.classes
-    quotas = _quotas(per_class, classes)
-    num_classes = len(classes)
-    got: list[list[tuple[int, int]]] = [[] for _ in classes]
-    tried, passed = [0] * num_classes, [0] * num_classes
-    sources: list[GeneratedDataset] = []
-    for round_no in range(label_filter.max_rounds if label_filter is not None else 1):
-        short = [c for c in range(num_classes) if len(got[c]) < quotas[c]]
-        if not short:
-            break
-        wanted = {c: _candidates(quotas[c] - len(got[c]), tried[c], passed[c], label_filter) for c in short}
-        if round_no == 0 and pool is not None:
-            source, positions = pool, {c: np.flatnonzero(pool._labels == c)[: wanted[c]] for c in short}
-            if label_filter is None:
-                for c in short:
-                    if len(positions[c]) < quotas[c]:
-                        raise InputError(
-                            f"the GeneratedDataset holds {len(positions[c])} items of class {classes[c]!r} but "
-                            f"{quotas[c]} are needed; build it with per_class >= {quotas[c]}, or pass the generator file"
-                        )
-        else:
-            round_seed = base_seed if round_no == 0 else derive_seed(base_seed, _ROUND_PURPOSE, round_no)
-            source = GeneratedDataset(
-                template.generator_path,
-                per_class=wanted,
-                seed=round_seed,
-                order="sorted",
-                provider=template.provider,
-                threads=template.threads,
-                chunk_size=template.chunk_size,
-            )
-            positions = {c: np.flatnonzero(source._labels == c) for c in short}
-        sources.append(source)
-        order = np.concatenate([positions[c] for c in short])
-        if label_filter is not None:
-            labels = np.concatenate([np.full(len(positions[c]), c) for c in short])
-            ok = label_filter.predict(source.arrays(order), num_classes) == labels
-        else:
-            ok = np.ones(len(order), dtype=bool)
-        at = 0
-        for c in short:
-            kept = positions[c][ok[at : at + len(positions[c])]]
-            tried[c] += len(positions[c])
-            passed[c] += len(kept)
-            got[c] += [(len(sources) - 1, int(i)) for i in kept[: quotas[c] - len(got[c])]]
-            at += len(positions[c])
-    still = [c for c in range(num_classes) if len(got[c]) < quotas[c]]
-    if still:
-        c = still[0]
-        raise InputError(
-            f"the label filter kept {passed[c]} of {tried[c]} generated images of class {classes[c]!r} "
-            f"(acceptance {passed[c] / max(tried[c], 1):.1%}) in {label_filter.max_rounds} rounds, short of {quotas[c]}; "
-            f"check the classifier's input_range/normalize, lower the quota or raise max_rounds"
-        )
-    used = sorted({s for picks in got for s, _ in picks})
-    renumber = {s: k for k, s in enumerate(used)}
-    picks = np.array([(renumber[s], i) for picks in got for s, i in picks], dtype=np.int64).reshape(-1, 2)
-    acceptance = None
-    if label_filter is not None:
-        acceptance = [passed[c] / tried[c] if tried[c] else None for c in range(num_classes)]
+    if pool is not None:
+        source = pool if check is None else _with_check(pool, check)
+        quotas = _quotas(per_class, source.classes)
+        picks = []
+        for c, n in enumerate(quotas):
+            held = np.flatnonzero(source._labels == c)
+            if len(held) < n:
+                raise InputError(
+                    f"the GeneratedDataset holds {len(held)} items of class {source.classes[c]!r} but {n} are "
+                    f"needed; build it with per_class >= {n}, or pass the generator file"
+                )
+            picks += [(0, int(i)) for i in held[:n]]
+        sources, sampling = [source], source.sampling.identity()
+    else:
+        template = GeneratedDataset(path, per_class=1, seed=base_seed)
+        quotas = _quotas(per_class, template.classes)
+        if check is not None:
+            check.check_classes(template.classes, template.image_shape)
+        sampling = dataclasses.replace(template.sampling, check=check).identity()
+        wanted = {c: n for c, n in enumerate(quotas) if n}
+        sources, picks = [], []
+        if wanted:
+            options = {"provider": template.provider, "threads": template.threads, "chunk_size": template.chunk_size}
+            sources = [
+                GeneratedDataset(path, per_class=wanted, seed=base_seed, order="sorted", label_check=check, **options)
+            ]
+            picks = [(0, i) for i in range(sum(wanted.values()))]
     return SyntheticSet(
-        [sources[s] for s in used],
-        picks,
-        candidates=tried,
-        acceptance=acceptance,
+        sources,
+        np.array(picks, dtype=np.int64).reshape(-1, 2),
+        sampling=sampling,
         mode=mode,
         transform=transform,
         target_transform=target_transform,
     )
+
+
+def _with_check(pool: GeneratedDataset, check: LabelCheck) -> GeneratedDataset:
+    """``pool`` drawn through ``check`` as well: a copy with the same seed, labels and other sampling."""
+    if pool.sampling.check is check:
+        return pool
+    if pool.sampling.check is not None:
+        raise InputError("the GeneratedDataset has a label check of its own; give label_check= there or here, not both")
+    check.check_classes(pool.classes, pool.image_shape)
+    checked = copy.copy(pool)
+    checked.sampling = dataclasses.replace(pool.sampling, check=check)
+    checked._reset_cache()
+    return checked
 
 
 def augment(
@@ -459,9 +358,10 @@ def augment(
     per_class: int | Mapping[ClassKey, int] | None = None,
     balance_to: int | Literal["max"] | None = None,
     seed: int | None = None,
-    label_filter: LabelFilter | None = None,
+    label_check: str | Path | LabelCheck | None = None,
     match_class_names: bool = True,
     label_smoothing: float | None = None,
+    **removed: Any,
 ) -> AugmentedDataset:
     """``real`` plus synthetic items of its own item type, in one dataset that records the mix.
 
@@ -489,7 +389,9 @@ def augment(
             :func:`draw_synthetic`.
         ratio, per_class, balance_to: the rule (exactly one).
         seed: latent seed with a generator file (default 0).
-        label_filter: keep only synthetic images a classifier assigns to their class.
+        label_check: draw the synthetic items through a label check (:func:`draw_synthetic`): a
+            :class:`ganaug.resample.LabelCheck` such as ``LabelCheck(classifier, input_range=(0, 1),
+            normalize=(0.1307, 0.3081))``, or an evaluator folder.
         match_class_names: require the real class names to equal the generator's (not just their number).
         label_smoothing: ``e`` in [0, 1) [default: 0: int labels, whatever the rule]. With ``e > 0`` the items'
             targets become probability vectors, smoothed by ``e`` for synthetic items only (see
@@ -509,7 +411,8 @@ def augment(
             "give one of ratio= (synthetic per real), per_class= (synthetic per class) or balance_to= (per-class "
             "target), or none for the low-budget recipe"
         )
-    check_label_filter(label_filter)
+    refuse_label_filter(removed, "augment")
+    check = as_label_check(label_check)
     recipe = None if given else "low-budget"
     if recipe:
         given = {"per_class": MIX_PER_CLASS}
@@ -558,7 +461,7 @@ def augment(
         pool if pool is not None else path,
         quotas,
         seed=None if pool is not None else base_seed,
-        label_filter=label_filter,
+        label_check=check,
         mode=raw_image.mode,
         transform=getattr(base, "transform", None),
         target_transform=getattr(base, "target_transform", None),
@@ -571,10 +474,9 @@ def augment(
         generator=str(facts.generator_path),
         seed=facts.latent_seed,
         rule={name: value},
-        candidates=synthetic.candidates,
-        acceptance=synthetic.acceptance,
         label_smoothing=smoothing,
         recipe=recipe,
+        sampling=synthetic.sampling,
     )
     return AugmentedDataset(real, synthetic, mix, real_targets)
 
@@ -601,13 +503,6 @@ def _pool(
 def _quotas(per_class: int | Mapping[ClassKey, int] | Sequence[int], classes: Sequence[str]) -> list[int]:
     counts = parse_counts(classes, per_class, what="per_class")
     return [counts.get(c, 0) for c in range(len(classes))]
-
-
-def _candidates(missing: int, tried: int, passed: int, label_filter: LabelFilter | None) -> int:
-    if label_filter is None:
-        return missing
-    rate = max(passed / tried, 0.02) if tried else 1.0
-    return math.ceil(missing * label_filter.oversample / rate)
 
 
 def _rule_counts(given: dict[str, Any], real_counts: list[int], classes: list[str]) -> list[int]:

@@ -5,7 +5,7 @@ classical augmentation) labels every image of an unlabelled pool; an image is ke
 when the teacher gives that class a probability of at least ``threshold`` (FixMatch's confidence threshold:
 0.95 there). No label outside the labelled images is ever read.
 
-``ganaug train --per-class N --pseudo-label T`` trains its GAN on the labelled subset plus the kept images of
+``ganaug train --real-per-class N --pseudo-label T`` trains its GAN on the labelled subset plus the kept images of
 the rest of the split (how the benchmark simulates few labels); ``--unlabelled DIR`` makes a folder of
 unlabelled images the pool instead (a real user's case). See :func:`add_pool`. The run folder stores the
 pseudo-labels (``pseudo_labels.npz``), so a resumed run trains on the same ones; the downstream benchmark's
@@ -158,7 +158,7 @@ def add_pool(
         pool_size = len(pool_images)
     elif data.identity.get("per_class") is None:
         raise InputError(
-            "--pseudo-label needs a pool: --per-class (the rest of the split) or --unlabelled DIR (a folder of images)"
+            "--pseudo-label needs a pool: --real-per-class (the rest of the split) or --unlabelled DIR (a folder of images)"
         )
     else:
         split = load_source(dataset, root=root, split="train").images

@@ -4,7 +4,7 @@ Both halves are what the downstream benchmark measured (``benchmarks/results/HIS
 downstream section has the tables), so a user gets the measured setup without reading the benchmark:
 
 - **Training**: the ``few-shot`` preset (``ganaug/presets/few-shot.json``, resolved by
-  :func:`ganaug.presets.resolve`), which ``ganaug train --per-class N`` picks for ``N`` below
+  :func:`ganaug.presets.resolve`), which ``ganaug train --real-per-class N`` picks for ``N`` below
   :data:`LOW_BUDGET_BELOW`: :data:`LOW_BUDGET_STEPS` G steps (epochs derived from the subset's size), batches of
   at most 64, the dataset's classical augmentation on the real images, D half the default width,
   :data:`LOW_BUDGET_SAVES` grids and checkpoints. The constants here are read from that file, so the benchmark's
@@ -32,7 +32,7 @@ from ganaug.presets import load as load_preset
 __all__ = ["epochs_for_steps"]
 
 _FEW_SHOT = load_preset("few-shot")
-#: ``--per-class`` below this many images per class gets the low-budget recipe: the ``few-shot`` preset's
+#: ``--real-per-class`` below this many images per class gets the low-budget recipe: the ``few-shot`` preset's
 #: ``below_per_class`` (the downstream profiles' ``gan_small_below``).
 LOW_BUDGET_BELOW = _FEW_SHOT.below_per_class
 #: G steps of a low-budget run (the ``few-shot`` preset's; the ``cpu`` profiles' ``gan_steps``).

@@ -1,28 +1,32 @@
 """Which latent each generated image gets: a temperature, a label check that draws an image again when an
 independent classifier disagrees with the label it was generated for, and a resampling that undoes a run's
-``--flatten-density``.
+``flatten_density``.
 
 Sample ``i`` of seed ``s`` stays index-addressed. Round 0 gives it the latent ``T * latents(s, i, i + 1)`` (with
 ``T = 1`` and no check, exactly the plain sample). When the check rejects that image, round ``r`` (``1 <= r <
 rounds``) tries ``T * latents(round_seed(s, r), i, i + 1)``; the first image the check accepts is sample ``i``. If
 it accepts none, sample ``i`` is the round's image it gave the highest probability of its label (the earliest on
-a tie). With :class:`ganaug.unflatten.Unflatten` (``--unflatten K``, for runs trained with ``--flatten-density``), sample ``i`` is
+a tie). With :class:`ganaug.unflatten.Unflatten` (``--unflatten K``, for runs trained with ``flatten_density``), sample ``i`` is
 drawn that way ``K`` times, from seeds ``candidate_seed(s, j)``, and one candidate is kept by a uniform draw of
 ``(s, i)`` weighted towards the real data's density. So sample ``i`` depends only on (generator, seed, i, label,
 temperature, check, unflattening), never on the batch size, the order, or which other samples were asked for (up
 to float rounding across batch sizes, which could flip a verdict sitting exactly on a boundary).
 
-The check is a ganaug evaluator (``ganaug evaluator train``) trained on the generator's own training split; it
-must not be the evaluator that scores the samples (``ganaug evaluate`` refuses the same weights), or the
-fidelity it reports would be the filter's own verdict. A check folder may also hold a :class:`Manifold`
-(``--manifold-per-class N``): then an image must also lie on its class's real manifold in the check's features.
+The check (:class:`LabelCheck`) is one concept wherever it is used: ``ganaug generate`` / ``ganaug evaluate``
+``--label-check`` and ``label_check=`` of :class:`ganaug.dataset.GeneratedDataset`, :func:`ganaug.mixing.augment`,
+:func:`ganaug.mixing.draw_synthetic` and :class:`ganaug.batchmix.SyntheticMix` all draw sample ``i`` by this law.
+It is a ganaug evaluator (``ganaug evaluator train``) trained on the generator's own training split, or any
+classifier of your own with its input range; it must not be the evaluator that scores the samples (``ganaug
+evaluate`` refuses the same weights), or the fidelity it reports would be the check's own verdict. A check
+folder may also hold a :class:`Manifold` (``--manifold-per-class N``): then an image must also lie on its
+class's real manifold in the check's features.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -194,31 +198,98 @@ def manifold_images(
 
 @dataclass(frozen=True)
 class LabelCheck:
-    """A classifier that must agree with a generated image's label (argmax of its logits equals it) and, when it
-    carries a :class:`Manifold`, must also find the image on the real manifold of that label.
+    """A classifier that must agree with each generated image's label, or the image is drawn again.
+
+    Every consumer applies it the same way (:class:`Sampling`; ``ganaug generate`` / ``ganaug evaluate``
+    ``--label-check``, ``GeneratedDataset``, ``augment``, ``draw_synthetic`` and ``SyntheticMix`` ``label_check=``):
+    an image is accepted when the argmax of the classifier's scores is its label (and, with a :class:`Manifold`,
+    it lies on that label's real manifold); a rejected image is drawn again from its own latent stream, up to
+    ``rounds`` tries in all, else the try with the highest probability of its label is kept. See the module
+    docstring for the law.
+
+    Two ways to build one:
+
+    - ``LabelCheck.load(folder, rounds=8)``: a ganaug evaluator folder (``ganaug evaluator train``), with its
+      manifold if the folder holds one; what the CLI's ``--label-check FOLDER`` loads.
+    - ``LabelCheck(classifier, input_range=(0, 1), normalize=(0.1307, 0.3081), rounds=8)``: any classifier of
+      your own, ``float32 [N, 1, H, W] -> scores [N, num_classes]`` (logits or any scores; the prediction is their
+      argmax). It sees the generator's float output mapped from [-1, 1] to ``input_range``, then
+      ``(x - mean) / std`` with ``normalize=(mean, std)``: ``input_range=(0, 1), normalize=(0.1307, 0.3081)`` for
+      one trained on ``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))``, ``input_range=(-1, 1)`` for one
+      trained on ganaug's tensors. An ``nn.Module`` must be in eval mode (so a verdict does not depend on its
+      batch) and gets its batches on the device of its first parameter. A :class:`ganaug.evaluator.Evaluator`
+      works too (it takes [-1, 1] itself).
 
     Attributes:
-        evaluator: a ganaug evaluator (float [N, 1, 28, 28] in [-1, 1] -> logits).
-        sha256: sha256 of its weights file (identity for manifests and caches).
+        classifier: the callable above, or a :class:`ganaug.evaluator.Evaluator`.
+        input_range: ``(low, high)`` the generator's [-1, 1] maps to [default: ``(0, 1)``; an evaluator's own
+            ``(-1, 1)``].
+        normalize: optional ``(mean, std)`` applied after the mapping.
         rounds: latents tried per sample, the first included (>= 1).
-        manifold: real training images in the evaluator's features (``None``: the label alone decides).
+        classes: the classifier's class names, checked against the generator's (default: an evaluator's own;
+            else only their number is checked, from one trial batch).
+        batch_size: images per classifier call.
+        manifold: real training images in an evaluator's features (``None``: the label alone decides).
+        sha256: identity of the weights for manifests and caches (default: the sha256 of the evaluator folder's
+            weights file with :meth:`load`, else of an ``nn.Module``'s parameters and buffers).
     """
 
-    evaluator: Evaluator
-    sha256: str
+    classifier: Any
+    _: KW_ONLY
+    input_range: tuple[float, float] | None = None
+    normalize: tuple[float, float] | None = None
     rounds: int = 8
+    classes: Sequence[str] | None = None
+    batch_size: int = 512
     manifold: Manifold | None = None
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, (int, np.integer)) or self.rounds < 1:
             raise InputError(f"label-check rounds must be a whole number >= 1, got {self.rounds!r}")
+        object.__setattr__(self, "rounds", int(self.rounds))
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, (int, np.integer))
+            or self.batch_size < 1
+        ):
+            raise InputError(f"label-check batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        evaluator = self.evaluator
+        if evaluator is None and not callable(self.classifier):
+            raise InputError(
+                "the label check's classifier must be callable (a float batch [N, 1, H, W] -> scores "
+                f"[N, num_classes]) or a ganaug Evaluator, got {type(self.classifier).__name__}"
+            )
+        if self.input_range is None:
+            object.__setattr__(self, "input_range", (-1.0, 1.0) if evaluator is not None else (0.0, 1.0))
+        low, high = _pair(self.input_range, "input_range")
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InputError(f"input_range must be finite (low, high) with low < high, got {self.input_range}")
+        object.__setattr__(self, "input_range", (low, high))
+        if self.normalize is not None:
+            mean, std = _pair(self.normalize, "normalize")
+            if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+                raise InputError(f"normalize must be finite (mean, std) with std > 0, got {self.normalize}")
+            object.__setattr__(self, "normalize", (mean, std))
+        if evaluator is not None:
+            if self.input_range != (-1.0, 1.0) or self.normalize is not None:
+                raise InputError(
+                    "a ganaug Evaluator takes images in [-1, 1] itself: leave input_range and normalize unset"
+                )
+            if self.classes is None:
+                object.__setattr__(self, "classes", list(evaluator.classes))
+        elif self.manifold is not None:
+            raise InputError("a manifold needs a ganaug Evaluator as the classifier (it lives in its features)")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", [str(c) for c in self.classes])
 
     @classmethod
     def load(cls, path: str | Path, *, rounds: int = 8) -> LabelCheck:
-        """Load an evaluator folder as a check.
+        """Load an evaluator folder (and its manifold, if it holds one) as a check.
 
         Raises:
-            InputError: ``path`` is not an evaluator folder (see :func:`ganaug.evaluator.load_evaluator`).
+            InputError: ``path`` is not an evaluator folder (see :func:`ganaug.evaluator.load_evaluator`), or its
+                manifold was built for other weights.
         """
         from ganaug.evaluator import WEIGHTS, load_evaluator
         from ganaug.export import file_sha256
@@ -227,22 +298,149 @@ class LabelCheck:
         sha = file_sha256(Path(path) / WEIGHTS)
         manifold_file = Path(path) / MANIFOLD
         manifold = Manifold.load(manifold_file, weights_sha256=sha) if manifold_file.is_file() else None
-        return cls(evaluator, sha, rounds, manifold)
+        return cls(evaluator, rounds=rounds, manifold=manifold, sha256=sha)
+
+    @property
+    def evaluator(self) -> Evaluator | None:
+        """The classifier when it is a ganaug :class:`~ganaug.evaluator.Evaluator` (always with :meth:`load`)."""
+        from ganaug.evaluator import Evaluator
+
+        return self.classifier if isinstance(self.classifier, Evaluator) else None
+
+    def check_classes(self, classes: Sequence[str], image_shape: Sequence[int] = (1, 28, 28)) -> None:
+        """Raise :class:`InputError` unless this check knows the generator's ``classes``: the same names in the
+        same order when it names its classes, else as many scores as classes on one trial image (mid-grey, of
+        ``image_shape``), which also catches a module left in training mode."""
+        if self.classes is not None:
+            check_same_classes(list(classes), list(self.classes))
+            return
+        self._scores(np.zeros((1, *image_shape), np.float32), len(classes))
 
     def judge(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(accepted bool [N], score float64 [N])`` for images float32 [N, 1, 28, 28] in [-1, 1]: accepted when
-        the argmax is the label (and, with a manifold, the realism is >= 1); the score is the probability of the
-        label (times min(realism, 1) with a manifold), which picks the kept try when none is accepted."""
+        """``(accepted bool [N], score float64 [N])`` for images float32 [N, 1, H, W] in [-1, 1] (the generator's
+        output) and their labels int64 [N]: accepted when the argmax of the scores is the label (and, with a
+        manifold, the realism is >= 1); the score is the softmax probability of the label (times min(realism, 1)
+        with a manifold), which picks the kept try when none is accepted.
+
+        Raises:
+            InputError: a module in training mode, or scores that are not [N, K] with K above every label.
+        """
         import torch
 
-        f, logits = self.evaluator.features_and_logits(torch.from_numpy(np.ascontiguousarray(images)))
+        labels = np.asarray(labels, dtype=np.int64)
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        evaluator, features = self.evaluator, None
+        if evaluator is not None:
+            features, logits = evaluator.features_and_logits(torch.from_numpy(images))
+        else:
+            logits = self._scores(images, int(labels.max()) + 1 if labels.size else 0, at_least=True)
         p = torch.softmax(logits.double(), dim=1).numpy()
         rows = np.arange(len(labels))
         agrees, score = p.argmax(axis=1) == labels, p[rows, labels]
         if self.manifold is not None:
-            r = self.manifold.realism(f, labels)
+            r = self.manifold.realism(features, labels)
             agrees, score = agrees & (r >= 1.0), score * np.minimum(r, 1.0)
         return agrees, score
+
+    def identity(self) -> dict[str, Any]:
+        """JSON-able description for manifests, reports and cache keys: the weights' sha256 and the rounds (and
+        the manifold's sha256), plus for a classifier of your own its type and input mapping."""
+        out: dict[str, Any] = {"sha256": self.sha256 or _weights_sha256(self.classifier), "rounds": self.rounds}
+        if self.manifold is not None:
+            out["manifold_sha256"] = self.manifold.sha256()
+        if self.evaluator is None:
+            named = self.classifier if hasattr(self.classifier, "__qualname__") else type(self.classifier)
+            out["classifier"] = f"{getattr(named, '__module__', None)}.{named.__qualname__}"
+            out["input_range"] = list(self.input_range)
+            out["normalize"] = None if self.normalize is None else list(self.normalize)
+        return out
+
+    def _scores(self, images: np.ndarray, num_classes: int, *, at_least: bool = False) -> torch.Tensor:
+        """float32 [N, K] scores of a classifier of your own for images float32 [N, 1, H, W] in [-1, 1]: K equal
+        to ``num_classes`` (or, ``at_least``, above it)."""
+        import torch
+
+        model = self.classifier
+        device = torch.device("cpu")
+        if isinstance(model, torch.nn.Module):
+            if model.training:
+                raise InputError("the label check's classifier is in training mode; call .eval() on it first")
+            device = next(model.parameters(), torch.empty(0)).device
+        low, high = self.input_range
+        scale, shift = (high - low) / 2.0, low + (high - low) / 2.0
+        out = []
+        for start in range(0, max(len(images), 1), self.batch_size):
+            x = torch.from_numpy(images[start : start + self.batch_size])
+            if (scale, shift) != (1.0, 0.0):
+                x = x * scale + shift
+            if self.normalize is not None:
+                x = (x - self.normalize[0]) / self.normalize[1]
+            with torch.inference_mode():
+                scores = torch.as_tensor(model(x.to(device)))
+            bad = scores.ndim != 2 or scores.shape[0] != len(x)
+            bad = bad or (scores.shape[1] < num_classes if at_least else scores.shape[1] != num_classes)
+            if bad:
+                want = f"[N, {num_classes}]" if not at_least else "[N, num_classes]"
+                raise InputError(
+                    f"the label check's classifier returned shape {list(scores.shape)} for {len(x)} images; it must "
+                    f"return scores {want}, one per class of the generator"
+                )
+            out.append(scores.detach().float().cpu())
+        return torch.cat(out)
+
+
+def _pair(value: Any, name: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be two numbers, got {value!r}") from None
+    return a, b
+
+
+def _weights_sha256(classifier: Any) -> str | None:
+    """Hex sha256 of a module's (or an evaluator's network's) parameters and buffers, in order; ``None`` for
+    other callables."""
+    import hashlib
+
+    import torch
+
+    net = getattr(classifier, "net", classifier)
+    if not isinstance(net, torch.nn.Module):
+        return None
+    digest = hashlib.sha256()
+    for name, t in net.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def as_label_check(value: Any, *, rounds: int = 8) -> LabelCheck | None:
+    """``label_check=`` as every consumer takes it: ``None``, a :class:`LabelCheck`, or an evaluator folder
+    (loaded with ``rounds``).
+
+    Raises:
+        InputError: anything else (a bare classifier must be wrapped, to say its input range).
+    """
+    if value is None or isinstance(value, LabelCheck):
+        return value
+    if isinstance(value, (str, Path)):
+        return LabelCheck.load(value, rounds=rounds)
+    raise InputError(
+        "label_check must be an evaluator folder or a ganaug.LabelCheck (e.g. LabelCheck(classifier, "
+        f"input_range=(0, 1), normalize=(mean, std))), got {type(value).__name__}"
+    )
+
+
+def refuse_label_filter(extra: dict[str, Any], where: str) -> None:
+    """Raise for keyword arguments ``where`` does not take: ``label_filter=`` is now ``label_check=``."""
+    if "label_filter" in extra:
+        raise InputError(
+            "label_filter= is now label_check=: pass label_check=ganaug.LabelCheck(classifier, input_range=..., "
+            "normalize=...) or an evaluator folder"
+        )
+    if extra:
+        raise TypeError(f"{where}() got an unexpected keyword argument {next(iter(extra))!r}")
 
 
 #: ``candidate_seed(s, j)`` derives candidate j's seed (``--unflatten``) with this purpose.
@@ -291,12 +489,17 @@ class Sampling:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise InputError(f"temperature must be a number > 0, got {t!r}")
+        if self.check is not None and not isinstance(self.check, LabelCheck):
+            raise InputError(
+                f"check must be a ganaug.LabelCheck (LabelCheck.load(folder) or LabelCheck(classifier, ...)), "
+                f"got {type(self.check).__name__}"
+            )
 
-    def check_classes(self, classes: list[str]) -> None:
-        """Raise :class:`InputError` unless the check (if any) names ``classes``, the generator's, in order, and
-        the unflattening (if any) knows as many classes."""
+    def check_classes(self, classes: list[str], image_shape: Sequence[int] = (1, 28, 28)) -> None:
+        """Raise :class:`InputError` unless the check (if any) knows ``classes``, the generator's
+        (:meth:`LabelCheck.check_classes`), and the unflattening (if any) knows as many classes."""
         if self.check is not None:
-            check_same_classes(classes, self.check.evaluator.classes)
+            self.check.check_classes(classes, image_shape)
         if self.unflatten is not None and self.unflatten.num_classes != len(classes):
             raise InputError(
                 f"--unflatten's training images have {self.unflatten.num_classes} classes, the generator "
@@ -310,9 +513,7 @@ class Sampling:
 
     def identity(self) -> dict[str, Any]:
         """JSON-able description for manifests, reports and cache keys."""
-        check = None if self.check is None else {"sha256": self.check.sha256, "rounds": self.check.rounds}
-        if self.check is not None and self.check.manifold is not None:
-            check["manifold_sha256"] = self.check.manifold.sha256()
+        check = None if self.check is None else self.check.identity()
         out: dict[str, Any] = {"temperature": float(self.temperature), "label_check": check}
         if self.unflatten is not None:  # absent otherwise: earlier manifests and cache keys stay as they were
             out["unflatten"] = self.unflatten.identity()
@@ -381,5 +582,4 @@ class Sampling:
 def sampling_from_options(temperature: float, label_check: str | Path | None, *, rounds: int = 8) -> Sampling:
     """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` options describe (``--unflatten``:
     :func:`ganaug.unflatten.with_unflatten`)."""
-    check = None if label_check is None else LabelCheck.load(label_check, rounds=rounds)
-    return Sampling(temperature, check)
+    return Sampling(temperature, as_label_check(label_check, rounds=rounds))

@@ -577,7 +577,7 @@ def warn_uncorrected(generator: OnnxGenerator, *, unflatten: bool) -> None:
         return
     _WARNED.add(key)
     warnings.warn(
-        f"{generator.path} was trained with density weighting (--flatten-density {weight:g}): sampled without its "
+        f"{generator.path} was trained with density weighting (flatten_density {weight:g}): sampled without its "
         "correction, rare styles come more often than in the real data; --unflatten 8 (unflatten=8) corrects it, "
         "at a fraction of plain sampling's speed",
         UserWarning,

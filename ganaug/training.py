@@ -1,11 +1,12 @@
 """Goodfellow's minimax training of the class-conditional DCGAN, with resume that really continues.
 
 Per iteration the discriminator takes one step on a real batch; after every ``d_steps`` of them the
-generator takes one step with the non-saturating loss ``-log D(G(z))``. The fakes of the last D step
-are reused for the G step (one generator forward per iteration).
+generator takes one step with the non-saturating loss ``-log D(G(z))`` (or the hinge loss, with a lazy R1
+penalty on D: the mnist and fashion-mnist presets). The fakes of the last D step are reused for the G step (one
+generator forward per iteration).
 
-Reproducibility: every random draw of a run (weight init, batch order, z, DiffAugment) comes from the
-run's seed; a checkpoint holds G, D, the EMA generator, both optimizers, AMP scalers, the step and both
+Reproducibility: every random draw of a run (weight init, batch order, z, the real images' augmentation) comes
+from the run's seed; a checkpoint holds G, D, the EMA generator, both optimizers, AMP scalers, the step and both
 RNG states, so ``--resume`` after an interruption ends bitwise where an uninterrupted run ends on CPU. No
 global state is touched: weights are drawn from a seeded ``torch.Generator`` (the global RNG is never
 seeded), and ``cudnn.benchmark`` is switched on only inside :meth:`Trainer.fit` on CUDA and restored after.
@@ -20,7 +21,7 @@ together see exactly the single-process batch. BatchNorm uses SyncBatchNorm on C
 statistics, as in one process); on CPU (gloo has no SyncBatchNorm) each rank normalizes with its own
 slice's statistics and DDP broadcasts rank 0's running statistics, so a CPU run is statistically
 consistent with, not equal to, the single-process run. Rank 0 alone writes files (and holds the run
-folder's lock); a checkpoint holds every rank's DiffAugment RNG, so resume works across ranks.
+folder's lock); a checkpoint holds every rank's augmentation RNG, so resume works across ranks.
 """
 
 from __future__ import annotations
@@ -41,21 +42,14 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ganaug.augment_ops import classical, diff_augment
+from ganaug.augment_ops import classical
 from ganaug.checkpoint import CHECKPOINT, config_of, load_checkpoint, load_generator, save_checkpoint
 from ganaug.config import DEFAULT_SAVES, DENSITY_K, ModelConfig, TrainConfig, epochs_for_steps
 from ganaug.data import TrainingData, load_training_data, unlabelled_files
 from ganaug.distributed import Distributed
 from ganaug.errors import InputError, TrainingDiverged
 from ganaug.metrics import class_density_distances
-from ganaug.models import (
-    CenterOfMass,
-    Discriminator,
-    Generator,
-    discriminator_flops,
-    generator_flops,
-    with_center_of_mass,
-)
+from ganaug.models import CenterOfMass, Discriminator, Generator, discriminator_flops, generator_flops
 from ganaug.outputs import check_can_create, check_unlocked
 from ganaug.runfolder import CONFIG, METRICS_FIELDS, RunFolder
 
@@ -67,7 +61,6 @@ __all__ = ["CHECKPOINT", "EMA", "TrainResult", "Trainer", "fixed_grid_inputs", "
 
 GRID_COLUMNS = 10
 _SEED_SPACE = 2**64  # torch.Generator.manual_seed takes [0, 2**64); derived seeds wrap around in it
-Holdout = tuple[torch.Tensor, torch.Tensor, list[str]]  # held-out images, labels, class names (selection)
 
 
 class StepBatch(NamedTuple):
@@ -75,8 +68,6 @@ class StepBatch(NamedTuple):
 
     fakes: torch.Tensor  # float [B, 1, 28, 28] in [-1, 1]: G(z, y), with G's graph when the step kept it
     labels: torch.Tensor  # int64 [B]: y, the real images' labels, which the fakes were drawn with
-    latents: torch.Tensor  # float [B, z_dim]: z
-    reals: torch.Tensor  # float [B, 1, 28, 28]: the real images as D saw them (augmented), detached
 
 
 def resolve_device(device: str) -> torch.device:
@@ -165,9 +156,8 @@ def with_step_budget(config: TrainConfig, n_images: int) -> TrainConfig:
 
 def _load_data(
     config: TrainConfig, *, download: bool, pseudo: PseudoLabels | None = None
-) -> tuple[TrainConfig, TrainingData, Holdout | None, PseudoLabels | None]:
-    """The config's training data (without the held-out images), the config with ``model.num_classes`` taken
-    from the data, the held-out images, labels and class names when ``config.holdout`` asks for them, and with
+) -> tuple[TrainConfig, TrainingData, PseudoLabels | None]:
+    """The config's training data, the config with ``model.num_classes`` taken from the data, and with
     ``config.pseudo_label`` the pseudo-labels of the pool (``pseudo``, a resumed run's, or made here). The
     returned config names its folders by absolute paths."""
     for name in ("data_root", "unlabelled"):
@@ -195,18 +185,12 @@ def _load_data(
             device=resolve_device(config.device),
             stored=pseudo,
         )
-    holdout = None
-    if config.holdout:
-        from ganaug.selection import hold_out
-
-        data, images, labels = hold_out(data, config.holdout, seed=config.seed)
-        holdout = (images, labels, data.classes)
     model = dataclasses.replace(config.model, num_classes=len(data.classes))
-    return dataclasses.replace(config, model=model), data, holdout, pseudo if config.pseudo_label else None
+    return dataclasses.replace(config, model=model), data, pseudo if config.pseudo_label else None
 
 
 def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
-    """Refuse centre-of-mass placement (``--center-of-mass``) for training images float [N, 1, 28, 28] in
+    """Refuse centre-of-mass placement (``sample_center_of_mass``) for training images float [N, 1, 28, 28] in
     [-1, 1] that are not placed that way (more than ``tolerance`` of them more than half a pixel off centre):
     the samples would be forced to a placement the real images don't have.
 
@@ -220,8 +204,8 @@ def check_centred(images: torch.Tensor, *, tolerance: float = 0.01) -> None:
     share = float(off.double().mean()) if len(images) else 0.0
     if share > tolerance:
         raise InputError(
-            f"--center-of-mass is for images centred by their centre of mass, as MNIST's are; {share:.0%} of these "
-            "training images are more than half a pixel off centre: pass --center-of-mass off"
+            f"sample_center_of_mass (the mnist preset's) is for images centred by their centre of mass, as MNIST's are; "
+            f"{share:.0%} of these training images are more than half a pixel off centre: choose another --preset"
         )
 
 
@@ -232,7 +216,7 @@ def _image_folders(config: TrainConfig) -> list[str]:
 
 def _reopen(
     run: RunFolder, *, epochs: int | None, data_root: str | Path | None, unlabelled: str | Path | None = None
-) -> tuple[TrainConfig, TrainingData, Holdout | None]:
+) -> tuple[TrainConfig, TrainingData]:
     """The stored config of ``run`` (with a new total of ``epochs``, a moved ``data_root`` or a moved
     ``unlabelled`` folder) and its data, checked to be the data the run trained on.
 
@@ -268,13 +252,13 @@ def _reopen(
             f"the images under {config.unlabelled} differ from those this run pseudo-labelled; restore them, point "
             "--unlabelled at where they moved, or start a new run"
         )
-    config, data, holdout, _ = _load_data(config, download=False, pseudo=stored)
+    config, data, _ = _load_data(config, download=False, pseudo=stored)
     if data.identity["indices_sha256"] != meta["data"].get("indices_sha256") or data.classes != meta["classes"]:
         raise InputError(
             f"the {config.dataset} files under {config.data_root} differ from those this run trained on; "
             f"point --data-root at the original data"
         )
-    return config, data, holdout
+    return config, data
 
 
 def _progress_bar(total: int, initial: int, *, show: bool):
@@ -286,22 +270,15 @@ def _progress_bar(total: int, initial: int, *, show: bool):
 
 class GAN:
     """The models of a run and their update rules: G, D, the EMA generator, both Adam optimizers, the AMP
-    scalers and the DiffAugment RNG (``aug_rng``, one stream per rank). Weights are drawn from a
-    ``torch.Generator`` seeded with ``seed``; ``G_train``/``D_train`` are the DDP wrappers in a torchrun job
+    scalers and the RNG of the real images' augmentation (``aug_rng``, one stream per rank). Weights are drawn
+    from a ``torch.Generator`` seeded with ``seed``; ``G_train``/``D_train`` are the DDP wrappers in a torchrun job
     (the plain modules otherwise); the plain ones are what a checkpoint saves."""
 
     SAVED = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d")
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        device: torch.device,
-        dist: Distributed,
-        *,
-        holdout: Holdout | None = None,
-    ) -> None:
+    def __init__(self, config: TrainConfig, device: torch.device, dist: Distributed) -> None:
         self.config, self.device, self.dist = config, device, dist
-        self.step = 0  # set by at_step: decides the learning rates and the lazy R1 steps
+        self.step = 0  # the training step (set by Trainer.fit): decides the lazy R1 steps
         self.amp = config.amp if config.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
         if self.amp == "fp16" and device.type != "cuda":
             raise InputError("--amp fp16 needs CUDA; use --amp bf16 or off on CPU")
@@ -319,8 +296,8 @@ class GAN:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = EMA(self.G, config.ema_decay, config.ema_warmup)
-        if config.sample_center_of_mass:  # G trains as it is; its EMA copy (grids, selection) samples placed
-            self.G_ema.module = with_center_of_mass(self.G_ema.module)  # the same weights: the move has none
+        if config.sample_center_of_mass:  # G trains as it is; its EMA copy (the grids) samples placed
+            self.G_ema.module.centre = CenterOfMass()  # the same weights: the move has none
         adam = {"betas": (config.beta1, config.beta2), **({"fused": True} if device.type == "cuda" else {})}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, **adam)
@@ -334,58 +311,13 @@ class GAN:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         aug_seed = (config.seed * 1000 + 1 + dist.rank) % _SEED_SPACE
         self.aug_rng = torch.Generator(device=device).manual_seed(aug_seed)
-        self.bank = FakeBank(config.coverage_bank, config.model.z_dim, device) if config.coverage_weight else None
-        if self.bank is not None and dist.active:
-            raise InputError("--coverage-weight runs in one process only; drop it or train without torchrun")
-        self.selection = None  # checkpoint selection (rank 0 only: the other ranks write nothing)
-        if config.select_by != "none" and dist.is_writer:
-            from ganaug.selection import Selection
-
-            if holdout is None:
-                raise InputError(f"select_by={config.select_by} needs the held-out images (TrainConfig.holdout)")
-            images, labels, classes = holdout
-            self.selection = Selection(
-                config.select_by,
-                config.select_evaluator,
-                images,
-                labels,
-                classes,
-                z_dim=config.model.z_dim,
-                seed=config.seed,
-            )
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: getattr(self, name).state_dict() for name in self.SAVED}
-        if self.bank is not None:
-            state["coverage_bank"] = self.bank.state_dict()
-        if self.selection is not None and self.selection.best is not None:
-            state["selected"] = self.selection.state_dict()
-        return state
+        return {name: getattr(self, name).state_dict() for name in self.SAVED}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.SAVED:
             getattr(self, name).load_state_dict(state[name])
-        if self.bank is not None:
-            self.bank.load_state_dict(state.get("coverage_bank"))
-        if self.selection is not None:
-            self.selection.load_state_dict(state.get("selected"))
-
-    def at_step(self, step: int, total: int) -> None:
-        """Before training step ``step`` of ``total``: both learning rates follow ``lr_decay`` (a function of the
-        step alone, so a resumed run gets the same rates)."""
-        self.step = step
-        if self.config.lr_decay == "none":
-            return
-        t = step / total
-        factor = 1.0 - t if self.config.lr_decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
-        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
-
-    def end_epoch(self, epoch: int) -> None:
-        """Checkpoint selection: score the EMA generator after ``epoch`` and keep it if it is the best so far."""
-        if self.selection is not None:
-            self.selection.update(self.G_ema, self.G_ema.module, epoch)
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -393,13 +325,6 @@ class GAN:
         [-1, 1] on the CPU (the run's sample grids; moved to the centre with ``sample_center_of_mass``)."""
         g = self.G_ema.module.eval()
         return g(z.to(self.device), labels.to(self.device)).float().cpu()
-
-    def use_selected(self) -> dict[str, Any]:
-        """Load the selected EMA snapshot into ``G_ema`` (for the final grid); ``{"selected": ...}`` for the summary."""
-        if self.selection is None or self.selection.best is None:
-            return {}
-        self.G_ema.load_state_dict(self.selection.best["G_ema"])
-        return {"selected": self.selection.summary()}
 
     def unwrap(self) -> None:
         """Drop the DDP wrappers (before leaving the process group)."""
@@ -410,9 +335,6 @@ class GAN:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.config.diffaugment, self.aug_rng) if self.config.diffaugment else x
-
     def d_step(self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, *, keep_fake: bool):
         """One discriminator step on real images float [B, 1, 28, 28] in [-1, 1], labels int64 [B] and
         latents float [B, z_dim]; returns (float [3]: D loss, mean D(x), mean D(G(z)); the :class:`StepBatch` for
@@ -422,47 +344,29 @@ class GAN:
             real = classical(real, self.aug_rng, cfg.augment_real)
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        lazy_step = self.step % cfg.r1_every == 0
-        r1, r2 = cfg.r1_gamma > 0 and lazy_step, cfg.r2_gamma > 0 and lazy_step
+        r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0  # lazy: every r1_every D steps
         with self._autocast():
             with torch.no_grad() if not keep_fake else nullcontext():
                 fake = self.G_train(z, y)
-            real_in = self._augment(real)
-            if r1:
-                real_in = real_in.detach().requires_grad_(True)
-            logit_real, class_real = _heads(self.D_train(real_in, y))
-            fake_in = self._augment(fake.detach())
-            if r2:
-                fake_in = fake_in.detach().requires_grad_(True)
-            logit_fake, _ = _heads(self.D_train(fake_in, y))
+            real_in = real.detach().requires_grad_(True) if r1 else real
+            logit_real = self.D_train(real_in, y)
+            logit_fake = self.D_train(fake.detach(), y)
             if cfg.loss == "hinge":
                 loss = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
-            elif cfg.loss == "rpgan":  # fake i was drawn with real i's label: the pair D compares
-                loss = F.softplus(logit_fake - logit_real).mean()
             else:  # BCE with one-sided smoothing: real target 1 - s, fake target 0.
-                t = 1.0 - cfg.label_smoothing
+                t = 1.0 - cfg.d_label_smoothing
                 loss_real = (t * F.softplus(-logit_real) + (1 - t) * F.softplus(logit_real)).mean()
                 loss = loss_real + F.softplus(logit_fake).mean()
-            # R1/R2: gamma/2 E|grad D|^2 over D's inputs (with d_pack = p, packs of p images: the per-image mean
-            # times p), weighted by r1_every when lazy.
-            pack = cfg.model.d_pack
-            if r1:  # on the reals D saw
+            if r1:  # R1: gamma/2 E|grad D(x)|^2 on the reals D saw, weighted by r1_every (lazy)
                 (grad,) = torch.autograd.grad(logit_real.float().sum(), real_in, create_graph=True)
-                loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * pack * grad.float().square().sum(dim=(1, 2, 3)).mean()
-            if r2:  # the same on the fakes D saw
-                (grad,) = torch.autograd.grad(logit_fake.float().sum(), fake_in, create_graph=True)
-                loss = loss + cfg.r2_gamma / 2 * cfg.r1_every * pack * grad.float().square().sum(dim=(1, 2, 3)).mean()
-            if cfg.ac_weight:  # AC-GAN's class term, on the real images only for D
-                loss = loss + cfg.ac_weight * F.cross_entropy(class_real.float(), y)
+                loss = loss + cfg.r1_gamma / 2 * cfg.r1_every * grad.float().square().sum(dim=(1, 2, 3)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
-        if self.bank is not None:
-            self.bank.add(fake.detach(), y, z)
         with torch.no_grad():
             d_real, d_fake = torch.sigmoid(logit_real.float()).mean(), torch.sigmoid(logit_fake.float()).mean()
-            return torch.stack([loss.detach().float(), d_real, d_fake]), StepBatch(fake, y, z, real_in.detach())
+            return torch.stack([loss.detach().float(), d_real, d_fake]), StepBatch(fake, y)
 
     def g_step(self, batch: StepBatch) -> torch.Tensor:
         """One generator step on the batch of the last D step (its fakes must keep G's graph); updates the EMA;
@@ -470,90 +374,15 @@ class GAN:
         fake, y = batch.fakes, batch.labels
         # The plain D (not its DDP wrapper): D's gradients from this step are discarded, so not all-reduced.
         with self._autocast():
-            logit, class_fake = _heads(self.D_g(self._augment(fake), y))
-            if self.config.loss == "hinge":
-                loss = -logit.mean()
-            elif self.config.loss == "rpgan":  # softplus(D(x) - D(G(z))) with the updated D on the D step's reals
-                with torch.no_grad():
-                    logit_real, _ = _heads(self.D_g(batch.reals, y))
-                loss = F.softplus(logit_real - logit).mean()
-            else:  # the non-saturating -log D(G(z))
-                loss = F.softplus(-logit).mean()
-            if self.config.ac_weight:  # AC-GAN: G makes images D's class head files under the asked class
-                loss = loss + self.config.ac_weight * F.cross_entropy(class_fake.float(), y)
-            if self.config.mode_seeking:
-                loss = loss + self.config.mode_seeking * mode_seeking_term(fake, y, batch.latents)
-            if self.bank is not None and self.step % self.config.coverage_every == 0:
-                loss = loss + self.config.coverage_weight * self.config.coverage_every * self._coverage(batch)
+            logit = self.D_g(fake, y)
+            # hinge: -D(G(z)); bce: the non-saturating -log D(G(z))
+            loss = -logit.mean() if self.config.loss == "hinge" else F.softplus(-logit).mean()
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.G_ema.update_parameters(self.G)
         return loss.detach().float()
-
-    def _coverage(self, batch: StepBatch) -> torch.Tensor:
-        """The coverage term (``TrainConfig.coverage_weight``): mean squared pixel error float [] between the real
-        images of ``batch`` (as D saw them, so after DiffAugment when it is on) and G's rendering of their nearest
-        bank latents (0 when the bank holds none of their classes yet)."""
-        z, found = self.bank.nearest(batch.reals, batch.labels)
-        if not found.any():
-            return torch.zeros((), device=self.device)
-        rendered = self.G_train(z[found], batch.labels[found]).float()  # [n, 1, 28, 28], with G's graph
-        return (rendered - batch.reals[found].float()).square().mean()
-
-
-class FakeBank:
-    """The last ``size`` fakes of the D steps, for the coverage term: latents float [size, z_dim], labels int64
-    [size] (-1 = empty slot) and pixels float [size, H*W*C], overwritten oldest first."""
-
-    def __init__(self, size: int, z_dim: int, device: torch.device) -> None:
-        self.latents = torch.zeros(size, z_dim, device=device)
-        self.labels = torch.full((size,), -1, dtype=torch.int64, device=device)
-        self.pixels: torch.Tensor | None = None  # allocated on the first add (the image size is known then)
-        self.next = 0
-
-    @torch.no_grad()
-    def add(self, fakes: torch.Tensor, labels: torch.Tensor, latents: torch.Tensor) -> None:
-        """Store fakes float [B, C, H, W] made from labels int64 [B] and latents float [B, z_dim]."""
-        flat = fakes.float().flatten(1)
-        if self.pixels is None:
-            self.pixels = torch.zeros(len(self.labels), flat.shape[1], device=flat.device)
-        slots = (self.next + torch.arange(len(flat), device=flat.device)) % len(self.labels)
-        self.pixels[slots], self.labels[slots], self.latents[slots] = flat, labels, latents.float()
-        self.next = int(slots[-1] + 1) % len(self.labels)
-
-    @torch.no_grad()
-    def nearest(self, reals: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For real images float [B, C, H, W] with labels int64 [B]: the latent float [B, z_dim] of the stored fake
-        of the same label nearest in Euclidean pixel distance, and bool [B]: whether the bank held that label."""
-        if self.pixels is None:
-            nothing = torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
-            return self.latents.new_zeros(len(labels), self.latents.shape[1]), nothing
-        dist = torch.cdist(reals.float().flatten(1), self.pixels)  # [B, size]
-        dist = dist.masked_fill(labels[:, None] != self.labels[None, :], math.inf)
-        best = dist.argmin(dim=1)
-        return self.latents[best], torch.isfinite(dist[torch.arange(len(labels)), best])
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"latents": self.latents, "labels": self.labels, "next": self.next}
-        return state | ({"pixels": self.pixels} if self.pixels is not None else {})
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Restore :meth:`state_dict`'s bank; ``None`` (a checkpoint written without the term) empties it."""
-        if state is None:
-            self.labels.fill_(-1)
-            self.pixels, self.next = None, 0
-            return
-        if state["latents"].shape != self.latents.shape:
-            raise InputError(
-                f"the checkpoint's coverage bank is {tuple(state['latents'].shape)} but the run's config asks for "
-                f"{tuple(self.latents.shape)}; was config.json edited? Start a new run instead of resuming this one"
-            )
-        self.latents.copy_(state["latents"])
-        self.labels.copy_(state["labels"])
-        self.pixels = state["pixels"].to(self.latents.device) if "pixels" in state else None
-        self.next = int(state["next"])
 
 
 def epoch_order(n: int, weights: torch.Tensor | None, rng: torch.Generator) -> torch.Tensor:
@@ -583,33 +412,6 @@ def density_weights(
         w = d.clamp_min(1e-6) ** exponent if d.max() > 0 else torch.ones_like(d)
         weights[members] = w / w.sum() * len(members) / len(labels)
     return weights.float()
-
-
-def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index pairs (a, b), int64 [P] each, of distinct items with the same label: the batch sorted by label
-    (stably), neighbours 2k and 2k + 1 paired where their labels agree. P is 0 when no label repeats."""
-    order = torch.argsort(labels, stable=True)
-    n = order.numel() // 2 * 2
-    a, b = order[0:n:2], order[1:n:2]
-    keep = labels[a] == labels[b]
-    return a[keep], b[keep]
-
-
-def mode_seeking_term(fake: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """MSGAN's mode-seeking term (Mao et al., CVPR 2019) on fakes float [B, C, H, W] made from labels int64 [B]
-    and latents float [B, z_dim]: ``1 / (mean|x_a - x_b| / mean|z_a - z_b| + 1e-5)`` over the same-label pairs of
-    :func:`same_label_pairs` (float []); 0 when no label repeats. Small when G maps different latents of one
-    class to different images, so adding it to G's loss pushes towards variety within each class."""
-    a, b = same_label_pairs(labels)
-    if a.numel() == 0:
-        return fake.new_zeros(())
-    ratio = (fake[a] - fake[b]).abs().float().mean() / (z[a] - z[b]).abs().float().mean()
-    return 1.0 / (ratio + 1e-5)
-
-
-def _heads(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """D's output as (logits [N], class logits [N, classes] or None without ``aux_classifier``)."""
-    return out if isinstance(out, tuple) else (out, None)
 
 
 def _images_per_second(trainer: Trainer) -> float:
@@ -652,7 +454,6 @@ class Trainer:
         run: RunFolder | str | Path,
         data: TrainingData,
         *,
-        holdout: Holdout | None = None,
         progress: bool = True,
     ) -> None:
         self.config, self.data, self.progress = config, data, progress
@@ -664,18 +465,12 @@ class Trainer:
         n = self.batch_size = config.batch_size
         if n > len(data.labels):
             raise InputError(f"--batch-size {n} is larger than the {len(data.labels)} training images; choose fewer")
-        if config.model.center_of_mass or config.sample_center_of_mass:
+        if config.sample_center_of_mass:
             check_centred(data.images)
         self.dist = Distributed.from_env(self.device)
         if n % self.dist.world:
             raise InputError(f"--batch-size {n} must be a multiple of the {self.dist.world} processes")
-        pack = config.model.d_pack
-        if (n // self.dist.world) % pack:
-            raise InputError(
-                f"--batch-size {n} over {self.dist.world} process(es) is not a multiple of --d-pack {pack} per process; "
-                f"choose a batch size that is"
-            )
-        self.gan = GAN(config, self.device, self.dist, holdout=holdout)
+        self.gan = GAN(config, self.device, self.dist)
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed)  # batch order and z, all ranks
         # The whole training set lives on the device; batches are gathered by index (no DataLoader).
         self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
@@ -702,9 +497,9 @@ class Trainer:
         beforehand for a ``config.pseudo_label`` run (the benchmark needs their count), else made here."""
         run = RunFolder.check_new(run_dir, overwrite=overwrite, read=_image_folders(config))
         check_can_create(run_dir)  # os.access says yes to root under /proc, where the lock cannot be made
-        config, data, holdout, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
+        config, data, pseudo = _load_data(config, download=config.download, pseudo=pseudo)
         config = with_step_budget(config, len(data.labels))  # the epochs of a step budget, now the images are known
-        trainer = cls(config, run, data, holdout=holdout, progress=progress)
+        trainer = cls(config, run, data, progress=progress)
         trainer.dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
         if trainer.dist.is_writer:
             run.acquire()
@@ -726,8 +521,8 @@ class Trainer:
         """Continue ``run_dir`` from its checkpoint up to its configured (or a new) total of ``epochs``, reading moved
         data from ``data_root`` / ``unlabelled``; metrics.csv drops rows logged after the checkpoint (no step twice)."""
         run = RunFolder(run_dir)
-        config, data, holdout = _reopen(run, epochs=epochs, data_root=data_root, unlabelled=unlabelled)
-        trainer = cls(config, run, data, holdout=holdout, progress=progress)
+        config, data = _reopen(run, epochs=epochs, data_root=data_root, unlabelled=unlabelled)
+        trainer = cls(config, run, data, progress=progress)
         if trainer.dist.is_writer:
             run.acquire()
         try:
@@ -758,7 +553,7 @@ class Trainer:
                         idx = perm[b * bs : (b + 1) * bs][mine]
                         z = torch.randn(bs, cfg.model.z_dim, generator=self.rng, device=self.device)[mine]
                         update_g = self.step % cfg.d_steps == cfg.d_steps - 1
-                        gan.at_step(self.step, self.total_steps)
+                        gan.step = self.step
                         d_stats, batch = gan.d_step(self.images[idx], self.labels[idx], z, keep_fake=update_g)
                         sums[[0, 2, 3]] += d_stats
                         d_count += 1
@@ -792,14 +587,13 @@ class Trainer:
         if not all(math.isfinite(v) for v in vals):
             raise TrainingDiverged(
                 f"losses became non-finite at step {self.step} (D {vals[0]}, G {vals[1]}); the last good checkpoint "
-                f"in {self.run_dir / CHECKPOINT} is kept; try a lower learning rate, --label-smoothing 0.1 or --spectral-norm"
+                f"in {self.run_dir / CHECKPOINT} is kept; try lower learning rates (--lr-g, --lr-d)"
             )
         if self.dist.is_writer:
             row = [self.step, epoch + 1, *vals, round(self.train_seconds, 3)]
             self.run.append_metrics(dict(zip(METRICS_FIELDS, row, strict=True)))
 
     def _end_epoch(self, epoch: int) -> None:
-        self.gan.end_epoch(epoch)
         if epoch % self.config.save_every and self.step < self.total_steps:
             return
         aug_states = self.dist.gather(self.gan.aug_rng.get_state())
@@ -810,7 +604,7 @@ class Trainer:
     def _finish(self) -> None:
         if not self.dist.is_writer:
             return
-        summary = _summary(self) | self.gan.use_selected()
+        summary = _summary(self)
         self.run.finish(self.gan.sample(self.grid_z, self.grid_labels), summary, nrow=GRID_COLUMNS)
         if self.config.export_onnx:
             from ganaug.export import export_onnx

@@ -1,4 +1,4 @@
-"""Undo a run's ``--flatten-density`` when sampling (``--unflatten K``): :class:`Unflatten` reweights
+"""Undo a run's ``flatten_density`` when sampling (``--unflatten K``): :class:`Unflatten` reweights
 :class:`ganaug.resample.Sampling`'s candidates towards the real data's density (the law of which candidate each
 sample keeps is in :mod:`ganaug.resample`)."""
 
@@ -23,7 +23,7 @@ from ganaug.resample import Sampling
 
 @dataclass(frozen=True)
 class Unflatten:
-    """Undo a run's ``--flatten-density A`` when sampling. That run drew each training image ``x`` with
+    """Undo a run's ``flatten_density A`` when sampling. That run drew each training image ``x`` with
     probability proportional to ``d(x) ** A`` (``d``: pixel distance to the 5th nearest other training image of
     its class, capped at a quantile), so its generator learned the rare styles but also makes them ``d ** A``
     times too often. Each sample is drawn as ``candidates`` independent candidates (each with the temperature
@@ -35,8 +35,8 @@ class Unflatten:
     Attributes:
         images: float32 [M, P], the run's training images flattened, in [-1, 1].
         labels: int64 [M], their classes.
-        caps: float64 [C], each class's cap on ``d`` (the run's ``--density-clip`` quantile).
-        exponent: the run's ``--flatten-density`` A (> 0).
+        caps: float64 [C], each class's cap on ``d`` (the run's ``density_clip`` quantile).
+        exponent: the run's ``flatten_density`` A (> 0).
         candidates: candidates per sample (>= 1).
     """
 
@@ -76,7 +76,7 @@ class Unflatten:
         from ``data_root``, default the one it recorded).
 
         Raises:
-            InputError: ``run`` is not a run folder, was trained without ``--flatten-density``, or on data this
+            InputError: ``run`` is not a run folder, was trained without ``flatten_density``, or on data this
                 cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
         """
         from ganaug.runfolder import CONFIG, RunFolder  # here: the run folder's module loads matplotlib
@@ -84,7 +84,7 @@ class Unflatten:
         run = Path(run)
         if not (run / CONFIG).is_file():
             raise InputError(
-                f"--unflatten needs the run folder (its {CONFIG} records --flatten-density); {run} has no {CONFIG}"
+                f"--unflatten needs the run folder (its {CONFIG} records flatten_density); {run} has no {CONFIG}"
             )
         doc = RunFolder(run).read_config()  # checked: schema, keys
         config, data = doc["config"], doc["data"]
@@ -93,7 +93,10 @@ class Unflatten:
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{run / CONFIG} does not read as a ganaug run config ({type(e).__name__}: {e})") from None
         if not exponent > 0:
-            raise InputError(f"{run} was trained without --flatten-density: --unflatten has nothing to undo; drop it")
+            raise InputError(
+                f"{run} was trained without density weighting (flatten_density, the mnist preset's): --unflatten "
+                "has nothing to undo; drop it"
+            )
         if config.get("pseudo_label") or config.get("unlabelled") or config.get("augment_real"):
             raise InputError(
                 f"{run} trained on pseudo-labelled or augmented images, whose density --unflatten cannot rebuild"

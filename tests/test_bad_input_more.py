@@ -23,7 +23,7 @@ from ganaug.cli import main
 from ganaug.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
+TINY = ["--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
 PROC = Path("/proc")
 needs_proc = pytest.mark.skipif(not (PROC / "self").is_dir(), reason="needs Linux /proc")
 
@@ -68,7 +68,9 @@ def test_train_out_under_proc_is_one_line_before_loading_data(tmp_path, monkeypa
     loaded = []
     monkeypatch.setattr(ganaug.training, "load_training_data", lambda *a, **k: loaded.append(a))
     for out in (PROC / "ganaug-test-run", PROC / "ganaug-test" / "run"):
-        one_line(run("train", "--out", out, "--per-class", "10", "--epochs", "1", *TINY), 2, "cannot write", str(out))
+        one_line(
+            run("train", "--out", out, "--real-per-class", "10", "--epochs", "1", *TINY), 2, "cannot write", str(out)
+        )
         assert not out.exists()
     assert not loaded
 
@@ -181,14 +183,12 @@ def test_resume_of_a_run_another_process_trains_says_so(tmp_path):
 @pytest.fixture
 def no_benchmark_work(monkeypatch):
     """Fail the test if the benchmark starts any work (it must refuse its options first)."""
-    from ganaug.cli.bench import _load_benchmark
-
-    cli = _load_benchmark("downstream").cli
+    from ganaug.downstream import cli
 
     def work(*a, **k):
         raise AssertionError("the benchmark started before its options were checked")
 
-    for name in ("run", "run_pool", "run_probes"):
+    for name in ("run", "run_pool"):
         monkeypatch.setattr(cli, name, work)
     return cli
 
@@ -287,7 +287,7 @@ def test_run_as_a_folder_the_standard_library_comes_first(tmp_path):
 def test_sigterm_handler_is_only_there_while_a_command_runs():
     before = signal.getsignal(signal.SIGTERM)
     assert run("--version").exit_code == 0
-    assert run("train", "--per-class", "0").exit_code == 2
+    assert run("train", "--real-per-class", "0").exit_code == 2
     assert signal.getsignal(signal.SIGTERM) == before
 
 
@@ -305,7 +305,7 @@ def test_sigterm_removes_the_temp_and_the_lock_and_exits_non_zero(tmp_path):
             return real_replace(src, dst, *a, **k)
         os.replace = slow_replace
         from ganaug.cli import main
-        main({["train", "--per-class", "10", "--epochs", "1", "--out", str(out), *TINY]!r}, prog_name="ganaug")
+        main({["train", "--real-per-class", "10", "--epochs", "1", "--out", str(out), *TINY]!r}, prog_name="ganaug")
         """
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

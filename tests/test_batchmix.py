@@ -286,3 +286,44 @@ def test_label_smoothing_smooths_the_synthetic_items_labels_only(run: Path, mode
     _, no_mask_targets = soft(images, labels, step=0)
     assert torch.equal(no_mask_targets, targets)
     assert "label_smoothing=0.2" in repr(soft)
+
+
+class _PixelSum(torch.nn.Module):
+    """A fake classifier: class = round(100 * pixel sum) mod 10, so it rejects about nine images in ten."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot((x.sum(dim=(1, 2, 3)) * 100).round().long() % 10, 10).float()
+
+
+@pytest.mark.parametrize("classes", ["uniform", "same"])
+def test_a_label_check_draws_item_k_of_step_s_as_sample_s_n_plus_k(run: Path, classes: str) -> None:
+    from ganaug.resample import LabelCheck, Sampling
+
+    check = LabelCheck(_PixelSum().eval())
+    kwargs = {"share": 0.5, "classes": classes, "quantize": False, "value_range": (-1, 1), "seed": 2, "threads": 1}
+    mix = SyntheticMix(run, temperature=1.2, label_check=check, lookahead=3, **kwargs)
+    images, labels = batch(12)
+    generator = OnnxGenerator(run, provider="cpu", threads=1)
+    redrawn = 0
+    for step in (4, 0):
+        out, out_labels = mix(images, labels, step=step)
+        plan = mix.plan(12, step=step)
+        syn_labels = labels[plan.positions].numpy() if classes == "same" else plan.labels
+        rows = plan.latent_start + np.arange(plan.n)
+        want = Sampling(1.2, check).images(
+            generator.run, syn_labels, rows, seed=plan.latent_seed, z_dim=generator.z_dim
+        )
+        np.testing.assert_allclose(out[plan.positions].numpy(), want, atol=1e-5, rtol=0)
+        assert out_labels[plan.positions].tolist() == syn_labels.tolist()
+        plain = SyntheticMix(run, temperature=1.2, **kwargs)(images, labels, step=step)[0]
+        redrawn += int((out != plain).flatten(1).any(1).sum())
+        one = SyntheticMix(run, temperature=1.2, label_check=check, lookahead=1, **kwargs)(images, labels, step=step)
+        torch.testing.assert_close(one[0], out, atol=1e-5, rtol=0)
+    assert redrawn > 0  # the check redrew some (the fake classifier rejects about nine images in ten)
+    assert (
+        pickle.loads(pickle.dumps(mix))(images, labels, step=0)[1].tolist() == mix(images, labels, step=0)[1].tolist()
+    )
+    with pytest.raises(InputError, match=r"scores \[N, 10\]"):
+        SyntheticMix(run, share=0.5, threads=1, label_check=LabelCheck(lambda x: x.flatten(1)))
+    with pytest.raises(InputError, match="label_check must be an evaluator folder or a ganaug.LabelCheck"):
+        SyntheticMix(run, share=0.5, threads=1, label_check=_PixelSum().eval())

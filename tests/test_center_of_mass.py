@@ -1,4 +1,5 @@
-"""`--center-of-mass`: G moves its images by whole pixels to MNIST's centre-of-mass placement."""
+"""Centre-of-mass placement (`sample_center_of_mass`, the mnist preset's; `ganaug export --center-of-mass`): the
+samples are moved by whole pixels to MNIST's centre-of-mass placement."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ganaug.models import CenterOfMass, Generator
 from ganaug.training import check_centred
 from tests.conftest import write_idx
 
-SMALL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, center_of_mass=True)
+SMALL = ModelConfig(z_dim=8, embed_dim=4, g_width=8)
 
 
 def bars(n: int, *, seed: int = 0) -> torch.Tensor:
@@ -42,7 +43,7 @@ class OffCentre(torch.nn.Module):
 def wild_generator(seed: int = 0) -> Generator:
     """A small centre-of-mass G whose images are dark with bright blobs, off centre (so they need moving)."""
     torch.manual_seed(seed)
-    g = Generator(SMALL)
+    g = Generator(SMALL, center_of_mass=True)
     with torch.no_grad():
         for p in g.up.parameters():
             p.normal_(0, 0.5)
@@ -112,7 +113,7 @@ def test_onnx_equals_pytorch_for_a_centring_generator(tmp_path):
     assert differs.sum() <= 1  # a half-pixel tie at most, in a few hundred images
     import onnx
 
-    assert read_metadata(onnx.load(str(out)))["model_config"]["center_of_mass"] is True
+    assert read_metadata(onnx.load(str(out)))["center_of_mass"] is True
 
 
 def test_parity_excuses_only_one_pixel_moves_at_a_tie():
@@ -138,7 +139,7 @@ def test_parity_excuses_only_one_pixel_moves_at_a_tie():
 
 def test_data_not_centred_by_mass_is_refused():
     check_centred(bars(50))
-    with pytest.raises(InputError, match="pass --center-of-mass off"):
+    with pytest.raises(InputError, match="is for images centred by their centre of mass"):
         check_centred(torch.roll(bars(50), 1, dims=3))
 
 
@@ -161,21 +162,16 @@ def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path)
     from ganaug.export import read_metadata
 
     root = centred_mnist(tmp_path / "data")
-    args = ["train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1", "--batch-size", "20"]
-    args += ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--device", "cpu", "--quiet", "--center-of-mass"]
-    for mode in ("train", "sample"):
-        res = CliRunner().invoke(main, [*args, mode, "--out", str(tmp_path / mode)])
-        assert res.exit_code == 0, res.output
-        config = json.loads((tmp_path / mode / "config.json").read_text())["config"]
-        assert (config["model"]["center_of_mass"], config["sample_center_of_mass"]) == (
-            mode == "train",
-            mode == "sample",
-        )
-        exported = read_metadata(onnx.load(str(tmp_path / mode / "generator.onnx")))["model_config"]
-        assert exported["center_of_mass"] is True  # either way the samples users get are moved
-        assert isinstance(load_generator(tmp_path / mode)[0].centre, CenterOfMass)
-    bad = CliRunner().invoke(main, ["train", "--center-of-mass", "sample", "--out", str(tmp_path / "digits")])
-    assert bad.exit_code == 2 and "pass --center-of-mass off" in bad.output
+    args = ["train", "--preset", "mnist", "--data-root", str(root), "--epochs", "1", "--batch-size", "20"]
+    args += ["--g-width", "8", "--d-width", "8", "--device", "cpu", "--amp", "off", "--quiet"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert config["sample_center_of_mass"] is True and "center_of_mass" not in config["model"]
+    assert read_metadata(onnx.load(str(tmp_path / "run" / "generator.onnx")))["center_of_mass"] is True
+    assert load_generator(tmp_path / "run")[0].center_of_mass
+    bad = CliRunner().invoke(main, [*args, "--dataset", "digits", "--out", str(tmp_path / "digits")])
+    assert bad.exit_code == 2 and "is for images centred by their centre of mass" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "digits").exists()
 
 
@@ -201,13 +197,6 @@ def test_sample_placement_moves_the_ema_samples_and_leaves_training_alone(tmp_pa
     torch.testing.assert_close(grid, CenterOfMass()(unplaced))
 
 
-def test_sampling_placement_and_training_placement_exclude_each_other():
-    from ganaug.config import TrainConfig
-
-    with pytest.raises(ValueError, match="choose one"):
-        TrainConfig(sample_center_of_mass=True, model=SMALL)
-
-
 def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_path):
     import onnx
 
@@ -218,7 +207,7 @@ def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_pa
     assert res.exit_code == 0, res.output
     plain = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(tmp_path / "p.onnx")])
     assert plain.exit_code == 0, plain.output
-    meta = {n: read_metadata(onnx.load(str(tmp_path / f"{n}.onnx")))["model_config"] for n in ("c", "p")}
+    meta = {n: read_metadata(onnx.load(str(tmp_path / f"{n}.onnx"))) for n in ("c", "p")}
     assert meta["c"]["center_of_mass"] is True and meta["p"]["center_of_mass"] is False
     g, _ = load_generator(tiny_run)
     z = np.random.default_rng(5).standard_normal((64, g.config.z_dim), dtype=np.float32)
@@ -229,4 +218,4 @@ def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_pa
         None, {"z": z, "labels": labels}
     )
     assert (np.abs(images - expected).reshape(64, -1).max(1) > 1e-4).sum() <= 1  # a half-pixel tie at most
-    assert g.config.center_of_mass is False  # the run's own generator is left as it was
+    assert not g.center_of_mass  # the run's own generator is left as it was

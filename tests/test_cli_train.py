@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from ganaug.cli import main
 
-TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
+TINY = ["--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
 
 
 def run(*args):
@@ -17,7 +17,7 @@ def run(*args):
 
 def test_train_digits_writes_a_run_and_says_where(tmp_path):
     out = tmp_path / "run"
-    result = run("train", "--per-class", "10", "--epochs", "2", "--out", out, *TINY)
+    result = run("train", "--real-per-class", "10", "--epochs", "2", "--out", out, *TINY)
     assert result.exit_code == 0, result.output
     assert str(out) in result.output and "samples.png" in result.output
     assert json.loads((out / "config.json").read_text())["config"]["per_class"] == 10
@@ -26,7 +26,7 @@ def test_train_digits_writes_a_run_and_says_where(tmp_path):
 
 def test_train_resume_continues_to_a_new_total(tmp_path):
     out = tmp_path / "run"
-    assert run("train", "--per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    assert run("train", "--real-per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
     result = run("train", "--resume", out, "--epochs", "2", "--quiet")
     assert result.exit_code == 0, result.output
     assert "(2 epochs)" in result.output and (out / "samples" / "epoch_0002.png").is_file()
@@ -37,7 +37,7 @@ def test_train_resume_continues_to_a_new_total(tmp_path):
 def test_train_on_fake_mnist(tmp_path, fake_mnist_root):
     result = run(
         "train", "--dataset", "mnist", "--data-root", fake_mnist_root, "--epochs", "1", "--out", tmp_path / "run", *TINY,
-        "--center-of-mass", "off",  # noise is not centred as MNIST's digits are (the mnist preset places samples so)
+        "--preset", "digits",  # noise is not centred as MNIST's digits are (the mnist preset places samples so)
     )  # fmt: skip
     assert result.exit_code == 0, result.output
 
@@ -48,9 +48,10 @@ def test_train_on_fake_mnist(tmp_path, fake_mnist_root):
         (["--dataset", "mnist", "--data-root", "{tmp}/empty"], r"MNIST/raw.*--download"),
         (["--dataset", "mnist"], "needs --data-root"),
         (["--dataset", "cifar"], "Invalid value for '--dataset'"),
-        (["--per-class", "5000"], "larger than class"),
-        (["--per-class", "0"], "Invalid value for '--per-class'"),
-        (["--diffaugment", "flip"], "unknown DiffAugment policy"),
+        (["--real-per-class", "5000"], "larger than class"),
+        (["--real-per-class", "0"], "Invalid value for '--real-per-class'"),
+        (["--per-class", "10"], "train's --per-class is now --real-per-class"),
+        (["--mbstd"], "No such option '--mbstd'"),
         (["--resume", "{tmp}/nothing"], "not a ganaug run folder"),
     ],
 )
@@ -99,14 +100,14 @@ def _one_line_exit_2(result, pattern):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seed", "-1", "--per-class", "5"], r"Invalid value for '--seed'"),
+        (["--seed", "-1", "--real-per-class", "5"], r"Invalid value for '--seed'"),
         (["--seed", str(2**63)], r"Invalid value for '--seed'"),
         (["--seed", str(2**128)], r"Invalid value for '--seed'"),
         (["--lr-g", "-0.001"], r"lr_g must be a finite number > 0"),
         (["--lr-d", "nan"], r"lr_d must be a finite number > 0"),
         (["--lr-g", "inf"], r"lr_g must be a finite number > 0"),
-        (["--per-class", str(10**30)], r"--per-class 10{30} is larger than class"),
-        (["--per-class", "2", "--batch-size", "32"], r"--batch-size 32 is larger than the 20 training images"),
+        (["--real-per-class", str(10**30)], r"--real-per-class 10{30} is larger than class"),
+        (["--real-per-class", "2", "--batch-size", "32"], r"--batch-size 32 is larger than the 20 training images"),
     ],
 )
 def test_bad_numbers_are_refused_before_any_work(tmp_path, args, message):
@@ -137,7 +138,7 @@ def test_unwritable_out_is_found_before_training(tmp_path, monkeypatch):
 
 def test_corrupt_checkpoint_or_config_on_resume_is_one_line(tmp_path):
     out = tmp_path / "run"
-    assert run("train", "--per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    assert run("train", "--real-per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
     checkpoint = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
     _one_line_exit_2(run("train", "--resume", out, "--epochs", "2"), r"corrupt or truncated")
@@ -150,7 +151,7 @@ def test_resume_takes_a_moved_data_root_and_says_what_it_ignores(tmp_path, fake_
     monkeypatch.chdir(fake_mnist_root.parent)
     out = tmp_path / "run"
     args = ["--dataset", "mnist", "--data-root", fake_mnist_root.name, "--epochs", "1", "--out", out, *TINY]
-    assert run("train", *args, "--center-of-mass", "off").exit_code == 0
+    assert run("train", *args, "--preset", "digits").exit_code == 0
     meta = json.loads((out / "config.json").read_text())
     assert meta["config"]["data_root"] == str(fake_mnist_root.resolve())  # stored absolute
 
@@ -199,14 +200,14 @@ def test_full_disk_at_overwrite_is_one_line_and_keeps_the_old_run(tmp_path, monk
     from ganaug import outputs
 
     out = tmp_path / "run"
-    assert run("train", "--per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    assert run("train", "--real-per-class", "10", "--epochs", "1", "--out", out, *TINY).exit_code == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(outputs.os, "pwrite", full)  # the lock file's pid: the run's first write
-    result = run("train", "--per-class", "10", "--epochs", "1", "--out", out, "--overwrite", *TINY)
+    result = run("train", "--real-per-class", "10", "--epochs", "1", "--out", out, "--overwrite", *TINY)
     assert result.exit_code == 1
     assert re.fullmatch(r"Error: no space left on the device while writing \S+run\.lock: .* and rerun\n", result.output)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -220,6 +221,22 @@ def test_a_full_disk_anywhere_is_one_line(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "x.bin"))
 
     monkeypatch.setattr(Trainer, "new", full)
-    result = run("train", "--per-class", "10", "--epochs", "1", "--out", tmp_path / "run", *TINY)
+    result = run("train", "--real-per-class", "10", "--epochs", "1", "--out", tmp_path / "run", *TINY)
     assert result.exit_code == 1
     assert re.fullmatch(r"Error: no space left on the device while writing \S+x\.bin: .* and rerun\n", result.output)
+
+
+def test_old_per_class_on_train_is_one_line_naming_the_new_option(tmp_path):
+    result = run("train", "--per-class", "10", "--out", tmp_path / "run", *TINY)
+    _one_line_exit_2(result, r"--per-class is now --real-per-class .*use --real-per-class 10")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_help_lists_at_most_30_options_each_with_a_help():
+    from ganaug.cli.train import train
+
+    shown = [p for p in train.params if isinstance(p, __import__("click").Option) and not p.hidden]
+    assert len(shown) + 1 <= 30  # + --help
+    assert all(p.help for p in shown), [p.name for p in shown if not p.help]
+    lines = [line for line in run("train", "--help").output.splitlines() if line.startswith("  -")]
+    assert len(lines) <= 30, lines

@@ -21,29 +21,28 @@ def evaluator_dir(tmp_path):
 
 def test_sweep_writes_a_row_a_lever_caches_them_and_rebuilds_the_report(tmp_path, evaluator_dir, monkeypatch):
     out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["--dataset", "digits", "--epochs", "1", "--levers", "baseline,mbstd", "--jobs", "2", "--threads", "1"]
+    argv = ["--dataset", "digits", "--epochs", "1", "--levers", "baseline,g-wider", "--jobs", "2", "--threads", "1"]
     argv += ["--evaluator", str(evaluator_dir), "--eval-per-class", "10", "--cas-classifier", "smoke"]
     argv += ["--cas-per-class", "10", "--out-dir", str(out), "--work-dir", str(work)]
     results = coverage.main(argv)
     rows = results["levers"]
-    assert set(rows) == {"baseline", "mbstd"}
+    assert set(rows) == {"baseline", "g-wider"}
     for name, row in rows.items():
         assert "error" not in row, row
         assert row["command"] == " ".join(coverage.lever_command(name, coverage.parse_args(argv)))
         assert 0 <= row["recall"] <= 1 and 0 <= row["cas"] <= 1 and row["fd"] >= 0 and row["wall_seconds"] > 0
         assert row["cas_gap_pp"] == pytest.approx(100 * (row["cas_ceiling"] - row["cas"]))
-    assert rows["mbstd"]["command"].endswith("--epochs 1 --mbstd")
-    assert rows["baseline"]["cas_ceiling"] == rows["mbstd"]["cas_ceiling"]  # one ceiling, from the shared cache
-    config = json.loads((work / "runs" / "mbstd" / "config.json").read_text())["config"]
-    assert (
-        config["model"]["mbstd"]
-        and not json.loads((work / "runs" / "baseline" / "config.json").read_text())["config"]["model"]["mbstd"]
-    )
+    assert rows["g-wider"]["command"].endswith("--epochs 1 --g-width 64")
+    assert rows["baseline"]["cas_ceiling"] == rows["g-wider"]["cas_ceiling"]  # one ceiling, from the shared cache
+    config = json.loads((work / "runs" / "g-wider" / "config.json").read_text())["config"]
+    baseline = json.loads((work / "runs" / "baseline" / "config.json").read_text())["config"]
+    assert config["model"]["g_width"] == 64 and baseline["model"]["g_width"] == 32
+    assert baseline["preset"] == config["preset"] == "digits@1"
     # what comes back from a GPU machine: a few files, no folders
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     assert files == ["report.md", "results.json"]
     md = (out / "report.md").read_text()
-    assert "| baseline | `ganaug train --dataset digits --epochs 1` |" in md and "| mbstd |" in md
+    assert "| baseline | `ganaug train --dataset digits --epochs 1` |" in md and "| g-wider |" in md
     assert json.loads((out / "results.json").read_text())["machine"]["ganaug"]
 
     # a rerun with the same settings starts no process; a changed setting reruns
@@ -95,7 +94,7 @@ def test_on_a_gpu_levers_train_in_fp32_unless_they_set_their_precision(tmp_path,
         raise RuntimeError("stop after the training command")
 
     monkeypatch.setattr(coverage, "_run", fake_run)
-    argv = ["--levers", "recipe,recipe+bf16", "--evaluator", str(tmp_path), "--dataset", "digits"]
+    argv = ["--levers", "baseline,bf16", "--evaluator", str(tmp_path), "--dataset", "digits"]
     args = coverage.parse_args([*argv, "--device", "cuda", "--work-dir", str(tmp_path / "work")])
     for name in args.names:
         assert "error" in coverage.run_lever(name, args)

@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from ganaug.cli.bench import _load_benchmark
+from benchmarks import downstream
 from ganaug.errors import InputError
-from tests.test_downstream import TINY
+from tests.test_downstream import TINY as PRODUCT_TINY
 
-downstream = _load_benchmark("downstream")
+TINY = downstream.Profile.of(PRODUCT_TINY)  # with the lab's levers
 DeformConfig, FieldNet, _pairs = downstream.deform.DeformConfig, downstream.deform.FieldNet, downstream.deform._pairs
 deform, field_rms, warp = downstream.deform.deform, downstream.deform.field_rms, downstream.deform.warp
 random_fields, train_deformer = downstream.deform.random_fields, downstream.deform.train_deformer
@@ -111,7 +111,7 @@ def test_deform_and_elastic_sources_warp_the_subset_with_its_labels_and_share_on
     for source in ("deform", "elastic"):
         q = dataclasses.replace(p, synthetic_source=source)
         info: dict = {}
-        runs[source] = downstream.cells.deformed(
+        runs[source] = downstream.levers.deformed(
             q, subset, 5, budget=3, seed=0, cache=tmp_path, device="cpu", log=logs.append, info=info
         )
         assert info["deform_rms_px"] > 0
@@ -124,8 +124,8 @@ def test_deform_and_elastic_sources_warp_the_subset_with_its_labels_and_share_on
     x, y = runs["deform"]
     nearest = torch.cdist(x.flatten(1), subset[0].flatten(1)).argmin(1)
     assert (subset[1][nearest] == y).float().mean() > 0.9
-    downstream.cells._DEFORMERS.clear()  # from the file this time: the same items
-    again = downstream.cells.deformed(
+    downstream.levers._DEFORMERS.clear()  # from the file this time: the same items
+    again = downstream.levers.deformed(
         dataclasses.replace(p, synthetic_source="deform"),
         subset,
         5,
@@ -171,7 +171,7 @@ def test_a_file_where_the_cache_wants_a_folder_is_a_one_line_error_and_stays(tmp
     data = downstream.cells.load_data(p, None)
     subset, _ = downstream.cells.real_subset(data, 3, 0)
     with pytest.raises(InputError, match="is a file, not a folder"):
-        downstream.cells.deformed(
+        downstream.levers.deformed(
             p, subset, 5, budget=3, seed=7, cache=tmp_path, device="cpu", log=lambda m: None, info={}
         )
     assert (tmp_path / "deform").read_text() == "someone's notes\n"

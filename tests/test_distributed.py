@@ -13,12 +13,10 @@ from ganaug.training import CHECKPOINT
 TINY = [
     "--dataset",
     "digits",
-    "--per-class",
+    "--real-per-class",
     "20",
     "--batch-size",
     "32",
-    "--z-dim",
-    "8",
     "--g-width",
     "8",
     "--d-width",
@@ -27,8 +25,8 @@ TINY = [
     "cpu",
     "--no-export",
     "--quiet",
-    "--diffaugment",
-    "translation,cutout",
+    "--augment-real",
+    "affine",
 ]
 
 

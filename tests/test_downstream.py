@@ -1,4 +1,5 @@
-"""The downstream benchmark end to end on a tiny profile (digits), its cache/resume, and its statistics."""
+"""The downstream benchmark (ganaug.downstream) end to end on a tiny profile (digits), its cache/resume, and its
+statistics."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ import math
 import pytest
 import torch
 
-from ganaug.cli.bench import _load_benchmark
+from ganaug import downstream
 from ganaug.config import ModelConfig
-
-downstream = _load_benchmark("downstream")
 
 TINY = downstream.Profile(
     name="tiny",
@@ -130,7 +129,8 @@ def test_cli_help_and_unknown_profile():
 
     runner = CliRunner()
     res = runner.invoke(main, ["bench", "downstream", "--help"])
-    assert res.exit_code == 0 and "--profile" in res.output
+    assert res.exit_code == 0 and "--profile" in res.output and "usage: ganaug bench downstream" in res.output
+    assert "--probes" not in res.output  # the lab's options stay in the source checkout's benchmarks/downstream
     assert runner.invoke(main, ["bench", "downstream", "--profile", "nope"]).exit_code == 2
     for args, message in ((["--conditions", "a,x"], "--conditions 'a,x'"), (["--shard", "1"], "write it as I/N")):
         res = runner.invoke(main, ["bench", "downstream", *args])

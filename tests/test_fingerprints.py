@@ -21,7 +21,7 @@ from ganaug.errors import InputError
 from tests.conftest import make_fake_mnist
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
+TINY = ["--g-width", "8", "--d-width", "8", "--batch-size", "32", "--quiet", "--no-export"]
 
 
 @pytest.fixture
@@ -172,8 +172,8 @@ def test_cli_train_refuses_a_substitute_in_one_line_before_any_work(official, tm
         "--out",
         str(out),
         *TINY,
-        "--center-of-mass",
-        "off",
+        "--preset",
+        "digits",
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output

@@ -1,4 +1,4 @@
-"""augment(): counts, item types across torchvision MNIST / ImageFolder / SourceDataset, the label filter, bad input."""
+"""augment(): counts, item types across torchvision MNIST / ImageFolder / SourceDataset, the label check, bad input."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets, transforms
 
-from ganaug.dataset import GeneratedDataset, SourceDataset, derive_seed
+from ganaug.dataset import GeneratedDataset, SourceDataset
 from ganaug.errors import InputError
-from ganaug.mixing import AugmentedDataset, LabelFilter, augment, draw_synthetic
+from ganaug.mixing import AugmentedDataset, augment, draw_synthetic
+from ganaug.resample import LabelCheck
 from tests.test_dataset import export_tiny_once
 
 
@@ -63,7 +64,7 @@ def test_ratio_counts_items_and_report(onnx_path, digits):
         assert label == int(mixed.targets[i])
     batch = mixed.__getitems__([len(mixed) - 1, 0, len(real)])
     assert [label for _, label in batch] == [int(mixed.targets[i]) for i in (len(mixed) - 1, 0, len(real))]
-    # Without a filter the synthetic items are exactly GeneratedDataset(per_class=quotas, seed=seed).
+    # Without a check the synthetic items are exactly GeneratedDataset(per_class=quotas, seed=seed).
     same = GeneratedDataset(onnx_path, per_class={c: n for c, n in enumerate(expected) if n}, seed=4, order="sorted")
     assert np.array_equal(
         np.stack([np.asarray(mixed[len(real) + k][0]) for k in range(len(same))]), same.arrays(range(len(same)))
@@ -115,66 +116,99 @@ def test_image_folder_items_are_rgb_like_the_real_ones(onnx_path, digits, tmp_pa
         augment(folder, onnx_path, per_class=1)
 
 
-def test_label_filter(onnx_path):
+def test_label_check(onnx_path):
     clf = PixelSumClassifier().eval()
-    chosen = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf))
+    check = LabelCheck(clf)
+    chosen = draw_synthetic(onnx_path, 4, seed=1, label_check=check)
     assert len(chosen) == 40 and np.bincount(chosen.targets.numpy()).tolist() == [4] * 10
+    # The items are those of GeneratedDataset with the same check: one law for every consumer.
+    same = GeneratedDataset(onnx_path, per_class=4, seed=1, order="sorted", label_check=check)
     images = np.stack([np.asarray(image) for image, _ in (chosen[k] for k in range(len(chosen)))])
-    predictions = LabelFilter(clf).predict(images, 10)
-    assert predictions.tolist() == chosen.targets.tolist()
-    # Acceptance is kept / tried per class: exactly the round-0 verdicts for a class filled in round 0 (5 tried).
-    round0 = GeneratedDataset(onnx_path, per_class=5, seed=1, order="sorted")
-    round0_ok = LabelFilter(clf).predict(round0.arrays(range(50)), 10) == round0.targets.numpy()
-    for c, (rate, tried) in enumerate(zip(chosen.acceptance, chosen.candidates)):
-        kept = rate * tried
-        assert kept == round(kept) >= 4 and tried >= 5
-        if tried == 5:
-            assert rate == round0_ok[5 * c : 5 * c + 5].sum() / 5
-    assert min(chosen.acceptance) < 1  # the fake classifier does reject some
-    again = draw_synthetic(onnx_path, 4, seed=1, label_filter=LabelFilter(clf, batch_size=7))
-    assert np.array_equal(again.picks, chosen.picks) and again.acceptance == chosen.acceptance
-    assert again.sources[0].seed == 1 and {s.seed for s in again.sources[1:]} <= {
-        derive_seed(1, 1, r) for r in range(1, 8)
-    }
-    first_round = GeneratedDataset(onnx_path, per_class=5, seed=1, order="sorted")  # ceil(4 * 1.25) in round 0
-    kept_from_first = chosen.picks[chosen.picks[:, 0] == 0, 1]
-    assert np.array_equal(chosen.sources[0].arrays(kept_from_first), first_round.arrays(kept_from_first))
+    assert np.array_equal(images, same.arrays(range(40))) and chosen.targets.tolist() == same.targets.tolist()
+    plain = GeneratedDataset(onnx_path, per_class=4, seed=1, order="sorted", output="tensor", value_range=(-1, 1))
+    checked = GeneratedDataset(
+        onnx_path, per_class=4, seed=1, order="sorted", output="tensor", value_range=(-1, 1), label_check=check
+    )
+    x_plain, x_checked = plain.arrays(range(40)), checked.arrays(range(40))
+    labels = plain.targets.numpy()
+    assert not np.array_equal(x_plain, x_checked)  # the fake classifier does reject some
+    assert check.judge(x_checked, labels)[0].sum() > check.judge(x_plain, labels)[0].sum()
+    # The manifest side: what was used, and independent of the classifier's batch size.
+    sampling = chosen.sampling["label_check"]
+    assert sampling["rounds"] == 8 and sampling["classifier"].endswith("PixelSumClassifier")
+    assert len(sampling["sha256"]) == 64 and sampling["input_range"] == [0.0, 1.0]
+    again = draw_synthetic(onnx_path, 4, seed=1, label_check=LabelCheck(clf, batch_size=7))
+    assert np.array_equal(again.sources[0].arrays(range(40)), same.arrays(range(40)))
 
 
-def test_label_filter_input_range_and_report(onnx_path, digits):
+def test_label_check_input_range_and_report(onnx_path, digits):
     clf = PixelSumClassifier().eval()
     real = imbalanced(digits, [2] * 10)
-    mixed = augment(
-        real, onnx_path, per_class=2, label_filter=LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5))
-    )
+    check = LabelCheck(clf, input_range=(-1, 1), normalize=(0.5, 0.5), rounds=3)
+    mixed = augment(real, onnx_path, per_class=2, label_check=check)
+    mixed[len(mixed) - 1]
     seen = torch.cat(clf.seen)
     assert seen.min() >= -3 - 1e-6 and seen.max() <= 1 + 1e-6  # ((x in [-1, 1]) - 0.5) / 0.5
     report = mixed.to_dict()
-    assert report["label_filter"]
-    assert [row["acceptance"] for row in report["per_class"].values()] == mixed.synthetic.acceptance
-    assert report["total"]["synthetic"] == 20
+    assert report["sampling"]["label_check"]["rounds"] == 3
+    assert report["sampling"]["label_check"]["normalize"] == [0.5, 0.5]
+    assert report["total"]["synthetic"] == 20 and "label_filter" not in report
+    assert augment(real, onnx_path, per_class=2).to_dict()["sampling"]["label_check"] is None
 
 
-def test_label_filter_maps_uint8_exactly():
-    clf = PixelSumClassifier().eval()
-    u = np.array([[[0, 51, 255]]], dtype=np.uint8)  # [1, 1, 3]
-    LabelFilter(clf, input_range=(-1, 1), normalize=(0.5, 0.5)).predict(u, 10)
-    expected = ((torch.tensor([0.0, 51.0, 255.0]) / 255 * 2 - 1) - 0.5) / 0.5
-    torch.testing.assert_close(clf.seen[-1].flatten(), expected)
-
-
-def test_label_filter_errors(onnx_path):
-    with pytest.raises(InputError, match="training mode"):
-        draw_synthetic(onnx_path, 2, label_filter=LabelFilter(PixelSumClassifier()))
-    with pytest.raises(InputError, match=r"scores \[N, 10\]"):
-        draw_synthetic(onnx_path, 2, label_filter=LabelFilter(lambda x: x.flatten(1)))
-    always_zero = LabelFilter(
-        lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float(), max_rounds=2
+def test_checked_items_are_the_same_across_workers(onnx_path, digits):
+    real = imbalanced(digits, [2] * 10)
+    mixed = augment(real, onnx_path, per_class=3, seed=5, label_check=LabelCheck(PixelSumClassifier().eval()))
+    loader = DataLoader(
+        mixed, batch_size=7, num_workers=2, collate_fn=lambda b: np.stack([np.asarray(i) for i, _ in b])
     )
-    with pytest.raises(InputError, match=r"kept 0 of \d+ generated images of class .* \(acceptance 0.0%\) in 2 rounds"):
-        draw_synthetic(onnx_path, 2, label_filter=always_zero)
+    alone = np.stack([np.asarray(mixed[i][0]) for i in range(len(mixed))])
+    assert np.array_equal(np.concatenate(list(loader)), alone)
+
+
+def test_label_check_maps_the_generator_range_exactly():
+    clf = PixelSumClassifier().eval()
+    x = np.array([-1.0, 0.2, 1.0], dtype=np.float32).reshape(1, 1, 1, 3)
+    LabelCheck(clf, input_range=(-1, 1), normalize=(0.5, 0.5)).judge(x, np.array([0]))
+    torch.testing.assert_close(clf.seen[-1].flatten(), (torch.tensor([-1.0, 0.2, 1.0]) - 0.5) / 0.5)
+    LabelCheck(clf).judge(x, np.array([0]))  # (0, 1) by default, as after ToTensor()
+    torch.testing.assert_close(clf.seen[-1].flatten(), torch.tensor([0.0, 0.6, 1.0]))
+
+
+def test_label_check_errors(onnx_path):
+    with pytest.raises(InputError, match="training mode"):
+        draw_synthetic(onnx_path, 2, label_check=LabelCheck(PixelSumClassifier()))
+    with pytest.raises(InputError, match=r"scores \[N, 10\]"):
+        draw_synthetic(onnx_path, 2, label_check=LabelCheck(lambda x: x.flatten(1)))
     with pytest.raises(InputError, match="input_range"):
-        LabelFilter(lambda x: x, input_range=(1, 0))
+        LabelCheck(lambda x: x, input_range=(1, 0))
+    with pytest.raises(InputError, match="rounds must be a whole number >= 1"):
+        LabelCheck(lambda x: x, rounds=0)
+    with pytest.raises(InputError, match="must be callable"):
+        LabelCheck("not a classifier")
+    # A check that never agrees still fills every quota: each item is the try it liked best.
+    always_zero = LabelCheck(
+        lambda x: torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float(), rounds=2
+    )
+    drawn = draw_synthetic(onnx_path, 2, label_check=always_zero)
+    assert np.bincount(drawn.targets.numpy()).tolist() == [2] * 10
+
+
+def test_a_pool_keeps_its_own_sampling_under_a_check(onnx_path, digits):
+    real = imbalanced(digits, [2] * 10)
+    check = LabelCheck(PixelSumClassifier().eval(), rounds=3)
+    pool = GeneratedDataset(onnx_path, per_class=3, seed=9, temperature=1.3)
+    mixed = augment(real, pool, per_class=2, label_check=check)
+    source = mixed.synthetic.sources[0]
+    assert source is not pool and source.sampling.temperature == 1.3 and source.sampling.check is check
+    assert pool.sampling.check is None  # the caller's dataset is left as it was
+    spelled = GeneratedDataset(onnx_path, per_class=3, seed=9, temperature=1.3, label_check=check)
+    picks = mixed.synthetic.picks[:, 1]
+    assert np.array_equal(source.arrays(picks), spelled.arrays(picks))
+    assert mixed.to_dict()["sampling"] == spelled.sampling.identity()
+    assert augment(real, spelled, per_class=2, label_check=check).synthetic.sources == [spelled]
+    with pytest.raises(InputError, match="label check of its own"):
+        augment(real, spelled, per_class=2, label_check=LabelCheck(PixelSumClassifier().eval()))
 
 
 def test_generated_dataset_as_the_pool(onnx_path, digits):
@@ -292,22 +326,34 @@ def test_sampler_draws_the_synthetic_share_whatever_the_sizes(onnx_path, digits)
     assert len(none_added.sampler(0.0)) == len(real)
 
 
-@pytest.mark.parametrize("bad", ["x", 3, object()])
-def test_a_label_filter_that_is_not_one_is_refused_in_one_line(onnx_path, digits, bad):
-    from ganaug.errors import InputError
+@pytest.mark.parametrize("bad", [3, object(), PixelSumClassifier()])
+def test_a_label_check_that_is_not_one_is_refused_in_one_line(onnx_path, digits, bad):
+    with pytest.raises(InputError, match="label_check must be an evaluator folder or a ganaug.LabelCheck"):
+        augment(digits, onnx_path, per_class=2, label_check=bad)
+    with pytest.raises(InputError, match="label_check must be an evaluator folder or a ganaug.LabelCheck"):
+        draw_synthetic(onnx_path, 2, label_check=bad)
 
-    with pytest.raises(InputError, match="label_filter must be a ganaug.LabelFilter"):
-        augment(digits, onnx_path, per_class=2, label_filter=bad)
-    with pytest.raises(InputError, match="label_filter must be a ganaug.LabelFilter"):
-        draw_synthetic(onnx_path, 2, label_filter=bad)
+
+def test_label_filter_is_now_label_check(onnx_path, digits):
+    import ganaug
+
+    for call in (
+        lambda: augment(digits, onnx_path, per_class=2, label_filter="x"),
+        lambda: draw_synthetic(onnx_path, 2, label_filter=None),
+    ):
+        with pytest.raises(InputError, match="label_filter= is now label_check=") as info:
+            call()
+        assert "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'label_filtre'"):
+        augment(digits, onnx_path, per_class=2, label_filtre=None)
+    with pytest.raises(AttributeError, match="now ganaug.LabelCheck"):
+        ganaug.LabelFilter  # noqa: B018
 
 
 @pytest.mark.parametrize(
     "options",
     [{"normalize": (float("nan"), 1.0)}, {"normalize": (0.0, float("inf"))}, {"input_range": (0, float("nan"))}],
 )
-def test_a_label_filter_refuses_non_finite_scaling(options):
-    from ganaug.errors import InputError
-
+def test_a_label_check_refuses_non_finite_scaling(options):
     with pytest.raises(InputError, match="finite"):
-        LabelFilter(lambda x: x, **options)
+        LabelCheck(lambda x: x, **options)

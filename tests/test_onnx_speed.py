@@ -18,7 +18,7 @@ def two_generators(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gens")
     torch.manual_seed(0)
     plain = export_generator(Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8)), folder / "plain.onnx")
-    centred = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8, center_of_mass=True))
+    centred = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8), center_of_mass=True)
     return plain, export_generator(centred, folder / "centred.onnx")
 
 

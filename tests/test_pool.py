@@ -86,7 +86,7 @@ def test_config_and_cli_want_a_probability_and_a_pool_and_bare_means_0_95(tmp_pa
     assert not (tmp_path / "run").exists()
     tiny = ["--epochs", "1", *CLI_TINY]
     res = CliRunner().invoke(
-        main, ["train", "--per-class", "5", "--pseudo-label", "--out", str(tmp_path / "run"), *tiny]
+        main, ["train", "--real-per-class", "5", "--pseudo-label", "--out", str(tmp_path / "run"), *tiny]
     )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["pseudo_label"] == 0.95  # bare
@@ -157,7 +157,7 @@ def test_pool_conditions_use_the_pool_gans_pseudo_labels_and_pair_q_with_p(pool)
     diffs = [cells[("q", s)]["accuracy"] - cells[("p", s)]["accuracy"] for s in range(p.seeds)]
     assert q["vs_p"]["mean"] == pytest.approx(np.mean(diffs))
     md = (root / "out" / "pool.md").read_text()
-    assert md.startswith("# Issue 12 pool protocol") and "| 5 | 2 |" in md and "Honesty:" in md
+    assert md.startswith("# Pool protocol") and "| 5 | 2 |" in md and "Honesty:" in md
 
 
 def test_pool_reruns_from_the_cache_and_never_overwrites_a_file_it_did_not_write(pool, tmp_path):
@@ -231,7 +231,7 @@ def test_an_unlabelled_folder_is_the_pool_and_a_changed_folder_stops_resume(tmp_
 
 def test_an_unlabelled_folder_alone_pseudo_labels_at_the_default_threshold(tmp_path):
     _unlabelled_folder(tmp_path / "pool", n=30)
-    args = ["train", "--per-class", "5", "--unlabelled", str(tmp_path / "pool"), "--epochs", "1", *CLI_TINY]
+    args = ["train", "--real-per-class", "5", "--unlabelled", str(tmp_path / "pool"), "--epochs", "1", *CLI_TINY]
     res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["pseudo_label"] == 0.95

@@ -38,7 +38,7 @@ def test_every_shipped_preset_loads_and_trains_a_valid_config(tmp_path):
 
 def _cli_args(name: str, tmp_path) -> list[str]:
     args = ["--preset", name, "--data-root", str(tmp_path), "--seed", "4"]
-    return args + (["--per-class", "10"] if load(name).train.get("pseudo_label") else [])
+    return args + (["--real-per-class", "10"] if load(name).train.get("pseudo_label") else [])
 
 
 @pytest.mark.parametrize("name", names())
@@ -49,11 +49,11 @@ def test_python_resolves_every_preset_as_the_cli_does_field_by_field(monkeypatch
     for f in dataclasses.fields(TrainConfig):
         assert getattr(cli, f.name) == getattr(python, f.name), f.name
     # and with options given: they win over the preset in both, one by one
-    cli, _ = resolved_config(monkeypatch, *_cli_args(name, tmp_path), "--d-width", "16", "--r1-gamma", "5")
+    cli, _ = resolved_config(monkeypatch, *_cli_args(name, tmp_path), "--d-width", "16", "--lr-d", "5e-4")
     python = resolve(
-        preset=name, data_root=tmp_path, seed=4, per_class=per_class, r1_gamma=5.0, model={"d_width": 16}
+        preset=name, data_root=tmp_path, seed=4, per_class=per_class, lr_d=5e-4, model={"d_width": 16}
     ).config
-    assert cli == python and cli.model.d_width == 16 and cli.r1_gamma == 5.0
+    assert cli == python and cli.model.d_width == 16 and cli.lr_d == 5e-4
 
 
 def test_the_dataset_and_budget_choose_the_preset_and_say_so(monkeypatch, tmp_path):
@@ -70,7 +70,7 @@ def test_the_dataset_and_budget_choose_the_preset_and_say_so(monkeypatch, tmp_pa
             (tmp_path / "train" / "a").mkdir(parents=True, exist_ok=True)
             (tmp_path / "train" / "b").mkdir(parents=True, exist_ok=True)
         args = ["--dataset", dataset, "--data-root", str(tmp_path)] + (
-            ["--per-class", str(per_class)] if per_class else []
+            ["--real-per-class", str(per_class)] if per_class else []
         )
         config, output = resolved_config(monkeypatch, *args)
         assert config.preset == tag

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import downstream
 from ganaug import cas
 from ganaug.augment_ops import CLASSICAL, classical, classical_for, shift_flip
 from ganaug.cas import CASClassifier
-from ganaug.cli.bench import _load_benchmark
 from ganaug.config import TrainConfig
 from ganaug.sampling import latents
-from tests.test_downstream import TINY
+from tests.test_downstream import TINY as PRODUCT_TINY
 
-downstream = _load_benchmark("downstream")
+TINY = downstream.Profile.of(PRODUCT_TINY)  # with the lab's levers
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,52 +74,16 @@ def test_gan_of_a_fashion_profile_sees_shift_flip_and_mnist_keeps_its_key():
 
 
 def test_gan_options_added_later_keep_the_cache_keys_of_gans_trained_before_them(tmp_path):
-    # The key of the cpu profile's seed-0 GAN at 10/class, as cached since issue 12 began (sessions 4-6 trained
-    # it): an option added to ModelConfig or TrainConfig since must stay out of the key at its default.
+    # The key of the cpu profile's seed-0 GAN at 10/class, as cached since the levers were first probed: an option
+    # added to ModelConfig or TrainConfig since must stay out of the key at its default, and one removed since
+    # must come back at the value every cached GAN had (tests/test_downstream_keys.py pins the rest).
     mnist = downstream.PROFILES["cpu"]
     m = downstream.gan_config(mnist, 10, 0, n_images=100, data_root=None, device="cpu")
     assert downstream.gan_dir(m, tmp_path).name == "10_s0_31f4408a74e6"
-    cond_bn = downstream.gan_config(
-        downstream.profiles.probe_profile(mnist, "cond-bn"), 10, 0, n_images=100, data_root=None, device="cpu"
+    hinge = downstream.gan_config(
+        dataclasses.replace(mnist, gan_loss="hinge"), 10, 0, n_images=100, data_root=None, device="cpu"
     )
-    assert cond_bn.model.cond_bn and downstream.gan_dir(cond_bn, tmp_path).name != "10_s0_31f4408a74e6"
-    proj = downstream.gan_config(
-        downstream.profiles.probe_profile(mnist, "proj-3"), 10, 0, n_images=100, data_root=None, device="cpu"
-    )
-    assert proj.model.proj_weight == 3.0 and downstream.gan_dir(proj, tmp_path).name != "10_s0_31f4408a74e6"
-
-
-def test_a_heavier_projection_scales_only_ds_class_term():
-    from ganaug.config import ModelConfig
-    from ganaug.models import Discriminator
-
-    plain, heavy = ModelConfig(d_width=8), ModelConfig(d_width=8, proj_weight=3.0)
-    d1, d3 = Discriminator(plain), Discriminator(heavy)
-    d3.load_state_dict(d1.state_dict())
-    d1.eval(), d3.eval()
-    x, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6) % 10
-    with torch.no_grad():
-        unconditional = d1.linear(d1.features(x)).squeeze(1)
-        assert torch.allclose(d3(x, y) - unconditional, 3 * (d1(x, y) - unconditional), atol=1e-5)
-    with pytest.raises(ValueError, match="proj_weight"):
-        ModelConfig(proj_weight=0)
-
-
-@pytest.mark.parametrize("probe", ["diffaugment", "diffaugment-share-10", "diffaugment-smooth-share-10"])
-def test_diffaugment_probes_swap_the_gans_real_augmentation_for_diffaugment_below_the_small_budget(probe, tmp_path):
-    base = downstream.PROFILES["cpu-fashion"]
-    p = downstream.profiles.probe_profile(base, probe)
-    tiny = downstream.gan_config(p, 10, 0, n_images=100, data_root=None, device="cpu")
-    assert tiny.diffaugment == ("translation", "cutout") and tiny.augment_real is False
-    reference = downstream.gan_config(base, 10, 0, n_images=100, data_root=None, device="cpu")
-    assert downstream.gan_dir(tiny, tmp_path) != downstream.gan_dir(reference, tmp_path)
-    # The three probes share one GAN (they differ only on the classifier's side).
-    first = downstream.profiles.probe_profile(base, "diffaugment")
-    same = downstream.gan_config(first, 10, 0, n_images=100, data_root=None, device="cpu")
-    assert downstream.gan_dir(tiny, tmp_path) == downstream.gan_dir(same, tmp_path)
-    # At or above the small budget the GAN trains without either measure, as every profile's does.
-    large = downstream.gan_config(p, base.gan_small_below, 0, n_images=2000, data_root=None, device="cpu")
-    assert large.diffaugment == () and large.augment_real is False
+    assert hinge.loss == "hinge" and downstream.gan_dir(hinge, tmp_path).name != "10_s0_31f4408a74e6"
 
 
 # ---- the classifier's levers -----------------------------------------------------------------------
@@ -232,7 +196,7 @@ def test_latent_mix_interpolates_two_inverted_latents_of_the_images_class(monkey
     # 1 / sqrt((1 - a)^2 + a^2), between 1 and sqrt(2).
     subset = (torch.zeros(6, 1, 28, 28), torch.tensor([0, 0, 0, 1, 1, 1]))
     bank = (subset[1][:, None].float() + 1) * torch.arange(1.0, 5.0)
-    monkeypatch.setattr(downstream.cells, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
+    monkeypatch.setattr(downstream.levers, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
     info = {}
     x, y = downstream.synthetic(None, 50, 2, seed=4, latent_source="mix", subset=subset, info=info)
     assert info == {"inversion_mse": 0.0}
@@ -250,7 +214,7 @@ def test_far_latents_keep_the_draws_farthest_from_the_inverted_latents_in_draw_o
     monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: stub)
     subset = (torch.zeros(4, 1, 28, 28), torch.tensor([0, 0, 1, 1]))
     bank = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
-    monkeypatch.setattr(downstream.cells, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
+    monkeypatch.setattr(downstream.levers, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
     per_class, seed = 5, 2
     downstream.synthetic(None, per_class, 2, seed=seed, latent_source="far", far_oversample=3, subset=subset)
     z = torch.from_numpy(stub.z[-1])
@@ -276,17 +240,17 @@ def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes, m
     with torch.no_grad():
         x = g(z0, y)
         blind = ((g(torch.randn(20, g.config.z_dim), y) - x) ** 2).flatten(1).mean(1)
-    z, err = downstream.cells.invert(run, x, y, seed=0, steps=200)
+    z, err = downstream.levers.invert(run, x, y, seed=0, steps=200)
     with torch.no_grad():
         again = ((g(z, y) - x) ** 2).flatten(1).mean(1)
     torch.testing.assert_close(again, err)  # the error reported is that of the latents returned
     assert err.mean() < 0.1 * blind.mean()
     calls = []
-    monkeypatch.setattr(downstream.cells, "_invert", lambda *a, **k: calls.append(k) or (z, err))
-    cached = downstream.cells.invert(run, x.clone(), y.clone(), seed=0, steps=200)  # the (d) cell after (b)
+    monkeypatch.setattr(downstream.levers, "_invert", lambda *a, **k: calls.append(k) or (z, err))
+    cached = downstream.levers.invert(run, x.clone(), y.clone(), seed=0, steps=200)  # the (d) cell after (b)
     assert cached[0] is z and calls == []
-    downstream.cells.invert(run, x, y, seed=1, steps=200)
-    downstream.cells.invert(run, x + 0.5, y, seed=0, steps=200)
+    downstream.levers.invert(run, x, y, seed=1, steps=200)
+    downstream.levers.invert(run, x + 0.5, y, seed=0, steps=200)
     assert len(calls) == 2  # another seed or other images: inverted anew
 
 

@@ -1,4 +1,4 @@
-"""The low-budget recipe (ganaug.recipe): `ganaug train --per-class N` trains the downstream benchmark's tiny-budget
+"""The low-budget recipe (ganaug.recipe): `ganaug train --real-per-class N` trains the downstream benchmark's tiny-budget
 GAN, and `augment` / `sampler` / `SyntheticMix` without an amount mix its images in as the benchmark's winning lever."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def resolved_config(monkeypatch, *args: str):
 def test_train_per_class_is_the_benchmarks_tiny_budget_gan(monkeypatch, tmp_path, profile):
     p = downstream.PROFILES[profile]
     cli, output = resolved_config(
-        monkeypatch, "--dataset", p.dataset, "--data-root", str(tmp_path), "--per-class", "10", "--seed", "3"
+        monkeypatch, "--dataset", p.dataset, "--data-root", str(tmp_path), "--real-per-class", "10", "--seed", "3"
     )
     bench = downstream.gan_config(p, 10, 3, n_images=100, data_root=str(tmp_path), device="auto")
     # The benchmark spells affine as True (its GANs' cache keys predate the name) and does not export ONNX.
@@ -73,7 +73,7 @@ def test_train_per_class_is_the_benchmarks_tiny_budget_gan(monkeypatch, tmp_path
     assert cli == resolve(p.dataset, per_class=10, data_root=str(tmp_path), seed=3).config
     assert cli.epochs == 6000 and cli.augment_real == ("affine" if p.dataset == "mnist" else "shift-flip")
     assert cli.preset == "few-shot@1"
-    assert "preset few-shot@1 (--per-class 10 is below 200): --epochs 6000 --save-every 150;" in output
+    assert "preset few-shot@1 (--real-per-class 10 is below 200): --epochs 6000 --save-every 150;" in output
 
 
 def test_the_recipe_constants_are_the_benchmarks_winning_lever():
@@ -88,15 +88,15 @@ def test_the_recipe_constants_are_the_benchmarks_winning_lever():
 
 
 def test_the_command_line_overrides_the_recipe_field_by_field(monkeypatch, tmp_path):
-    given, output = resolved_config(monkeypatch, "--per-class", "5", "--epochs", "80", "--augment-real", "none")
+    given, output = resolved_config(monkeypatch, "--real-per-class", "5", "--epochs", "80", "--augment-real", "none")
     assert (given.epochs, given.save_every, given.augment_real, given.batch_size) == (80, 2, False, 50)
-    assert "few-shot@1 (--per-class 5 is below 200): --batch-size 50 --save-every 2;" in output
-    smaller, _ = resolved_config(monkeypatch, "--per-class", "5", "--batch-size", "16")
+    assert "few-shot@1 (--real-per-class 5 is below 200): --batch-size 50 --save-every 2;" in output
+    smaller, _ = resolved_config(monkeypatch, "--real-per-class", "5", "--batch-size", "16")
     assert (smaller.batch_size, smaller.epochs) == (16, epochs_for_steps(LOW_BUDGET_STEPS, 50, 16)) == (16, 2000)
     assert resolve(per_class=5, batch_size=16, seed=0).config == smaller
     everything, output = resolved_config(
         monkeypatch,
-        "--per-class",
+        "--real-per-class",
         "5",
         "--epochs",
         "3",
@@ -109,15 +109,15 @@ def test_the_command_line_overrides_the_recipe_field_by_field(monkeypatch, tmp_p
         "16",
     )
     assert (everything.epochs, everything.augment_real, everything.model.d_width) == (3, "affine", 16)
-    assert "few-shot@1 (--per-class 5 is below 200): as it is;" in output
-    large, output = resolved_config(monkeypatch, "--per-class", str(LOW_BUDGET_BELOW))
+    assert "few-shot@1 (--real-per-class 5 is below 200): as it is;" in output
+    large, output = resolved_config(monkeypatch, "--real-per-class", str(LOW_BUDGET_BELOW))
     assert (large.epochs, large.augment_real, large.save_every, large.model.d_width) == (100, False, 1, 64)
     assert "preset digits@1" in output
 
 
 def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path):
     pooled, output = resolved_config(
-        monkeypatch, "--dataset", "mnist", "--data-root", str(tmp_path), "--per-class", "10", "--pseudo-label"
+        monkeypatch, "--dataset", "mnist", "--data-root", str(tmp_path), "--real-per-class", "10", "--pseudo-label"
     )
     assert (pooled.steps, pooled.augment_real, pooled.pseudo_label) == (6000, False, 0.95)
     assert "preset pool@1 (few labels and an unlabelled pool)" in output and pooled.model.d_width == 32
@@ -128,7 +128,6 @@ def test_with_a_pool_the_recipe_sets_only_the_augmentation(monkeypatch, tmp_path
         downstream.gan_config(p, 10, 0, n_images=n, data_root=str(tmp_path), device="auto"),
         pseudo_label=p.pool_threshold,
         augment_real=False,
-        diffaugment=(),
         export_onnx=True,
     )
     trained = with_step_budget(pooled, n)
@@ -139,7 +138,7 @@ def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, 
     for name in ("a", "b", "c"):
         (tmp_path / "train" / name).mkdir(parents=True)
     folder, _ = resolved_config(
-        monkeypatch, "--dataset", "imagefolder", "--data-root", str(tmp_path), "--per-class", "4"
+        monkeypatch, "--dataset", "imagefolder", "--data-root", str(tmp_path), "--real-per-class", "4"
     )
     assert (folder.batch_size, folder.epochs, folder.augment_real) == (12, 6000, "affine")
     many = resolve("imagefolder", per_class=40, data_root=tmp_path).config
@@ -153,7 +152,7 @@ def test_an_image_folder_counts_its_classes_without_reading_images(monkeypatch, 
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(
-        main, ["train", "--dataset", "imagefolder", "--data-root", str(empty), "--per-class", "4"]
+        main, ["train", "--dataset", "imagefolder", "--data-root", str(empty), "--real-per-class", "4"]
     )
     assert result.exit_code == 2 and "no class folders in" in result.output, result.output
 

@@ -88,6 +88,45 @@ def test_sample_i_does_not_depend_on_batching_or_order(tiny_run, checks):
     np.testing.assert_allclose(parts, whole, atol=1e-5)
 
 
+class _ZeroOne(torch.nn.Module):
+    """A classifier of your own: an evaluator's network taking [0, 1] images, as after ``ToTensor()``."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
+def test_a_classifier_of_your_own_is_a_check_with_the_same_law(tiny_run, checks):
+    from ganaug.evaluator import load_evaluator
+
+    gen = open_generator(tiny_run, backend="pytorch")
+    ev = load_evaluator(checks[1])
+    own = LabelCheck(_ZeroOne(ev.net).eval(), rounds=3)  # input_range (0, 1) by default
+    folder = LabelCheck.load(checks[1], rounds=3)
+    labels = np.arange(40, dtype=np.int64) % 10
+    idx = np.arange(40, dtype=np.int64)
+    x = Sampling(1.3).images(gen.run, labels, idx, seed=7, z_dim=8)
+    np.testing.assert_array_equal(own.judge(x, labels)[0], folder.judge(x, labels)[0])
+    got = Sampling(1.3, own).images(gen.run, labels, idx, seed=7, z_dim=8)
+    np.testing.assert_allclose(got, _expected(gen.run, own, labels, idx, seed=7, t=1.3), atol=1e-5)
+    np.testing.assert_allclose(got, Sampling(1.3, folder).images(gen.run, labels, idx, seed=7, z_dim=8), atol=1e-5)
+    # What manifests record: the weights' sha256 and rounds, and for your own classifier its type and mapping.
+    mine = Sampling(1.3, own).identity()["label_check"]
+    assert mine["rounds"] == 3 and len(mine["sha256"]) == 64 and mine["classifier"].endswith("_ZeroOne")
+    assert mine["input_range"] == [0.0, 1.0] and mine["normalize"] is None
+    assert set(Sampling(1.3, folder).identity()["label_check"]) == {"sha256", "rounds"}
+    in_python = LabelCheck(ev)  # an Evaluator object: its classes, its own [-1, 1], its weights hashed
+    assert in_python.classes == ev.classes and in_python.input_range == (-1.0, 1.0)
+    assert set(in_python.identity()) == {"sha256", "rounds"} and len(in_python.identity()["sha256"]) == 64
+    with pytest.raises(InputError, match="takes images in \\[-1, 1\\] itself"):
+        LabelCheck(ev, input_range=(0, 1))
+    with pytest.raises(InputError, match="check must be a ganaug.LabelCheck"):
+        Sampling(1.0, str(checks[1]))
+
+
 def test_plain_sampling_and_temperature_are_the_documented_latents(tiny_run):
     gen = open_generator(tiny_run, backend="pytorch")
     labels = np.arange(12, dtype=np.int64) % 10

@@ -126,11 +126,11 @@ def test_unflatten_beyond_memory_is_refused_before_work(run: Path, tmp_path: Pat
 def test_unflatten_room_counts_the_batch(run: Path, tmp_path: Path, monkeypatch) -> None:
     # 1,000 candidates of 1,000 images (100 a class) are about 6 GB: refused with 100 MB said to be available;
     # with --batch-size 10 they are 63 MB, so the command goes on to the next check (the run has no
-    # --flatten-density to undo).
+    # density weighting to undo).
     monkeypatch.setattr(outputs, "available_memory", lambda: 10**8)
     args = ("generate", run, "--per-class", 100, "--unflatten", 1000, "--out", tmp_path / "synth.npz")
     assert_refused(invoke(*args), "of each of a batch's 1,000 images", "of memory")
-    assert_refused(invoke(*args, "--batch-size", 10), "trained without --flatten-density")
+    assert_refused(invoke(*args, "--batch-size", 10), "trained without density weighting")
     assert_empty(tmp_path)
 
 

@@ -13,7 +13,7 @@ from ganaug.outputs import MARKER
 from ganaug.training import Trainer
 from tests.conftest import tiny_config
 
-TINY = ["--per-class", "10", "--epochs", "1", "--z-dim", "8", "--g-width", "8", "--d-width", "8"]
+TINY = ["--real-per-class", "10", "--epochs", "1", "--g-width", "8", "--d-width", "8"]
 TINY += ["--batch-size", "32", "--quiet", "--no-export"]
 
 

@@ -134,7 +134,7 @@ def test_a_density_weighted_run_warns_once_when_sampled_without_its_correction(w
 
     assert OnnxGenerator(weighted_run / "generator.onnx").density_weighting == 3.0
     ganaug.runtime._WARNED.clear()
-    with pytest.warns(UserWarning, match=r"density weighting \(--flatten-density 3\).*--unflatten 8"):
+    with pytest.warns(UserWarning, match=r"density weighting \(flatten_density 3\).*--unflatten 8"):
         GeneratedDataset(weighted_run, per_class=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per process and file: no second warning

@@ -127,7 +127,7 @@ def test_train_prepares_waiting_and_runs_on_the_given_threads(tmp_path, monkeypa
     calls = []
     monkeypatch.setattr(threads, "prepare_environment", lambda: calls.append("prepared") or {})
     before = torch.get_num_threads()
-    args = ["train", "--per-class", "4", "--epochs", "1", "--batch-size", "8", "--z-dim", "4", "--g-width", "4"]
+    args = ["train", "--real-per-class", "4", "--epochs", "1", "--batch-size", "8", "--g-width", "4"]
     args += ["--d-width", "4", "--no-export", "--quiet", "--device", "cpu", "--out", str(tmp_path / "run")]
     try:
         res = CliRunner().invoke(main, [*args, "--threads", "1"])

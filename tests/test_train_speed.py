@@ -15,31 +15,30 @@ def test_times_every_lever_in_turn_and_reports_medians_and_ratios(tmp_path, caps
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the lever runs go
     out = tmp_path / "speed"
-    args = ["--dataset", "digits", "--levers", "recipe,recipe+cond-bn", "--repeats", "2", "--epochs", "1"]
-    doc = train_speed.main([*args, "--per-class", "20", "--threads", "1", "--out", str(out)])
-    assert list(doc["levers"]) == ["recipe", "recipe+cond-bn"]
+    args = ["--dataset", "digits", "--levers", "baseline,g-wider", "--repeats", "2", "--epochs", "1"]
+    doc = train_speed.main([*args, "--real-per-class", "20", "--threads", "1", "--out", str(out)])
+    assert list(doc["levers"]) == ["baseline", "g-wider"]
     for row in doc["levers"].values():
         assert len(row["images_per_second"]) == 2 and all(v > 0 for v in row["images_per_second"])
-    assert doc["levers"]["recipe"]["ratio_to_first"] == 1.0
-    cond = doc["levers"]["recipe+cond-bn"]
-    assert cond["ratio_to_first"] == pytest.approx(cond["median"] / doc["levers"]["recipe"]["median"], abs=2e-3)
-    assert "--cond-bn" in doc["train_commands"]["recipe+cond-bn"]
-    assert "--cond-bn" not in doc["train_commands"]["recipe"]
+    assert doc["levers"]["baseline"]["ratio_to_first"] == 1.0
+    cond = doc["levers"]["g-wider"]
+    assert cond["ratio_to_first"] == pytest.approx(cond["median"] / doc["levers"]["baseline"]["median"], abs=2e-3)
+    assert "--g-width 64" in doc["train_commands"]["g-wider"]
+    assert "--g-width 64" not in doc["train_commands"]["baseline"]
     assert json.loads(out.with_suffix(".json").read_text()) == doc
-    assert "| `recipe+cond-bn` |" in out.with_suffix(".md").read_text()
-    assert "repeat 2/2 recipe+cond-bn" in capsys.readouterr().err
+    assert "| `g-wider` |" in out.with_suffix(".md").read_text()
+    assert "repeat 2/2 g-wider" in capsys.readouterr().err
     assert list(scratch.iterdir()) == []  # the runs are removed: only OUT.json and OUT.md are left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scratch", "speed.json", "speed.md"]
-    again = ["--dataset", "digits", "--levers", "recipe", "--repeats", "1", "--epochs", "1", "--per-class", "20"]
+    again = ["--dataset", "digits", "--levers", "baseline", "--repeats", "1", "--epochs", "1", "--real-per-class", "20"]
     train_speed.main([*again, "--threads", "1", "--out", str(out)])
-    assert list(json.loads(out.with_suffix(".json").read_text())["levers"]) == ["recipe"]  # its own file: replaced
+    assert list(json.loads(out.with_suffix(".json").read_text())["levers"]) == ["baseline"]  # its own file: replaced
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--levers", "recipe,nope"], "unknown lever(s) nope"),
-        (["--levers", "hinge+r1+select-fd"], "select checkpoints with an evaluator"),
+        (["--levers", "baseline,nope"], "unknown lever(s) nope"),
         (["--dataset", "mnist"], "--dataset mnist needs --data-root"),
         (["--repeats", "0"], "must be >= 1"),
     ],

@@ -1,4 +1,4 @@
-"""Undoing `--flatten-density` when sampling (`ganaug.unflatten.Unflatten`, `--unflatten K`): the law of which
+"""Undoing `flatten_density` when sampling (`ganaug.unflatten.Unflatten`, `--unflatten K`): the law of which
 candidate each sample keeps, that it leans towards the real density, and its plumbing through the CLI and
 GeneratedDataset."""
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def flat_run(tmp_path_factory):
-    """A tiny digits run trained with --flatten-density 3, exported to ONNX."""
+    """A tiny digits run trained with flatten_density 3, exported to ONNX."""
     from ganaug.training import Trainer
 
     run = tmp_path_factory.mktemp("flat") / "run"
@@ -123,7 +123,10 @@ def test_kept_samples_lie_where_the_training_images_are_denser(flat_run):
 
 
 def test_runs_it_cannot_undo_are_refused(tiny_run, flat_run, check, tmp_path):
-    with pytest.raises(InputError, match="trained without --flatten-density: --unflatten has nothing to undo"):
+    with pytest.raises(
+        InputError,
+        match=r"trained without density weighting \(flatten_density, the mnist preset\'s\): --unflatten has nothing to undo",
+    ):
         Unflatten.for_run(tiny_run, candidates=2)
     with pytest.raises(InputError, match="--unflatten needs the run folder"):
         Unflatten.for_run(flat_run / "generator.onnx", candidates=2)

@@ -1,43 +1,24 @@
-"""Do generated digits make a classifier better? The honest downstream protocol.
+"""The downstream benchmark's lab: ``ganaug bench downstream`` (the package's :mod:`ganaug.downstream`) and the
+experiments that stay in the source checkout.
 
-For each budget of real labelled images per class and each seed, the seed draws the stratified subset,
-trains a GAN on that subset ONLY, and seeds a fixed small CNN classifier trained under each condition:
+``python -m benchmarks.downstream`` takes every option of ``ganaug bench downstream`` and runs the same
+protocol, with the lab's additions:
 
-    a  real only                        c  real + classical augmentation (the dataset's: random affine
-                                           for digits, 2-pixel shifts + horizontal flips for Fashion-MNIST)
-    b  real + generated                 d  real + classical augmentation + generated
-    e  generated only (train on synthetic, test on real)
-
-Every classifier trains for the same fixed number of steps (no early stopping, no model selection) and is
-evaluated once, on the untouched test split. Batches of conditions with both kinds of data are
-``real_fraction`` real (default half). The classification accuracy score (CAS) of a GAN trained on the
-whole training split is condition (e) with that GAN.
-
-Every finished GAN (a ganaug run folder, resumable) and every finished classifier (a JSON file holding its
-config and results) is cached under ``--cache``, keyed by a hash of its config: an interrupted run
-resumes where it stopped and ``--report-only`` rebuilds the report from the cache (an empty cache is an
-error, never a report of nothing).
+- ``--probes NAMES`` runs named levers (:data:`.profiles.PROBES`: soft labels, the filter, the synthetic share,
+  a loss weight, fine-tuning, sampling temperature, shared style, the classifier budget, style mixing between
+  inverted training images, latents far from them, learned elastic deformation and its hand-set control) as
+  conditions (a)-(d) on the same seeds and writes one table, ``probes.md`` (:mod:`.probes`); ``--with PROBE``
+  runs the whole profile with one probe's lever.
+- :class:`.profiles.Profile` adds the lab's levers to the product's profile; :mod:`.levers` (latent inversion,
+  deformed items) and :mod:`.deform` (the learned elastic deformation) implement them.
 
     python -m benchmarks.downstream --profile smoke                       # digits, CI, a few minutes
     python -m benchmarks.downstream --profile cpu --data-root ../shared/data   # this 2-core machine
-    python -m benchmarks.downstream --profile full --data-root DATA --device cuda
-    python -m benchmarks.downstream --profile cpu-fashion --data-root ../shared/data   # Fashion-MNIST
     python -m benchmarks.downstream --profile cpu --probes all --budgets 10 --seeds 1 --data-root ../shared/data
 
-``--probes`` runs issue 12's levers (:data:`~.profiles.PROBES`: soft labels, the filter, the synthetic share,
-a loss weight, fine-tuning, sampling temperature, shared style, the classifier budget, a GAN loss) as
-conditions (a)-(d) on the same seeds and writes one table, ``probes.md``; ``--with PROBE`` runs the whole
-profile with one probe's lever (a winner at every seed and budget).
-
-``--pool`` runs the pool protocol (:mod:`.pool`): few labels and the rest of the split unlabelled, where
-pseudo-label self-training (p) is the reference and (q) adds a GAN trained on the pseudo-labelled pool.
-
-(from the checkout's root; ``python benchmarks/downstream`` and ``ganaug bench downstream`` do the same).
-Writes ``--out`` (default ``runs/benchmarks/downstream/<name>/``): ``report.md``, ``results.json`` (every number), ``accuracy_vs_budget.png``,
-``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
-
-Modules: :mod:`.profiles` (what fixes the numbers, and the probes), :mod:`.cells` (GANs and classifiers,
-cached), :mod:`.deform` (the learned elastic deformation lever), :mod:`.stats`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.probes`, :mod:`.pool` and :mod:`.cli`.
+(from the checkout's root; ``python benchmarks/downstream`` does the same). The names below are the
+product's, re-exported, and the lab's modules: ``cells``, ``grid``, ``pool``, ``report`` and ``stats`` are the
+product's modules.
 """
 
 from __future__ import annotations
@@ -46,10 +27,8 @@ from ganaug.threads import prepare_environment
 
 prepare_environment()  # before the modules below import torch: idle OpenMP threads sleep instead of spinning
 
-from ganaug.errors import InputError
-
-from . import deform
-from .cells import (
+from ganaug.downstream import cells, folders, grid, pool, report, stats
+from ganaug.downstream.cells import (
     Data,
     gan_config,
     gan_dir,
@@ -59,20 +38,35 @@ from .cells import (
     predict,
     real_subset,
     run_cell,
-    synthetic,
     test_accuracy,
     train_classifier,
     train_gan,
 )
+from ganaug.downstream.grid import run
+from ganaug.downstream.report import write_report
+from ganaug.downstream.stats import aggregate, summary, verdict
+from ganaug.errors import InputError
+
+from . import deform, levers, probes, profiles
 from .cli import main
-from .grid import run
-from .profiles import CONDITIONS, FULL, PROFILES, REFERENCE, Profile, budget_name, config_key, resolve_profile
-from .report import write_report
-from .stats import aggregate, summary, verdict
+from .levers import synthetic
+from .profiles import (
+    CONDITIONS,
+    FULL,
+    PROBES,
+    PROFILES,
+    REFERENCE,
+    Profile,
+    budget_name,
+    config_key,
+    probe_profile,
+    resolve_profile,
+)
 
 __all__ = [
     "CONDITIONS",
     "FULL",
+    "PROBES",
     "PROFILES",
     "REFERENCE",
     "Data",
@@ -80,19 +74,29 @@ __all__ = [
     "Profile",
     "aggregate",
     "budget_name",
+    "cells",
     "config_key",
     "deform",
+    "folders",
     "gan_config",
     "gan_dir",
     "gan_quality",
+    "grid",
     "judge",
+    "levers",
     "load_data",
     "main",
+    "pool",
     "predict",
+    "probe_profile",
+    "probes",
+    "profiles",
     "real_subset",
+    "report",
     "resolve_profile",
     "run",
     "run_cell",
+    "stats",
     "summary",
     "synthetic",
     "test_accuracy",

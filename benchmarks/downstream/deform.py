@@ -30,7 +30,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganaug.errors import InputError
-from ganaug.training import mode_seeking_term
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,28 @@ class DeformConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def same_label_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (a, b), int64 [P] each, of distinct items with the same label: the batch sorted by label
+    (stably), neighbours 2k and 2k + 1 paired where their labels agree. P is 0 when no label repeats."""
+    order = torch.argsort(labels, stable=True)
+    n = order.numel() // 2 * 2
+    a, b = order[0:n:2], order[1:n:2]
+    keep = labels[a] == labels[b]
+    return a[keep], b[keep]
+
+
+def mode_seeking_term(fake: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's mode-seeking term (Mao et al., CVPR 2019) on warps float [B, C, H, W] made from sources int64 [B]
+    and noises float [B, z_dim]: ``1 / (mean|x_a - x_b| / mean|z_a - z_b| + 1e-5)`` over the same-source pairs
+    of :func:`same_label_pairs` (float []); 0 when no source repeats. Small when ``F`` maps different noises of
+    one image to different warps."""
+    a, b = same_label_pairs(labels)
+    if a.numel() == 0:
+        return fake.new_zeros(())
+    ratio = (fake[a] - fake[b]).abs().float().mean() / (z[a] - z[b]).abs().float().mean()
+    return 1.0 / (ratio + 1e-5)
 
 
 def _upsample(coarse: torch.Tensor, size: tuple[int, int], max_shift: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Issue 12's probes: each lever of :data:`~.profiles.PROBES` as conditions (a)-(d) of a profile, one table.
+"""The probes: each lever of :data:`~.profiles.PROBES` as conditions (a)-(d) of a profile, one table.
 
 Every probe runs the same budgets and seeds as the others, so (c) and (a) cells are shared (cached once) and
 the rows differ only in the lever. ``probes.md`` lists each probe's accuracies, the paired differences
@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .grid import run
+from ganaug.downstream.grid import run
+from ganaug.downstream.report import provenance, provenance_lines, write_owned
+from ganaug.downstream.stats import verdict
+
 from .profiles import PROBES, Profile, budget_name, probe_profile
-from .report import provenance, provenance_lines, write_owned
-from .stats import verdict
 
 
 def run_probes(

@@ -105,8 +105,8 @@ def sampling_options(command):
         type=click.IntRange(min=0),
         default=0,
         show_default=True,
-        help="For a run trained with --flatten-density A (MODEL must be its folder): draw each image as this many "
-        "candidates and keep one with probability proportional to d^-A (d: distance to the 5th nearest training "
+        help="For a run trained with density weighting (flatten_density A: the mnist preset; MODEL must be its "
+        "folder): draw each image as this many candidates and keep one with probability proportional to d^-A (d: distance to the 5th nearest training "
         "image of its class), so samples follow the real density again while G keeps the rare styles it learned. "
         "Reads the run's training images (--data-root if they moved); 0 = off. Image i still depends only on "
         "(model, seed, i).",

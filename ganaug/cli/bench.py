@@ -1,4 +1,7 @@
-"""``ganaug bench downstream``: a thin wrapper over the ``benchmarks/downstream`` package of a ganaug checkout."""
+"""``ganaug bench downstream``: the downstream benchmark (:mod:`ganaug.downstream`), installed with the package.
+
+:func:`_load_benchmark` loads the other benchmarks of a source checkout (``benchmarks/<name>.py``): lab scripts
+that are not installed."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def _load_benchmark(name: str):
 
 @main.group()
 def bench() -> None:
-    """Benchmarks (they live in the source checkout's benchmarks/ folder)."""
+    """Benchmarks: how much generated images help a classifier."""
 
 
 @bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
@@ -50,6 +53,9 @@ def bench() -> None:
 def downstream(args: tuple[str, ...]) -> None:
     """Downstream accuracy with and without generated data (honest protocol); `--help` lists the options.
 
-    Same options as `python -m benchmarks.downstream`, e.g. `ganaug bench downstream --profile smoke`.
+    E.g. `ganaug bench downstream --profile smoke`, or on your own images
+    `ganaug bench downstream --dataset imagefolder --data-root DIR --augment shift-flip`.
     """
-    _load_benchmark("downstream").main(list(args))
+    from ganaug.downstream.cli import main as run_benchmark
+
+    run_benchmark(list(args))

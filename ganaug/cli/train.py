@@ -6,18 +6,8 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli._common import main
-from ganaug.config import (
-    DATASETS,
-    DIFFAUGMENT_POLICIES,
-    LOSSES,
-    LR_DECAYS,
-    MAX_SEED,
-    PSEUDO_LABEL_THRESHOLD,
-    SELECT_METRICS,
-    ModelConfig,
-    TrainConfig,
-)
+from ganaug.cli._common import InputProblem, main
+from ganaug.config import DATASETS, MAX_SEED, PSEUDO_LABEL_THRESHOLD, ModelConfig, TrainConfig
 from ganaug.presets import names as preset_names
 from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
 
@@ -25,14 +15,13 @@ from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
 
 
-def _weight_option(flag: str, default: float, help: str):
-    """A loss term's weight: a number >= 0, 0 = off."""
-    return click.option(flag, type=click.FloatRange(min=0), default=default, show_default=True, help=help)
-
-
-def _count_option(flag: str, default: int, help: str):
-    """A count or a period: an integer >= 1."""
-    return click.option(flag, type=click.IntRange(min=1), default=default, show_default=True, help=help)
+def _renamed_per_class(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """The old name of ``--real-per-class``: refused in one line that names the new one."""
+    if value is not None:
+        raise InputProblem(
+            "train's --per-class is now --real-per-class (real images per class to train on; --per-class counts "
+            f"generated images in generate and evaluate): use --real-per-class {value}"
+        )
 
 
 @main.command()
@@ -41,21 +30,22 @@ def _count_option(flag: str, default: int, help: str):
     type=click.Choice(DATASETS),
     default=TrainConfig.dataset,
     show_default=True,
-    help="Training data; 'digits' is embedded in scikit-learn and needs no files.",
+    help="Training data; 'digits' is embedded in scikit-learn and needs no files (a quick first run).",
 )
 @click.option(
     "--preset",
     type=click.Choice(preset_names()),
     default=None,
-    help="A named recipe (ganaug/presets/*.json): its options and sampling; options given here win  "
-    "[default: chosen by --dataset and --per-class, said on stderr].",
+    help="A measured recipe (ganaug/presets/*.json: losses, step budget, sampling); options given here win  "
+    "[default: chosen by --dataset and --real-per-class, said on stderr].",
 )
 @click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help='Your own preset file (the presets\' JSON format; "base": NAME extends a preset), instead of --preset.',
+    help='Your own recipe in the presets\' JSON format ("base": NAME extends a preset), instead of --preset: '
+    "for the settings that have no option here (loss, r1_gamma, beta1/beta2, ema_decay, z_dim, ...).",
 )
 @click.option(
     "--data-root",
@@ -65,14 +55,15 @@ def _count_option(flag: str, default: int, help: str):
 )
 @click.option("--download", is_flag=True, help="Download MNIST / Fashion-MNIST into --data-root if missing.")
 @click.option(
-    "--per-class",
+    "--real-per-class",
+    "per_class",
     type=click.IntRange(min=1),
     default=None,
-    help="Train on a seeded stratified subset of N images per class. Below "
-    f"{LOW_BUDGET_BELOW}, the few-shot preset (as the downstream benchmark's GANs): {LOW_BUDGET_STEPS} steps, "
-    "--augment-real the dataset's, batches <= 64, --d-width 32; from there the dataset's preset, whose steps "
-    "scale smoothly with the images.",
+    help="When you have few labelled images: train on a seeded stratified subset of N real images per class. "
+    f"Below {LOW_BUDGET_BELOW} the few-shot preset ({LOW_BUDGET_STEPS} steps, the dataset's --augment-real, "
+    "D half as wide), from there the dataset's preset, whose steps scale with the images.",
 )
+@click.option("--per-class", "old_per_class", type=int, hidden=True, expose_value=False, callback=_renamed_per_class)
 @click.option(
     "--out",
     "run_dir",
@@ -86,35 +77,43 @@ def _count_option(flag: str, default: int, help: str):
     "resume_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Continue the run in this folder up to its configured total (or --epochs); --data-root if its data moved.",
+    help="Continue an interrupted run in this folder up to its configured total (or --epochs); --data-root if "
+    "its data moved.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a run folder ganaug wrote before.")
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Total epochs  [default: the preset's step budget]."
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total epochs, to train shorter or longer than the recipe  [default: the preset's step budget].",
 )
-@click.option("--batch-size", type=click.IntRange(min=2), default=TrainConfig.batch_size, show_default=True)
-@click.option("--lr-g", type=float, default=TrainConfig.lr_g, show_default=True, help="Generator learning rate.")
-@click.option("--lr-d", type=float, default=TrainConfig.lr_d, show_default=True, help="Discriminator learning rate.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=TrainConfig.batch_size,
+    show_default=True,
+    help="Images a step; raise it (with the learning rates) to fill a GPU.",
+)
+@click.option(
+    "--lr-g",
+    type=float,
+    default=TrainConfig.lr_g,
+    show_default=True,
+    help="Generator learning rate; lower both rates if the losses diverge.",
+)
+@click.option(
+    "--lr-d",
+    type=float,
+    default=TrainConfig.lr_d,
+    show_default=True,
+    help="Discriminator learning rate (see --lr-g).",
+)
 @click.option(
     "--d-steps",
     type=click.IntRange(min=1),
     default=TrainConfig.d_steps,
     show_default=True,
-    help="Discriminator steps per generator step (Goodfellow's k).",
-)
-@click.option(
-    "--label-smoothing",
-    type=click.FloatRange(0, 0.5, max_open=True),
-    default=TrainConfig.label_smoothing,
-    show_default=True,
-    help="One-sided: real targets become 1 - s.",
-)
-@click.option("--spectral-norm", is_flag=True, help="Spectral normalization on every discriminator layer.")
-@click.option(
-    "--diffaugment",
-    default="",
-    show_default=True,
-    help=f"Comma-separated DiffAugment policies from {', '.join(DIFFAUGMENT_POLICIES)}.",
+    help="Discriminator steps per generator step (Goodfellow's k), for a D that falls behind.",
 )
 @click.option(
     "--augment-real",
@@ -122,9 +121,9 @@ def _count_option(flag: str, default: int, help: str):
     flag_value="affine",
     default=None,
     type=click.Choice(["affine", "shift-flip", "none"]),
-    help="Classical augmentation on the real images only, for tiny subsets: 'affine' (rotate/shift/scale; the "
-    "default when given bare: G learns digits in new poses), 'shift-flip' (2-pixel shifts and horizontal "
-    f"flips; for clothes) or 'none'. --per-class below {LOW_BUDGET_BELOW} picks the dataset's (the low-budget recipe).",
+    help="For tiny subsets: classical augmentation of the real images only, so G learns new poses. 'affine' "
+    "(rotate/shift/scale, digits; the default when bare), 'shift-flip' (clothes) or 'none'  "
+    f"[default: the preset's; the dataset's below --real-per-class {LOW_BUDGET_BELOW}].",
 )
 @click.option(
     "--pseudo-label",
@@ -133,221 +132,69 @@ def _count_option(flag: str, default: int, help: str):
     flag_value=PSEUDO_LABEL_THRESHOLD,
     default=None,
     metavar="[THRESHOLD]",
-    help="Few labels, many images: also train on a pool of unlabelled images (the rest of the training split "
-    "with --per-class, or --unlabelled DIR), labelled by a classifier trained on the labelled ones; an image "
-    "is kept when that classifier's probability is >= THRESHOLD (0.95 when given bare: FixMatch's, and the "
-    "downstream benchmark's pool protocol). No other label is read.",
+    help="Few labels, many images: also train on the rest of the training split (with --real-per-class) or "
+    "--unlabelled DIR, labelled by a classifier trained on the labelled images, keeping those it gives "
+    f"probability >= THRESHOLD ({PSEUDO_LABEL_THRESHOLD} when bare, FixMatch's). No other label is read.",
 )
 @click.option(
     "--unlabelled",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="A folder of unlabelled images (any depth) to pseudo-label and train on, instead of the rest of the "
-    f"training split (with --pseudo-label {PSEUDO_LABEL_THRESHOLD} unless --pseudo-label says otherwise). With "
-    "--resume: where the run's folder moved.",
+    help="A folder of unlabelled images (any depth) to pseudo-label and train on, when your data really has few "
+    f"labels (--pseudo-label {PSEUDO_LABEL_THRESHOLD} unless given). With --resume: where that folder moved.",
 )
-@click.option(
-    "--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=TrainConfig.ema_decay, show_default=True
-)
-@click.option("--z-dim", type=click.IntRange(min=1), default=ModelConfig.z_dim, show_default=True)
 @click.option(
     "--g-width",
     type=click.IntRange(min=1),
     default=ModelConfig.g_width,
     show_default=True,
-    help="Generator channels at 14x14 (4x that at 7x7).",
-)
-@click.option(
-    "--upsample",
-    type=click.Choice(["subpixel", "deconv"]),
-    default=ModelConfig.upsample,
-    show_default=True,
-    help="Generator 7x7->14x14 step: 3x3 conv + PixelShuffle, or ConvTranspose2d.",
+    help="Generator channels at 14x14 (4x that at 7x7); wider costs generation speed.",
 )
 @click.option(
     "--d-width",
     type=click.IntRange(min=1),
     default=ModelConfig.d_width,
     show_default=True,
-    help=f"Discriminator width (32 with --per-class below {LOW_BUDGET_BELOW}).",
-)
-@click.option(
-    "--g-depth",
-    type=click.IntRange(min=0),
-    default=ModelConfig.g_depth,
-    show_default=True,
-    help="Extra 3x3 conv blocks at the generator's 7x7 stage (deeper instead of wider).",
-)
-@click.option(
-    "--d-depth",
-    type=click.IntRange(min=0),
-    default=ModelConfig.d_depth,
-    show_default=True,
-    help="Extra 3x3 conv blocks at the discriminator's 7x7 stage.",
-)
-@_weight_option(
-    "--ac-weight",
-    TrainConfig.ac_weight,
-    "Auxiliary-classifier term (AC-GAN): D gets a class head trained on the real images, G is pushed to "
-    "images it files under the asked class; 0 = off. Stronger conditioning for tiny subsets.",
-)
-@click.option("--mbstd", is_flag=True, help="Minibatch standard-deviation feature in D (ProGAN, groups of 4).")
-@click.option(
-    "--cond-bn",
-    is_flag=True,
-    help="Class-conditional BatchNorm in G: each BatchNorm gets a per-class scale and shift (as in BigGAN).",
-)
-@click.option(
-    "--center-of-mass",
-    type=click.Choice(["off", "sample", "train"]),
-    default="off",
-    show_default=True,
-    help="Move each generated image by whole pixels so its centre of mass is at the centre, as MNIST placed its "
-    "digits: 'sample' in the run's samples and export only (the MNIST recipe), 'train' also where D sees them "
-    "in training (measured worse). For data placed that way (refused for other data).",
-)
-@click.option(
-    "--d-coords",
-    is_flag=True,
-    help="CoordConv in D: two maps with each pixel's row and column are added to D's input (D sees where "
-    "strokes lie to the pixel).",
-)
-@click.option(
-    "--d-pack",
-    type=click.IntRange(min=1),
-    default=ModelConfig.d_pack,
-    show_default=True,
-    help="PacGAN: D judges packs of this many images (all real or all fake) at once, which makes a generator that "
-    "repeats itself easier to catch; 1 = off. The batch per process must be a multiple of it.",
-)
-@click.option(
-    "--loss",
-    type=click.Choice(LOSSES),
-    default=TrainConfig.loss,
-    show_default=True,
-    help="bce: non-saturating GAN loss; hinge: hinge loss (pair it with --spectral-norm); rpgan: relativistic "
-    "pairing loss (R3GAN; pair it with --r1-gamma and --r2-gamma).",
-)
-@_weight_option(
-    "--r1-gamma",
-    TrainConfig.r1_gamma,
-    "R1 penalty gamma/2 E|grad D(x)|^2 on the real images (0 = off).",
-)
-@_weight_option(
-    "--r2-gamma",
-    TrainConfig.r2_gamma,
-    "R2 penalty weight: R1's gradient penalty on the generated images D sees (with --loss rpgan, as in "
-    "R3GAN); 0 = off.",
-)
-@_count_option(
-    "--r1-every",
-    TrainConfig.r1_every,
-    "Lazy R1 and R2: apply them every N discriminator steps, weighted by N.",
-)
-@_weight_option(
-    "--mode-seeking",
-    TrainConfig.mode_seeking,
-    "Mode-seeking term (MSGAN) with this weight: G pays when two latents of one class give the same image; 0 = off.",
-)
-@_weight_option(
-    "--coverage-weight",
-    TrainConfig.coverage_weight,
-    "Coverage term (IMLE beside the GAN loss, as in Inclusive GAN) with this weight: each real image pulls the "
-    "nearest recent fake of its class towards it in pixels; 0 = off.",
-)
-@_weight_option(
-    "--flatten-density",
-    TrainConfig.flatten_density,
-    "Draw training images with probability (distance to their 5th nearest same-class image)^A, so rare "
-    "styles are seen more often; A = 0 = off (each image once an epoch).",
-)
-@click.option(
-    "--density-clip",
-    type=click.FloatRange(min=0, max=1, min_open=True),
-    default=TrainConfig.density_clip,
-    show_default=True,
-    help="With --flatten-density: cap each image's distance at this quantile of its class's distances.",
-)
-@_count_option(
-    "--coverage-bank",
-    TrainConfig.coverage_bank,
-    "How many recent fakes the coverage term searches for each real image's nearest.",
-)
-@_count_option(
-    "--coverage-every",
-    TrainConfig.coverage_every,
-    "Apply the coverage term every N generator steps, weighted by N.",
-)
-@click.option(
-    "--lr-decay",
-    type=click.Choice(LR_DECAYS),
-    default=TrainConfig.lr_decay,
-    show_default=True,
-    help="Both learning rates decay to 0 over the configured total of steps.",
-)
-@click.option(
-    "--betas",
-    default=f"{TrainConfig.beta1},{TrainConfig.beta2}",
-    show_default=True,
-    help="Adam's beta1,beta2 for both optimizers, each in [0, 1).",
-)
-@click.option(
-    "--ema-warmup",
-    type=click.FloatRange(min=1, min_open=True),
-    default=TrainConfig.ema_warmup,
-    show_default=True,
-    help="EMA decay at update n is min(--ema-decay, (1 + n) / (W + n)); larger W warms up longer.",
-)
-@click.option(
-    "--select-by",
-    type=click.Choice(SELECT_METRICS),
-    default=TrainConfig.select_by,
-    show_default=True,
-    help="Export the EMA snapshot (scored after every epoch) with the best Frechet distance or recall against "
-    "--holdout images held out of the training split; needs --select-evaluator.",
-)
-@click.option(
-    "--holdout",
-    type=click.IntRange(min=0),
-    default=TrainConfig.holdout,
-    show_default=True,
-    help="Images per class held out of the training split (not trained on) for --select-by.",
-)
-@click.option(
-    "--select-evaluator",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Evaluator folder (`ganaug evaluator train`) whose features --select-by scores in.",
+    help=f"Discriminator width  [the few-shot preset: 32, below --real-per-class {LOW_BUDGET_BELOW}].",
 )
 @click.option(
     "--amp",
     type=click.Choice(["auto", "off", "bf16", "fp16"]),
     default=TrainConfig.amp,
     show_default=True,
-    help="Mixed precision; auto = bf16 on CUDA, off on CPU. bf16 also runs on a CPU (fastest with AVX-512 BF16 or AMX); fp16 needs CUDA.",
+    help="Mixed precision for speed: auto = bf16 on CUDA, off on CPU (presets measure bf16 on the CPU and use "
+    "it where it pays: AVX-512 BF16 or AMX); fp16 needs CUDA.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TrainConfig.device, show_default=True)
-@click.option("--channels-last", is_flag=True, help="channels_last memory format for the convolutions.")
-@click.option("--compile", is_flag=True, help="torch.compile G and D for the training steps (pays on CUDA).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=TrainConfig.device,
+    show_default=True,
+    help="Where to train; auto = CUDA when there is a GPU.",
+)
+@click.option("--channels-last", is_flag=True, help="channels_last memory format: faster with --amp bf16 on a CPU.")
 @click.option(
     "--save-every",
     type=click.IntRange(min=1),
     default=TrainConfig.save_every,
     show_default=True,
-    help="Epochs between sample grids and checkpoints (the last epoch is always saved).",
+    help="Epochs between sample grids and checkpoints, the points --resume restarts from (the last is always saved).",
 )
 @click.option(
     "--seed",
     type=click.IntRange(0, MAX_SEED),
     default=TrainConfig.seed,
     show_default=True,
-    help="Seeds the subset, the weights and every draw (0 to 2**63 - 1).",
+    help="Seeds the subset, the weights and every draw (0 to 2**63 - 1): the same seed gives the same run.",
 )
-@click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end.")
+@click.option("--no-export", is_flag=True, help="Skip the ONNX export at the end (`ganaug export` does it later).")
 @click.option(
-    "--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads  [default: the idle CPUs]."
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads, to share the machine  [default: the idle CPUs].",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (for logs).")
 def train(
     run_dir: Path,
     threads: int | None,
@@ -370,11 +217,8 @@ def train(
     if resume_dir is not None:
         if overwrite:
             raise click.UsageError("--resume and --overwrite exclude each other; pick one")
-        ignored = [
-            f"--{name.replace('_', '-') if name != 'run_dir' else 'out'}"
-            for name in ctx.params
-            if name in given and name not in RESUME_OPTIONS
-        ]
+        flags = {p.name: p.opts[0] for p in ctx.command.params}
+        ignored = [flags[name] for name in ctx.params if name in given and name not in RESUME_OPTIONS]
         if ignored:
             click.echo(
                 f"--resume continues with the run's own config.json; ignoring {', '.join(ignored)} "
@@ -406,8 +250,7 @@ def train(
 
 
 #: Options that set a ModelConfig field of the same name.
-MODEL_OPTIONS = ("spectral_norm", "z_dim", "g_width", "upsample", "d_width", "g_depth", "d_depth", "mbstd", "cond_bn")
-MODEL_OPTIONS += ("d_coords", "d_pack")
+MODEL_OPTIONS = ("g_width", "d_width")
 #: Options that are not TrainConfig fields (or are passed to :func:`ganaug.presets.resolve` on their own).
 NOT_FIELDS = ("run_dir", "threads", "resume_dir", "overwrite", "quiet", "preset", "config_file", "dataset")
 NOT_FIELDS += ("per_class", "data_root")
@@ -422,22 +265,12 @@ def _given_fields(params: dict, given: set[str]) -> dict:
         value = params[name]
         if name in MODEL_OPTIONS:
             model[name] = value
-        elif name == "diffaugment":
-            fields["diffaugment"] = tuple(p.strip() for p in value.split(",") if p.strip())
-        elif name == "betas":
-            fields["beta1"], fields["beta2"] = _parse_betas(value)
         elif name == "no_export":
             fields["export_onnx"] = not value
-        elif name == "center_of_mass":
-            model["center_of_mass"] = value == "train"
-            fields["sample_center_of_mass"] = value == "sample"
-        elif name == "ac_weight":
-            fields["ac_weight"] = value
-            model["aux_classifier"] = value > 0
         elif name == "augment_real":
             fields["augment_real"] = False if value in (None, "none") else value
-        elif name in ("select_evaluator", "unlabelled"):
-            fields[name] = None if value is None else str(value.resolve() if name == "select_evaluator" else value)
+        elif name == "unlabelled":
+            fields[name] = None if value is None else str(value)
         else:
             fields[name] = value
     if "unlabelled" in fields and "pseudo_label" not in fields:  # a folder to pseudo-label: the default threshold
@@ -445,14 +278,3 @@ def _given_fields(params: dict, given: set[str]) -> dict:
     if model:
         fields["model"] = model
     return fields
-
-
-def _parse_betas(value: str) -> tuple[float, float]:
-    """``"0.5,0.999"`` -> ``(0.5, 0.999)``; the range check is TrainConfig's."""
-    try:
-        beta1, beta2 = (float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected two numbers such as 0.5,0.999, got {value!r}", param_hint="--betas"
-        ) from None
-    return beta1, beta2

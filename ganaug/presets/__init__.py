@@ -40,7 +40,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganaug.config import DEFAULT_SAVES, ModelConfig, TrainConfig, epochs_for_steps, sampling_problem
+from ganaug.config import (
+    DEFAULT_SAVES,
+    REMOVED_MODEL_KEYS,
+    REMOVED_TRAIN_KEYS,
+    RENAMED_TRAIN_KEYS,
+    ModelConfig,
+    TrainConfig,
+    epochs_for_steps,
+    sampling_problem,
+)
 from ganaug.errors import InputError
 
 #: TrainConfig fields a preset may not set: they are the user's (where the data is, the seed) or the run's record.
@@ -209,10 +218,16 @@ def _check_train(train: dict[str, Any], source: str) -> None:
             if not isinstance(value, dict):
                 raise InputError(f"{source}: train.model must be a mapping of ModelConfig fields")
             for mkey, mvalue in value.items():
+                if mkey in REMOVED_MODEL_KEYS:
+                    raise InputError(f"{source}: train.model.{mkey} is a lever ganaug no longer has; remove it")
                 if mkey not in _MODEL_TYPES:
                     raise InputError(f"{source}: unknown model key {mkey!r}; known: {', '.join(sorted(_MODEL_TYPES))}")
                 _check_value(f"train.model.{mkey}", mvalue, getattr(ModelConfig(), mkey), source)
             continue
+        if key in RENAMED_TRAIN_KEYS:
+            raise InputError(f"{source}: train.{key} is now train.{RENAMED_TRAIN_KEYS[key]}; rename it")
+        if key in REMOVED_TRAIN_KEYS:
+            raise InputError(f"{source}: train.{key} is a lever ganaug no longer has; remove it")
         if key not in _FIELD_TYPES:
             known = ", ".join(sorted(set(_FIELD_TYPES) - USER_FIELDS))
             raise InputError(f"{source}: unknown train key {key!r}; known: {known}")
@@ -245,8 +260,8 @@ def choose(dataset: str, *, per_class: int | None = None, pool: bool = False) ->
     if pool:
         return "pool", "few labels and an unlabelled pool"
     if per_class is not None and few.below_per_class and per_class < few.below_per_class:
-        return "few-shot", f"--per-class {per_class} is below {few.below_per_class}"
-    below = f"; below {few.below_per_class} per class: few-shot" if few.below_per_class else ""
+        return "few-shot", f"--real-per-class {per_class} is below {few.below_per_class}"
+    below = f"; --real-per-class below {few.below_per_class}: few-shot" if few.below_per_class else ""
     if dataset == "digits":
         return "digits", f"the embedded digits{below}"
     if dataset == "mnist":
@@ -336,7 +351,7 @@ def resolve(
         raise InputError(f"unknown option(s) {', '.join(unknown)} for a training config")
     if fields.get("pseudo_label") and per_class is None and options.get("unlabelled") is None:
         raise InputError(
-            f"preset {p.name} needs a pool: give per_class (--per-class N: the rest of the split) or an unlabelled folder"
+            f"preset {p.name} needs a pool: give per_class (--real-per-class N: the rest of the split) or an unlabelled folder"
         )
     if p.steps is not None and pool and "epochs" not in options:
         # The pool's size is known only after pseudo-labelling: Trainer.new derives the epochs from the budget.

@@ -1,4 +1,4 @@
-"""Issue 12's pool protocol: few labels, many images. Does a GAN add anything to pseudo-label self-training?
+"""The pool protocol: few labels, many images. Does a GAN add anything to pseudo-label self-training?
 
 At each budget and seed, only the stratified subset's labels are known; the rest of the training split is an
 unlabelled pool. A teacher (the profile's (c) classifier recipe, trained on the subset alone) pseudo-labels
@@ -34,7 +34,19 @@ from .report import provenance, provenance_lines, write_owned
 from .stats import aggregate, verdict
 
 CONDITION_ORDER = ("c", "d", "p", "q")
-_MARKS = {"pool.json": '{\n "profile"', "pool.md": "# Issue 12 pool protocol"}  # how an earlier run's files begin
+# How an earlier run's files begin (the older title too, so a rerun replaces what an older version wrote).
+_MARKS = {"pool.json": '{\n "profile"', "pool.md": ("# Pool protocol", "# Issue 12 pool protocol")}
+
+
+def check_pool(p: Profile) -> None:
+    """Raise :class:`InputError` unless the pool protocol can run ``p``: budgets that leave a pool, and a
+    classical augmentation for (c) and (p)."""
+    if FULL in p.budgets:
+        raise InputError(
+            "--pool needs budgets of labelled images per class (e.g. --budgets 10); 0, the whole split, leaves no pool"
+        )
+    if not p.classical_op:
+        raise InputError("--pool compares with (c), the classical augmentation: give --augment affine or shift-flip")
 
 
 def pseudo_labels(
@@ -51,6 +63,8 @@ def pseudo_labels(
         "teacher": dataclasses.asdict(teacher),
         "classical": p.classical,
     }
+    if data.identity is not None:  # an image folder: its contents (the built-in datasets' keys predate this)
+        key["data_sha256"] = data.identity
     path = cache / "pseudo" / f"{budget_name(budget)}_s{seed}_{config_key(key)}.npz"
     if path.is_file():
         return PseudoLabels.load(path)
@@ -63,7 +77,7 @@ def pseudo_labels(
         labels,
         threshold=p.pool_threshold,
         num_classes=len(data.classes),
-        classical=p.classical,
+        classical=p.classical_op,
         seed=seed,
         device=device,
         teacher=teacher,
@@ -96,10 +110,7 @@ def run_pool(
             left as it was).
     """
     index, shards = shard
-    if FULL in p.budgets:
-        raise InputError(
-            "--pool needs budgets of labelled images per class (e.g. --budgets 10); 0, the whole split, leaves no pool"
-        )
+    check_pool(p)
     if not 0 <= index < shards:
         raise InputError(f"--shard {index}/{shards}: the index must be in 0..{shards - 1}")
     t0 = time.perf_counter()
@@ -117,7 +128,7 @@ def run_pool(
             unit += 1
             n_subset = budget * len(data.classes)
             plain = gan_config(p, budget, seed, n_images=n_subset, data_root=data_root, device=device)
-            gans = {"d": _gan(plain, cache, mine, log, f"budget={budget} seed={seed} (subset)")}
+            gans = {"d": _gan(plain, cache, mine, log, f"budget={budget} seed={seed} (subset)", data=data)}
             pl = pseudo_labels(p, data, cache, budget=budget, seed=seed, device=device, cached_only=not mine)
             gans["p"] = gans["q"] = None
             if pl is not None:  # the pool GAN's epochs (so its config and cache key) follow from how many were kept
@@ -126,9 +137,9 @@ def run_pool(
                     gan_config(p, budget, seed, n_images=n, data_root=data_root, device=device),
                     pseudo_label=p.pool_threshold,
                     augment_real=False,  # thousands of images: none of the tiny-data measures
-                    diffaugment=(),
                 )
-                gans["p"] = gans["q"] = _gan(pooled, cache, mine, log, f"budget={budget} seed={seed} (pool)", pl)
+                what = f"budget={budget} seed={seed} (pool)"
+                gans["p"] = gans["q"] = _gan(pooled, cache, mine, log, what, pl, data=data)
             for g in gans.values():
                 if g is not None and (q := gan_quality(g, evaluator)) is not None:
                     quality[g.name] = q
@@ -182,15 +193,15 @@ def run_pool(
     return doc
 
 
-def _gan(config, cache: Path, mine: bool, log, what: str, pl: PseudoLabels | None = None) -> Path | None:
+def _gan(config, cache: Path, mine: bool, log, what: str, pl: PseudoLabels | None = None, *, data: Data) -> Path | None:
     """The finished GAN of ``config`` (trained now when ``mine``), or None."""
-    run = gan_dir(config, cache)
+    run = gan_dir(config, cache, data.identity)
     if (run / "summary.json").is_file():
         return run
     if not mine:
         return None
     log(f"GAN {what} ({config.epochs} epochs)")
-    return train_gan(config, cache, pseudo=pl)
+    return train_gan(config, cache, pseudo=pl, data_id=data.identity)
 
 
 def _fmt(s: dict[str, float] | None) -> str:
@@ -205,7 +216,7 @@ def _markdown(p: Profile, doc: dict[str, Any]) -> str:
     table = doc["table"]
     names = {**CONDITIONS, **POOL_CONDITIONS}
     lines = [
-        *provenance_lines(f"Issue 12 pool protocol: `{p.name}` profile, dataset `{p.dataset}`", doc),
+        *provenance_lines(f"Pool protocol: `{p.name}` profile, dataset `{p.dataset}`", doc),
         (
             f"Only the subset's labels are known; the rest of the training split is an unlabelled pool, "
             f"pseudo-labelled by the (c) classifier's recipe trained on the subset (kept at probability >= "

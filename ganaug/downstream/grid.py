@@ -78,11 +78,11 @@ def run(
         )
 
     def gan_for(cfg: TrainConfig, what: str, mine: bool) -> Path | None:
-        run_dir = gan_dir(cfg, cache)
+        run_dir = gan_dir(cfg, cache, data.identity)
         if (run_dir / "summary.json").is_file() or report_only or not mine:
             return run_dir if (run_dir / "summary.json").is_file() else None
         log(f"GAN {what} ({cfg.epochs} epochs)")
-        return train_gan(cfg, cache)
+        return train_gan(cfg, cache, data_id=data.identity)
 
     unit = 0
     for budget in p.budgets:
@@ -165,6 +165,7 @@ def run(
 
     results = {
         **provenance(p, command, t0),
+        "data": describe_data(p, data, data_root),
         "cells": len(cells),
         "gans": len(gans),
         "table": aggregate(p, cells),
@@ -186,6 +187,19 @@ def run(
     write_report(p, results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     return results
+
+
+def describe_data(p: Profile, data: Data, data_root: str | None) -> dict[str, Any]:
+    """What results.json and the report say of the data: the dataset, an image folder's path and identity, the
+    classes and the size of each split."""
+    return {
+        "dataset": p.dataset,
+        "root": str(data_root) if p.dataset == "imagefolder" else None,
+        "sha256": data.identity,
+        "classes": list(data.classes),
+        "train": len(data.train_labels),
+        "test": len(data.test_labels),
+    }
 
 
 def check_full_gan(full_gan: Path, p: Profile) -> None:

@@ -1,7 +1,7 @@
 """The downstream benchmark's statistics: Student-t intervals over seeds and paired differences.
 
-Named ``stats``, not ``statistics``: run as a folder (``python benchmarks/downstream``) this folder's modules
-must not hide the standard library's.
+Named ``stats``, not ``statistics``: ``python benchmarks/downstream`` (a source checkout's lab) puts a folder of
+the benchmark's modules first on ``sys.path``, where none may hide the standard library's.
 """
 
 from __future__ import annotations

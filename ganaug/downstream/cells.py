@@ -55,6 +55,7 @@ def gan_config(
     steps = steps or p.gan_steps
     small = budget != FULL and budget < p.gan_small_below
     epochs = epochs_for_steps(steps, n_images, batch)
+    op = p.classical_op
     return TrainConfig(
         dataset=p.dataset,
         data_root=data_root,
@@ -63,10 +64,9 @@ def gan_config(
         save_every=max(1, epochs // GAN_SAVES),
         batch_size=batch,
         seed=seed,
-        diffaugment=p.gan_diffaugment if small else (),
-        augment_real=(True if p.classical == "affine" else p.classical) if p.gan_augment_real and small else False,
+        # affine is spelled True: the GANs' cache keys predate the name
+        augment_real=(True if op == "affine" else op) if p.gan_augment_real and small and op else False,
         loss=p.gan_loss,
-        ac_weight=p.gan_ac_weight,
         export_onnx=False,
         device=device,
         model=p.gan_model,
@@ -87,6 +87,7 @@ def architecture(model: ModelConfig) -> str:
     )
 
 
+#: Options added after caches were made, with their defaults: out of the key at their default.
 _ADDED_LATER = (
     (None, "ac_weight", 0.0),
     (None, "mode_seeking", 0.0),
@@ -109,29 +110,59 @@ _ADDED_LATER = (
     (None, "sampling", {}),
     (None, "steps", None),
 )
+#: Options in the key since the first caches that ganaug has dropped since, with the value every cached GAN had:
+#: put back when absent, so those caches stay valid.
+_DROPPED_SINCE = (
+    (None, "lr_decay", "none"),
+    (None, "select_by", "none"),
+    (None, "holdout", 0),
+    (None, "select_evaluator", None),
+    (None, "diffaugment", []),
+    ("model", "spectral_norm", False),
+    ("model", "upsample", "subpixel"),
+    ("model", "mbstd", False),
+    ("model", "g_depth", 0),
+    ("model", "d_depth", 0),
+)
+#: Options renamed since the first caches: the key keeps the old name.
+_RENAMED_SINCE = {"d_label_smoothing": "label_smoothing"}
 
 
-def gan_dir(config: TrainConfig, cache: Path) -> Path:
-    """``cache/gan/<budget>_s<seed>_<hash>`` of the config and :func:`architecture` (not where it trains or
-    its data folder)."""
+def gan_key(config: TrainConfig, data_id: str | None = None) -> dict[str, Any]:
+    """What names a GAN in the cache: its config as the first caches wrote it (not where it trains, its data
+    folder or the device), its :func:`architecture`, and ``data_id`` (an image folder's contents) when given."""
     cfg = config.to_dict()
     cfg.pop("data_root")
     cfg.pop("device")
+    for new, old in _RENAMED_SINCE.items():
+        if new in cfg:
+            cfg[old] = cfg.pop(new)
     # Options added after caches were made stay out of the key at their default, so those caches stay valid.
     for owner, name, default in _ADDED_LATER:
         d = cfg if owner is None else cfg[owner]
-        if d.get(name) == default:
+        if name in d and d[name] == default:
             d.pop(name)
+    for owner, name, value in _DROPPED_SINCE:
+        d = cfg if owner is None else cfg[owner]
+        d.setdefault(name, value)
     cfg["architecture"] = architecture(config.model)
-    return cache / "gan" / f"{budget_name(config.per_class or FULL)}_s{config.seed}_{config_key(cfg)}"
+    if data_id is not None:
+        cfg["data_sha256"] = data_id
+    return cfg
 
 
-def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = None) -> Path:
+def gan_dir(config: TrainConfig, cache: Path, data_id: str | None = None) -> Path:
+    """``cache/gan/<budget>_s<seed>_<hash>`` of :func:`gan_key`."""
+    key = config_key(gan_key(config, data_id))
+    return cache / "gan" / f"{budget_name(config.per_class or FULL)}_s{config.seed}_{key}"
+
+
+def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = None, data_id: str | None = None) -> Path:
     """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder.
     ``pseudo``: the pool's pseudo-labels for a ``config.pseudo_label`` GAN (see :mod:`.pool`)."""
     from ganaug.training import Trainer
 
-    run = gan_dir(config, cache)
+    run = gan_dir(config, cache, data_id)
     if (run / "summary.json").is_file():
         return run
     if (run / "checkpoint.pt").is_file():
@@ -139,48 +170,6 @@ def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = No
     else:
         Trainer.new(config, run, overwrite=True, progress=False, pseudo=pseudo).fit()
     return run
-
-
-_INVERSIONS: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def invert(
-    run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int = 300, restarts: int = 4
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The latents float [N, z_dim] that make the run's EMA generator reproduce ``images`` (float [N, 1, 28, 28]
-    in [-1, 1]) for ``labels``, and their pixel MSEs [N]: per image, the best (lowest MSE) of ``restarts`` Adam
-    descents (lr 0.05, ``steps`` steps) from seeded N(0, I) starts. Computed once per process for each
-    (run, images, labels, seed, steps, restarts): the (b) and (d) cells of a GAN share it."""
-    data = hashlib.sha256(images.numpy().tobytes() + labels.numpy().astype("<i8").tobytes()).hexdigest()
-    key = (str(run), seed, steps, restarts, data)
-    if key not in _INVERSIONS:
-        _INVERSIONS[key] = _invert(run, images, labels, seed=seed, steps=steps, restarts=restarts)
-    return _INVERSIONS[key]
-
-
-def _invert(
-    run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int, restarts: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    from ganaug.checkpoint import load_generator
-
-    g, _ = load_generator(run)
-    g.requires_grad_(False)
-    n = len(labels)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        z = torch.randn(restarts * n, g.config.z_dim)
-    z.requires_grad_(True)
-    x, y = images.repeat(restarts, 1, 1, 1), labels.repeat(restarts)
-    opt = torch.optim.Adam([z], lr=0.05)
-    for _ in range(steps):
-        loss = ((g(z, y) - x) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        err = ((g(z, y) - x) ** 2).flatten(1).mean(1).view(restarts, n)
-    best = err.argmin(0)
-    return z.detach().view(restarts, n, -1)[best, torch.arange(n)], err[best, torch.arange(n)]
 
 
 def synthetic(
@@ -191,125 +180,21 @@ def synthetic(
     seed: int,
     latent_scale: float = 1.0,
     shared_style: bool = False,
-    latent_source: str = "prior",
-    far_oversample: int = 2,
-    subset: tuple[torch.Tensor, torch.Tensor] | None = None,
-    info: dict[str, Any] | None = None,
+    z: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` generated images per class (class by class) from the run's EMA generator, latent seed
     ``seed``: image i is ``G(latent_scale * latents(seed, i, i + 1), labels[i])``, or with ``shared_style``
-    image j of every class gets latent j (the same style drawn for each class).
-
-    ``latent_source`` ``mix`` or ``far`` (see :class:`.profiles.Profile`) inverts ``subset`` (the GAN's own
-    training images and labels) first: ``mix`` draws, per image, two of its class's inverted latents and a
-    weight ``a ~ U(0, 1)`` (numpy, seeded by ``seed``) and uses ``((1 - a) z1 + a z2) / sqrt((1 - a)^2 + a^2)``
-    (the variance of a prior latent kept); ``far`` draws ``far_oversample * per_class`` prior latents per
-    class and keeps the ``per_class`` farthest from the class's inverted latents, in draw order. ``info``, when
-    given, gets ``inversion_mse``: the mean pixel MSE of the inverted subset's reconstructions."""
+    image j of every class gets latent j (the same style drawn for each class). ``z``: these latents instead."""
     from ganaug.metrics import generate, open_generator
     from ganaug.sampling import labels_from_counts, latents
 
     labels = labels_from_counts([per_class] * num_classes)
     generator = open_generator(run, backend="pytorch")
-    z = None
-    if latent_source != "prior":
-        if subset is None:
-            raise InputError(f"latent_source {latent_source!r} needs the GAN's training subset")
-        inverted, err = invert(run, *subset, seed=seed)
-        if info is not None:
-            info["inversion_mse"] = float(err.mean())
-        rows = []
-        for c in range(num_classes):
-            bank = inverted[subset[1] == c]
-            if latent_source == "mix":
-                rng = np.random.default_rng([seed, c])
-                pairs = np.stack([rng.choice(len(bank), 2, replace=False) for _ in range(per_class)])
-                a = torch.from_numpy(rng.uniform(size=(per_class, 1))).float()
-                rows.append(((1 - a) * bank[pairs[:, 0]] + a * bank[pairs[:, 1]]) / torch.sqrt((1 - a) ** 2 + a**2))
-            else:
-                n = far_oversample * per_class
-                cand = torch.from_numpy(latents(seed, c * n, (c + 1) * n, generator.z_dim))
-                far = torch.cdist(cand, bank).min(1).values
-                keep = torch.sort(torch.topk(far, per_class).indices).values
-                rows.append(cand[keep])
-        z = (torch.cat(rows) * latent_scale).numpy().astype(np.float32)
-    elif latent_scale != 1.0 or shared_style:
+    if z is None and (latent_scale != 1.0 or shared_style):
         z = latents(seed, 0, per_class if shared_style else len(labels), generator.z_dim) * latent_scale
         z = np.tile(z, (num_classes, 1)) if shared_style else z
     images = generate(generator, labels, seed=seed, z=z)
     return images, torch.from_numpy(labels)
-
-
-_DEFORMERS: dict[Path, Any] = {}
-
-
-def deform_config(p: Profile, seed: int):
-    """The :class:`.deform.DeformConfig` of the profile's deformer for ``seed``."""
-    from .deform import DeformConfig
-
-    return DeformConfig(seed=seed, steps=p.deform_steps, diversity=p.deform_diversity)
-
-
-def deformer(
-    p: Profile, subset: tuple[torch.Tensor, torch.Tensor], *, budget: int, seed: int, cache: Path, device: str, log
-):
-    """The learned deformation of the seed's subset (:func:`.deform.train_deformer`, seeded by ``seed``),
-    trained once and cached in ``cache/deform/<budget>_s<seed>_<hash>.safetensors`` (and per process)."""
-    from safetensors.torch import load_file, save
-
-    from ganaug.outputs import write_bytes_whole
-
-    from .deform import FieldNet, train_deformer
-
-    config = deform_config(p, seed)
-    images, labels = subset
-    key = config_key({"dataset": p.dataset, "budget": budget, "labels": labels.tolist(), **config.to_dict()})
-    path = cache / "deform" / f"{budget_name(budget)}_s{seed}_{key}.safetensors"
-    if path not in _DEFORMERS:
-        if path.is_file():
-            field = FieldNet(config)
-            field.load_state_dict(load_file(path))
-            field = field.to(device).eval()
-        else:
-            log(f"deformer budget={budget_name(budget)} seed={seed}")
-            field = train_deformer(images, labels, config, device=device)
-            cache_folder(path.parent)
-            # Whole or not at all; a full disk is one line and leaves no partial file.
-            write_bytes_whole(path, save({k: v.contiguous().cpu() for k, v in field.state_dict().items()}))
-        _DEFORMERS[path] = field
-    return _DEFORMERS[path]
-
-
-def deformed(
-    p: Profile,
-    subset: tuple[torch.Tensor, torch.Tensor],
-    per_class: int,
-    *,
-    budget: int,
-    seed: int,
-    cache: Path,
-    device: str,
-    log,
-    info: dict[str, Any],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` items per class made by warping the subset's images (``p.synthetic_source`` ``deform``:
-    the learned fields; ``elastic``: random smooth fields of the learned fields' RMS displacement), each image
-    warped equally often; labels are the source images'. ``info`` gets ``deform_rms_px``."""
-    from .deform import deform, field_rms, random_fields, warp
-
-    images, labels = subset
-    if budget == FULL:
-        raise InputError("synthetic_source deform/elastic is for budgets of a few images per class, not the full split")
-    field = deformer(p, subset, budget=budget, seed=seed, cache=cache, device=device, log=log)
-    info["deform_rms_px"] = rms = field_rms(field, images, seed=seed)
-    per_image = -(-per_class // budget)
-    if p.synthetic_source == "deform":
-        x, y = deform(field, images, labels, per_image, seed=seed)
-    else:
-        src, y = images.repeat_interleave(per_image, 0), labels.repeat_interleave(per_image, 0)
-        x = warp(src, random_fields(len(src), tuple(src.shape[-2:]), field.config, seed=seed, rms=rms))
-    take = torch.cat([torch.nonzero(y == c).squeeze(1)[:per_class] for c in range(int(labels.max()) + 1)])
-    return x[take], y[take]
 
 
 # ---- classifier ---------------------------------------------------------------------------------
@@ -333,7 +218,7 @@ def train_classifier(
             f"condition ({condition}) has an empty training source (did the filter reject every "
             "generated image?); train the GAN longer or run without --filter"
         )
-    classical = p.classical if condition in CLASSICAL else False
+    classical = p.classical_op if condition in CLASSICAL else False
     settings = {"num_classes": num_classes, "seed": seed, "device": device}
     classifier = CASClassifier(steps=p.clf_steps, batch=p.clf_batch, lr=p.clf_lr, width=p.clf_width)
     if p.pretrain_steps and real is not None and fake is not None:
@@ -366,7 +251,8 @@ def judge(
 ) -> EvaluatorNet:
     """The filter's judge: the (c) classifier of this (budget, seed), trained once per process for every cell."""
     # Only what the (c) classifier depends on: probes that differ in how generated data is used share it.
-    key = (p.dataset, p.classical, p.clf_steps, p.clf_batch, p.clf_lr, p.clf_width, budget, seed, device)
+    data = hashlib.sha256(subset[0].numpy().tobytes()).hexdigest()
+    key = (p.dataset, p.classical, p.clf_steps, p.clf_batch, p.clf_lr, p.clf_width, budget, seed, device, data)
     if key not in _JUDGES:
         _JUDGES[key] = train_classifier(
             p, "c", real=subset, fake=None, seed=seed, num_classes=num_classes, device=device
@@ -374,34 +260,39 @@ def judge(
     return _JUDGES[key]
 
 
-#: Classifier-side levers (Profile fields) added after cells were cached, with their defaults.
-_LEVERS_ADDED_LATER = (
-    ("synthetic_smoothing", 0.0),
-    ("real_fraction_end", None),
-    ("latent_source", "prior"),
-    ("far_oversample", 2),
-    ("synthetic_source", "gan"),
-    ("deform_steps", 2000),
-    ("deform_diversity", 1.0),
-)
-
-
 # ---- the grid of cells --------------------------------------------------------------------------
 
 
 @dataclass
 class Data:
+    """A dataset's two splits as the benchmark uses them. ``identity``: the sha256 of an image folder's decoded
+    images, labels and class names (it enters every cache key, so another folder never reuses a result); None
+    for the built-in datasets, whose keys predate it."""
+
     train_images: torch.Tensor  # uint8 [N, 28, 28]
     train_labels: torch.Tensor
     test_images: torch.Tensor  # float [M, 1, 28, 28] in [-1, 1]; used for the final evaluation only
     test_labels: torch.Tensor
     classes: list[str]
+    identity: str | None = None
 
 
 def load_data(p: Profile, data_root: str | None) -> Data:
+    """Both splits of ``p.dataset``. An image folder is checked first (:func:`.folders.check_image_folder`:
+    its layout, its classes and that every class holds the largest budget), then read as ``ganaug train
+    --dataset imagefolder`` reads it (grayscale, 28x28)."""
+    if p.dataset == "imagefolder":
+        from .folders import check_image_folder
+
+        check_image_folder(data_root, p.budgets)
     train = load_source(p.dataset, root=data_root, split="train")
     test = load_source(p.dataset, root=data_root, split="test")
-    return Data(train.images, train.labels, to_model_range(test.images), test.labels, train.classes)
+    identity = None
+    if p.dataset == "imagefolder":
+        from .folders import data_identity
+
+        identity = data_identity(train, test)
+    return Data(train.images, train.labels, to_model_range(test.images), test.labels, train.classes, identity)
 
 
 def real_subset(data: Data, budget: int, seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], np.ndarray]:
@@ -413,6 +304,43 @@ def real_subset(data: Data, budget: int, seed: int) -> tuple[tuple[torch.Tensor,
     )
     t = torch.from_numpy(idx)
     return (to_model_range(data.train_images[t]), data.train_labels[t]), idx
+
+
+def cell_config(
+    p: Profile, data: Data, *, budget: int, seed: int, condition: str, amount: int, gan_run: Path | None
+) -> dict[str, Any]:
+    """What a classifier's result depends on: its cache key (and the head of its cached JSON)."""
+    cfg = {
+        "profile": p.name,
+        "dataset": p.dataset,
+        "budget": budget,
+        "seed": seed,
+        "condition": condition,
+        "synthetic_per_class": amount if condition in GENERATED else 0,
+        "clf_steps": p.clf_steps,
+        "clf_batch": p.clf_batch,
+        "clf_lr": p.clf_lr,
+        "clf_width": p.clf_width,
+        "real_fraction": p.real_fraction if condition in MIXED else None,  # mixed batches only
+        "gan": gan_run.name if gan_run is not None and condition in GENERATED + POOLED else None,
+        "synthetic_filter": p.synthetic_filter and condition in GENERATED,
+        "classical": p.classical if condition in CLASSICAL else None,
+    }
+    if data.identity is not None:  # an image folder: its contents (the built-in datasets' keys predate this)
+        cfg["data_sha256"] = data.identity
+    if condition in POOLED:  # the pool protocol: its GAN's pseudo-labels join the real subset
+        cfg["pool_threshold"] = p.pool_threshold
+    if condition in GENERATED:  # how the generated items are used, in the key only where they apply
+        cfg["levers"] = {
+            "synthetic_labels": p.synthetic_labels,
+            "synthetic_weight": p.synthetic_weight,
+            "synthetic_classical": p.synthetic_classical,
+            "pretrain_steps": p.pretrain_steps,
+            "latent_scale": p.latent_scale,
+            "shared_style": p.shared_style,
+            **p.key_levers(seed),  # levers added later enter the key only when set: older cells stay valid
+        }
+    return cfg
 
 
 def run_cell(
@@ -431,39 +359,7 @@ def run_cell(
 ) -> dict[str, Any] | None:
     """One classifier: cached in ``cache/cells/<hash>.json`` with its config (None if ``cached_only`` and absent)."""
     num_classes = len(data.classes)
-    cfg = {
-        "profile": p.name,
-        "dataset": p.dataset,
-        "budget": budget,
-        "seed": seed,
-        "condition": condition,
-        "synthetic_per_class": amount if condition in GENERATED else 0,
-        "clf_steps": p.clf_steps,
-        "clf_batch": p.clf_batch,
-        "clf_lr": p.clf_lr,
-        "clf_width": p.clf_width,
-        "real_fraction": p.real_fraction if condition in MIXED else None,  # mixed batches only
-        "gan": gan_run.name if gan_run is not None and condition in GENERATED + POOLED else None,
-        "synthetic_filter": p.synthetic_filter and condition in GENERATED,
-        "classical": p.classical if condition in CLASSICAL else None,
-    }
-    if condition in POOLED:  # the pool protocol: its GAN's pseudo-labels join the real subset
-        cfg["pool_threshold"] = p.pool_threshold
-    if condition in GENERATED:  # the levers of issue 12, in the key only where they apply
-        cfg["levers"] = {
-            "synthetic_labels": p.synthetic_labels,
-            "synthetic_weight": p.synthetic_weight,
-            "synthetic_classical": p.synthetic_classical,
-            "pretrain_steps": p.pretrain_steps,
-            "latent_scale": p.latent_scale,
-            "shared_style": p.shared_style,
-        }
-        # Levers added later enter the key only when set, so the cells cached before them stay valid.
-        for name, default in _LEVERS_ADDED_LATER:
-            if getattr(p, name) != default:
-                cfg["levers"][name] = getattr(p, name)
-        if p.synthetic_source != "gan":  # the deformer's whole config (it is trained per cell's seed)
-            cfg["levers"]["deformer"] = deform_config(p, seed).to_dict()
+    cfg = cell_config(p, data, budget=budget, seed=seed, condition=condition, amount=amount, gan_run=gan_run)
     path = cache / "cells" / f"{config_key(cfg)}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -493,28 +389,25 @@ def run_cell(
         if real is not None:
             honesty["gan_saw_only_the_subset"] = honesty["gan_subset_sha256"] == honesty["subset_sha256"]
     if condition in GENERATED:
-        sample: dict[str, Any] = {
-            "seed": seed,
-            "latent_scale": p.latent_scale,
-            "shared_style": p.shared_style,
-            "latent_source": p.latent_source,
-            "far_oversample": p.far_oversample,
-            "subset": subset,
-            "info": extra,
-        }
+
+        def gan_items(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+            z = p.latents(gan_run, per_class, num_classes, seed=seed, subset=subset, info=extra)
+            settings = {"latent_scale": p.latent_scale, "shared_style": p.shared_style}
+            return synthetic(gan_run, per_class, num_classes, seed=seed, z=z, **settings)
+
         if p.synthetic_filter:
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
-            x, y = synthetic(gan_run, amount * p.filter_oversample, num_classes, **sample)
+            x, y = gan_items(amount * p.filter_oversample)
             keep = predict(net, x, device) == y
             take = [torch.nonzero(keep & (y == c)).squeeze(1)[:amount] for c in range(num_classes)]
             fake = (x[torch.cat(take)], y[torch.cat(take)])
             extra["synthetic_kept_per_class"] = [len(t) for t in take]
-        elif p.synthetic_source != "gan":
-            fake = deformed(
-                p, subset, amount, budget=budget, seed=seed, cache=cache, device=device, log=log, info=extra
-            )
         else:
-            fake = synthetic(gan_run, amount, num_classes, **sample)
+            fake = p.other_items(
+                subset, amount, budget=budget, seed=seed, cache=cache, device=device, log=log, info=extra
+            )
+            if fake is None:
+                fake = gan_items(amount)
         if p.synthetic_labels == "soft":
             net = judge(p, subset, budget=budget, seed=seed, num_classes=num_classes, device=device)
             hard, fake = fake[1], (fake[0], probabilities(net, fake[0], device))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from .profiles import CONDITIONS, FULL, GENERATED, REFERENCE, Profile, budget_na
 from .stats import verdict
 
 
-def write_owned(out: Path, files: dict[str, str], marks: dict[str, str], *, what: str) -> None:
+def write_owned(out: Path, files: dict[str, str], marks: dict[str, str | tuple[str, ...]], *, what: str) -> None:
     """Write ``files`` (name -> text) into ``out``, each through a temporary name. An existing file of the same
     name is replaced only when it begins with its ``marks`` entry (an earlier run of ``what`` wrote it); else
     nothing is written: the user's own ``probes.md`` or ``pool.md`` is never overwritten.
@@ -152,6 +153,25 @@ def bottom_line(p: Profile, table: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _dataset(p: Profile, data: dict[str, Any] | None) -> str:
+    """The protocol's first words: the dataset, and an image folder's path, classes and sizes."""
+    if not data or p.dataset != "imagefolder":
+        return f"Dataset `{p.dataset}`"
+    classes = data["classes"]
+    names = ", ".join(classes) if len(classes) <= 12 else ", ".join(classes[:12]) + ", ..."
+    return (
+        f"Dataset `imagefolder` at `{data['root']}` ({len(classes)} classes: {names}; {data['train']} training and "
+        f"{data['test']} test images, read as grayscale 28x28)"
+    )
+
+
+def _model(p: Profile, data: dict[str, Any] | None):
+    """The GAN's ModelConfig as trained: training sets its number of classes from the data."""
+    if not data:
+        return p.gan_model
+    return dataclasses.replace(p.gan_model, num_classes=len(data["classes"]))
+
+
 def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
     """``out/report.md`` from ``results`` (what :func:`~.grid.run` collects)."""
     table, cas = results["table"], results.get("cas")
@@ -169,12 +189,14 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
         "## Protocol",
         "",
         (
-            f"Dataset `{p.dataset}`; budgets (real images per class) {', '.join(budget_name(b) for b in p.budgets)}; "
+            f"{_dataset(p, results.get('data'))}; budgets (real images per class) "
+            f"{', '.join(budget_name(b) for b in p.budgets)}; "
             f"{p.seeds} seeds per cell, each seed drawing the subset, training the GAN on that subset only and seeding "
-            f"the classifier. GAN: {p.gan_model}, about {p.gan_steps} steps of batch {p.gan_batch}; below "
+            f"the classifier. GAN: {_model(p, results.get('data'))}, about {p.gan_steps} steps of batch "
+            f"{p.gan_batch}; below "
             f"{p.gan_small_below}/class the classical augmentation (`{p.classical}`) on its real images "
-            f"{'on' if p.gan_augment_real else 'off'}, loss {p.gan_loss}, "
-            f"DiffAugment {'+'.join(p.gan_diffaugment) or 'off'}. Classifier: the evaluator CNN at "
+            f"{'on' if p.gan_augment_real and p.classical_op else 'off'}, loss {p.gan_loss}. "
+            f"Classifier: the evaluator CNN at "
             f"width {p.clf_width}, {p.clf_steps} Adam steps of batch {p.clf_batch} (lr {p.clf_lr}, cosine), "
             f"{p.real_fraction:.0%} real per batch when mixed; no early stopping or selection. Generated: "
             f"{p.synthetic_per_class} per class unless noted"
@@ -195,7 +217,7 @@ def write_report(p: Profile, results: dict[str, Any], out: Path) -> None:
                 "their samples carry "
                 "the kind of variation (c) adds: (b) against (a) measures generated data as a stand-in for "
                 "augmentation, (d) against (c) what the GAN adds beyond it."
-                if p.gan_augment_real
+                if p.gan_augment_real and p.classical_op
                 else ""
             )
         ),
