@@ -233,7 +233,7 @@ def sweep(scratch: Path, data_root: Path | None) -> list[Outcome]:
     add(judge("SyntheticMix.load_state_dict(negative step)", ws, lambda: snippet(
         mix + ")\ns = m.state_dict()\ns['step'] = -3\nm.load_state_dict(s)", ws)))  # fmt: skip
     add(judge("augment(label_filter='x')", ws, lambda: snippet(
-        "from ganaug import augment\nfrom ganaug.dataset import SourceDataset\n"
+        "from ganaug import augment\nfrom ganaug.feed.dataset import SourceDataset\n"
         f"augment(SourceDataset('digits'), {onnx!r}, per_class=2, label_filter='x')", ws)))  # fmt: skip
     add(resume_while_training(scratch))
 

@@ -15,7 +15,7 @@ unless ``--cas-classifier`` says otherwise).
         --levers all --out-dir OUT            # on a GPU a lever runs with --amp off unless it sets --amp
 
 Writes at most two files under ``--out-dir`` (``results.json``: every number, the exact commands and
-``ganaug.machine.describe()``; ``report.md``: the table), after every finished lever, so a run that is cut
+``ganaug.downstream.machine.describe()``; ``report.md``: the table), after every finished lever, so a run that is cut
 short keeps what finished. Run folders, logs and the CAS cache go under ``--work-dir``. A lever whose
 settings did not change since it finished is not rerun; ``--report-only`` rebuilds report.md from
 results.json. An ``--evaluator`` folder without an evaluator is trained first (``ganaug evaluator train``).
@@ -210,8 +210,8 @@ def precompute_ceiling(args: argparse.Namespace) -> None:
     """The real-data ceiling into the shared CAS cache, once, while the first levers train."""
     import torch
 
-    from ganaug.cas import CASData, real_ceiling
-    from ganaug.data import load_source
+    from ganaug.data.sources import load_source
+    from ganaug.eval.cas import CASData, real_ceiling
 
     torch.set_num_threads(args.threads)
     root = args.data_root
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"error: {args.out_dir / RESULTS} holds no finished lever; run the sweep first")
         write_results(args.out_dir, results)
         return results
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     settings = {k: getattr(args, k) for k in ("dataset", "epochs", "device", "jobs", "threads", "eval_per_class")}
     settings |= {"cas_classifier": args.cas_classifier, "cas_per_class": args.cas_per_class}

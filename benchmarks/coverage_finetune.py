@@ -65,9 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def continue_run(run: Path, changes: dict[str, Any], *, epochs: int, data_root: str, out: Path) -> float:
     """Train ``epochs`` more epochs from ``run``'s checkpoint with ``changes`` to its config into ``out``
     (a new run folder, overwritten); returns the wall seconds (training and the ONNX export)."""
-    from ganaug.checkpoint import load_checkpoint
     from ganaug.config import TrainConfig
-    from ganaug.training import Trainer
+    from ganaug.train.checkpoint import load_checkpoint
+    from ganaug.train.trainer import Trainer
 
     state = load_checkpoint(run)
     config = TrainConfig.from_dict(state["config"])
@@ -119,7 +119,7 @@ def report(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     args = parse_args(argv)
     check_out_dir(args.out_dir)

@@ -86,14 +86,15 @@ def best_of_k(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, y: torch.
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from benchmarks.coverage import figures
-    from ganaug.checkpoint import config_of, load_checkpoint, load_generator
-    from ganaug.data import load_source
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.sources import load_source, training_images
+    from ganaug.downstream.machine import describe
     from ganaug.errors import GanaugError
-    from ganaug.evaluator import load_evaluator
-    from ganaug.machine import describe
-    from ganaug.metrics import evaluate_on_sources, open_generator, training_images
-    from ganaug.models import Discriminator
+    from ganaug.eval.report import evaluate_on_sources
+    from ganaug.models.dcgan import Discriminator
     from ganaug.outputs import write_text_whole
+    from ganaug.sample.generators import open_generator
+    from ganaug.train.checkpoint import config_of, load_checkpoint, load_generator
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

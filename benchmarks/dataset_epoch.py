@@ -27,7 +27,7 @@ BAR = 1.5
 
 def default_generator(folder: Path) -> Path:
     from ganaug.config import TrainConfig
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     config = TrainConfig(dataset="digits", per_class=10, epochs=1, batch_size=50, device="cpu", export_onnx=True)
     Trainer.new(config, folder, overwrite=True, progress=False).fit()
@@ -35,8 +35,8 @@ def default_generator(folder: Path) -> Path:
 
 
 def time_bulk(path: Path, n: int, batch_size: int) -> float:
-    from ganaug.dataset import resolve_labels
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.feed.dataset import resolve_labels
+    from ganaug.sample.runtime import OnnxGenerator
 
     runtime = OnnxGenerator(path, provider="cpu")
     labels = resolve_labels(runtime.classes, per_class=None, length=n, class_weights=None)  # the dataset's labels
@@ -50,7 +50,7 @@ def time_epoch(path: Path, n: int, batch_size: int, workers: int, shuffle: bool)
     import torch
     from torch.utils.data import DataLoader
 
-    from ganaug.dataset import GeneratedDataset
+    from ganaug.feed.dataset import GeneratedDataset
 
     dataset = GeneratedDataset(path, length=n, seed=0, output="tensor")
     loader = DataLoader(
@@ -83,8 +83,8 @@ def main() -> None:
     import torch
 
     import ganaug
-    from ganaug.machine import describe
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.downstream.machine import describe
+    from ganaug.sample.runtime import OnnxGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.generator or default_generator(Path(tmp) / "run")

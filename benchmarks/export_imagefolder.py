@@ -39,11 +39,11 @@ def export(dataset: str, out: Path, data_root: str | None = None) -> dict[str, i
 
     Raises:
         InputError: ``out`` already holds a train/ or test/ folder (nothing is overwritten), or the dataset
-            cannot be read (:func:`ganaug.data.load_source`).
+            cannot be read (:func:`ganaug.data.sources.load_source`).
     """
     from PIL import Image
 
-    from ganaug.data import load_source
+    from ganaug.data.sources import load_source
     from ganaug.errors import InputError
 
     for split in ("train", "test"):

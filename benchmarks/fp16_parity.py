@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganaug.export import fold_for_inference, load_checkpoint_generator
+from ganaug.train.export import fold_for_inference, load_checkpoint_generator
 
 BAR = 1e-3
 LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)

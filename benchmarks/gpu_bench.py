@@ -90,7 +90,7 @@ def profile_steps(trainer, steps: int) -> str:
 def run_variant(args: argparse.Namespace) -> dict:
     from ganaug import __version__
     from ganaug.config import TrainConfig
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     on_cuda = args.device == "cuda"
     config = TrainConfig(

@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     from ganaug import __version__
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     doc = {
         "command": "python benchmarks/load.py " + shlex.join(argv if argv is not None else sys.argv[1:]),

@@ -80,10 +80,11 @@ def score(
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
 
-    from ganaug.data import load_source, to_model_range
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import class_fidelity, frechet_distance, generate, open_generator
-    from ganaug.sampling import labels_from_counts
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.data.sources import load_source, to_model_range
+    from ganaug.eval.metrics import class_fidelity, frechet_distance
+    from ganaug.sample.generators import generate, open_generator
 
     ev = load_evaluator(evaluator_dir)
     train = load_source("mnist", root=data_root, split="train")
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     agree = agreement(rows)
     command = "python benchmarks/metric_agreement.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     results = {
         "command": command,

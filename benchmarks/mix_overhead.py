@@ -29,7 +29,7 @@ import torch
 
 from ganaug import SyntheticMix
 from ganaug.config import ModelConfig, TrainConfig
-from ganaug.training import Trainer
+from ganaug.train.trainer import Trainer
 
 PARTS = {  # cProfile function name -> column
     "_block_of": "block",

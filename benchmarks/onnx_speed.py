@@ -3,7 +3,7 @@
     python -m benchmarks.onnx_speed RUN_A/generator.onnx RUN_B/generator.onnx --batch-sizes 1,256,1024 \\
         --repeats 7 --threads 1 --out runs/benchmarks/onnx_speed_cpu      # writes OUT.json and OUT.md
 
-Each file is opened as users open it (:class:`ganaug.runtime.OnnxGenerator`, CPU provider, ``--threads``
+Each file is opened as users open it (:class:`ganaug.sample.runtime.OnnxGenerator`, CPU provider, ``--threads``
 intra-op threads) and timed on ``run`` (numpy in and out) with the same latents and labels. Each repeat times
 every file at every batch size in turn (A, B, A, B, ...) for at least ``--min-time`` seconds after as long a
 warm-up (``benchmarks.throughput.images_per_second``, one repeat at a time), so a machine that slows down weighs on every file alike. The table gives each file's median images/s and its
@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved repeats of every file at every batch size; the JSON document (figures, command, machine)."""
     from benchmarks.throughput import images_per_second
-    from ganaug.machine import describe
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.downstream.machine import describe
+    from ganaug.sample.runtime import OnnxGenerator
 
     gens = [OnnxGenerator(m, provider="cpu", threads=args.threads) for m in args.models]
     rng = np.random.default_rng(0)

@@ -6,8 +6,8 @@ generator's samples (``--per-class`` a class, seed 0, as ``ganaug evaluate`` dra
 
 - the centre of mass: mean and spread of each axis, and the share within half a pixel of (14, 14);
 - the larger side of the bounding box of pixels above 0.1 (in [0, 1]): the share at each size;
-- precision, recall and FD (``ganaug.metrics``, the evaluator's features) of the samples as they are and
-  moved by whole pixels to the centre (:class:`ganaug.models.CenterOfMass`).
+- precision, recall and FD (``ganaug.eval.metrics``, the evaluator's features) of the samples as they are and
+  moved by whole pixels to the centre (:class:`ganaug.models.dcgan.CenterOfMass`).
 
 With ``--size-candidates K`` it also scores a selection by MNIST's size rule: sample i is the first of K
 candidates (sample i of seeds 0 .. K-1) whose larger side is 20 px, else the one closest to 20: does drawing
@@ -91,7 +91,7 @@ def size_selected(candidates: list[torch.Tensor], target: int = 20) -> torch.Ten
 
 def placement(images: torch.Tensor) -> dict[str, Any]:
     """Centre of mass and bounding-box figures of images float [N, 1, 28, 28] in [-1, 1]."""
-    from ganaug.models import CenterOfMass
+    from ganaug.models.dcgan import CenterOfMass
 
     oy, ox, _ = CenterOfMass.offsets(images)  # image centre minus centre of mass, px
     side = larger_side(images)
@@ -119,14 +119,15 @@ def perturbations(images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from ganaug.data import load_source, stratified_subset, to_model_range
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.data.sources import load_source, stratified_subset, to_model_range
+    from ganaug.downstream.machine import describe
     from ganaug.errors import GanaugError
-    from ganaug.evaluator import load_evaluator
-    from ganaug.machine import describe
-    from ganaug.metrics import frechet_distance_from_stats, gaussian_stats, generate, open_generator, precision_recall
-    from ganaug.models import CenterOfMass
+    from ganaug.eval.metrics import frechet_distance_from_stats, gaussian_stats, precision_recall
+    from ganaug.models.dcgan import CenterOfMass
     from ganaug.outputs import write_text_whole
-    from ganaug.sampling import labels_from_counts
+    from ganaug.sample.generators import generate, open_generator
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -87,7 +87,7 @@ def standing_stats(generator: torch.nn.Module, batches: int, *, seed: int = 0, b
 
 def variant(name: str, run: Path, batches: int) -> torch.nn.Module:
     """The generator of one variant (see the module docstring)."""
-    from ganaug.checkpoint import load_generator
+    from ganaug.train.checkpoint import load_generator
 
     g, _ = load_generator(run, ema=not name.startswith("raw-g"))
     if name.endswith("standing-stats"):
@@ -100,7 +100,7 @@ def variant(name: str, run: Path, batches: int) -> torch.nn.Module:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Score every variant; a ganaug error (bad input, a full disk, a folder of someone's files) exits with one
-    line, and nothing partial is left (:func:`ganaug.export.export_generator`'s contract)."""
+    line, and nothing partial is left (:func:`ganaug.train.export.export_generator`'s contract)."""
     from ganaug.errors import GanaugError
 
     args = parse_args(argv)
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 def _score_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
     from benchmarks.coverage import figures
-    from ganaug.checkpoint import load_generator
-    from ganaug.export import export_generator
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
+    from ganaug.train.checkpoint import load_generator
+    from ganaug.train.export import export_generator
 
     torch.set_num_threads(args.threads)
     work, out = args.work_dir.resolve(), args.out_dir

@@ -1,6 +1,6 @@
 """Does the product API reproduce the downstream benchmark's winning lever? (issue 12)
 
-The downstream benchmark trains its classifiers in its own loop (:func:`ganaug.cas.train_classifier`: exactly
+The downstream benchmark trains its classifiers in its own loop (:func:`ganaug.classify.classifier.train_classifier`: exactly
 58 real and 6 generated items in every batch of 64). A user gets the same recipe from the package::
 
     train = ganaug.augment(real, run, per_class=500, label_smoothing=0.2)
@@ -56,9 +56,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def train(loader: DataLoader, profile: Any, seed: int, num_classes: int) -> torch.nn.Module:
-    """The benchmark's classifier recipe (``ganaug.cas.train_classifier``'s), one step per batch of ``loader``."""
-    from ganaug.augment_ops import classical
-    from ganaug.evaluator import EvaluatorConfig, EvaluatorNet
+    """The benchmark's classifier recipe (``ganaug.classify.classifier.train_classifier``'s), one step per batch of ``loader``."""
+    from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorNet
+    from ganaug.data.augment_ops import classical
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -85,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import ganaug
     from benchmarks.downstream import cells
     from benchmarks.downstream.profiles import probe_profile, resolve_profile
-    from ganaug.cas import test_accuracy
-    from ganaug.dataset import SourceDataset
+    from ganaug.classify.classifier import test_accuracy
+    from ganaug.downstream.machine import describe
     from ganaug.downstream.stats import summary
-    from ganaug.export import export_onnx
-    from ganaug.machine import describe
+    from ganaug.feed.dataset import SourceDataset
+    from ganaug.train.export import export_onnx
 
     p = probe_profile(resolve_profile(args.profile), args.probe)
     share, smoothing = 1.0 - p.real_fraction, p.synthetic_smoothing

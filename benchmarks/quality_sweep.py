@@ -41,9 +41,10 @@ def parse_overrides(spec: str) -> dict:
 
 def fidelity(run_dir: Path, evaluator_dir: str, per_class: int) -> tuple[float, list[float]]:
     """Class fidelity (overall, per class) of the run's EMA generator: ``per_class`` samples a class, latent seed 12345."""
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import class_fidelity, generate, open_generator
-    from ganaug.sampling import labels_from_counts
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.eval.metrics import class_fidelity
+    from ganaug.sample.generators import generate, open_generator
 
     generator = open_generator(run_dir, backend="pytorch")
     n_cls = len(generator.classes)
@@ -65,7 +66,7 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace) -> lis
     import torch
 
     from ganaug.config import TrainConfig
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     base = TrainConfig(dataset="mnist", data_root=str(args.data_root), export_onnx=False, device=args.device).to_dict()
@@ -125,7 +126,7 @@ def main() -> None:
     results = dict(queue.get() for _ in procs)
     for p in procs:
         p.join()
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     machine = describe()
     device = machine.get("gpu") if args.device != "cpu" else None

@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def figures(report: Any) -> dict[str, float]:
-    """The issue's figures of a :class:`ganaug.metrics.GeneratorReport`."""
+    """The issue's figures of a :class:`ganaug.eval.report.GeneratorReport`."""
     return {
         "recall": report.precision_recall.recall,
         "precision": report.precision_recall.precision,
@@ -113,7 +113,7 @@ def choice_evaluator(folder: Path, train: Any, rest: torch.Tensor, *, reference_
     ``folder`` when it was trained on the same images, else trained (seed 0) and saved there."""
     import hashlib
 
-    from ganaug.evaluator import EvaluatorTraining, load_evaluator, train_evaluator
+    from ganaug.classify.evaluator import EvaluatorTraining, load_evaluator, train_evaluator
 
     ours = folder.exists() or folder.is_symlink()
     if ours:
@@ -150,7 +150,7 @@ def _json_or_none(path: Path) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     command = "python -m benchmarks.sampling_choice " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.rows_from is not None:
@@ -184,17 +184,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def score_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every temperature's choice and test figures."""
-    from ganaug.data import load_source, stratified_subset, to_model_range
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import (
-        evaluate_generator,
-        evaluate_on_sources,
-        evaluation_data,
-        open_generator,
-        training_images,
-    )
-    from ganaug.resample import sampling_from_options
-    from ganaug.unflatten import with_unflatten
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.sources import load_source, stratified_subset, to_model_range, training_images
+    from ganaug.eval.report import evaluate_generator, evaluate_on_sources, evaluation_data
+    from ganaug.sample.generators import open_generator
+    from ganaug.sample.resample import sampling_from_options
+    from ganaug.sample.unflatten import with_unflatten
 
     torch.set_num_threads(args.threads)
     ev = load_evaluator(args.evaluator)

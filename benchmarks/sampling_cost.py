@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from ganaug.downstream.machine import describe
     from ganaug.errors import GanaugError
-    from ganaug.machine import describe
     from ganaug.outputs import write_text_whole
-    from ganaug.resample import LabelCheck, Sampling
-    from ganaug.runtime import OnnxGenerator
-    from ganaug.unflatten import Unflatten
+    from ganaug.sample.resample import LabelCheck, Sampling
+    from ganaug.sample.runtime import OnnxGenerator
+    from ganaug.sample.unflatten import Unflatten
 
     torch.set_num_threads(args.threads)
     gen = OnnxGenerator(args.run, provider="cpu", threads=args.threads)

@@ -6,13 +6,13 @@
     python benchmarks/throughput.py --quick               # a short smoke run (fewer sizes and repeats)
     python benchmarks/throughput.py --suite gpu --device cpu --quick   # the GPU suite's code on the CPU (smoke test)
 
-Every backend runs the same BatchNorm-folded eval-mode generator (:func:`ganaug.export.fold_for_inference`).
-ONNX Runtime is timed through :class:`ganaug.runtime.OnnxGenerator`, the path users call: ``run`` (numpy) on
+Every backend runs the same BatchNorm-folded eval-mode generator (:func:`ganaug.train.export.fold_for_inference`).
+ONNX Runtime is timed through :class:`ganaug.sample.runtime.OnnxGenerator`, the path users call: ``run`` (numpy) on
 the CPU; on a GPU ``run_device``, the IO-bound path that writes into torch CUDA tensors (the one
 :class:`ganaug.SyntheticMix` uses). A figure is the median over ``--repeats`` of images/s, each repeat timing
 back-to-back calls for at least ``--min-time`` seconds after a warm-up.
 
-CPU suite: "share of GEMM" is the generator's FLOP rate (:func:`ganaug.models.generator_flops` x images/s)
+CPU suite: "share of GEMM" is the generator's FLOP rate (:func:`ganaug.models.dcgan.generator_flops` x images/s)
 over the median rate of a large square fp32 ``torch.matmul`` on the same threads.
 
 GPU suite: ONNX Runtime CUDA fp32 (TF32, the provider's default, and strict fp32), fp16 (the fp16 export),
@@ -51,11 +51,11 @@ from torch import nn
 
 from ganaug import __version__
 from ganaug.config import ModelConfig
-from ganaug.export import export_generator, fold_for_inference, read_metadata
-from ganaug.machine import describe
-from ganaug.models import Generator, generator_flops
-from ganaug.runtime import OnnxGenerator, gpu_present
-from ganaug.sampling import latents
+from ganaug.downstream.machine import describe
+from ganaug.models.dcgan import Generator, generator_flops
+from ganaug.sample.latents import latents
+from ganaug.sample.runtime import OnnxGenerator, gpu_present
+from ganaug.train.export import export_generator, fold_for_inference, read_metadata
 
 RESULTS = Path("runs") / "benchmarks"  # the default --out-dir
 PARITY_BARS = {"fp32": 1e-4, "fp16": 1e-3}
@@ -137,11 +137,11 @@ class Model:
 
 def load_model(model: str | None, workdir: Path) -> Model:
     """The given run / checkpoint / .onnx, or (default) a run of the default architecture trained for two steps."""
-    from ganaug.export import export_onnx, load_checkpoint_generator
+    from ganaug.train.export import export_onnx, load_checkpoint_generator
 
     if model is None:
         from ganaug.config import TrainConfig
-        from ganaug.training import Trainer
+        from ganaug.train.trainer import Trainer
 
         run_dir = workdir / "run"
         config = TrainConfig(dataset="digits", per_class=10, epochs=1, batch_size=50, device="cpu", export_onnx=True)
@@ -454,7 +454,7 @@ def strict_reference(folded: nn.Module, z: torch.Tensor, labels: torch.Tensor) -
 def mixing_cost(model: Model, args: argparse.Namespace) -> dict:
     """Training-step time of the README's Net with and without SyntheticMix(share) on the suite's device,
     and (CPU) the cost per synthetic image of a mixing call against bulk generation."""
-    from ganaug.batchmix import SyntheticMix
+    from ganaug.feed.batchmix import SyntheticMix
 
     dev = torch.device("cuda", 0) if args.device == "cuda" else torch.device("cpu")
     backends = ["onnx"] + (["torch"] if model.run_dir is not None else [])
@@ -577,7 +577,7 @@ def generation_per_step(mix, batch: int, dev: torch.device, *, repeats: int) -> 
 def mixing_per_image(model: Model, args: argparse.Namespace, backends: list[str], source: Path) -> list[dict]:
     """CPU: seconds per synthetic image of SyntheticMix calls vs the same backend generating in bulk (batches of
     1024, latents included: what ``OnnxGenerator.generate(dtype="float")`` does)."""
-    from ganaug.batchmix import SyntheticMix
+    from ganaug.feed.batchmix import SyntheticMix
 
     bulk_n = 2048 if args.quick else 8192
     bulk_labels = torch.arange(bulk_n) % 10

@@ -76,7 +76,7 @@ def train_command(name: str, args: argparse.Namespace, run_dir: Path) -> list[st
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved repeats of every lever; the JSON document (figures, commands, machine)."""
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     speeds: dict[str, list[float]] = {n: [] for n in args.names}
     with tempfile.TemporaryDirectory(prefix="ganaug-train-speed-") as work:

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from torchvision import datasets, transforms
 
     import ganaug
-    from ganaug.machine import describe
+    from ganaug.downstream.machine import describe
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -1,8 +1,18 @@
 """ganaug: synthetic data augmentation with class-conditional DCGANs.
 
-Train (:mod:`ganaug.training`), export to ONNX (:mod:`ganaug.export`), generate fast with ONNX Runtime
-(:mod:`ganaug.runtime`) and hand the images to training code as a torchvision dataset
-(:mod:`ganaug.dataset`). Heavy modules load lazily, so ``import ganaug`` stays fast.
+The subpackages follow the path a generated image takes, each importing only from those before it:
+
+- :mod:`ganaug.data`: the real images (MNIST, Fashion-MNIST, digits, ImageFolder), labels, classical augmentations;
+- :mod:`ganaug.models`: the generator and the discriminator;
+- :mod:`ganaug.classify`: the small classifiers (the evaluator, the fixed CAS classifier, the real manifold);
+- :mod:`ganaug.train`: the GAN step, the Trainer, run folders, checkpoints, presets, ONNX export;
+- :mod:`ganaug.sample`: drawing images from a trained generator (ONNX Runtime, latents, the label check);
+- :mod:`ganaug.feed`: handing them to a training loop (``GeneratedDataset``, ``augment``, ``SyntheticMix``);
+- :mod:`ganaug.eval`: scoring them (metrics, the generator report, CAS);
+- :mod:`ganaug.downstream` (the benchmark) and :mod:`ganaug.cli` (the commands) on top.
+
+The modules directly in ``ganaug/`` (config, errors, outputs, threads, viz, hashing) are the shared ground every
+group may use. The public names below load lazily, so ``import ganaug`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,34 +25,34 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ModelConfig": "ganaug.config",
     "TrainConfig": "ganaug.config",
-    "Generator": "ganaug.models",
-    "Discriminator": "ganaug.models",
-    "Trainer": "ganaug.training",
-    "load_generator": "ganaug.checkpoint",
-    "load_training_data": "ganaug.data",
-    "load_source": "ganaug.data",
-    "export_onnx": "ganaug.export",
-    "OnnxGenerator": "ganaug.runtime",
-    "GeneratedDataset": "ganaug.dataset",
-    "SourceDataset": "ganaug.dataset",
-    "augment": "ganaug.mixing",
-    "draw_synthetic": "ganaug.mixing",
-    "Sampling": "ganaug.resample",
-    "LabelCheck": "ganaug.resample",
-    "Manifold": "ganaug.resample",
-    "Unflatten": "ganaug.unflatten",
-    "AugmentedDataset": "ganaug.mixing",
-    "SyntheticMix": "ganaug.batchmix",
+    "Generator": "ganaug.models.dcgan",
+    "Discriminator": "ganaug.models.dcgan",
+    "Trainer": "ganaug.train.trainer",
+    "load_generator": "ganaug.train.checkpoint",
+    "load_training_data": "ganaug.data.sources",
+    "load_source": "ganaug.data.sources",
+    "export_onnx": "ganaug.train.export",
+    "OnnxGenerator": "ganaug.sample.runtime",
+    "GeneratedDataset": "ganaug.feed.dataset",
+    "SourceDataset": "ganaug.feed.dataset",
+    "augment": "ganaug.feed.mixing",
+    "draw_synthetic": "ganaug.feed.mixing",
+    "Sampling": "ganaug.sample.resample",
+    "LabelCheck": "ganaug.sample.resample",
+    "Manifold": "ganaug.classify.manifold",
+    "Unflatten": "ganaug.sample.unflatten",
+    "AugmentedDataset": "ganaug.feed.mixing",
+    "SyntheticMix": "ganaug.feed.batchmix",
     "InputError": "ganaug.errors",
     "TrainingDiverged": "ganaug.errors",
     "GanaugError": "ganaug.errors",
-    "Evaluator": "ganaug.evaluator",
-    "train_evaluator": "ganaug.evaluator",
-    "load_evaluator": "ganaug.evaluator",
-    "evaluate_generator": "ganaug.metrics",
-    "frechet_distance": "ganaug.metrics",
-    "precision_recall": "ganaug.metrics",
-    "class_fidelity": "ganaug.metrics",
+    "Evaluator": "ganaug.classify.evaluator",
+    "train_evaluator": "ganaug.classify.evaluator",
+    "load_evaluator": "ganaug.classify.evaluator",
+    "evaluate_generator": "ganaug.eval.report",
+    "frechet_distance": "ganaug.eval.metrics",
+    "precision_recall": "ganaug.eval.metrics",
+    "class_fidelity": "ganaug.eval.metrics",
 }
 
 __all__ = ["__version__"]

@@ -99,7 +99,7 @@ class TrainConfig:
     """Everything that determines a training run.
 
     ``ganaug train`` sets the options a user changes from run to run; the rest are a preset's (a ``--config``
-    file in the presets' JSON format sets any field but the user's: see :mod:`ganaug.presets`).
+    file in the presets' JSON format sets any field but the user's: see :mod:`ganaug.train.presets`).
 
     ``epochs`` is the configured total: ``--resume`` continues up to it. ``None`` resolves to
     :data:`DEFAULT_EPOCHS` of the dataset (digits is small, so it gets more passes).
@@ -108,12 +108,12 @@ class TrainConfig:
     bce loss only). Not the ``label_smoothing=`` of :func:`ganaug.augment`, which softens a classifier's targets.
     ``augment_real`` applies a label-preserving classical augmentation to the real images only: ``True`` or
     ``"affine"`` a random affine (rotation up to 10 degrees, shift up to 10%, scale 0.9-1.1), ``"shift-flip"``
-    shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.augment_ops.CLASSICAL``): G then
+    shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.data.augment_ops.CLASSICAL``): G then
     learns the augmented distribution, i.e. digits in slightly new poses, which for tiny subsets is what a
     downstream classifier wants.
     ``pseudo_label``: few labels, many images (issue 12's pool protocol). With ``per_class``, the GAN also
     trains on the rest of the training split, labelled by a teacher classifier trained on the subset alone
-    (:mod:`ganaug.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
+    (:mod:`ganaug.train.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
     0 = off (the subset only). No label outside the subset is read. ``unlabelled``: a folder of unlabelled
     images (any depth) to pseudo-label instead of the rest of the split, for data that really has few labels.
     ``amp`` "auto" means bf16 autocast on CUDA and full fp32 on CPU; "bf16" autocasts on a CPU too (oneDNN's bf16
@@ -124,7 +124,7 @@ class TrainConfig:
     for tiny subsets, where an epoch is a step or two.
     ``sample_center_of_mass``: G trains as it is, but its samples (the run's grids, the exported ONNX file,
     every sampler that loads the run) are moved by whole pixels to MNIST's centre-of-mass placement
-    (:class:`ganaug.models.CenterOfMass`). For data placed that way (training refuses other data).
+    (:class:`ganaug.models.dcgan.CenterOfMass`). For data placed that way (training refuses other data).
     ``seed`` is an int in ``[0, 2**63 - 1]``; ``lr_g``/``lr_d`` are finite and > 0; ``beta1``/``beta2`` (Adam's,
     both optimizers) in ``[0, 1)``: anything else raises ``ValueError`` at construction, before any work.
 
@@ -142,9 +142,9 @@ class TrainConfig:
     (DeVries et al., 2020), which drops the sparse images to buy precision with recall.
     ``ema_decay``, ``ema_warmup``: the EMA generator's decay at update ``n`` is
     ``min(ema_decay, (1 + n) / (ema_warmup + n))`` (``ema_warmup`` > 1; larger warms up longer).
-    ``preset``: the preset the config was resolved from, ``name@version`` (:mod:`ganaug.presets`; a record only).
+    ``preset``: the preset the config was resolved from, ``name@version`` (:mod:`ganaug.train.presets`; a record only).
     ``steps``: a G-step budget for a run whose training set's size is known only once its data is read (a
-    pseudo-labelled pool): :meth:`ganaug.training.Trainer.new` then derives ``epochs`` and ``save_every`` (40 saves)
+    pseudo-labelled pool): :meth:`ganaug.train.trainer.Trainer.new` then derives ``epochs`` and ``save_every`` (40 saves)
     from it and records them. ``None``: ``epochs`` as given.
     ``sampling``: how the run's images are drawn by default (``{"temperature": t}``; empty = plain sampling),
     carried into the run folder and the exported ONNX file.

@@ -12,7 +12,10 @@ Every command that writes a folder or file goes through here:
 - :func:`check_can_create` tries, before any work, that a file can really be made where the output goes;
 - writes go to :func:`temp_path` and are renamed into place; leftovers of a killed writer are removed by
   :func:`clean_stale_temps` at the start of the next run of the same command;
-- :func:`reporting_disk_full` turns a full disk into one line and removes the partial temp.
+- :func:`reporting_disk_full` turns a full disk into one line and removes the partial temp;
+- :func:`check_targets`, :func:`check_own_folder` and :func:`check_report_target` are the commands' checks of
+  their ``--out`` / ``--json`` before any work, :func:`replace_path` puts a finished temp in place and
+  :func:`write_owned` writes report files that replace only earlier reports of the same command.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +236,7 @@ def _is_ganaug_file(path: Path, kind: str) -> bool:
 
 
 ONNX_KIND = "ganaug.conditional-generator"
-"""The ``ganaug.kind`` metadata value of a generator that ganaug exported (:mod:`ganaug.export` writes it)."""
+"""The ``ganaug.kind`` metadata value of a generator that ganaug exported (:mod:`ganaug.train.export` writes it)."""
 
 
 def _onnx_is_ganaug(path: Path) -> bool:
@@ -573,3 +577,143 @@ def _human(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+# ---- what the commands check and write before and after their work -----------------------------------------
+
+IMAGES_MANIFEST = "manifest.json"
+"""The manifest of a ``ganaug generate --format png`` folder: its class folders and how many images each holds."""
+IMAGE_FILE = re.compile(r"\d{7,}\.png")
+"""What ``ganaug generate --format png`` names an image: its sample number, seven digits or more."""
+
+
+def foreign_images(root: Path) -> list[str]:
+    """What a ``--format png`` folder holds that ganaug did not write there (sorted relative paths).
+
+    Ganaug's are the marker, :data:`IMAGES_MANIFEST` and the manifest's class folders holding :data:`IMAGE_FILE`
+    files, as many as the manifest counts for the class (a folder holding more is named with both numbers).
+    """
+    try:
+        manifest = json.loads((root / IMAGES_MANIFEST).read_text())
+        expected = {folder: manifest["counts"][name] for name, folder in manifest["folders"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        expected = {}
+    found = []
+    for child in sorted(root.iterdir()):
+        rel = child.name
+        if rel in (MARKER, IMAGES_MANIFEST) and child.is_file():
+            continue
+        if not (child.is_dir() and rel in expected):
+            found.append(rel)
+            continue
+        names = [c.name for c in child.iterdir()]
+        odd = sorted(f"{rel}/{n}" for n in names if not (IMAGE_FILE.fullmatch(n) and (child / n).is_file()))
+        found += odd
+        if not odd and len(names) != expected[rel]:
+            found.append(f"{rel}/ ({len(names)} images, the manifest lists {expected[rel]})")
+    return found
+
+
+def check_targets(targets: Mapping[Path, str], *, overwrite: bool, protect: Sequence[str | Path]) -> None:
+    """Refuse before any work what a command's ``--out`` may not become: an existing target without
+    ``overwrite``, one ganaug may not replace (:func:`check_replaceable`; ``targets`` maps each path to its
+    kind, the first being ``--out`` itself), a new one inside a path of ``protect``, or an unwritable place.
+
+    Raises:
+        InputError: one line naming the target and what to do.
+    """
+    for target, kind in targets.items():
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+            check_replaceable(target, kind=kind, protect=protect, foreign=foreign_images if kind == "images" else None)
+        else:
+            check_not_protected(target, protect)  # a new file inside the run folder being read is refused too
+    out = next(iter(targets))
+    parent = out.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {out}: {parent} is not a writable folder; choose another --out")
+    check_can_create(out)  # os.access says yes to root where nothing can be made (/proc)
+
+
+def replace_path(tmp: Path, target: Path) -> None:
+    """Move the finished ``tmp`` onto ``target``, removing an existing ``target`` (file or folder) first."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif tmp.is_dir() and (target.exists() or target.is_symlink()):
+        target.unlink()  # os.replace cannot put a folder where a file is
+    os.replace(tmp, target)
+
+
+def check_report_target(out: Path, *, option: str = "--json") -> None:
+    """Refuse, before any work, a report file that could not be written, or that exists and is not an earlier
+    report of ``ganaug evaluate`` (a run's ``config.json``, a generator: never replaced)."""
+    check_parent_writable(out)
+    if out.exists() or out.is_symlink():
+        check_replaceable(out, kind="report", option=option)
+
+
+def check_own_folder(
+    out: Path,
+    *,
+    kind: str,
+    own: Mapping[str, Callable[[Path], bool]],
+    overwrite: bool,
+    what: str,
+    optional: frozenset[str] = frozenset(),
+) -> set[str]:
+    """Raise :class:`InputError` unless a command may write its whole folder ``out`` (marked ``kind``); return
+    the names of the files of its own that the folder holds (those an ``overwrite`` replaces).
+
+    ``out`` may be missing or empty; a folder the command wrote (marked, or holding only files that ``own``
+    recognizes: name -> check of the file's format) is replaced with ``overwrite`` only, unless all it holds are
+    ``optional`` files. A folder holding anything else (also ``--out .``), a file named ``out``, a path under a
+    file, inside another ganaug folder, or in a place that cannot be written (a read-only folder, ``/proc``) are
+    refused: checked before the work, so nothing is lost and no time either. ``what`` names the folder's
+    contents in the messages ("an evaluator").
+    """
+    resolved = out.resolve()
+    for p in (resolved, *resolved.parents):
+        if p.exists() and not p.is_dir():
+            where = "is a file" if p == resolved else f"lies under the file {p}"
+            raise InputError(f"--out {out} {where}; choose a folder")
+        marker = read_marker(p)
+        if marker is not None and not (p == resolved and marker.get("kind") == kind):
+            raise InputError(
+                f"{out} is inside ganaug's {marker.get('kind', 'output')} folder {p}; choose an --out of its own"
+            )
+    check_can_create(resolved)
+    if not resolved.exists():
+        return set()
+    names = {p.name for p in resolved.iterdir() if temp_target(p) is None}
+    ours = {n for n in names if n in own and own[n](resolved / n)}
+    foreign = sorted(names - ours - {MARKER})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InputError(
+            f"{out} holds files ganaug's {kind} did not write ({shown}); choose a new or empty folder for --out"
+        )
+    if ours - optional and not overwrite:
+        raise InputError(f"{out} already holds {what}; pass --overwrite to replace it")
+    return ours
+
+
+def write_owned(out: Path, files: dict[str, str], marks: dict[str, str | tuple[str, ...]], *, what: str) -> None:
+    """Write ``files`` (name -> text) into ``out``, each through a temporary name. An existing file of the same
+    name is replaced only when it begins with its ``marks`` entry (an earlier run of ``what`` wrote it); else
+    nothing is written: the user's own ``probes.md`` or ``pool.md`` is never overwritten.
+
+    Raises:
+        InputError: such a file exists and was not written by ``what``.
+    """
+    for name in files:
+        path = out / name
+        if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(marks[name])):
+            raise InputError(f"{path} exists and was not written by {what}; choose another --out or move it")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)

@@ -79,7 +79,7 @@ def tiny_config(**overrides) -> TrainConfig:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A finished tiny run folder (digits, 2 epochs, tiny model, no ONNX export), shared by the session."""
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     Trainer.new(tiny_config(epochs=2), run_dir, overwrite=True, progress=False).fit()
@@ -91,7 +91,7 @@ def exported_copy(run_dir: Path, folder: Path) -> Path:
     (the shared tiny run has none); a copy, so a test may change it without touching the session's run."""
     import shutil
 
-    from ganaug.export import export_onnx
+    from ganaug.train.export import export_onnx
 
     shutil.copytree(run_dir, folder)
     export_onnx(folder)

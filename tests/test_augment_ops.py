@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganaug import augment_ops as ops
+from ganaug.data import augment_ops as ops
 
 
 def _images(n: int = 4, seed: int = 0) -> torch.Tensor:

@@ -63,10 +63,10 @@ def run_copy(tiny_run: Path, tmp_path: Path) -> Path:
 
 @needs_proc
 def test_train_out_under_proc_is_one_line_before_loading_data(tmp_path, monkeypatch):
-    import ganaug.training
+    import ganaug.train.trainer
 
     loaded = []
-    monkeypatch.setattr(ganaug.training, "load_training_data", lambda *a, **k: loaded.append(a))
+    monkeypatch.setattr(ganaug.train.trainer, "load_training_data", lambda *a, **k: loaded.append(a))
     for out in (PROC / "ganaug-test-run", PROC / "ganaug-test" / "run"):
         one_line(
             run("train", "--out", out, "--real-per-class", "10", "--epochs", "1", *TINY), 2, "cannot write", str(out)
@@ -77,12 +77,12 @@ def test_train_out_under_proc_is_one_line_before_loading_data(tmp_path, monkeypa
 
 @needs_proc
 def test_export_out_under_proc_is_refused_before_the_export(run_copy, monkeypatch):
-    import ganaug.export
+    import ganaug.train.export
 
     def no_work(*a, **k):
         raise AssertionError("the export ran before --out was checked")
 
-    monkeypatch.setattr(ganaug.export, "_to_onnx", no_work)
+    monkeypatch.setattr(ganaug.train.export, "_to_onnx", no_work)
     before = snapshot(run_copy.parent)
     one_line(run("export", run_copy, "--out", PROC / "ganaug-test.onnx"), 2, "cannot write", "/proc")
     assert snapshot(run_copy.parent) == before
@@ -157,7 +157,7 @@ def test_resume_of_a_checkpoint_that_is_no_dict_is_one_line(run_copy):
 
 
 def test_resume_of_a_run_another_process_trains_says_so(tmp_path):
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
     from tests.conftest import tiny_config
 
     folder = tmp_path / "runs" / "run"

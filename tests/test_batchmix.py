@@ -11,8 +11,8 @@ import torch
 
 from ganaug import SyntheticMix
 from ganaug.errors import InputError
-from ganaug.runtime import OnnxGenerator, to_uint8
-from ganaug.sampling import latents
+from ganaug.sample.latents import latents
+from ganaug.sample.runtime import OnnxGenerator, to_uint8
 from tests.conftest import exported_copy
 
 MEAN, STD = 0.1307, 0.3081
@@ -114,7 +114,7 @@ def test_lookahead_generates_blocks_ahead_without_changing_the_items(run: Path) 
 
 
 def test_a_block_costs_one_draw_per_stream_and_later_steps_none(run: Path, monkeypatch) -> None:
-    from ganaug import batchmix
+    from ganaug.feed import batchmix
 
     calls = {"latents": 0, "words": 0, "uploads": 0}
 
@@ -297,7 +297,7 @@ class _PixelSum(torch.nn.Module):
 
 @pytest.mark.parametrize("classes", ["uniform", "same"])
 def test_a_label_check_draws_item_k_of_step_s_as_sample_s_n_plus_k(run: Path, classes: str) -> None:
-    from ganaug.resample import LabelCheck, Sampling
+    from ganaug.sample.resample import LabelCheck, Sampling
 
     check = LabelCheck(_PixelSum().eval())
     kwargs = {"share": 0.5, "classes": classes, "quantize": False, "value_range": (-1, 1), "seed": 2, "threads": 1}

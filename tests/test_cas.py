@@ -1,4 +1,4 @@
-"""CAS (ganaug.cas): seeded, cached, the ceiling is the same recipe on real data; `ganaug evaluate --cas`."""
+"""CAS (ganaug.eval.cas): seeded, cached, the ceiling is the same recipe on real data; `ganaug evaluate --cas`."""
 
 import json
 from pathlib import Path
@@ -8,11 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganaug import cas
-from ganaug.cas import CASClassifier, CASData, cas_score, load_cas_data, real_ceiling
+from ganaug.classify.classifier import CASClassifier
 from ganaug.cli import main
-from ganaug.data import load_source
-from ganaug.metrics import LoadedGenerator
+from ganaug.data.sources import load_source
+from ganaug.eval import cas
+from ganaug.eval.cas import CASData, cas_score, load_cas_data, real_ceiling
+from ganaug.sample.generators import LoadedGenerator
 from tests.conftest import make_fake_mnist
 
 TINY = CASClassifier(steps=12, batch=16, width=4)
@@ -143,7 +144,7 @@ def test_unknown_classifier_and_empty_source_are_one_line_errors(data, tiny_mnis
 
 @pytest.fixture(scope="module")
 def tiny_mnist_run(tmp_path_factory, data):
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
     from tests.conftest import tiny_config
 
     root = make_fake_mnist(tmp_path_factory.mktemp("gan_data"))
@@ -153,7 +154,7 @@ def tiny_mnist_run(tmp_path_factory, data):
 
 
 def test_evaluate_cas_prints_cas_beside_the_ceiling_and_writes_json(tmp_path, tiny_mnist_run):
-    from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+    from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
 
     root = make_fake_mnist(tmp_path / "data")
     settings = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))

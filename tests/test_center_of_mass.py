@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from ganaug.cli import main
 from ganaug.config import ModelConfig
 from ganaug.errors import InputError
-from ganaug.models import CenterOfMass, Generator
-from ganaug.training import check_centred
+from ganaug.models.dcgan import CenterOfMass, Generator
+from ganaug.train.trainer import check_centred
 from tests.conftest import write_idx
 
 SMALL = ModelConfig(z_dim=8, embed_dim=4, g_width=8)
@@ -100,7 +100,7 @@ def test_generator_images_are_centred_and_checkpoints_keep_their_keys():
 
 
 def test_onnx_equals_pytorch_for_a_centring_generator(tmp_path):
-    from ganaug.export import export_generator, read_metadata
+    from ganaug.train.export import export_generator, read_metadata
 
     g = wild_generator()
     out = export_generator(g, tmp_path / "g.onnx")
@@ -117,7 +117,7 @@ def test_onnx_equals_pytorch_for_a_centring_generator(tmp_path):
 
 
 def test_parity_excuses_only_one_pixel_moves_at_a_tie():
-    from ganaug.export import _tie_moved
+    from ganaug.train.export import _tie_moved
 
     g = wild_generator()
     z, labels = np.random.default_rng(4).standard_normal((8, 8), dtype=np.float32), np.arange(8, dtype=np.int64)
@@ -158,8 +158,8 @@ def centred_mnist(root, n_train=200, n_test=50):
 def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path):
     import onnx
 
-    from ganaug.checkpoint import load_generator
-    from ganaug.export import read_metadata
+    from ganaug.train.checkpoint import load_generator
+    from ganaug.train.export import read_metadata
 
     root = centred_mnist(tmp_path / "data")
     args = ["train", "--preset", "mnist", "--data-root", str(root), "--epochs", "1", "--batch-size", "20"]
@@ -176,7 +176,7 @@ def test_cli_trains_and_exports_on_centred_data_and_refuses_other_data(tmp_path)
 
 
 def test_sample_placement_moves_the_ema_samples_and_leaves_training_alone(tmp_path):
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
     from tests.conftest import TINY_MODEL, tiny_config
 
     root = centred_mnist(tmp_path / "data")
@@ -200,8 +200,8 @@ def test_sample_placement_moves_the_ema_samples_and_leaves_training_alone(tmp_pa
 def test_a_generator_trained_without_it_can_be_exported_with_it(tiny_run, tmp_path):
     import onnx
 
-    from ganaug.checkpoint import load_generator
-    from ganaug.export import read_metadata
+    from ganaug.train.checkpoint import load_generator
+    from ganaug.train.export import read_metadata
 
     res = CliRunner().invoke(main, ["export", str(tiny_run), "--center-of-mass", "--out", str(tmp_path / "c.onnx")])
     assert res.exit_code == 0, res.output

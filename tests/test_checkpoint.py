@@ -6,10 +6,10 @@ import shutil
 import pytest
 import torch
 
-from ganaug.checkpoint import CHECKPOINT, CHECKPOINT_SCHEMA, load_checkpoint, load_generator
 from ganaug.errors import InputError
-from ganaug.runfolder import CONFIG_SCHEMA
-from ganaug.training import Trainer
+from ganaug.train.checkpoint import CHECKPOINT, CHECKPOINT_SCHEMA, load_checkpoint, load_generator
+from ganaug.train.runfolder import CONFIG_SCHEMA
+from ganaug.train.trainer import Trainer
 
 
 @pytest.fixture
@@ -92,8 +92,8 @@ def test_corrupt_config_json_is_one_line(run_copy):
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_temp(run_copy, monkeypatch):
     import errno
 
-    from ganaug import checkpoint
     from ganaug.errors import GanaugError
+    from ganaug.train import checkpoint
 
     state = torch.load(run_copy / CHECKPOINT, weights_only=True)
     state.pop("schema")
@@ -109,3 +109,51 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_temp(run_copy
     _one_line(e)
     assert (run_copy / CHECKPOINT).read_bytes() == before
     assert not [p.name for p in run_copy.iterdir() if ".tmp" in p.name]
+
+
+def _pickled_globals(data: bytes) -> set[str]:
+    """``module.name`` of every class or function a pickle refers to (its GLOBAL and STACK_GLOBAL opcodes)."""
+    import pickletools
+
+    found, memo, pushed = set(), {}, []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+            pushed.append(arg)
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[arg] = pushed[-1] if pushed else None
+        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+            pushed.append(memo.get(arg))
+        elif op.name == "GLOBAL":
+            found.add(arg.replace(" ", "."))
+            pushed.append(None)
+        elif op.name == "STACK_GLOBAL":
+            found.add(f"{pushed[-2]}.{pushed[-1]}")
+            pushed.append(None)
+        else:
+            pushed.append(None)
+    return found
+
+
+def test_a_checkpoint_names_no_ganaug_module_so_run_folders_outlive_module_moves(tiny_run, tmp_path):
+    """checkpoint.pt holds tensors, plain containers and the config as a dict, never a pickled ganaug class: it
+    loads with ``weights_only=True``, whatever module ganaug's code lives in, so a run folder written before
+    the package was reorganised still resumes, exports and generates."""
+    import zipfile
+
+    with zipfile.ZipFile(tiny_run / CHECKPOINT) as z:
+        (pkl,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
+        names = _pickled_globals(z.read(pkl))
+    assert names and not [n for n in names if n.startswith("ganaug")], names
+    assert {n.split(".")[0] for n in names} <= {"collections", "torch"}, names
+    state = load_checkpoint(tiny_run / CHECKPOINT)  # weights_only=True: refuses any class not allowed by name
+    assert isinstance(state["config"], dict) and state["classes"]
+
+    # and the checkpoint of such a run continues: resume one more epoch from a copy
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    trainer = Trainer.resume(run, epochs=3, progress=False)
+    assert trainer.step == state["step"]
+    trainer.fit()
+    assert load_checkpoint(run / CHECKPOINT)["step"] > state["step"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator, train_evaluator_on
 from ganaug.cli import main
-from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator, train_evaluator_on
 from tests.conftest import make_fake_mnist
 
 TINY = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))
@@ -39,7 +39,7 @@ def _one_line_error(res, code: int = 2) -> str:
 
 def test_evaluate_takes_the_dataset_from_the_generator_not_mnist(tiny_run, tmp_path):
     # Regression (issue 10): an evaluator that does not record its dataset made `evaluate` assume MNIST.
-    from ganaug.data import load_source
+    from ganaug.data.sources import load_source
 
     train = load_source("digits")
     anonymous = train_evaluator(train.images, train.labels, classes=train.classes, settings=TINY).save(

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 from torchvision.datasets import ImageFolder
 
 from ganaug.cli import main
-from ganaug.runtime import OnnxGenerator, gpu_present
+from ganaug.sample.runtime import OnnxGenerator, gpu_present
 
 COMMANDS = ("export", "generate", "interpolate", "info")
 
@@ -417,7 +417,7 @@ def test_png_overwrite_does_not_replace_a_users_file(model: Path, tmp_path: Path
 
 def test_fractional_counts_are_refused() -> None:
     from ganaug.errors import InputError
-    from ganaug.runtime import make_labels
+    from ganaug.sample.runtime import make_labels
 
     with pytest.raises(InputError):
         make_labels([str(i) for i in range(10)], {0: 2.5})
@@ -443,8 +443,8 @@ def test_a_count_that_cannot_fit_is_refused_before_work(model: Path, tmp_path: P
 
 
 def test_labels_beyond_memory_are_refused_before_allocating() -> None:
+    from ganaug.data.labels import labels_from_counts
     from ganaug.errors import InputError
-    from ganaug.sampling import labels_from_counts
 
     with pytest.raises(InputError, match="of memory"):
         labels_from_counts({0: 10**15})

@@ -125,13 +125,13 @@ def test_library_config_rejects_bad_seeds_and_learning_rates():
 
 
 def test_unwritable_out_is_found_before_training(tmp_path, monkeypatch):
-    import ganaug.training
+    import ganaug.train.trainer
 
     loaded = []
-    monkeypatch.setattr(ganaug.training, "load_training_data", lambda *a, **k: loaded.append(1))
+    monkeypatch.setattr(ganaug.train.trainer, "load_training_data", lambda *a, **k: loaded.append(1))
     (tmp_path / "file.txt").write_text("x")
     _one_line_exit_2(run("train", "--out", tmp_path / "file.txt" / "run", *TINY), r"file.txt is a file, not a folder")
-    monkeypatch.setattr("ganaug.runfolder.os.access", lambda path, mode: False)
+    monkeypatch.setattr("ganaug.train.runfolder.os.access", lambda path, mode: False)
     _one_line_exit_2(run("train", "--out", tmp_path / "new" / "run", *TINY), r"cannot write to .*choose another --out")
     assert not loaded and not (tmp_path / "new").exists()
 
@@ -183,7 +183,7 @@ def test_an_image_folder_of_other_than_ten_classes_trains(tmp_path, n_classes, p
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "config.json").read_text())
     assert meta["config"]["model"]["num_classes"] == n_classes and len(meta["classes"]) == n_classes
-    from ganaug.checkpoint import load_generator
+    from ganaug.train.checkpoint import load_generator
 
     assert load_generator(out)[0].embed.num_embeddings == n_classes
 
@@ -215,7 +215,7 @@ def test_full_disk_at_overwrite_is_one_line_and_keeps_the_old_run(tmp_path, monk
 
 
 def test_a_full_disk_anywhere_is_one_line(tmp_path, monkeypatch):
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "x.bin"))

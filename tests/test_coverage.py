@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmarks import coverage
-from ganaug.data import load_source
-from ganaug.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
+from ganaug.classify.evaluator import Evaluator, EvaluatorConfig, EvaluatorNet
+from ganaug.data.sources import load_source
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_every_lever_is_a_valid_train_command(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from ganaug.cli import main
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     configs = []
 

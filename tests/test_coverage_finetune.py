@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmarks import coverage_finetune
-from ganaug.checkpoint import load_checkpoint
-from ganaug.training import Trainer
+from ganaug.train.checkpoint import load_checkpoint
+from ganaug.train.trainer import Trainer
 from tests.test_coverage import evaluator_dir  # noqa: F401  (fixture)
 
 

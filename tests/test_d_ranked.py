@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmarks import d_ranked
-from ganaug.checkpoint import config_of, load_checkpoint, load_generator
-from ganaug.models import Discriminator
+from ganaug.models.dcgan import Discriminator
+from ganaug.train.checkpoint import config_of, load_checkpoint, load_generator
 from tests.test_coverage import evaluator_dir  # noqa: F401  (fixture)
 
 

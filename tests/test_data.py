@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganaug.data import MNIST_CLASSES, indices_hash, load_source, load_training_data, stratified_subset
+from ganaug.data.sources import MNIST_CLASSES, indices_hash, load_source, load_training_data, stratified_subset
 from ganaug.errors import InputError
 
 

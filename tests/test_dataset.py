@@ -15,14 +15,14 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from ganaug.dataset import GeneratedDataset, SourceDataset, epoch_seed, largest_remainder, mixed_order
 from ganaug.errors import InputError
-from ganaug.runtime import OnnxGenerator
+from ganaug.feed.dataset import GeneratedDataset, SourceDataset, epoch_seed, largest_remainder, mixed_order
+from ganaug.sample.runtime import OnnxGenerator
 
 
 def export_tiny_once(tmp_path_factory: pytest.TempPathFactory, run_dir: Path) -> Path:
     """The tiny run's generator exported once per test session (shared by test_dataset and test_mixing)."""
-    from ganaug.export import export_onnx
+    from ganaug.train.export import export_onnx
 
     out = tmp_path_factory.getbasetemp() / "tiny_generator.onnx"
     if not out.exists():

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from ganaug.training import CHECKPOINT
+from ganaug.train.checkpoint import CHECKPOINT
 
 TINY = [
     "--dataset",

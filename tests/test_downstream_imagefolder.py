@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganaug.cli import main
-from ganaug.data import load_source, stratified_subset
+from ganaug.data.sources import load_source, stratified_subset
 from ganaug.downstream import cli as bench_cli
 from ganaug.downstream.folders import check_image_folder
 from ganaug.errors import InputError

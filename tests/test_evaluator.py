@@ -8,9 +8,7 @@ import pickle
 import pytest
 import torch
 
-from ganaug.data import load_source, to_model_range
-from ganaug.errors import InputError
-from ganaug.evaluator import (
+from ganaug.classify.evaluator import (
     EvaluatorConfig,
     EvaluatorTraining,
     load_evaluator,
@@ -18,6 +16,8 @@ from ganaug.evaluator import (
     train_evaluator,
     train_evaluator_on,
 )
+from ganaug.data.sources import load_source, to_model_range
+from ganaug.errors import InputError
 from tests.conftest import make_fake_mnist
 
 TINY = EvaluatorConfig(width=4, hidden=16)
@@ -169,7 +169,7 @@ def saved(tiny_evaluator, tmp_path):
 
 
 def test_evaluator_json_carries_a_schema_version(saved):
-    from ganaug.evaluator import EVALUATOR_SCHEMA, SUPPORTED_EVALUATOR_SCHEMAS
+    from ganaug.classify.evaluator import EVALUATOR_SCHEMA, SUPPORTED_EVALUATOR_SCHEMAS
 
     doc = json.loads((saved / "evaluator.json").read_text())
     assert doc["schema"] == EVALUATOR_SCHEMA == 1 and SUPPORTED_EVALUATOR_SCHEMAS == (1,)

@@ -12,9 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ganaug.classify.evaluator import CONFIG, WEIGHTS, load_evaluator
 from ganaug.cli import main
 from ganaug.errors import InputError
-from ganaug.evaluator import CONFIG, WEIGHTS, load_evaluator
 from ganaug.outputs import MARKER, exclusive_lock, lock_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,12 +136,12 @@ def test_a_second_writer_of_the_same_folder_is_refused(tmp_path):
 
 @pytest.mark.parametrize("case", ["file", "under-file", "proc", "read-only"])
 def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, case):
-    import ganaug.evaluator
+    import ganaug.classify.evaluator
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking --out")
 
-    monkeypatch.setattr(ganaug.evaluator, "train_evaluator_on", no_training)
+    monkeypatch.setattr(ganaug.classify.evaluator, "train_evaluator_on", no_training)
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")
     if case == "read-only":  # root ignores permission bits: a read-only mount is what is refused then
@@ -206,9 +206,9 @@ def test_a_disk_too_full_for_the_evaluator_is_refused_before_training(tmp_path, 
     import collections
     import shutil
 
-    import ganaug.evaluator
+    import ganaug.classify.evaluator
 
-    monkeypatch.setattr(ganaug.evaluator, "train_evaluator_on", lambda *a, **k: pytest.fail("trained first"))
+    monkeypatch.setattr(ganaug.classify.evaluator, "train_evaluator_on", lambda *a, **k: pytest.fail("trained first"))
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 50_000, 50_000))
     line = _one_line_error(_train(tmp_path / "ev"))
@@ -219,7 +219,7 @@ def test_a_disk_too_full_for_the_evaluator_is_refused_before_training(tmp_path, 
 def test_a_disk_that_fills_while_saving_leaves_no_folder_behind(tmp_path, monkeypatch):
     import errno
 
-    from ganaug.evaluator import Evaluator
+    from ganaug.classify.evaluator import Evaluator
 
     def full(self, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

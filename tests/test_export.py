@@ -16,8 +16,8 @@ from torch import nn
 
 from ganaug import __version__
 from ganaug.errors import InputError
-from ganaug.export import ExportParityError, export_onnx, fold_for_inference, read_metadata
-from ganaug.training import load_generator
+from ganaug.train.checkpoint import load_generator
+from ganaug.train.export import ExportParityError, export_onnx, fold_for_inference, read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_fold_removes_batchnorm() -> None:
 
 
 def test_parity_failure_leaves_no_file(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
-    from ganaug import export
+    from ganaug.train import export
 
     def broken(generator):
         model = fold_for_inference(generator)
@@ -122,7 +122,7 @@ def test_bad_source_or_out_is_input_error(tiny_run: Path, tmp_path: Path) -> Non
 def test_existing_out_is_refused_before_work_unless_a_ganaug_onnx(
     exported: Path, tiny_run: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from ganaug import export
+    from ganaug.train import export
 
     monkeypatch.setattr(export, "fold_for_inference", lambda g: pytest.fail("the refusal must come before work"))
     mine = tmp_path / "mine.onnx"
@@ -158,8 +158,8 @@ def test_full_disk_is_one_line_and_leaves_no_file(tiny_run: Path, tmp_path: Path
 
 def test_export_leaves_a_training_generator_in_training_mode(tmp_path: Path) -> None:
     from ganaug.config import ModelConfig
-    from ganaug.export import export_generator
-    from ganaug.models import Generator
+    from ganaug.models.dcgan import Generator
+    from ganaug.train.export import export_generator
 
     g = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8)).train()
     export_generator(g, tmp_path / "g.onnx", classes=[str(i) for i in range(10)])
@@ -168,8 +168,8 @@ def test_export_leaves_a_training_generator_in_training_mode(tmp_path: Path) -> 
 
 def test_provenance_cannot_override_the_contract(tmp_path: Path) -> None:
     from ganaug.config import ModelConfig
-    from ganaug.export import export_generator
-    from ganaug.models import Generator
+    from ganaug.models.dcgan import Generator
+    from ganaug.train.export import export_generator
 
     g = Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8))
     with pytest.raises(InputError, match="provenance may not set output_range, z_dim"):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ganaug import fingerprints
 from ganaug.cli import main
-from ganaug.data import load_source, load_training_data
+from ganaug.data import fingerprints
+from ganaug.data.sources import load_source, load_training_data
 from ganaug.errors import InputError
 from tests.conftest import make_fake_mnist
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from ganaug.training import CHECKPOINT, Trainer, load_generator
+from ganaug.train.checkpoint import CHECKPOINT, load_generator
+from ganaug.train.trainer import Trainer
 from tests.conftest import tiny_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -38,7 +39,7 @@ def onnx_run(tiny_run, tmp_path_factory):
     """A copy of the tiny run with its generator.onnx."""
     import shutil
 
-    from ganaug.export import export_onnx
+    from ganaug.train.export import export_onnx
 
     folder = tmp_path_factory.mktemp("gpu") / "run"
     shutil.copytree(tiny_run, folder)
@@ -56,8 +57,8 @@ def _needs_ort_cuda():
 def test_ort_cuda_run_device_writes_into_a_kept_cuda_buffer(onnx_run):
     import numpy as np
 
-    from ganaug.runtime import OnnxGenerator
-    from ganaug.sampling import latents
+    from ganaug.sample.latents import latents
+    from ganaug.sample.runtime import OnnxGenerator
 
     _needs_ort_cuda()
     cuda = OnnxGenerator(onnx_run, provider="cuda", tf32=False)
@@ -85,7 +86,7 @@ def test_ort_cuda_run_device_writes_into_a_kept_cuda_buffer(onnx_run):
 
 def test_ort_tensorrt_or_a_clear_error(onnx_run):
     from ganaug.errors import InputError
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.sample.runtime import OnnxGenerator
 
     _needs_ort_cuda()
     try:

@@ -1,4 +1,4 @@
-"""ganaug.labels: the one per-class count parser and safe class folder names."""
+"""ganaug.data.labels: the one per-class count parser and safe class folder names."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganaug.data.labels import class_folders, parse_counts, smooth_labels
 from ganaug.errors import InputError
-from ganaug.labels import class_folders, parse_counts, smooth_labels
 
 CLASSES = ["cat", "dog", "T-shirt/top"]
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganaug.checkpoint import load_checkpoint, load_generator
 from ganaug.cli import main
 from ganaug.config import (
     REMOVED_MODEL_KEYS,
@@ -19,8 +18,10 @@ from ganaug.config import (
     upgrade_config,
 )
 from ganaug.errors import InputError
-from ganaug.models import Discriminator, Generator
-from ganaug.training import Trainer, density_weights
+from ganaug.models.dcgan import Discriminator, Generator
+from ganaug.train.checkpoint import load_checkpoint, load_generator
+from ganaug.train.trainer import Trainer
+from ganaug.train.weighting import density_weights
 from tests.conftest import TINY_MODEL, tiny_config
 from tests.test_training import _assert_same_tensors, _state
 

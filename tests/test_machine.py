@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from ganaug.machine import describe
+from ganaug.downstream.machine import describe
 
 
 def test_describes_this_machine_in_json():

@@ -11,20 +11,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ganaug.data.density import nearest_distances
+from ganaug.data.labels import check_same_classes
+from ganaug.data.sources import training_images
 from ganaug.errors import InputError
-from ganaug.metrics import (
-    check_same_classes,
+from ganaug.eval.metrics import (
     class_fidelity,
-    evaluate_generator,
     frechet_distance,
     frechet_distance_from_stats,
-    generate,
     memorization,
-    nearest_distances,
-    open_generator,
     precision_recall,
-    training_images,
 )
+from ganaug.eval.report import evaluate_generator
+from ganaug.sample.generators import generate, open_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -145,8 +144,8 @@ def test_bad_inputs_raise_one_line_errors():
 
 
 def test_evaluate_generator_on_a_tiny_run(tiny_run):
-    from ganaug.data import load_source, to_model_range
-    from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator
+    from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator
+    from ganaug.data.sources import load_source, to_model_range
 
     train, test = load_source("digits", split="train"), load_source("digits", split="test")
     ev = train_evaluator(
@@ -169,8 +168,8 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
     d = report.to_dict()
     assert d["samples"] == 120 and len(d["fidelity"]["per_class"]) == 10 and report.memorization.train_size == 200
     # Each number is its metric applied to the documented inputs: sample i = G(latents(1, i, i + 1), labels[i]).
-    from ganaug.data import stratified_subset
-    from ganaug.sampling import labels_from_counts
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.data.sources import stratified_subset
 
     labels = labels_from_counts([12] * 10)
     fake = generate(gen, labels, seed=1)
@@ -193,8 +192,8 @@ def test_evaluate_generator_on_a_tiny_run(tiny_run):
 
 
 def test_onnx_and_pytorch_backends_generate_the_same_images(tmp_path):
-    from ganaug.export import export_onnx
-    from ganaug.training import Trainer
+    from ganaug.train.export import export_onnx
+    from ganaug.train.trainer import Trainer
     from tests.conftest import tiny_config
 
     Trainer.new(tiny_config(epochs=1), tmp_path, overwrite=True, progress=False).fit()

@@ -12,10 +12,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets, transforms
 
-from ganaug.dataset import GeneratedDataset, SourceDataset
 from ganaug.errors import InputError
-from ganaug.mixing import AugmentedDataset, augment, draw_synthetic
-from ganaug.resample import LabelCheck
+from ganaug.feed.dataset import GeneratedDataset, SourceDataset
+from ganaug.feed.mixing import AugmentedDataset, augment, draw_synthetic
+from ganaug.sample.resample import LabelCheck
 from tests.test_dataset import export_tiny_once
 
 

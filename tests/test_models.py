@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganaug.config import ModelConfig
-from ganaug.models import Discriminator, Generator, discriminator_flops, generator_flops
+from ganaug.models.dcgan import Discriminator, Generator, discriminator_flops, generator_flops
 
 
 @pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, num_classes=3)])

@@ -9,8 +9,8 @@ import torch
 
 from benchmarks import onnx_speed
 from ganaug.config import ModelConfig
-from ganaug.export import export_generator
-from ganaug.models import Generator
+from ganaug.models.dcgan import Generator
+from ganaug.train.export import export_generator
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 12's pool protocol: the teacher's pseudo-labels (ganaug.pseudo), a GAN trained on the labelled subset
+"""Issue 12's pool protocol: the teacher's pseudo-labels (ganaug.train.pseudo), a GAN trained on the labelled subset
 plus the pseudo-labelled pool (``ganaug train --pseudo-label``), and the downstream benchmark's ``--pool``."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganaug import pseudo
-from ganaug.cas import CASClassifier
+from ganaug.classify.classifier import CASClassifier
 from ganaug.cli import main
-from ganaug.data import indices_hash, load_source, load_unlabelled, stratified_subset
+from ganaug.data.sources import indices_hash, load_source, load_unlabelled, stratified_subset
 from ganaug.errors import InputError
-from ganaug.pseudo import PseudoLabels, label_rest_of_split
-from ganaug.training import Trainer
+from ganaug.train import pseudo
+from ganaug.train.pseudo import PseudoLabels, label_rest_of_split
+from ganaug.train.trainer import Trainer
 from tests.conftest import tiny_config
 from tests.test_cli_train import TINY as CLI_TINY
 from tests.test_downstream import TINY, downstream

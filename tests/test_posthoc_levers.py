@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import posthoc_levers
-from ganaug.checkpoint import load_generator
+from ganaug.train.checkpoint import load_generator
 from tests.test_coverage import evaluator_dir  # noqa: F401  (fixture)
 
 

@@ -1,4 +1,4 @@
-"""Presets (ganaug.presets): shipped as data, resolved by one function that the CLI and Python share, a step
+"""Presets (ganaug.train.presets): shipped as data, resolved by one function that the CLI and Python share, a step
 budget without cliffs, machine-dependent choices made by a check, and one-line errors for bad preset files."""
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import ganaug.hardware
-from ganaug import presets
+import ganaug.train.hardware
 from ganaug.cli import main
 from ganaug.config import TrainConfig
 from ganaug.errors import InputError
-from ganaug.presets import load, names, resolve
+from ganaug.train import presets
+from ganaug.train.presets import load, names, resolve
 from tests.test_recipe import resolved_config
 
 
 @pytest.fixture(autouse=True)
 def _no_bf16_measurement(monkeypatch):
     """No preset resolution here measures the CPU: the decision is fixed to fp32 unless a test says otherwise."""
-    monkeypatch.setattr(ganaug.hardware, "cpu_bf16_pays", lambda model, batch_size=64: False)
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_bf16_pays", lambda model, batch_size=64: False)
 
 
 def test_every_shipped_preset_loads_and_trains_a_valid_config(tmp_path):
@@ -106,7 +106,7 @@ def test_a_budget_between_few_shot_and_full_scales_smoothly(tmp_path):
 
 
 def test_cpu_bf16_is_a_measured_choice_never_a_flag(monkeypatch, tmp_path):
-    monkeypatch.setattr(ganaug.hardware, "cpu_bf16_pays", lambda model, batch_size=64: True)
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_bf16_pays", lambda model, batch_size=64: True)
     fast = resolve("mnist", data_root=tmp_path, device="cpu").config
     assert (fast.amp, fast.channels_last) == ("bf16", True)
     slow = resolve("mnist", data_root=tmp_path, device="cpu", cpu_bf16=False).config
@@ -117,20 +117,20 @@ def test_cpu_bf16_is_a_measured_choice_never_a_flag(monkeypatch, tmp_path):
 
 def test_no_native_bf16_means_fp32_without_measuring(monkeypatch):
     monkeypatch.undo()
-    monkeypatch.setattr(ganaug.hardware, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_flags", lambda: {"avx2", "fma"})
 
     def measured(*args, **kwargs):
         raise AssertionError("measured on a CPU without bf16 units")
 
-    monkeypatch.setattr(ganaug.hardware, "cpu_bf16_speedup", measured)
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_bf16_speedup", measured)
     from ganaug.config import ModelConfig
 
-    assert ganaug.hardware.cpu_bf16_pays(ModelConfig()) is False
-    monkeypatch.setattr(ganaug.hardware, "cpu_flags", lambda: {"avx512_bf16"})
-    monkeypatch.setattr(ganaug.hardware, "cpu_bf16_speedup", lambda model, batch_size=64: 0.8)
-    assert ganaug.hardware.cpu_bf16_pays(ModelConfig()) is False  # a Xeon with AVX-512 BF16 but no AMX
-    monkeypatch.setattr(ganaug.hardware, "cpu_bf16_speedup", lambda model, batch_size=64: 1.45)
-    assert ganaug.hardware.cpu_bf16_pays(ModelConfig()) is True
+    assert ganaug.train.hardware.cpu_bf16_pays(ModelConfig()) is False
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_bf16_speedup", lambda model, batch_size=64: 0.8)
+    assert ganaug.train.hardware.cpu_bf16_pays(ModelConfig()) is False  # a Xeon with AVX-512 BF16 but no AMX
+    monkeypatch.setattr(ganaug.train.hardware, "cpu_bf16_speedup", lambda model, batch_size=64: 1.45)
+    assert ganaug.train.hardware.cpu_bf16_pays(ModelConfig()) is True
 
 
 def test_a_users_config_file_extends_a_preset_and_is_recorded(monkeypatch, tmp_path):

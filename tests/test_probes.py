@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from benchmarks import downstream
-from ganaug import cas
-from ganaug.augment_ops import CLASSICAL, classical, classical_for, shift_flip
-from ganaug.cas import CASClassifier
+from ganaug.classify.classifier import CASClassifier
 from ganaug.config import TrainConfig
-from ganaug.sampling import latents
+from ganaug.data.augment_ops import CLASSICAL, classical, classical_for, shift_flip
+from ganaug.eval import cas
+from ganaug.sample.latents import latents
 from tests.test_downstream import TINY as PRODUCT_TINY
 
 TINY = downstream.Profile.of(PRODUCT_TINY)  # with the lab's levers
@@ -136,7 +136,7 @@ def test_synthetic_latent_scale_and_shared_style_draw_the_documented_latents(mon
                 np.float32
             )
 
-    monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: Stub())
+    monkeypatch.setattr("ganaug.sample.generators.open_generator", lambda run, backend: Stub())
     per_class, seed = 3, 5
     x, y = downstream.synthetic(None, per_class, 2, seed=seed, latent_scale=1.5, shared_style=True)
     z = latents(seed, 0, per_class, 4)
@@ -191,7 +191,7 @@ class _Stub:
 
 def test_latent_mix_interpolates_two_inverted_latents_of_the_images_class(monkeypatch):
     stub = _Stub()
-    monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: stub)
+    monkeypatch.setattr("ganaug.sample.generators.open_generator", lambda run, backend: stub)
     # Every inverted latent of class c is v_c = (c + 1) * (1, 2, 3, 4): a mix of two of them is v_c scaled by
     # 1 / sqrt((1 - a)^2 + a^2), between 1 and sqrt(2).
     subset = (torch.zeros(6, 1, 28, 28), torch.tensor([0, 0, 0, 1, 1, 1]))
@@ -211,7 +211,7 @@ def test_latent_mix_interpolates_two_inverted_latents_of_the_images_class(monkey
 
 def test_far_latents_keep_the_draws_farthest_from_the_inverted_latents_in_draw_order(monkeypatch):
     stub = _Stub()
-    monkeypatch.setattr("ganaug.metrics.open_generator", lambda run, backend: stub)
+    monkeypatch.setattr("ganaug.sample.generators.open_generator", lambda run, backend: stub)
     subset = (torch.zeros(4, 1, 28, 28), torch.tensor([0, 0, 1, 1]))
     bank = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
     monkeypatch.setattr(downstream.levers, "invert", lambda run, x, y, seed: (bank, torch.zeros(len(y))))
@@ -230,7 +230,7 @@ def test_far_latents_keep_the_draws_farthest_from_the_inverted_latents_in_draw_o
 
 
 def test_invert_finds_latents_that_reproduce_the_generators_own_images(probes, monkeypatch):
-    from ganaug.checkpoint import load_generator
+    from ganaug.train.checkpoint import load_generator
 
     root, *_ = probes
     run = next((root / "cache" / "gan").iterdir())

@@ -1,4 +1,4 @@
-"""The low-budget recipe (ganaug.recipe): `ganaug train --real-per-class N` trains the downstream benchmark's tiny-budget
+"""The low-budget recipe (ganaug.train.recipe): `ganaug train --real-per-class N` trains the downstream benchmark's tiny-budget
 GAN, and `augment` / `sampler` / `SyntheticMix` without an amount mix its images in as the benchmark's winning lever."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from benchmarks import downstream
 from benchmarks.downstream.profiles import probe_profile
 from ganaug import SyntheticMix
 from ganaug.cli import main
-from ganaug.dataset import SourceDataset
 from ganaug.errors import InputError
-from ganaug.mixing import augment
-from ganaug.presets import resolve
-from ganaug.recipe import (
+from ganaug.feed.dataset import SourceDataset
+from ganaug.feed.mixing import augment
+from ganaug.train.presets import resolve
+from ganaug.train.recipe import (
     LOW_BUDGET_BELOW,
     LOW_BUDGET_STEPS,
     MIX_PER_CLASS,
@@ -27,7 +27,7 @@ from ganaug.recipe import (
     MIX_SMOOTHING,
     epochs_for_steps,
 )
-from ganaug.training import Trainer, with_step_budget
+from ganaug.train.trainer import Trainer, with_step_budget
 from tests.test_batchmix import batch
 from tests.test_dataset import export_tiny_once
 

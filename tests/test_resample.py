@@ -1,4 +1,4 @@
-"""Temperature and label-checked resampling (`ganaug.resample`): the law of which latent each sample gets, and
+"""Temperature and label-checked resampling (`ganaug.sample.resample`): the law of which latent each sample gets, and
 its plumbing through `ganaug evaluate`, `ganaug generate`, GeneratedDataset and CAS."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+from ganaug.classify.manifold import Manifold
 from ganaug.cli import main
 from ganaug.errors import InputError
-from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
-from ganaug.metrics import open_generator
-from ganaug.resample import LabelCheck, Manifold, Sampling, latent_rows, round_seed
-from ganaug.sampling import latents
+from ganaug.sample.generators import open_generator
+from ganaug.sample.latents import latents
+from ganaug.sample.resample import LabelCheck, Sampling, latent_rows, round_seed
 
 TINY = EvaluatorTraining(epochs=1, batch_size=64, model=EvaluatorConfig(width=4, hidden=16))
 
@@ -35,7 +36,7 @@ def checks(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported_run(tiny_run, tmp_path_factory):
     """The tiny run with its generator exported to ONNX."""
-    from ganaug.export import export_onnx
+    from ganaug.train.export import export_onnx
 
     run = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(tiny_run, run)
@@ -100,7 +101,7 @@ class _ZeroOne(torch.nn.Module):
 
 
 def test_a_classifier_of_your_own_is_a_check_with_the_same_law(tiny_run, checks):
-    from ganaug.evaluator import load_evaluator
+    from ganaug.classify.evaluator import load_evaluator
 
     gen = open_generator(tiny_run, backend="pytorch")
     ev = load_evaluator(checks[1])
@@ -178,8 +179,8 @@ def test_evaluate_reports_the_sampling_and_refuses_the_judge_as_check(tiny_run, 
 
 
 def test_generate_dataset_and_library_agree_and_the_manifest_says_how(exported_run, checks, tmp_path):
-    from ganaug.dataset import GeneratedDataset
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.feed.dataset import GeneratedDataset
+    from ganaug.sample.runtime import OnnxGenerator
 
     check = str(checks[1])
     out = tmp_path / "synth.npz"
@@ -204,8 +205,8 @@ def test_generate_dataset_and_library_agree_and_the_manifest_says_how(exported_r
 
 
 def test_cas_caches_checked_samples_apart_from_plain_ones(tiny_run, checks, tmp_path):
-    from ganaug.cas import CASData, cas_score
-    from ganaug.data import load_source
+    from ganaug.data.sources import load_source
+    from ganaug.eval.cas import CASData, cas_score
 
     data = CASData.from_sources(*(load_source("digits", split=s) for s in ("train", "test")))
     options = {"per_class": 5, "classifier": "smoke", "cache_dir": tmp_path}
@@ -229,7 +230,7 @@ def test_a_narrow_check_can_be_trained_from_the_cli(tmp_path):
 def test_dataset_items_are_the_same_across_workers_and_batches(exported_run, checks):
     from torch.utils.data import DataLoader
 
-    from ganaug.dataset import GeneratedDataset
+    from ganaug.feed.dataset import GeneratedDataset
 
     options = {"per_class": 5, "seed": 9, "output": "tensor", "temperature": 1.2, "label_check": str(checks[1])}
     whole = GeneratedDataset(exported_run, **options).materialize()
@@ -264,7 +265,7 @@ def manifold_check(checks, tmp_path_factory):
 
 
 def test_the_manifold_is_per_class_balls_to_the_kth_neighbour(manifold_check):
-    from ganaug.data import load_source, to_model_range
+    from ganaug.data.sources import load_source, to_model_range
 
     check = LabelCheck.load(manifold_check)
     m = check.manifold
@@ -317,7 +318,7 @@ def test_a_manifold_check_rejects_off_manifold_images_and_keeps_the_law(tiny_run
 
 
 def test_a_manifold_of_other_weights_is_refused_and_overwrite_drops_it(manifold_check, tmp_path):
-    from ganaug.resample import MANIFOLD
+    from ganaug.classify.manifold import MANIFOLD
 
     copy = tmp_path / "check"
     shutil.copytree(manifold_check, copy)
@@ -339,7 +340,7 @@ def test_a_manifold_of_other_weights_is_refused_and_overwrite_drops_it(manifold_
 
 
 def test_a_foreign_manifold_file_is_never_replaced(tmp_path):
-    from ganaug.resample import MANIFOLD
+    from ganaug.classify.manifold import MANIFOLD
 
     out = tmp_path / "mine"
     out.mkdir()

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 
 from ganaug import outputs
 from ganaug import threads as threads_module
-from ganaug.batchmix import SyntheticMix
 from ganaug.cli import main
 from ganaug.errors import InputError
+from ganaug.feed.batchmix import SyntheticMix
+from ganaug.sample.unflatten import check_unflatten_room, unflatten_memory
 from ganaug.threads import MAX_THREADS_PER_CPU, check_threads, configure_torch, resolve_threads
-from ganaug.unflatten import check_unflatten_room, unflatten_memory
 from tests.conftest import exported_copy
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,11 +6,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from ganaug.checkpoint import CHECKPOINT
 from ganaug.cli import main
 from ganaug.errors import InputError
 from ganaug.outputs import MARKER
-from ganaug.training import Trainer
+from ganaug.train.checkpoint import CHECKPOINT
+from ganaug.train.trainer import Trainer
 from tests.conftest import tiny_config
 
 TINY = ["--real-per-class", "10", "--epochs", "1", "--g-width", "8", "--d-width", "8"]

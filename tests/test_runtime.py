@@ -11,12 +11,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from ganaug.data import to_model_range
+from ganaug.data.sources import to_model_range
 from ganaug.errors import InputError
-from ganaug.export import export_onnx
-from ganaug.runtime import OnnxGenerator, gpu_present, interpolate, make_labels, to_uint8
-from ganaug.sampling import latents
-from ganaug.training import load_generator
+from ganaug.sample.latents import latents
+from ganaug.sample.runtime import OnnxGenerator, gpu_present, interpolate, make_labels, to_uint8
+from ganaug.train.checkpoint import load_generator
+from ganaug.train.export import export_onnx
 
 
 @pytest.fixture(scope="module")

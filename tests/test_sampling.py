@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ganaug.data.labels import labels_from_counts
 from ganaug.errors import InputError
-from ganaug.sampling import MAX_SEED, check_seed, labels_from_counts, latents
+from ganaug.sample.latents import MAX_SEED, check_seed, latents
 
 
 @pytest.mark.parametrize("z_dim", [1, 2, 3, 8, 100])

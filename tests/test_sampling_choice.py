@@ -32,7 +32,7 @@ def test_rule_takes_the_highest_recall_within_the_limits_from_the_choice_figures
 def test_end_to_end_on_digits(tiny_run, tmp_path):
     import dataclasses
 
-    from ganaug.evaluator import train_evaluator_on
+    from ganaug.classify.evaluator import train_evaluator_on
     from tests.test_resample import TINY
 
     judge = train_evaluator_on("digits", settings=TINY).save(tmp_path / "judge")
@@ -73,8 +73,8 @@ def test_sampling_cost_times_the_three_side_by_side(tiny_run, tmp_path):
     import shutil
 
     from benchmarks import sampling_cost
-    from ganaug.evaluator import train_evaluator_on
-    from ganaug.export import export_onnx
+    from ganaug.classify.evaluator import train_evaluator_on
+    from ganaug.train.export import export_onnx
     from tests.test_resample import TINY
 
     run = tmp_path / "run"

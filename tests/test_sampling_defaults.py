@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from ganaug.cli import main
 from ganaug.errors import InputError
-from ganaug.export import export_onnx
-from ganaug.runtime import OnnxGenerator
-from ganaug.training import Trainer
+from ganaug.sample.runtime import OnnxGenerator
+from ganaug.train.export import export_onnx
+from ganaug.train.trainer import Trainer
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -83,7 +83,7 @@ def onnx_path(tmp_path_factory, tiny_run):
 
 
 def test_generated_dataset_yields_what_generate_writes_on_both_defaults(hot_run, tmp_path):
-    from ganaug.dataset import GeneratedDataset
+    from ganaug.feed.dataset import GeneratedDataset
 
     written, _ = _generate(hot_run, tmp_path / "g.npz", "--seed", "5")
     with np.load(tmp_path / "g.npz") as f:
@@ -102,7 +102,7 @@ def test_synthetic_mix_and_augment_apply_the_models_sampling(hot_run):
     import torch
 
     from ganaug import SyntheticMix, augment
-    from ganaug.dataset import GeneratedDataset, SourceDataset
+    from ganaug.feed.dataset import GeneratedDataset, SourceDataset
 
     images, labels = torch.zeros(16, 1, 28, 28), torch.arange(16) % 10
     mixes = {t: SyntheticMix(hot_run, share=0.5, seed=1, threads=1, temperature=t) for t in (None, 1.3, 1.0)}
@@ -128,12 +128,12 @@ def weighted_run(tmp_path_factory):
 def test_a_density_weighted_run_warns_once_when_sampled_without_its_correction(weighted_run, onnx_path, tmp_path):
     import warnings
 
-    import ganaug.runtime
+    import ganaug.sample.runtime
     from ganaug import SyntheticMix
-    from ganaug.dataset import GeneratedDataset
+    from ganaug.feed.dataset import GeneratedDataset
 
     assert OnnxGenerator(weighted_run / "generator.onnx").density_weighting == 3.0
-    ganaug.runtime._WARNED.clear()
+    ganaug.sample.runtime._WARNED.clear()
     with pytest.warns(UserWarning, match=r"density weighting \(flatten_density 3\).*--unflatten 8"):
         GeneratedDataset(weighted_run, per_class=2)
     with warnings.catch_warnings():
@@ -141,7 +141,7 @@ def test_a_density_weighted_run_warns_once_when_sampled_without_its_correction(w
         GeneratedDataset(weighted_run, per_class=2)
         SyntheticMix(weighted_run, share=0.5, threads=1)
         GeneratedDataset(onnx_path, per_class=2)  # not weighted: nothing to say
-    ganaug.runtime._WARNED.clear()
+    ganaug.sample.runtime._WARNED.clear()
     result = CliRunner().invoke(
         main, ["generate", str(weighted_run), "--per-class", "2", "--out", str(tmp_path / "g.npz"), "--threads", "1"]
     )

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ganaug.errors import InputError, TrainingDiverged
-from ganaug.training import CHECKPOINT, Trainer, load_generator
+from ganaug.train.checkpoint import CHECKPOINT, load_generator
+from ganaug.train.trainer import Trainer
 from tests.conftest import tiny_config
 
 
@@ -156,9 +157,9 @@ def test_fp16_on_the_cpu_is_a_clear_error(tmp_path):
 def test_bf16_on_a_cpu_without_bf16_units_warns(tmp_path, monkeypatch, native):
     import warnings
 
-    import ganaug.training
+    import ganaug.train.gan
 
-    monkeypatch.setattr(ganaug.training, "cpu_has_bf16", lambda: native)
+    monkeypatch.setattr(ganaug.train.gan, "cpu_has_bf16", lambda: native)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         Trainer.new(tiny_config(amp="bf16"), tmp_path / "run", progress=False)
@@ -201,15 +202,22 @@ def test_export_and_checkpoint_io_do_not_import_training():
     from pathlib import Path
 
     package = Path(__file__).parents[1] / "ganaug"
-    for name in ("export.py", "checkpoint.py", "runfolder.py", "distributed.py", "metrics.py", "runtime.py"):
-        assert "ganaug.training" not in _imports(package / name), name
+    for name in (
+        "train/export.py",
+        "train/checkpoint.py",
+        "train/runfolder.py",
+        "train/distributed.py",
+        "eval/metrics.py",
+        "sample/runtime.py",
+    ):
+        assert "ganaug.train.trainer" not in _imports(package / name), name
 
 
 def test_trainer_class_stays_short():
     import ast
     from pathlib import Path
 
-    tree = ast.parse((Path(__file__).parents[1] / "ganaug" / "training.py").read_text())
+    tree = ast.parse((Path(__file__).parents[1] / "ganaug" / "train" / "trainer.py").read_text())
     (trainer,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer"]
     assert trainer.end_lineno - trainer.lineno + 1 < 200
 
@@ -230,7 +238,7 @@ def test_weights_come_from_the_seed_not_the_global_rng(tmp_path):
 
 
 def test_cudnn_autotune_is_scoped():
-    from ganaug.training import cudnn_autotune
+    from ganaug.train.hardware import cudnn_autotune
 
     previous = torch.backends.cudnn.benchmark
     try:

@@ -1,4 +1,4 @@
-"""Undoing `flatten_density` when sampling (`ganaug.unflatten.Unflatten`, `--unflatten K`): the law of which
+"""Undoing `flatten_density` when sampling (`ganaug.sample.unflatten.Unflatten`, `--unflatten K`): the law of which
 candidate each sample keeps, that it leans towards the real density, and its plumbing through the CLI and
 GeneratedDataset."""
 
@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
 from ganaug.cli import main
-from ganaug.data import load_source, to_model_range
+from ganaug.data.sources import load_source, to_model_range
 from ganaug.errors import InputError
-from ganaug.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
-from ganaug.metrics import open_generator
-from ganaug.resample import LabelCheck, Sampling, candidate_seed, pick_uniforms
-from ganaug.unflatten import Unflatten
+from ganaug.sample.generators import open_generator
+from ganaug.sample.resample import LabelCheck, Sampling, candidate_seed, pick_uniforms
+from ganaug.sample.unflatten import Unflatten
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def flat_run(tmp_path_factory):
     """A tiny digits run trained with flatten_density 3, exported to ONNX."""
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     run = tmp_path_factory.mktemp("flat") / "run"
     config = tiny_config(epochs=1, flatten_density=3.0, density_clip=0.9, export_onnx=True)
@@ -151,8 +151,8 @@ def test_runs_it_cannot_undo_are_refused(tiny_run, flat_run, check, tmp_path):
 
 
 def test_generate_evaluate_and_dataset_agree_and_say_how(flat_run, check, tmp_path):
-    from ganaug.dataset import GeneratedDataset
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.feed.dataset import GeneratedDataset
+    from ganaug.sample.runtime import OnnxGenerator
 
     out = tmp_path / "synth.npz"
     args = ["generate", str(flat_run), "--per-class", "4", "--seed", "3", "--out", str(out), "--quiet"]

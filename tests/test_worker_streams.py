@@ -16,10 +16,10 @@ import torch
 import torch.utils.data
 from torch.utils.data import ConcatDataset, DataLoader, TensorDataset, default_collate
 
-from ganaug.batchmix import SyntheticMix
+from ganaug.feed.batchmix import SyntheticMix
 
 # Spawned workers import this module to unpickle MixCollate: it imports only what that needs (torchvision,
-# ganaug.dataset and ganaug.mixing load inside the tests that use them), so the workers start sooner.
+# ganaug.feed.dataset and ganaug.feed.mixing load inside the tests that use them), so the workers start sooner.
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,7 +29,7 @@ ITEMS, BATCH, SHARE = 512, 64, 0.25  # 8 batches of 64, 16 synthetic items in ea
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory, tiny_run) -> Path:
     """The tiny run's generator.onnx, exported once per session (the file test_dataset and test_mixing share)."""
-    from ganaug.export import export_onnx
+    from ganaug.train.export import export_onnx
 
     out = tmp_path_factory.getbasetemp() / "tiny_generator.onnx"
     if not out.exists():
@@ -166,8 +166,8 @@ def augmented(onnx_path) -> tuple:
     each test, so that no item is cached in the main process before the workers start (the cache travels)."""
     from torchvision import transforms
 
-    from ganaug.dataset import GeneratedDataset, SourceDataset
-    from ganaug.mixing import augment
+    from ganaug.feed.dataset import GeneratedDataset, SourceDataset
+    from ganaug.feed.mixing import augment
 
     digits = SourceDataset("digits", transform=transforms.ToTensor())
     return augment(digits, onnx_path, per_class=50), GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor")
@@ -196,7 +196,7 @@ def test_generated_and_augmented_items_are_the_same_whatever_the_workers(
 
 
 def test_generated_set_epoch_reaches_fresh_workers(onnx_path) -> None:
-    from ganaug.dataset import GeneratedDataset
+    from ganaug.feed.dataset import GeneratedDataset
 
     dataset = GeneratedDataset(onnx_path, per_class=6, seed=3, output="tensor")
     epoch0 = generated_items(dataset, batch_size=8, workers=2, context="fork")[0]

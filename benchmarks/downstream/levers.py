@@ -40,7 +40,7 @@ def invert(
 def _invert(
     run: Path, images: torch.Tensor, labels: torch.Tensor, *, seed: int, steps: int, restarts: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    from ganaug.checkpoint import load_generator
+    from ganaug.train.checkpoint import load_generator
 
     g, _ = load_generator(run)
     g.requires_grad_(False)
@@ -115,8 +115,8 @@ def inverted_latents(
     ``far`` draws ``far_oversample * per_class`` prior latents per class and keeps the ``per_class`` farthest
     from the class's inverted latents, in draw order. ``info``, when given, gets ``inversion_mse``: the mean
     pixel MSE of the inverted subset's reconstructions."""
-    from ganaug.metrics import open_generator
-    from ganaug.sampling import latents
+    from ganaug.sample.generators import open_generator
+    from ganaug.sample.latents import latents
 
     if subset is None:
         raise InputError(f"latent_source {latent_source!r} needs the GAN's training subset")

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ganaug.downstream.grid import run
-from ganaug.downstream.report import provenance, provenance_lines, write_owned
+from ganaug.downstream.report import provenance, provenance_lines
 from ganaug.downstream.stats import verdict
+from ganaug.outputs import write_owned
 
 from .profiles import PROBES, Profile, budget_name, probe_profile
 

@@ -97,7 +97,7 @@ def main() -> None:
 
 def sampling_options(command):
     """``--temperature``, ``--label-check`` and ``--unflatten``: how latents are drawn
-    (:class:`ganaug.resample.Sampling`)."""
+    (:class:`ganaug.sample.resample.Sampling`)."""
     from pathlib import Path
 
     command = click.option(

@@ -1,4 +1,4 @@
-"""``ganaug evaluator train`` and ``ganaug evaluate``: thin wrappers over :mod:`ganaug.evaluator` and :mod:`ganaug.metrics`."""
+"""``ganaug evaluator train`` and ``ganaug evaluate``: thin wrappers over :mod:`ganaug.classify.evaluator` and :mod:`ganaug.eval.metrics`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 from ganaug.cli._common import main, model_temperature, sampling_options
 from ganaug.config import DATASETS
 from ganaug.errors import InputError
-from ganaug.outputs import write_text_whole
+from ganaug.outputs import check_own_folder, check_report_target, write_text_whole
 
 DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])
 EVALUATOR_KIND = "evaluator"
@@ -41,8 +41,20 @@ class _FinitePositive(click.ParamType):
 FINITE_POSITIVE = _FinitePositive()
 
 
+def _check_out(out: Path, *, overwrite: bool) -> set[str]:
+    """Refuse an ``evaluator train --out`` that may not be written (:func:`ganaug.outputs.check_own_folder`); the
+    names of the evaluator's files it holds (those an ``--overwrite`` replaces)."""
+    from ganaug.classify.evaluator import CONFIG, WEIGHTS, is_evaluator_file
+    from ganaug.classify.manifold import MANIFOLD, is_manifold
+
+    own = {CONFIG: is_evaluator_file, WEIGHTS: is_evaluator_file, MANIFOLD: is_manifold}
+    return check_own_folder(
+        out, kind=EVALUATOR_KIND, own=own, overwrite=overwrite, what="an evaluator", optional=frozenset({MANIFOLD})
+    )
+
+
 def _device(name: str) -> str:
-    from ganaug.training import resolve_device
+    from ganaug.train.hardware import resolve_device
 
     return str(resolve_device(name))
 
@@ -121,14 +133,14 @@ def train_cmd(
 
     On MNIST the defaults reach about 99.5% (4 epochs: 7 s on an H100, about 4 minutes on one CPU thread).
     """
-    from ganaug.evaluator import WEIGHTS, EvaluatorConfig, EvaluatorNet, EvaluatorTraining, train_evaluator_on
-    from ganaug.export import file_sha256
+    from ganaug.classify.evaluator import WEIGHTS, EvaluatorConfig, EvaluatorNet, EvaluatorTraining, train_evaluator_on
+    from ganaug.classify.manifold import MANIFOLD, Manifold, manifold_images
+    from ganaug.hashing import file_sha256
     from ganaug.outputs import check_room, clean_stale_temps, exclusive_lock, make_folders, mark_dir
-    from ganaug.resample import MANIFOLD, Manifold, manifold_images
     from ganaug.threads import check_threads, configure_torch
 
     configure_torch(check_threads(threads, name="--threads"))
-    ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
+    ours = _check_out(out, overwrite=overwrite)
     settings = EvaluatorTraining(
         epochs=epochs,
         batch_size=batch_size,
@@ -142,7 +154,7 @@ def train_cmd(
     check_room(what="the evaluator", disk=2 * weights + 2**16, disk_path=out, fix="choose another --out")
     with exclusive_lock(out, what="--out"):
         # Checked again under the lock: another process may have written the folder since.
-        ours = check_evaluator_out(out, overwrite=overwrite, manifold=bool(manifold_per_class))
+        ours = _check_out(out, overwrite=overwrite)
         # A class too small for --manifold-per-class is refused before training.
         real = (
             manifold_images(dataset, root=data_root, per_class=manifold_per_class, seed=seed)
@@ -236,7 +248,7 @@ def train_cmd(
     type=click.Choice(["full", "cpu", "smoke"]),
     default="full",
     show_default=True,
-    help="CAS classifier settings (ganaug.cas.CLASSIFIERS); compare only scores of one setting.",
+    help="CAS classifier settings (ganaug.classify.classifier.CLASSIFIERS); compare only scores of one setting.",
 )
 @click.option(
     "--cas-per-class",
@@ -280,16 +292,18 @@ def evaluate(
 
     The generator, the evaluator and the real data must be of one dataset with the same class names; the
     real data's test split is the reference (an image folder needs a test/ folder)."""
-    from ganaug.data import load_source
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import check_same_classes, evaluate_on_sources, evaluation_data, open_generator, training_images
-    from ganaug.resample import sampling_from_options
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.labels import check_same_classes
+    from ganaug.data.sources import load_source, training_images
+    from ganaug.eval.report import evaluate_on_sources, evaluation_data
+    from ganaug.sample.generators import open_generator
+    from ganaug.sample.resample import sampling_from_options
+    from ganaug.sample.unflatten import check_unflatten_room, with_unflatten
     from ganaug.threads import check_threads, configure_torch
-    from ganaug.unflatten import check_unflatten_room, with_unflatten
 
     check_threads(threads, name="--threads")
     if json_out is not None and str(json_out) != "-":
-        check_json_target(json_out)
+        check_report_target(json_out)
     configure_torch(threads)
     ev = load_evaluator(evaluator_path, device=_device(device))
     gen = open_generator(model, backend=backend)
@@ -311,7 +325,7 @@ def evaluate(
     )
     doc = {"model": str(model), "evaluator": str(evaluator_path), "dataset": dataset, **report.to_dict()}
     if cas:
-        from ganaug.cas import CacheNotWritten, CASData, cas_score, default_cache_dir, real_ceiling
+        from ganaug.eval.cas import CacheNotWritten, CASData, cas_score, default_cache_dir, real_ceiling
 
         data = CASData.from_sources(train, test)
         options = {"seed": seed, "device": ev.device, "classifier": cas_classifier}
@@ -348,58 +362,8 @@ def evaluate(
             ) from None
 
 
-def check_evaluator_out(out: Path, *, overwrite: bool, manifold: bool) -> set[str]:
-    """Raise :class:`InputError` unless `ganaug evaluator train` may write its folder ``out``; the names of the
-    evaluator's own files it holds (those an ``--overwrite`` replaces).
-
-    ``out`` may be missing or empty; a folder that ganaug's evaluator wrote (marked, or holding only an
-    evaluator's files in ganaug's format) is replaced with ``--overwrite`` only. A folder holding anything else
-    (also ``--out .``), a file named ``out``, a path under a file or in a place that cannot be written (a
-    read-only folder, ``/proc``) are refused: checked before training, so nothing is lost and no time either.
-    """
-    from ganaug.evaluator import CONFIG, WEIGHTS, is_evaluator_file
-    from ganaug.outputs import MARKER, check_can_create, read_marker, temp_target
-    from ganaug.resample import MANIFOLD, is_manifold
-
-    resolved = out.resolve()
-    for p in (resolved, *resolved.parents):
-        if p.exists() and not p.is_dir():
-            where = "is a file" if p == resolved else f"lies under the file {p}"
-            raise InputError(f"--out {out} {where}; choose a folder")
-        marker = read_marker(p)
-        if marker is not None and not (p == resolved and marker.get("kind") == EVALUATOR_KIND):
-            raise InputError(
-                f"{out} is inside ganaug's {marker.get('kind', 'output')} folder {p}; choose an --out of its own"
-            )
-    check_can_create(resolved)
-    if not resolved.exists():
-        return set()
-    names = {p.name for p in resolved.iterdir() if temp_target(p) is None}
-    checks = {CONFIG: is_evaluator_file, WEIGHTS: is_evaluator_file, MANIFOLD: is_manifold}
-    ours = {n for n in names if n in checks and checks[n](resolved / n)}
-    foreign = sorted(names - ours - {MARKER})
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise InputError(
-            f"{out} holds files ganaug's evaluator did not write ({shown}); choose a new or empty folder for --out"
-        )
-    if ours - {MANIFOLD} and not overwrite:
-        raise InputError(f"{out} already holds an evaluator; pass --overwrite to replace it")
-    return ours
-
-
-def check_json_target(out: Path) -> None:
-    """Refuse, before any work, a ``--json`` file that could not be written, or that exists and is not an
-    earlier report of ``ganaug evaluate`` (a run's ``config.json``, a generator: never replaced)."""
-    from ganaug.outputs import check_parent_writable, check_replaceable
-
-    check_parent_writable(out)
-    if out.exists() or out.is_symlink():
-        check_replaceable(out, kind="report", option="--json")
-
-
 def format_report(report, *, classes: list[str]) -> str:
-    """The human-readable table of a :class:`~ganaug.metrics.GeneratorReport`."""
+    """The human-readable table of a :class:`~ganaug.eval.report.GeneratorReport`."""
     pr, prf, mem = report.precision_recall, report.precision_recall_floor, report.memorization
     rows = [
         ("class fidelity", f"{report.fidelity.overall:.4f}", f"{report.fidelity_floor:.4f}", "higher is better"),

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import shutil
 import sys
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from ganaug import __version__
-from ganaug.cli._common import InputProblem, main, model_temperature, sampling_options
-from ganaug.sampling import MAX_SEED
-
-_PNG_NAME = re.compile(r"\d{7,}\.png")  # what _write_pngs names an image
-MANIFEST = "manifest.json"  # inside a --format png folder
+from ganaug.cli._common import main, model_temperature, sampling_options
+from ganaug.outputs import IMAGES_MANIFEST, check_targets, make_folders, remove_made_folders, replace_path
+from ganaug.sample.latents import MAX_SEED
 
 FORMATS = ("png", "npz", "pt")
 PROVIDER_CHOICE = click.Choice(["auto", "cpu", "cuda", "tensorrt"])
@@ -64,8 +58,8 @@ def export(
     """
     import onnx
 
-    from ganaug.export import export_onnx, read_metadata
     from ganaug.threads import check_threads, configure_torch
+    from ganaug.train.export import export_onnx, read_metadata
 
     configure_torch(check_threads(threads, name="--threads"))
 
@@ -146,23 +140,23 @@ def generate(
     sha256, the seed, the counts, the class folders and the ganaug version. Class names become safe,
     distinct folder names (e.g. T-shirt/top -> T-shirt_top; see manifest "folders").
     """
-    from ganaug.labels import class_folders
+    from ganaug.data.labels import class_folders
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
-    from ganaug.resample import sampling_from_options
-    from ganaug.runtime import OnnxGenerator, warn_uncorrected
+    from ganaug.sample.resample import sampling_from_options
+    from ganaug.sample.runtime import OnnxGenerator, warn_uncorrected
+    from ganaug.sample.unflatten import check_unflatten_room, with_unflatten
     from ganaug.threads import check_threads, choose_threads
-    from ganaug.unflatten import check_unflatten_room, with_unflatten
 
     threads = choose_threads(check_threads(threads, name="--threads"))  # first: refused before anything is read
     fmt = fmt or {".npz": "npz", ".pt": "pt"}.get(out.suffix, "png")
-    manifest_path = out / MANIFEST if fmt == "png" else out.with_suffix(".manifest.json")
+    manifest_path = out / IMAGES_MANIFEST if fmt == "png" else out.with_suffix(".manifest.json")
     targets = {out: "images" if fmt == "png" else fmt}
     if fmt != "png":
         targets[manifest_path] = "manifest"
     protect = [model]  # a run folder is read as a whole: nothing is written inside it
     if label_check is not None:
         protect.append(label_check)
-    _check_writable(targets, overwrite=overwrite, protect=protect)
+    check_targets(targets, overwrite=overwrite, protect=protect)
     gen = OnnxGenerator(model, provider=provider, threads=threads)
     keys = None if select is None else [k.strip() for k in select.split(",") if k.strip()]
     labels = gen.labels(per_class, select=keys)
@@ -186,13 +180,13 @@ def generate(
     folders = {gen.classes[c]: all_folders[c] for c in chosen}
     label_folders = {c: all_folders[c] for c in chosen}
 
-    made = _make_parent(out)
+    made = make_folders(out.parent.absolute(), out, "--out")
     finished = False
     try:
         with exclusive_lock(out, what="--out"):
             for target in targets:
                 clean_stale_temps(target)
-            _check_writable(targets, overwrite=overwrite, protect=protect)  # again, now that we hold the lock
+            check_targets(targets, overwrite=overwrite, protect=protect)  # again, now that we hold the lock
             tmp, tmp_manifest = temp_path(out), temp_path(manifest_path)
             try:
                 with reporting_disk_full(out, temp=tmp):
@@ -202,15 +196,15 @@ def generate(
                         sampling=sampling,
                     )  # fmt: skip
                 if fmt != "png":
-                    _replace(tmp_manifest, manifest_path)
-                _replace(tmp, out)
+                    replace_path(tmp_manifest, manifest_path)
+                replace_path(tmp, out)
                 finished = True
             finally:
                 for leftover in (tmp, tmp_manifest):
                     remove_path(leftover)
     finally:
         if not finished:
-            _remove_made(made, out)
+            remove_made_folders(made, out.parent.absolute())
     click.echo(
         f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
         f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})"
@@ -238,7 +232,7 @@ def _generate_into(
     import numpy as np
     from tqdm.auto import tqdm
 
-    from ganaug.export import file_sha256
+    from ganaug.hashing import file_sha256
     from ganaug.outputs import mark_dir
 
     start_time = time.perf_counter()
@@ -272,7 +266,7 @@ def _generate_into(
     }
     if fmt == "png":
         manifest["folders"] = folders
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        (tmp / IMAGES_MANIFEST).write_text(json.dumps(manifest, indent=2))
     else:
         images = np.concatenate(batches) if batches else np.zeros((0, *gen.image_shape[1:]), np.uint8)
         _write_array_file(tmp, fmt, images, labels, gen.classes)
@@ -324,7 +318,7 @@ def interpolate(
     """
     from PIL import Image, PngImagePlugin
 
-    from ganaug.labels import to_uint8
+    from ganaug.data.labels import to_uint8
     from ganaug.outputs import (
         PNG_STAMP_KEY,
         clean_stale_temps,
@@ -334,7 +328,7 @@ def interpolate(
         stamp_info,
         temp_path,
     )
-    from ganaug.runtime import interpolate as walk
+    from ganaug.sample.runtime import interpolate as walk
     from ganaug.threads import check_threads, configure_torch
 
     configure_torch(check_threads(threads, name="--threads"))
@@ -344,16 +338,16 @@ def interpolate(
     targets = {out: "png", **({gif_path: "gif"} if gif else {})}
     checkpoint = (model if model.is_dir() else model.parent) / "checkpoint.pt" if model.suffix != ".pt" else model
     protect = [model, checkpoint.parent]  # the run folder the checkpoint lives in, as a whole
-    _check_writable(targets, overwrite=overwrite, protect=protect)
+    check_targets(targets, overwrite=overwrite, protect=protect)
     _check_walk_room(steps, run=checkpoint.parent, gif=gif)
     images, (a, b) = walk(model, from_class=from_class, to_class=to_class, steps=steps, seed=seed, mode=mode)
-    made = _make_parent(out)
+    made = make_folders(out.parent.absolute(), out, "--out")
     finished = False
     try:
         with exclusive_lock(out, what="--out"):
             for target in targets:
                 clean_stale_temps(target)
-            _check_writable(targets, overwrite=overwrite, protect=protect)
+            check_targets(targets, overwrite=overwrite, protect=protect)
             tmp_png, tmp_gif = temp_path(out), temp_path(gif_path)
             try:
                 with reporting_disk_full(out, temp=tmp_png):
@@ -372,15 +366,15 @@ def interpolate(
                             tmp_gif, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0,
                             comment=comment,
                         )  # fmt: skip
-                    _replace(tmp_gif, gif_path)
-                _replace(tmp_png, out)
+                    replace_path(tmp_gif, gif_path)
+                replace_path(tmp_png, out)
                 finished = True
             finally:
                 remove_path(tmp_png)
                 remove_path(tmp_gif)
     finally:
         if not finished:
-            _remove_made(made, out)
+            remove_made_folders(made, out.parent.absolute())
     click.echo(f"wrote {out}" + (f" and {gif_path}" if gif else "") + f": {steps} frames from {a!r} to {b!r} ({mode})")
 
 
@@ -393,7 +387,7 @@ def _check_walk_room(steps: int, *, run: Path, gif: bool) -> None:
     GIF's 112 x 112 frames. The generator's widths are read from the run's config.json (defaults if unreadable).
     """
     from ganaug.config import ModelConfig
-    from ganaug.models import IMAGE_SHAPE
+    from ganaug.models.dcgan import IMAGE_SHAPE
     from ganaug.outputs import check_room
 
     z_dim, embed_dim, width = ModelConfig.z_dim, ModelConfig.embed_dim, ModelConfig.g_width
@@ -422,8 +416,8 @@ def info(model: Path, as_json: bool) -> None:
     """Show an exported generator's metadata, inputs and outputs, and the providers available here."""
     import onnxruntime as ort
 
-    from ganaug.export import file_sha256
-    from ganaug.runtime import OnnxGenerator, gpu_present
+    from ganaug.hashing import file_sha256
+    from ganaug.sample.runtime import OnnxGenerator, gpu_present
 
     gen = OnnxGenerator(model, provider="cpu")
     report = {
@@ -453,50 +447,6 @@ def info(model: Path, as_json: bool) -> None:
     click.echo(f"onnxruntime {ort.__version__} providers: {', '.join(report['providers_available'])} ({gpu})")
 
 
-def _check_writable(targets: dict[Path, str], *, overwrite: bool, protect: Sequence[Path]) -> None:
-    """Refuse before any work: an existing target without --overwrite, one ganaug may not replace (see
-    :func:`ganaug.outputs.check_replaceable`; ``targets`` maps each path to its kind), or an unwritable place."""
-    from ganaug.outputs import check_can_create, check_not_protected, check_replaceable
-
-    for target, kind in targets.items():
-        if target.exists() or target.is_symlink():
-            if not overwrite:
-                raise InputProblem(f"{target} already exists; pass --overwrite to replace it or choose another --out")
-            check_replaceable(target, kind=kind, protect=protect, foreign=foreign_images if kind == "images" else None)
-        else:
-            check_not_protected(target, protect)  # a new file inside the run folder being read is refused too
-    out = next(iter(targets))
-    parent = out.parent.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputProblem(f"cannot write {out}: {parent} is not a writable folder; choose another --out")
-    check_can_create(out)  # os.access says yes to root where nothing can be made (/proc)
-
-
-def _make_parent(out: Path) -> Path | None:
-    """Create ``out``'s folder; return the topmost folder this created (``None``: it existed)."""
-    from ganaug.outputs import make_folders
-
-    return make_folders(out.parent.absolute(), out, "--out")
-
-
-def _remove_made(made: Path | None, out: Path) -> None:
-    """After a failure, remove the folders :func:`_make_parent` created, if still empty: nothing is left behind."""
-    from ganaug.outputs import remove_made_folders
-
-    remove_made_folders(made, out.parent.absolute())
-
-
-def _replace(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` onto ``target``, removing an existing ``target`` (file or folder) first."""
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    elif tmp.is_dir() and (target.exists() or target.is_symlink()):
-        target.unlink()  # os.replace cannot put a folder where a file is
-    os.replace(tmp, target)
-
-
 def _grid_image(images, *, nrow: int):
     """float [N, 1, H, W] in [-1, 1] as one PIL grid, exactly as :func:`ganaug.viz.save_grid` draws it."""
     import torch
@@ -507,42 +457,13 @@ def _grid_image(images, *, nrow: int):
     return Image.fromarray(grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy())
 
 
-def foreign_images(root: Path) -> list[str]:
-    """What a ``--format png`` folder holds that ganaug did not write there (sorted relative paths).
-
-    Ganaug's are the marker, ``manifest.json`` and the manifest's class folders holding ``NNNNNNN.png`` files,
-    as many as the manifest counts for the class (a folder holding more is named with both numbers).
-    """
-    from ganaug.outputs import MARKER
-
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        expected = {folder: manifest["counts"][name] for name, folder in manifest["folders"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        expected = {}
-    found = []
-    for child in sorted(root.iterdir()):
-        rel = child.name
-        if rel in (MARKER, MANIFEST) and child.is_file():
-            continue
-        if not (child.is_dir() and rel in expected):
-            found.append(rel)
-            continue
-        names = [c.name for c in child.iterdir()]
-        odd = sorted(f"{rel}/{n}" for n in names if not (_PNG_NAME.fullmatch(n) and (child / n).is_file()))
-        found += odd
-        if not odd and len(names) != expected[rel]:
-            found.append(f"{rel}/ ({len(names)} images, the manifest lists {expected[rel]})")
-    return found
-
-
 def _write_pngs(root: Path, images, labels, *, start: int, folders: dict[int, str]) -> None:
     from PIL import Image
 
     for k, (image, label) in enumerate(zip(images, labels.tolist())):
         folder = root / folders[label]  # class_folders: one path component, never "." or ".."
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{start + k:07d}.png")  # _PNG_NAME
+        Image.fromarray(image).save(folder / f"{start + k:07d}.png")  # outputs.IMAGE_FILE
 
 
 def _write_array_file(path: Path, fmt: str, images, labels, classes: list[str]) -> None:

@@ -12,7 +12,7 @@ import click
 HEADER = """# Every option
 
 Generated from each command's `--help` (`python -m ganaug.cli.helpdoc > docs/options.md`); a test keeps it equal
-to what the installed commands print. The presets (`ganaug/presets/*.json`) set most training options: a
+to what the installed commands print. The presets (`ganaug/train/presets/*.json`) set most training options: a
 `--config FILE` of your own holds any of them, and whatever you give on the command line wins.
 """
 

@@ -8,8 +8,8 @@ import click
 
 from ganaug.cli._common import InputProblem, main
 from ganaug.config import DATASETS, MAX_SEED, PSEUDO_LABEL_THRESHOLD, ModelConfig, TrainConfig
-from ganaug.presets import names as preset_names
-from ganaug.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
+from ganaug.train.presets import names as preset_names
+from ganaug.train.recipe import LOW_BUDGET_BELOW, LOW_BUDGET_STEPS
 
 # What --resume takes from the command line; every other option comes from the run's config.json.
 RESUME_OPTIONS = ("resume_dir", "epochs", "data_root", "unlabelled", "quiet", "threads")
@@ -36,7 +36,7 @@ def _renamed_per_class(ctx: click.Context, param: click.Parameter, value: int | 
     "--preset",
     type=click.Choice(preset_names()),
     default=None,
-    help="A measured recipe (ganaug/presets/*.json: losses, step budget, sampling); options given here win  "
+    help="A measured recipe (ganaug/train/presets/*.json: losses, step budget, sampling); options given here win  "
     "[default: chosen by --dataset and --real-per-class, said on stderr].",
 )
 @click.option(
@@ -207,9 +207,9 @@ def train(
     **opts,
 ) -> None:
     """Train a class-conditional DCGAN; writes a run folder (config, metrics, grids, GIF, checkpoint, ONNX)."""
-    from ganaug.presets import resolve
     from ganaug.threads import check_threads, configure_torch
-    from ganaug.training import Trainer
+    from ganaug.train.presets import resolve
+    from ganaug.train.trainer import Trainer
 
     configure_torch(check_threads(threads, name="--threads"))
     ctx = click.get_current_context()
@@ -251,7 +251,7 @@ def train(
 
 #: Options that set a ModelConfig field of the same name.
 MODEL_OPTIONS = ("g_width", "d_width")
-#: Options that are not TrainConfig fields (or are passed to :func:`ganaug.presets.resolve` on their own).
+#: Options that are not TrainConfig fields (or are passed to :func:`ganaug.train.presets.resolve` on their own).
 NOT_FIELDS = ("run_dir", "threads", "resume_dir", "overwrite", "quiet", "preset", "config_file", "dataset")
 NOT_FIELDS += ("per_class", "data_root")
 

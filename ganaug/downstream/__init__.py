@@ -33,7 +33,8 @@ Writes ``--out`` (default ``runs/benchmarks/downstream/<name>/``): ``report.md``
 number), ``accuracy_vs_budget.png``, ``per_class_gain.png`` and ``samples_<budget>.png`` (a GAN grid per budget).
 
 Modules: :mod:`.profiles` (what fixes the numbers), :mod:`.cells` (GANs and classifiers, cached),
-:mod:`.folders` (image folders), :mod:`.stats`, :mod:`.report`, :mod:`.grid` (the driver), :mod:`.pool` and
+:mod:`.folders` (image folders), :mod:`.stats`, :mod:`.report`, :mod:`.machine` (what it ran on, written into every
+results file, also by the source checkout's ``benchmarks/`` scripts), :mod:`.grid` (the driver), :mod:`.pool` and
 :mod:`.cli`. A source checkout's ``benchmarks/downstream`` adds the lab's probes and levers on top of them.
 """
 

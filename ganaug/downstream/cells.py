@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganaug import __version__, cas
-from ganaug.cas import CASClassifier, predict, probabilities, test_accuracy
+from ganaug import __version__
+from ganaug.classify.classifier import CASClassifier, predict, probabilities, test_accuracy
+from ganaug.classify.evaluator import EvaluatorNet
 from ganaug.config import ModelConfig, TrainConfig
-from ganaug.data import indices_hash, load_source, stratified_subset, to_model_range
+from ganaug.data.labels import smooth_labels
+from ganaug.data.sources import indices_hash, load_source, stratified_subset, to_model_range
 from ganaug.errors import InputError
-from ganaug.evaluator import EvaluatorNet
-from ganaug.labels import smooth_labels
-from ganaug.pseudo import FILE as PSEUDO_FILE
-from ganaug.pseudo import PseudoLabels
-from ganaug.recipe import LOW_BUDGET_SAVES, epochs_for_steps
+from ganaug.eval import cas
+from ganaug.train.pseudo import FILE as PSEUDO_FILE
+from ganaug.train.pseudo import PseudoLabels
+from ganaug.train.recipe import LOW_BUDGET_SAVES, epochs_for_steps
 
 from .profiles import CLASSICAL, FULL, GENERATED, MIXED, POOLED, Profile, budget_name, config_key
 
@@ -76,7 +77,7 @@ def gan_config(
 
 def architecture(model: ModelConfig) -> str:
     """Names and shapes of every G and D tensor: a changed architecture never reuses a cached GAN."""
-    from ganaug.models import Discriminator, Generator
+    from ganaug.models.dcgan import Discriminator, Generator
 
     return config_key(
         {
@@ -160,7 +161,7 @@ def gan_dir(config: TrainConfig, cache: Path, data_id: str | None = None) -> Pat
 def train_gan(config: TrainConfig, cache: Path, pseudo: PseudoLabels | None = None, data_id: str | None = None) -> Path:
     """Train (or resume, or reuse) the GAN of ``config`` in :func:`gan_dir`; returns its run folder.
     ``pseudo``: the pool's pseudo-labels for a ``config.pseudo_label`` GAN (see :mod:`.pool`)."""
-    from ganaug.training import Trainer
+    from ganaug.train.trainer import Trainer
 
     run = gan_dir(config, cache, data_id)
     if (run / "summary.json").is_file():
@@ -185,8 +186,9 @@ def synthetic(
     """``per_class`` generated images per class (class by class) from the run's EMA generator, latent seed
     ``seed``: image i is ``G(latent_scale * latents(seed, i, i + 1), labels[i])``, or with ``shared_style``
     image j of every class gets latent j (the same style drawn for each class). ``z``: these latents instead."""
-    from ganaug.metrics import generate, open_generator
-    from ganaug.sampling import labels_from_counts, latents
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.sample.generators import generate, open_generator
+    from ganaug.sample.latents import latents
 
     labels = labels_from_counts([per_class] * num_classes)
     generator = open_generator(run, backend="pytorch")
@@ -210,7 +212,7 @@ def train_classifier(
     num_classes: int,
     device: str,
 ) -> EvaluatorNet:
-    """The fixed small CNN of :mod:`ganaug.cas` at the profile's settings, ``clf_steps`` Adam steps, no selection
+    """The fixed small CNN of :mod:`ganaug.eval.cas` at the profile's settings, ``clf_steps`` Adam steps, no selection
     (after ``pretrain_steps`` on ``fake`` alone when the profile asks for them and there is ``fake``)."""
     sources = [s for s in (real, fake) if s is not None]
     if any(len(y) == 0 for _, y in sources):
@@ -437,15 +439,16 @@ def run_cell(
 
 
 def gan_quality(run: Path, evaluator_dir: str | None, per_class: int = 100) -> dict[str, Any] | None:
-    """Class fidelity of a GAN (from :mod:`ganaug.metrics`) when an evaluator is given; cached in the run folder."""
+    """Class fidelity of a GAN (from :mod:`ganaug.eval.metrics`) when an evaluator is given; cached in the run folder."""
     if evaluator_dir is None:
         return None
     path = run / "fidelity.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from ganaug.evaluator import load_evaluator
-    from ganaug.metrics import class_fidelity, generate, open_generator
-    from ganaug.sampling import labels_from_counts
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.eval.metrics import class_fidelity
+    from ganaug.sample.generators import generate, open_generator
 
     ev = load_evaluator(evaluator_dir)
     labels = labels_from_counts([per_class] * len(ev.classes))

@@ -174,7 +174,7 @@ def check_inputs(args: argparse.Namespace, p: Profile) -> None:
     if args.evaluator is not None:
         if not Path(args.evaluator).is_dir():
             raise InputError(f"--evaluator {args.evaluator}: no such folder; give one `ganaug evaluator train` wrote")
-        from ganaug.evaluator import load_evaluator
+        from ganaug.classify.evaluator import load_evaluator
 
         load_evaluator(args.evaluator)  # its own one-line InputError for a folder that is not an evaluator
     if args.full_gan is not None:

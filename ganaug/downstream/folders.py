@@ -5,7 +5,7 @@
     DIR/train/<class name>/<image>    the pool the seeded subsets of each budget are drawn from
     DIR/test/<class name>/<image>     used once, for the final accuracy of every classifier
 
-Images are read as ``ganaug train --dataset imagefolder`` reads them (:func:`ganaug.data.load_source`):
+Images are read as ``ganaug train --dataset imagefolder`` reads them (:func:`ganaug.data.sources.load_source`):
 any size or colour, converted to grayscale and resized to 28x28. Class indices follow the sorted folder names.
 """
 
@@ -88,7 +88,7 @@ def check_image_folder(root: str | Path | None, budgets: tuple[int, ...] = ()) -
 
 
 def data_identity(train, test) -> str:
-    """sha256 of both splits as read (:class:`ganaug.data.SourceData`: images, labels, class names): what an
+    """sha256 of both splits as read (:class:`ganaug.data.sources.SourceData`: images, labels, class names): what an
     image folder's cached GANs and classifiers are keyed by."""
     h = hashlib.sha256()
     for split in (train, test):

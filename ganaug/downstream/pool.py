@@ -2,7 +2,7 @@
 
 At each budget and seed, only the stratified subset's labels are known; the rest of the training split is an
 unlabelled pool. A teacher (the profile's (c) classifier recipe, trained on the subset alone) pseudo-labels
-the pool, keeping images it gives a probability >= ``pool_threshold`` (:func:`ganaug.pseudo.pseudo_label`).
+the pool, keeping images it gives a probability >= ``pool_threshold`` (:func:`ganaug.train.pseudo.pseudo_label`).
 Then, on the same seeds:
 
     c  real + classical aug.                       (the labels-only reference)
@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganaug.cas import CASClassifier
+from ganaug.classify.classifier import CASClassifier
 from ganaug.errors import InputError
-from ganaug.pseudo import PseudoLabels, label_rest_of_split
+from ganaug.outputs import write_owned
+from ganaug.train.pseudo import PseudoLabels, label_rest_of_split
 
 from .cells import Data, cache_folder, gan_config, gan_dir, gan_quality, load_data, real_subset, run_cell, train_gan
 from .profiles import CONDITIONS, FULL, GENERATED, POOL_CONDITIONS, POOLED, Profile, budget_name, config_key
-from .report import provenance, provenance_lines, write_owned
+from .report import provenance, provenance_lines
 from .stats import aggregate, verdict
 
 CONDITION_ORDER = ("c", "d", "p", "q")

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from ganaug.config import DATASETS, PSEUDO_LABEL_THRESHOLD, ModelConfig
 from ganaug.errors import InputError
-from ganaug.recipe import LOW_BUDGET_BELOW
+from ganaug.train.recipe import LOW_BUDGET_BELOW
 
 CONDITIONS = {
     "a": "real only",
@@ -37,8 +37,8 @@ NO_AUGMENT = "none"
 
 
 def augment_names() -> tuple[str, ...]:
-    """What ``--augment`` takes: the classical augmentations of :data:`ganaug.augment_ops.CLASSICAL`, and none."""
-    from ganaug.augment_ops import CLASSICAL as OPS
+    """What ``--augment`` takes: the classical augmentations of :data:`ganaug.data.augment_ops.CLASSICAL`, and none."""
+    from ganaug.data.augment_ops import CLASSICAL as OPS
 
     return (*OPS, NO_AUGMENT)
 
@@ -54,7 +54,7 @@ class Profile:
     subset (condition c, same seed: no other labels involved) assigns them to the requested class; each class
     is over-generated ``filter_oversample`` times and keeps at most ``synthetic_per_class``.
 
-    ``classical`` names the classical augmentation (a key of ``ganaug.augment_ops.CLASSICAL``: ``affine`` for
+    ``classical`` names the classical augmentation (a key of ``ganaug.data.augment_ops.CLASSICAL``: ``affine`` for
     digits, ``shift-flip`` for clothes; or ``none``), used by (c) and (d) and, with ``gan_augment_real``, on the
     real images of the tiny-budget GANs, so (d) against (c) measures what the GAN adds beyond it.
 

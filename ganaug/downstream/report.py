@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,30 +10,10 @@ from typing import Any
 import numpy as np
 
 from ganaug import __version__
-from ganaug.errors import InputError
-from ganaug.machine import describe
+from ganaug.downstream.machine import describe
 
 from .profiles import CONDITIONS, FULL, GENERATED, REFERENCE, Profile, budget_name
 from .stats import verdict
-
-
-def write_owned(out: Path, files: dict[str, str], marks: dict[str, str | tuple[str, ...]], *, what: str) -> None:
-    """Write ``files`` (name -> text) into ``out``, each through a temporary name. An existing file of the same
-    name is replaced only when it begins with its ``marks`` entry (an earlier run of ``what`` wrote it); else
-    nothing is written: the user's own ``probes.md`` or ``pool.md`` is never overwritten.
-
-    Raises:
-        InputError: such a file exists and was not written by ``what``.
-    """
-    for name in files:
-        path = out / name
-        if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(marks[name])):
-            raise InputError(f"{path} exists and was not written by {what}; choose another --out or move it")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
 
 
 def provenance(p: Profile, command: str, t0: float) -> dict[str, Any]:

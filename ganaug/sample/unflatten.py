@@ -1,6 +1,6 @@
 """Undo a run's ``flatten_density`` when sampling (``--unflatten K``): :class:`Unflatten` reweights
-:class:`ganaug.resample.Sampling`'s candidates towards the real data's density (the law of which candidate each
-sample keeps is in :mod:`ganaug.resample`)."""
+:class:`ganaug.sample.resample.Sampling`'s candidates towards the real data's density (the law of which candidate each
+sample keeps is in :mod:`ganaug.sample.resample`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from ganaug.config import DENSITY_K
+from ganaug.data.density import class_density_distances, nearest_distances
+from ganaug.data.sources import training_set
 from ganaug.errors import InputError
-from ganaug.metrics import class_density_distances, nearest_distances, training_set
-from ganaug.resample import Sampling
+from ganaug.sample.resample import Sampling
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Unflatten:
             InputError: ``run`` is not a run folder, was trained without ``flatten_density``, or on data this
                 cannot rebuild (pseudo-labels, augmented reals); its data cannot be found.
         """
-        from ganaug.runfolder import CONFIG, RunFolder  # here: the run folder's module loads matplotlib
+        from ganaug.train.runfolder import CONFIG, RunFolder  # here: the run folder's module loads matplotlib
 
         run = Path(run)
         if not (run / CONFIG).is_file():
@@ -134,7 +135,7 @@ class Unflatten:
 
 
 def unflatten_memory(candidates: int, *, batch: int, image_shape: tuple[int, ...]) -> int:
-    """Bytes :meth:`ganaug.resample.Sampling.images` holds at once for ``candidates`` (``--unflatten K``) with
+    """Bytes :meth:`ganaug.sample.resample.Sampling.images` holds at once for ``candidates`` (``--unflatten K``) with
     ``batch`` images a call of images shaped ``image_shape`` ([C, H, W] or [N, C, H, W]): the K candidates of
     each image as float32, twice while they are stacked, and their weights and cumulative sums (float64 [N, K],
     a few copies). 0 when K <= 1 (one candidate is the plain sample)."""

@@ -1,9 +1,9 @@
-"""Fast batched generation with ONNX Runtime (label and uint8 helpers: :mod:`ganaug.labels`).
+"""Fast batched generation with ONNX Runtime (label and uint8 helpers: :mod:`ganaug.data.labels`).
 
 The law of generation: sample ``i`` of ``(model, seed)`` is ``G(latents(seed, i, i + 1), labels[i])``
-(:func:`ganaug.sampling.latents`), so results never depend on batch size, worker count or access order.
+(:func:`ganaug.sample.latents.latents`), so results never depend on batch size, worker count or access order.
 
-:class:`OnnxGenerator` wraps an exported generator (:func:`ganaug.export.export_onnx`). Its ONNX Runtime
+:class:`OnnxGenerator` wraps an exported generator (:func:`ganaug.train.export.export_onnx`). Its ONNX Runtime
 session is created on first use and left out of pickling, so the object can be handed to DataLoader
 workers (each builds its own session). Provider ``auto`` takes CUDA only when a GPU is really there and
 the session really got the CUDA provider; otherwise it runs on the CPU without printing anything.
@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ganaug.data.labels import make_labels, resolve_class, to_uint8
 from ganaug.errors import InputError
-from ganaug.labels import make_labels, resolve_class, to_uint8
 from ganaug.outputs import ONNX_FILE
-from ganaug.sampling import check_seed, latents
+from ganaug.sample.latents import check_seed, latents
 
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
     import torch
 
-    from ganaug.resample import Sampling
+    from ganaug.sample.resample import Sampling
 
 Provider = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
@@ -56,7 +56,7 @@ class OnnxGenerator:
     """An exported ganaug generator run with ONNX Runtime.
 
     Args:
-        path: a ``.onnx`` file written by :func:`ganaug.export.export_onnx`, or a run folder holding ``generator.onnx``.
+        path: a ``.onnx`` file written by :func:`ganaug.train.export.export_onnx`, or a run folder holding ``generator.onnx``.
         provider: ``cpu``; ``cuda`` or ``tensorrt`` (a GPU is required); ``auto`` = CUDA when a GPU is
             really present and onnxruntime-gpu can use it, else CPU.
         threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per physical core).
@@ -94,7 +94,7 @@ class OnnxGenerator:
         trt_batch_range: tuple[int, int, int] = (1, 1024, 65536),
         trt_fp16: bool = False,
     ) -> None:
-        from ganaug.export import check_generator_file
+        from ganaug.train.export import check_generator_file
 
         path = Path(path)
         if path.is_dir():
@@ -156,7 +156,7 @@ class OnnxGenerator:
     @property
     def sampling(self) -> dict[str, Any]:
         """The model's default sampling (``{"temperature": t}``; empty = plain), from its preset via the run: what
-        ``ganaug generate``, :class:`~ganaug.dataset.GeneratedDataset` and the mixers use unless told otherwise."""
+        ``ganaug generate``, :class:`~ganaug.feed.dataset.GeneratedDataset` and the mixers use unless told otherwise."""
         return dict(self.metadata.get("sampling") or {})
 
     @property
@@ -284,7 +284,7 @@ class OnnxGenerator:
         sampling: Sampling | None = None,
     ) -> Iterator[np.ndarray]:
         """:meth:`generate` one batch at a time (for progress bars and streaming to disk)."""
-        from ganaug.resample import Sampling
+        from ganaug.sample.resample import Sampling
 
         labels, seed = _check_request(labels, seed=seed, start=start, batch_size=batch_size, dtype=dtype)
         drawn = sampling or Sampling()
@@ -316,7 +316,7 @@ class OnnxGenerator:
                 ``float`` -> float32 [N, 1, 28, 28] in [-1, 1].
             device_output: return a torch tensor on the generator's device (CUDA: written there by ONNX
                 Runtime, never copied through the host) instead of a numpy array.
-            sampling: a temperature and a label check (:class:`ganaug.resample.Sampling`; not with
+            sampling: a temperature and a label check (:class:`ganaug.sample.resample.Sampling`; not with
                 ``device_output``); image k is then that sampling's sample ``start + k``.
 
         Raises:
@@ -506,7 +506,7 @@ def interpolate(
     """Walk from a sample of one class to a sample of another: images float [steps, 1, 28, 28] in [-1, 1].
 
     Frame ``t`` (``t`` from 0 to 1) feeds the generator ``z_t`` = slerp (or lerp) between samples 0 and 1
-    of ``seed`` (:func:`ganaug.sampling.latents`) and the label embedding ``(1 - t) e(from) + t e(to)``.
+    of ``seed`` (:func:`ganaug.sample.latents.latents`) and the label embedding ``(1 - t) e(from) + t e(to)``.
     The blended embedding is not an integer label, so this uses the PyTorch EMA generator of the run's
     checkpoint, not the ONNX file.
 
@@ -521,7 +521,7 @@ def interpolate(
     """
     import torch
 
-    from ganaug.export import load_checkpoint_generator
+    from ganaug.train.export import load_checkpoint_generator
 
     run = Path(run)
     if run.suffix == ".onnx":

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ganaug.errors import InputError
-from ganaug.sampling import labels_from_counts
 
 if TYPE_CHECKING:
     import torch
@@ -30,7 +29,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     """float [N, 1, H, W] in [-1, 1] -> uint8 [N, H, W] in [0, 255], rounded as torchvision's ``save_image``.
 
     The value is ``floor((x + 1) / 2 * 255 + 0.5)`` clipped to [0, 255], the exact inverse of
-    :func:`ganaug.data.to_model_range` (``u / 127.5 - 1``) on real images.
+    :func:`ganaug.data.sources.to_model_range` (``u / 127.5 - 1``) on real images.
     """
     scaled = (images[:, 0] + 1.0) * 127.5 + 0.5
     return np.clip(scaled, 0, 255).astype(np.uint8)
@@ -53,7 +52,7 @@ def smooth_labels(
     on such rows equals ``F.cross_entropy(logits, labels, label_smoothing=e)`` row by row, so a batch that
     mixes real (one-hot) and generated (smoothed) items trains each with its own loss in one call.
     """
-    import torch  # here: importing ganaug.labels stays as light as it was
+    import torch  # here: importing ganaug.data.labels stays as light as it was
 
     e = check_smoothing(smoothing)
     one_hot = torch.nn.functional.one_hot(labels, num_classes).float()
@@ -132,7 +131,7 @@ def parse_counts(
 
 
 def make_labels(classes: Sequence[str], counts: Counts, *, select: Sequence[ClassKey] | None = None) -> np.ndarray:
-    """int64 labels laid out class by class (as :func:`ganaug.sampling.labels_from_counts`).
+    """int64 labels laid out class by class (as :func:`labels_from_counts`).
 
     Args:
         classes: the model's class names (index = label).
@@ -191,3 +190,20 @@ def check_same_classes(generator_classes: list[str], evaluator_classes: list[str
         f"the generator's {len(generator_classes)} classes and the evaluator's {len(evaluator_classes)} differ "
         f"({detail}); use an evaluator trained on the generator's dataset"
     )
+
+
+def labels_from_counts(counts: Mapping[int, int] | Sequence[int]) -> np.ndarray:
+    """int64 labels laid out class by class: ``{0: 2, 3: 1}`` -> ``[0, 0, 3]``; a sequence means class = position.
+
+    Raises:
+        ValueError: a negative count.
+        InputError: more labels than the memory available can hold (checked before allocating).
+    """
+    items = counts.items() if isinstance(counts, Mapping) else enumerate(counts)
+    pairs = [(int(c), int(n)) for c, n in items]
+    if any(n < 0 for _, n in pairs):
+        raise ValueError(f"counts must be >= 0, got {dict(pairs)}")
+    from ganaug.outputs import check_room
+
+    check_room(what=f"{sum(n for _, n in pairs):,} labels", memory=8 * sum(n for _, n in pairs))
+    return np.concatenate([np.full(n, c, dtype=np.int64) for c, n in pairs] or [np.zeros(0, np.int64)])

@@ -14,7 +14,7 @@ Facts about the model travel in ``metadata_props`` under ``ganaug.`` keys with J
 :data:`METADATA_KEYS`); ONNX Runtime hands them back as ``custom_metadata_map``. Before the file appears,
 :func:`export_onnx` runs ``onnx.checker`` and compares ONNX Runtime (CPU) with PyTorch on fresh random
 inputs at :data:`PARITY_BATCHES`; a mismatch raises :class:`ExportParityError` and leaves no file.
-A generator with centre-of-mass placement (:class:`~ganaug.models.CenterOfMass`) moves its images by whole pixels, a step function of the image: an image whose
+A generator with centre-of-mass placement (:class:`~ganaug.models.dcgan.CenterOfMass`) moves its images by whole pixels, a step function of the image: an image whose
 centre of mass sits at a half-pixel tie (within ``10 * tolerance`` px) may be moved one pixel apart by the two
 backends. Such an image passes only if it is exactly that (the same unmoved image, moved one pixel more or
 less), and the parity record counts them (``centre_of_mass_ties``); rare (one in the first 4,360 checked).
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import pickle
@@ -36,13 +35,14 @@ import numpy as np
 from ganaug import __version__
 from ganaug.config import sampling_problem
 from ganaug.errors import GanaugError, InputError
+from ganaug.hashing import file_sha256
 from ganaug.outputs import ONNX_FILE, ONNX_FP16_FILE, ONNX_KIND
 
 if TYPE_CHECKING:
     import onnx
     import torch
 
-    from ganaug.models import Generator
+    from ganaug.models.dcgan import Generator
 
 PARITY_BATCHES: tuple[int, ...] = (1, 7, 256, 4096)
 PARITY_TOLERANCE: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2}
@@ -174,7 +174,7 @@ def export_onnx(
             (``generator_fp16.onnx`` with ``fp16``), the run's own file, refreshed if it is a ganaug ONNX.
         fp16: store weights and compute in float16 (for GPU providers; inputs and output stay float32).
         overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote (never anything else).
-        center_of_mass: export the generator followed by :class:`~ganaug.models.CenterOfMass` (each image moved
+        center_of_mass: export the generator followed by :class:`~ganaug.models.dcgan.CenterOfMass` (each image moved
             by whole pixels to MNIST's centre-of-mass placement) even if its run does not sample that way; the
             file's ``center_of_mass`` metadata then says ``true``. For data placed that way (MNIST).
 
@@ -188,12 +188,12 @@ def export_onnx(
         ExportParityError: ``onnx.checker`` passes but ONNX Runtime differs from PyTorch by more than
             :data:`PARITY_TOLERANCE` at some batch size of :data:`PARITY_BATCHES`; nothing is written.
     """
-    from ganaug.checkpoint import CHECKPOINT
+    from ganaug.train.checkpoint import CHECKPOINT
 
     source = Path(source)
     generator, meta = load_checkpoint_generator(source)
     if center_of_mass:
-        from ganaug.models import with_center_of_mass
+        from ganaug.models.dcgan import with_center_of_mass
 
         generator = with_center_of_mass(generator)
     checkpoint = source / CHECKPOINT if source.is_dir() else source
@@ -246,7 +246,7 @@ def export_generator(
     sampling: dict[str, Any] | None = None,
     density_weighting: float = 0.0,
 ) -> Path:
-    """Export an in-memory :class:`~ganaug.models.Generator` (see :func:`export_onnx`, which calls this).
+    """Export an in-memory :class:`~ganaug.models.dcgan.Generator` (see :func:`export_onnx`, which calls this).
 
     Args:
         generator: the generator to export (its eval-mode function is exported; it is not modified).
@@ -258,9 +258,9 @@ def export_generator(
         overwrite: replace an existing ``out`` if it is an ONNX file ganaug wrote.
         protect: paths ``out`` may not be, hold or lie inside (the checkpoint being read).
         sampling: the model's default sampling (its preset's, ``{"temperature": t}``), stored as the ``sampling``
-            metadata that generation reads (:attr:`ganaug.runtime.OnnxGenerator.sampling`); empty = plain.
+            metadata that generation reads (:attr:`ganaug.sample.runtime.OnnxGenerator.sampling`); empty = plain.
         density_weighting: the run's ``flatten_density`` (0: none), stored so that sampling without its
-            correction (``--unflatten``) can say so (:func:`ganaug.runtime.warn_uncorrected`).
+            correction (``--unflatten``) can say so (:func:`ganaug.sample.runtime.warn_uncorrected`).
 
     Raises:
         InputError: ``out`` is a folder, its folder is missing or not writable, it exists (without
@@ -272,7 +272,7 @@ def export_generator(
     import onnx
     import torch
 
-    from ganaug.models import IMAGE_SHAPE
+    from ganaug.models.dcgan import IMAGE_SHAPE
     from ganaug.outputs import clean_stale_temps, exclusive_lock, reporting_disk_full, temp_path
 
     out = Path(out)
@@ -326,12 +326,12 @@ def export_generator(
 
 
 def load_checkpoint_generator(source: str | Path) -> tuple[Generator, dict[str, Any]]:
-    """:func:`ganaug.checkpoint.load_generator`, with a file that is not a readable ganaug checkpoint as bad input.
+    """:func:`ganaug.train.checkpoint.load_generator`, with a file that is not a readable ganaug checkpoint as bad input.
 
     Raises:
         InputError: no checkpoint at ``source``, or one that is not a ganaug checkpoint of this version.
     """
-    from ganaug.checkpoint import load_generator
+    from ganaug.train.checkpoint import load_generator
 
     try:
         return load_generator(source)
@@ -427,15 +427,6 @@ def _tie_moved(
     result = np.zeros(len(differs), dtype=bool)
     result[pick] = tied.numpy()
     return result
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:

@@ -10,19 +10,19 @@ and ``target_transform``), so one transform normalizes both::
     train.mix.to_dict()  # per class: real and synthetic counts
 
 :meth:`AugmentedDataset.sampler` draws a fixed synthetic share of every epoch instead of the share the counts
-give. With no rule, ``augment`` adds the benchmark's large synthetic pool (:mod:`ganaug.recipe`: 500 per class,
+give. With no rule, ``augment`` adds the benchmark's large synthetic pool (:mod:`ganaug.train.recipe`: 500 per class,
 drawn at the sampler's default 10% share). Labels are ints whatever the rule, as the real dataset's are;
 ``label_smoothing=e`` asks for probability targets instead, the synthetic ones smoothed by ``e`` (the benchmark's
-best lever on Fashion-MNIST with 10 real images per class, 0.2; see :mod:`ganaug.recipe`)::
+best lever on Fashion-MNIST with 10 real images per class, 0.2; see :mod:`ganaug.train.recipe`)::
 
     train = augment(real, "runs/fashion", label_smoothing=0.2)  # per_class=500
     loader = DataLoader(train, batch_size=64, sampler=train.sampler())  # share=0.1
     for images, targets in loader:  # targets: float [64, 10] probabilities
         loss = F.cross_entropy(model(images), targets)
 
-:func:`draw_synthetic` picks the synthetic items. With ``label_check=`` (a :class:`ganaug.resample.LabelCheck`:
+:func:`draw_synthetic` picks the synthetic items. With ``label_check=`` (a :class:`ganaug.sample.resample.LabelCheck`:
 an evaluator folder, or a classifier of your own with its input range) an item the check assigns to another
-class is drawn again from its own latent stream, as in every other consumer of a check (:mod:`ganaug.resample`),
+class is drawn again from its own latent stream, as in every other consumer of a check (:mod:`ganaug.sample.resample`),
 so item ``k`` still depends only on (generator, seed, quotas, check)::
 
     check = LabelCheck(classifier.eval(), input_range=(0, 1), normalize=(0.1307, 0.3081))
@@ -44,11 +44,11 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, Subset, WeightedRandomSampler
 
-from ganaug.dataset import ClassKey, GeneratedDataset
+from ganaug.data.labels import check_smoothing, parse_counts, smooth_labels, whole
 from ganaug.errors import InputError
-from ganaug.labels import check_smoothing, parse_counts, smooth_labels, whole
-from ganaug.recipe import MIX_PER_CLASS, MIX_SHARE
-from ganaug.resample import LabelCheck, as_label_check, refuse_label_filter
+from ganaug.feed.dataset import ClassKey, GeneratedDataset
+from ganaug.sample.resample import LabelCheck, as_label_check, refuse_label_filter
+from ganaug.train.recipe import MIX_PER_CLASS, MIX_SHARE
 
 
 class SyntheticSet(Dataset):
@@ -61,7 +61,7 @@ class SyntheticSet(Dataset):
         sources: the generated datasets (``output="pil"``, no transforms).
         picks: int64 [M, 2] of (source, index).
         targets: int64 [M].
-        sampling: how the items are drawn (:meth:`ganaug.resample.Sampling.identity`: the temperature, the label
+        sampling: how the items are drawn (:meth:`ganaug.sample.resample.Sampling.identity`: the temperature, the label
             check, the unflattening).
     """
 
@@ -138,7 +138,7 @@ class Mix:
     rule: dict[str, Any]
     label_smoothing: float = 0.0
     recipe: str | None = None  # "low-budget" when augment() was given no rule
-    #: How the synthetic items are drawn (:meth:`ganaug.resample.Sampling.identity`): temperature, label check.
+    #: How the synthetic items are drawn (:meth:`ganaug.sample.resample.Sampling.identity`): temperature, label check.
     sampling: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class AugmentedDataset(ConcatDataset):
 
     With ``mix.label_smoothing`` ``e > 0`` every item's target is a float32 [num_classes] probability vector
     instead of a class index: one-hot for real items, ``(1 - e) * one_hot + e / num_classes`` for synthetic
-    ones (:func:`ganaug.labels.smooth_labels`), which ``F.cross_entropy`` / ``nn.CrossEntropyLoss`` take as
+    ones (:func:`ganaug.data.labels.smooth_labels`), which ``F.cross_entropy`` / ``nn.CrossEntropyLoss`` take as
     they are. With ``e = 0`` the targets are the real dataset's own (class indices), as a drop-in needs.
 
     Attributes:
@@ -230,7 +230,7 @@ class AugmentedDataset(ConcatDataset):
         batch are the same whatever ``num_workers``.
 
         Args:
-            share: 0 <= share < 1 [default: 0.1, the low-budget recipe's; :mod:`ganaug.recipe`].
+            share: 0 <= share < 1 [default: 0.1, the low-budget recipe's; :mod:`ganaug.train.recipe`].
             num_samples: draws per epoch [default: ``ceil(len(real) / (1 - share))``, so an epoch draws as
                 many real items as the real part holds, on average].
             generator: a seeded ``torch.Generator`` for reproducible draws.
@@ -280,7 +280,7 @@ def draw_synthetic(
     a :class:`GeneratedDataset`: the first ``n_c`` items of each class ``c`` in its own order, drawn its own way
     (its temperature, check and unflattening), with ``label_check`` added when given. With a check, an item the
     check assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
-    tries, else the try it liked best is kept (:mod:`ganaug.resample`): the quotas are always met, and item
+    tries, else the try it liked best is kept (:mod:`ganaug.sample.resample`): the quotas are always met, and item
     ``k`` depends only on (generator, seed, quotas, sampling), never on batching or workers.
 
     Args:
@@ -288,7 +288,7 @@ def draw_synthetic(
             ``output="pil"`` and no transforms, whose seed is used.
         per_class: quota, an int for every class, ``{class (index or name): count}``, or a count per class index.
         seed: the latent seed with a generator file (default 0); not allowed with a :class:`GeneratedDataset`.
-        label_check: a :class:`ganaug.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
+        label_check: a :class:`ganaug.sample.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
             normalize=...)`` or ``LabelCheck.load(folder)``) or an evaluator folder.
         mode, transform, target_transform: how :class:`SyntheticSet` hands the items out.
 
@@ -371,14 +371,14 @@ def augment(
     - ``per_class=n`` (or ``{class: n}``): ``n_c = n`` (classes left out of a mapping get none);
     - ``balance_to=t`` (or ``"max"``, the largest ``r_c``): ``n_c = max(0, t - r_c)``, so every class reaches ``t``.
 
-    With no rule, the low-budget recipe's pool (:mod:`ganaug.recipe`): ``per_class=500``, to be drawn at
+    With no rule, the low-budget recipe's pool (:mod:`ganaug.train.recipe`): ``per_class=500``, to be drawn at
     :meth:`AugmentedDataset.sampler`'s default 10% share::
 
         train = augment(real, "runs/fashion")
         loader = DataLoader(train, batch_size=64, sampler=train.sampler())
 
     ``real`` is a map-style dataset of ``(PIL.Image, int)`` items: ``torchvision.datasets.MNIST``,
-    ``ImageFolder``, :class:`ganaug.dataset.SourceDataset`, or a ``Subset`` of one. Its transforms are found
+    ``ImageFolder``, :class:`ganaug.feed.dataset.SourceDataset`, or a ``Subset`` of one. Its transforms are found
     on the innermost dataset and applied to the synthetic items too, after converting them to the real
     images' PIL mode (``"RGB"`` for ``ImageFolder``). Labels come from its ``targets`` (read item by item
     when it has none).
@@ -390,13 +390,13 @@ def augment(
         ratio, per_class, balance_to: the rule (exactly one).
         seed: latent seed with a generator file (default 0).
         label_check: draw the synthetic items through a label check (:func:`draw_synthetic`): a
-            :class:`ganaug.resample.LabelCheck` such as ``LabelCheck(classifier, input_range=(0, 1),
+            :class:`ganaug.sample.resample.LabelCheck` such as ``LabelCheck(classifier, input_range=(0, 1),
             normalize=(0.1307, 0.3081))``, or an evaluator folder.
         match_class_names: require the real class names to equal the generator's (not just their number).
         label_smoothing: ``e`` in [0, 1) [default: 0: int labels, whatever the rule]. With ``e > 0`` the items'
             targets become probability vectors, smoothed by ``e`` for synthetic items only (see
             :class:`AugmentedDataset`); needs a real dataset without ``target_transform``. Where it paid and
-            where it did not (Fashion-MNIST and MNIST, 10 and 50 real images per class): :mod:`ganaug.recipe`.
+            where it did not (Fashion-MNIST and MNIST, 10 and 50 real images per class): :mod:`ganaug.train.recipe`.
 
     Raises:
         InputError: more than one rule, or a bad value for it; an empty real dataset; items that are not
@@ -432,12 +432,12 @@ def augment(
     if not isinstance(raw_image, Image.Image):
         raise InputError(
             f"augment() mixes datasets whose raw items are (PIL.Image, int), like torchvision's MNIST, ImageFolder "
-            f"or ganaug.dataset.SourceDataset; this one gives {type(raw_image).__name__} before its transform"
+            f"or ganaug.feed.dataset.SourceDataset; this one gives {type(raw_image).__name__} before its transform"
         )
     if raw_image.size != (width, height):
         raise InputError(
             f"the real images are {raw_image.size[0]}x{raw_image.size[1]} but the generator makes {width}x{height}; "
-            f"mix it with real data of its size (e.g. ganaug.dataset.SourceDataset('imagefolder', root) resizes to 28x28)"
+            f"mix it with real data of its size (e.g. ganaug.feed.dataset.SourceDataset('imagefolder', root) resizes to 28x28)"
         )
     real_classes = getattr(base, "classes", None)
     if real_classes is not None:

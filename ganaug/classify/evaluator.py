@@ -1,11 +1,11 @@
 """The evaluation classifier: a small CNN that ganaug trains itself on real data (no downloaded weights).
 
-It judges generators (:mod:`ganaug.metrics`): its predictions give class fidelity, and its penultimate
+It judges generators (:mod:`ganaug.eval.metrics`): its predictions give class fidelity, and its penultimate
 layer gives the feature space of the Fréchet distance and of k-NN precision/recall, in place of
 Inception features, which mean little on 28x28 grayscale digits.
 
 Input contract: images float [N, 1, 28, 28] in [-1, 1], the generator's range and what
-:func:`ganaug.data.to_model_range` makes of uint8 images. Anything else raises; nothing is rescaled
+:func:`ganaug.data.sources.to_model_range` makes of uint8 images. Anything else raises; nothing is rescaled
 silently (a [0, 1] input would otherwise be read as a mostly grey digit).
 
 Architecture (``width`` = 32, ``hidden`` = 128 by default)::
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganaug import __version__
-from ganaug.augment_ops import random_affine
+from ganaug.data.augment_ops import random_affine
 from ganaug.errors import InputError, TrainingDiverged
 
 WEIGHTS = "model.safetensors"
@@ -104,7 +104,7 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> None:
     if not images.is_floating_point():
         raise InputError(
             f"{name} must be float [N, 1, 28, 28] in [-1, 1], got dtype {images.dtype}; "
-            "convert uint8 images with ganaug.data.to_model_range"
+            "convert uint8 images with ganaug.data.sources.to_model_range"
         )
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise InputError(f"{name} must have shape [N, 1, 28, 28], got {list(images.shape)}")
@@ -331,7 +331,7 @@ def train_evaluator(
     """Train an evaluation CNN from scratch.
 
     Args:
-        images: uint8 [N, 28, 28] in [0, 255] (as :func:`ganaug.data.load_source` returns them).
+        images: uint8 [N, 28, 28] in [0, 255] (as :func:`ganaug.data.sources.load_source` returns them).
         labels: int64 [N] in ``[0, num_classes)``.
         classes: class names (default ``"0"``, ``"1"``, ...; their number must equal ``settings.model.num_classes``).
         settings: epochs, batch size, learning rate, augmentation, seed and architecture.
@@ -409,7 +409,7 @@ def train_evaluator_on(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> Evaluator:
-    """Train on the ``train`` split of ``dataset`` (see :func:`ganaug.data.load_source`) and measure the
+    """Train on the ``train`` split of ``dataset`` (see :func:`ganaug.data.sources.load_source`) and measure the
     ``test`` split, which plays no part in training or selection. The metadata gets ``test_accuracy``,
     ``test_accuracy_per_class``, ``data`` (dataset, root, sizes, sha256 of the training labels) and
     ``train_seconds``.
@@ -420,7 +420,7 @@ def train_evaluator_on(
     import hashlib
     import time
 
-    from ganaug.data import load_source, to_model_range
+    from ganaug.data.sources import load_source, to_model_range
 
     train = load_source(dataset, root=root, split="train")
     test = load_source(dataset, root=root, split="test")

@@ -3,8 +3,8 @@
 Both halves are what the downstream benchmark measured (``benchmarks/results/HISTORY.md`` lists every lever; the README's
 downstream section has the tables), so a user gets the measured setup without reading the benchmark:
 
-- **Training**: the ``few-shot`` preset (``ganaug/presets/few-shot.json``, resolved by
-  :func:`ganaug.presets.resolve`), which ``ganaug train --real-per-class N`` picks for ``N`` below
+- **Training**: the ``few-shot`` preset (``ganaug/train/presets/few-shot.json``, resolved by
+  :func:`ganaug.train.presets.resolve`), which ``ganaug train --real-per-class N`` picks for ``N`` below
   :data:`LOW_BUDGET_BELOW`: :data:`LOW_BUDGET_STEPS` G steps (epochs derived from the subset's size), batches of
   at most 64, the dataset's classical augmentation on the real images, D half the default width,
   :data:`LOW_BUDGET_SAVES` grids and checkpoints. The constants here are read from that file, so the benchmark's
@@ -27,7 +27,7 @@ downstream section has the tables), so a user gets the measured setup without re
 from __future__ import annotations
 
 from ganaug.config import TrainConfig, epochs_for_steps
-from ganaug.presets import load as load_preset
+from ganaug.train.presets import load as load_preset
 
 __all__ = ["epochs_for_steps"]
 

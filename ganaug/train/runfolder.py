@@ -2,8 +2,8 @@
 
 A run folder holds ``.ganaug.json`` (the marker that makes it replaceable by ``--overwrite``),
 ``config.json`` (schema :data:`CONFIG_SCHEMA`), ``indices.npy``, ``metrics.csv``, ``samples/epoch_NNNN.png``,
-``checkpoint.pt`` (:mod:`ganaug.checkpoint`), ``pseudo_labels.npz`` when the GAN also trains on a
-pseudo-labelled pool (:mod:`ganaug.pseudo`), and at the end ``samples.png``, ``samples.gif``,
+``checkpoint.pt`` (:mod:`ganaug.train.checkpoint`), ``pseudo_labels.npz`` when the GAN also trains on a
+pseudo-labelled pool (:mod:`ganaug.train.pseudo`), and at the end ``samples.png``, ``samples.gif``,
 ``losses.png`` and ``summary.json``. Only :class:`RunFolder` writes them; while one trains into a folder it
 holds that folder's lock (:func:`ganaug.outputs.exclusive_lock`), so a second process fails with a message.
 """
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from ganaug import __version__, viz
-from ganaug.checkpoint import CHECKPOINT
 from ganaug.errors import InputError
 from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
-from ganaug.pseudo import FILE as PSEUDO_LABELS
+from ganaug.train.checkpoint import CHECKPOINT
+from ganaug.train.pseudo import FILE as PSEUDO_LABELS
 
 if TYPE_CHECKING:
-    from ganaug.pseudo import PseudoLabels
+    from ganaug.train.pseudo import PseudoLabels
 
 RUN_KIND = "run"
 CONFIG = "config.json"
@@ -184,7 +184,7 @@ class RunFolder:
         """``indices.npy``, and ``pseudo_labels.npz`` when the run trains on a pseudo-labelled pool."""
         np.save(self.path / INDICES, indices)
         if pseudo is not None:
-            from ganaug.pseudo import FILE
+            from ganaug.train.pseudo import FILE
 
             pseudo.save(self.path / FILE)
 

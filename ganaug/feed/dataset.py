@@ -5,8 +5,8 @@
 
     train = GeneratedDataset("runs/mnist/generator.onnx", per_class=6000, seed=0, transform=transform)
 
-Item ``i`` depends only on (generator file, seed, i): it is ``G(ganaug.sampling.latents(seed, i, i + 1),
-targets[i])``. By default ``targets`` is the class-by-class layout (:func:`ganaug.sampling.labels_from_counts`)
+Item ``i`` depends only on (generator file, seed, i): it is ``G(ganaug.sample.latents.latents(seed, i, i + 1),
+targets[i])``. By default ``targets`` is the class-by-class layout (:func:`ganaug.data.labels.labels_from_counts`)
 shuffled by a permutation seeded with ``seed`` (:func:`mixed_order`), so the classes are mixed like a real
 dataset's and a DataLoader without ``shuffle=True`` still sees every class in every batch; ``order="sorted"``
 keeps the class-by-class layout (the images ``ganaug generate`` makes with the same counts and seed). ONNX
@@ -16,8 +16,8 @@ the thread count, so the items are the same whatever the epoch, access order, ``
 items. Generation is batched: a DataLoader batch is one :meth:`GeneratedDataset.__getitems__`
 call that generates the batch's missing items in one ONNX call; items are cached per process.
 
-:class:`SourceDataset` wraps :func:`ganaug.data.load_source` (digits, MNIST, Fashion-MNIST, image
-folders) in the same item contract, for mixing real and synthetic data (:mod:`ganaug.mixing`).
+:class:`SourceDataset` wraps :func:`ganaug.data.sources.load_source` (digits, MNIST, Fashion-MNIST, image
+folders) in the same item contract, for mixing real and synthetic data (:mod:`ganaug.feed.mixing`).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from ganaug.config import sampling_temperature
+from ganaug.data.labels import labels_from_counts, parse_counts, resolve_class, to_uint8, whole
 from ganaug.errors import InputError
-from ganaug.labels import parse_counts, resolve_class, to_uint8, whole
-from ganaug.resample import LabelCheck, Sampling, as_label_check
-from ganaug.runtime import warn_uncorrected
-from ganaug.sampling import check_seed, derive_seed, labels_from_counts, latents
-from ganaug.unflatten import Unflatten
+from ganaug.sample.latents import check_seed, derive_seed, latents
+from ganaug.sample.resample import LabelCheck, Sampling, as_label_check
+from ganaug.sample.runtime import warn_uncorrected
+from ganaug.sample.unflatten import Unflatten
 
 Output = Literal["pil", "tensor"]
 Order = Literal["mixed", "sorted"]
@@ -50,7 +50,7 @@ VALUE_RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0))
 """The ranges ``output="tensor"`` can hand out: ``(0, 1)`` like ``ToTensor()``, or the generator's ``(-1, 1)``."""
 
 _EPOCH_PURPOSE = 0  # the middle word of the SeedSequence entropy, so epoch and other derived seeds never meet
-_ORDER_PURPOSE = 2  # 1 is reserved (an older stream of ganaug.mixing)
+_ORDER_PURPOSE = 2  # 1 is reserved (an older stream of ganaug.feed.mixing)
 # (pid, file, provider, threads) -> (the file's stat stamp, OnnxGenerator): one per process and file version,
 # so a generator re-exported to the same path is not served by the old file's session.
 _RUNTIMES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -99,7 +99,7 @@ def resolve_labels(
 ) -> np.ndarray:
     """int64 labels laid out class by class, from ``per_class`` or from ``length`` (+ ``class_weights``).
 
-    ``per_class`` as in :func:`ganaug.labels.parse_counts` (an int for every class, or class -> count in the
+    ``per_class`` as in :func:`ganaug.data.labels.parse_counts` (an int for every class, or class -> count in the
     mapping's order), so a dataset and ``ganaug generate`` with the same counts and seed make the same
     images. ``length`` is split over the classes, in index order, by :func:`largest_remainder`.
 
@@ -143,14 +143,14 @@ class GeneratedDataset(VisionDataset):
     applies them. With ``output="tensor"`` it is a float32 tensor [1, 28, 28] in ``value_range`` (the
     generator's float output, not rounded to 8 bits). ``label`` is an ``int``.
 
-    Law: item ``i`` is ``G(ganaug.sampling.latents(s, i, i + 1, z_dim), targets[i])`` with ``s = seed``, or
+    Law: item ``i`` is ``G(ganaug.sample.latents.latents(s, i, i + 1, z_dim), targets[i])`` with ``s = seed``, or
     ``s = epoch_seed(seed, e)`` after :meth:`set_epoch` ``(e)``. ``targets`` holds ``counts[c]`` items of class
     ``c``: with ``order="mixed"`` (the default) it is ``sorted_targets[mixed_order(seed, len)]``, classes mixed
     like a real dataset's so that a DataLoader without ``shuffle=True`` still trains on every class; with
     ``order="sorted"`` it is ``sorted_targets`` itself, the classes one after another (:func:`resolve_labels`).
-    ``targets`` never changes with the epoch. PIL images are :func:`ganaug.runtime.to_uint8` of the float output.
+    ``targets`` never changes with the epoch. PIL images are :func:`ganaug.sample.runtime.to_uint8` of the float output.
     With a ``temperature``, a ``label_check`` or ``unflatten``, item ``i`` is sample ``i`` of
-    :class:`ganaug.resample.Sampling` instead (latents scaled by the temperature; an image the check assigns to
+    :class:`ganaug.sample.resample.Sampling` instead (latents scaled by the temperature; an image the check assigns to
     another class drawn again from fresh latents; one of several candidates kept towards the real density): still
     a function of (generator, seed or epoch, i) alone.
 
@@ -166,7 +166,7 @@ class GeneratedDataset(VisionDataset):
         transform, target_transform: applied to each image / label, as in torchvision.
         output: ``"pil"`` or ``"tensor"``.
         value_range: with ``output="tensor"`` only: ``(0, 1)`` (default, like ``ToTensor()``) or ``(-1, 1)``.
-        provider: ONNX Runtime provider in the main process (``"cpu"``, or as :class:`ganaug.runtime.OnnxGenerator`
+        provider: ONNX Runtime provider in the main process (``"cpu"``, or as :class:`ganaug.sample.runtime.OnnxGenerator`
             takes it). DataLoader workers always use the CPU, so a forked worker never touches CUDA; items are
             identical across worker counts only with the CPU provider in the main process too.
         threads: ONNX Runtime intra-op threads. Default: ONNX Runtime's own choice in the main process and
@@ -175,12 +175,12 @@ class GeneratedDataset(VisionDataset):
             items of its aligned chunk ``[i // chunk_size * chunk_size, ...)`` so item-by-item loops stay batched.
         temperature: latents are ``temperature * N(0, I)`` (> 0; 1 is the plain sample). Default: the model's
             own (its preset's ``sampling``, carried in the ONNX metadata; 1 for models without one).
-        label_check: a :class:`ganaug.resample.LabelCheck` (an evaluator folder, or a classifier of your own
+        label_check: a :class:`ganaug.sample.resample.LabelCheck` (an evaluator folder, or a classifier of your own
             with its input range) that must agree with each item's label: an item it rejects is drawn again from
-            its own latent stream, up to ``rounds`` tries (see :mod:`ganaug.resample`). An evaluator folder is
+            its own latent stream, up to ``rounds`` tries (see :mod:`ganaug.sample.resample`). An evaluator folder is
             loaded with 8 rounds.
         unflatten: for a run folder trained with ``flatten_density`` (the mnist preset's density weighting): candidates per item (0 = off; or a
-            :class:`ganaug.unflatten.Unflatten`), one kept towards the real density (:mod:`ganaug.resample`). It
+            :class:`ganaug.sample.unflatten.Unflatten`), one kept towards the real density (:mod:`ganaug.sample.resample`). It
             holds the run's training images (47 MB for MNIST), read from ``data_root`` (default: the run's).
 
     Memory: generated items stay cached in each process that generated them (784 bytes an item for
@@ -360,7 +360,7 @@ class GeneratedDataset(VisionDataset):
     def _runtime(self) -> Any:
         from torch.utils.data import get_worker_info
 
-        from ganaug.runtime import ONNX_FILE, OnnxGenerator
+        from ganaug.sample.runtime import ONNX_FILE, OnnxGenerator
 
         worker = get_worker_info()
         if worker is None:
@@ -430,13 +430,13 @@ class GeneratedDataset(VisionDataset):
 
 
 class SourceDataset(VisionDataset):
-    """A real source of :func:`ganaug.data.load_source` as a ``torchvision`` dataset of ``(PIL "L" 28x28, int)``.
+    """A real source of :func:`ganaug.data.sources.load_source` as a ``torchvision`` dataset of ``(PIL "L" 28x28, int)``.
 
-    Folder layouts and the digits split are those of :mod:`ganaug.data`; ``data`` is uint8 [N, 28, 28] and
+    Folder layouts and the digits split are those of :mod:`ganaug.data.sources`; ``data`` is uint8 [N, 28, 28] and
     ``targets`` int64 [N], as in ``torchvision.datasets.MNIST``.
 
     Raises:
-        InputError: as :func:`ganaug.data.load_source`.
+        InputError: as :func:`ganaug.data.sources.load_source`.
     """
 
     def __init__(
@@ -449,7 +449,7 @@ class SourceDataset(VisionDataset):
         target_transform: Callable | None = None,
         download: bool = False,
     ) -> None:
-        from ganaug.data import load_source
+        from ganaug.data.sources import load_source
 
         super().__init__(root, transform=transform, target_transform=target_transform)
         source = load_source(name, root=root, split=split, download=download)

@@ -1,4 +1,4 @@
-"""Index-addressed randomness: sample i's latent and label depend only on (seed, i).
+"""Index-addressed randomness: sample i's latent depends only on (seed, i).
 
 Latents come from numpy's counter-based Philox generator: sample ``i`` owns a fixed block of the stream,
 reached with ``advance`` and turned into normals by Box-Muller, so any chunk ``[start, stop)`` is
@@ -7,7 +7,6 @@ generated independently and identically whatever the batch size, worker count or
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,20 +64,3 @@ def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
     theta = _TWO_PI * u[:, half:]
     z = np.concatenate([r * np.cos(theta), r * np.sin(theta)], axis=1)[:, :z_dim]
     return z.astype(np.float32)
-
-
-def labels_from_counts(counts: Mapping[int, int] | Sequence[int]) -> np.ndarray:
-    """int64 labels laid out class by class: ``{0: 2, 3: 1}`` -> ``[0, 0, 3]``; a sequence means class = position.
-
-    Raises:
-        ValueError: a negative count.
-        InputError: more labels than the memory available can hold (checked before allocating).
-    """
-    items = counts.items() if isinstance(counts, Mapping) else enumerate(counts)
-    pairs = [(int(c), int(n)) for c, n in items]
-    if any(n < 0 for _, n in pairs):
-        raise ValueError(f"counts must be >= 0, got {dict(pairs)}")
-    from ganaug.outputs import check_room
-
-    check_room(what=f"{sum(n for _, n in pairs):,} labels", memory=8 * sum(n for _, n in pairs))
-    return np.concatenate([np.full(n, c, dtype=np.int64) for c, n in pairs] or [np.zeros(0, np.int64)])

@@ -3,25 +3,25 @@ preset, a budget and a user's options into a :class:`~ganaug.config.TrainConfig`
 
 ``ganaug train`` and Python resolve alike (:func:`resolve`)::
 
-    from ganaug.presets import resolve
-    from ganaug.training import Trainer
+    from ganaug.train.presets import resolve
+    from ganaug.train.trainer import Trainer
 
     resolved = resolve("mnist", data_root="DATA", seed=1)   # the dataset and budget choose the preset
     Trainer.new(resolved.config, "runs/mnist").fit()
 
-A preset file (``ganaug/presets/<name>.json``, or a user's own file given as ``config=``/``--config``) holds:
+A preset file (``ganaug/train/presets/<name>.json``, or a user's own file given as ``config=``/``--config``) holds:
 
 - ``preset``, ``version``, ``about``: its name, its version (recorded in every run) and one line of what it is;
 - ``train``: :class:`~ganaug.config.TrainConfig` fields (``model`` a mapping of
   :class:`~ganaug.config.ModelConfig` fields); ``"augment_real": "dataset"`` means the dataset's classical
-  augmentation (:func:`ganaug.augment_ops.classical_for`);
+  augmentation (:func:`ganaug.data.augment_ops.classical_for`);
 - ``steps`` (optional): the G-step budget. With ``steps_images`` and ``least_steps`` it scales with the training
   images ``n``: ``clamp(round(steps * n / steps_images), least_steps, steps)``, so the budget varies smoothly
   with ``per_class`` (no cliff); the epochs follow from it, batches are at most ``n`` images and ``saves`` (40
   unless given) grids and checkpoints are spread over the run;
 - ``below_per_class`` (optional): the preset is chosen for ``per_class`` below this (``few-shot``);
 - ``cpu_bf16`` (optional, ``"measure"``): on a CPU, bf16 autocast with channels-last tensors when a short
-  measurement at start says they train faster (:func:`ganaug.hardware.cpu_bf16_pays`), fp32 otherwise;
+  measurement at start says they train faster (:func:`ganaug.train.hardware.cpu_bf16_pays`), fp32 otherwise;
 - ``sampling``: how the run's images are drawn by default (``temperature``; recorded in the run);
 - ``base`` (optional): another preset whose fields this one extends;
 - ``reference``: where its figures and wall times come from.
@@ -272,12 +272,12 @@ def choose(dataset: str, *, per_class: int | None = None, pool: bool = False) ->
 def n_train_images(dataset: str, data_root: str | Path | None, per_class: int | None) -> int:
     """Training images a run will see (before a pseudo-labelled pool joins): ``per_class`` times the classes, or
     the whole training split (an image folder's files are counted, not read)."""
-    from ganaug.data import class_count
+    from ganaug.data.sources import class_count
 
     if per_class is not None:
         return per_class * class_count(dataset, data_root)
     if dataset in ("mnist", "fashion-mnist") and data_root is not None:
-        from ganaug.data import check_idx_file
+        from ganaug.data.sources import check_idx_file
 
         labels = (
             Path(data_root) / ("MNIST" if dataset == "mnist" else "FashionMNIST") / "raw" / "train-labels-idx1-ubyte"
@@ -291,7 +291,7 @@ def n_train_images(dataset: str, data_root: str | Path | None, per_class: int | 
         return FULL_TRAIN_IMAGES[dataset]
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    from ganaug.data import _root, imagefolder_split
+    from ganaug.data.sources import _root, imagefolder_split
 
     folder = imagefolder_split(_root(dataset, data_root), "train")
     return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
@@ -315,7 +315,7 @@ def resolve(
         per_class: a seeded stratified subset of that many images per class.
         data_root: where the data is.
         cpu_bf16: for a preset with ``cpu_bf16: "measure"`` on a CPU: the decision (a bool), or the function
-            that measures it (default :func:`ganaug.hardware.cpu_bf16_pays`). Ignored when ``amp`` or
+            that measures it (default :func:`ganaug.train.hardware.cpu_bf16_pays`). Ignored when ``amp`` or
             ``channels_last`` is given.
         options: further TrainConfig fields; each wins over the preset (``model`` a mapping of ModelConfig fields
             that win one by one, or a whole ModelConfig).
@@ -336,7 +336,7 @@ def resolve(
     fields = {k: v for k, v in p.train.items() if k != "model"}
     fields["dataset"] = dataset
     if fields.get("augment_real") == "dataset":
-        from ganaug.augment_ops import classical_for
+        from ganaug.data.augment_ops import classical_for
 
         fields["augment_real"] = classical_for(dataset)
     model = dict(p.train.get("model", {}))
@@ -368,12 +368,12 @@ def resolve(
         if "save_every" not in options:
             chosen["save_every"] = max(1, epochs // p.saves)
     if p.cpu_bf16 == "measure" and "amp" not in options and "channels_last" not in options:
-        from ganaug.training import resolve_device
+        from ganaug.train.hardware import resolve_device
 
         device = options.get("device", fields.get("device", TrainConfig.device))
         if resolve_device(device).type == "cpu":
             if cpu_bf16 is None:
-                from ganaug.hardware import cpu_bf16_pays
+                from ganaug.train.hardware import cpu_bf16_pays
 
                 cpu_bf16 = cpu_bf16_pays
             pays = cpu_bf16 if isinstance(cpu_bf16, bool) else cpu_bf16(ModelConfig(**model), TrainConfig.batch_size)

@@ -1,6 +1,6 @@
 """Pseudo-labels for an unlabelled pool: the common real case of few labels and many images.
 
-A *teacher* (the fixed CNN of :mod:`ganaug.cas`, trained on the labelled images alone, with the dataset's
+A *teacher* (the fixed CNN of :mod:`ganaug.eval.cas`, trained on the labelled images alone, with the dataset's
 classical augmentation) labels every image of an unlabelled pool; an image is kept, with the teacher's class,
 when the teacher gives that class a probability of at least ``threshold`` (FixMatch's confidence threshold:
 0.95 there). No label outside the labelled images is ever read.
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganaug.augment_ops import classical_for
-from ganaug.cas import CLASSIFIERS, CASClassifier, probabilities, train_classifier
-from ganaug.data import TrainingData, indices_hash, load_source, to_model_range
+from ganaug.classify.classifier import CLASSIFIERS, CASClassifier, probabilities, train_classifier
+from ganaug.data.augment_ops import classical_for
+from ganaug.data.sources import TrainingData, indices_hash, load_source, to_model_range
 from ganaug.errors import InputError
 
 #: The teacher's recipe: the downstream cpu profile's classifier (its condition c is the teacher there).
@@ -92,7 +92,7 @@ def pseudo_label(
         labelled: images float [L, 1, 28, 28] in [-1, 1] and their labels int64 [L] (the only labels used).
         pool: the unlabelled images, float [M, 1, 28, 28] in [-1, 1].
         threshold: keep an image when the teacher's top probability is >= this, in (0, 1].
-        classical: the teacher's classical augmentation (a key of :data:`ganaug.augment_ops.CLASSICAL`).
+        classical: the teacher's classical augmentation (a key of :data:`ganaug.data.augment_ops.CLASSICAL`).
         seed: seeds the teacher.
         teacher: the teacher's recipe  [default: :data:`TEACHER`].
     """
@@ -137,10 +137,10 @@ def add_pool(
     """``data`` (the labelled images) followed by the pool's images its teacher labels with confidence >=
     ``threshold`` (``stored`` ones instead, when given: a resumed run's); and those pseudo-labels.
 
-    The pool is the image folder ``unlabelled`` (:func:`ganaug.data.load_unlabelled`), or without one every
+    The pool is the image folder ``unlabelled`` (:func:`ganaug.data.sources.load_unlabelled`), or without one every
     image of the training split outside ``data`` (then ``data`` must be a ``per_class`` subset). In
     ``indices``, a folder image at position j of the folder's sorted files is ``source_size + j``.
-    ``classical`` defaults to the dataset's (:func:`ganaug.augment_ops.classical_for`). The identity records
+    ``classical`` defaults to the dataset's (:func:`ganaug.data.augment_ops.classical_for`). The identity records
     the labelled images' hash (``labelled_indices_sha256``), the threshold, how many images were kept, and the
     folder's ``unlabelled_sha256``.
 
@@ -151,7 +151,7 @@ def add_pool(
     dataset = data.identity["dataset"]
     identity = dict(data.identity)
     if unlabelled is not None:
-        from ganaug.data import load_unlabelled
+        from ganaug.data.sources import load_unlabelled
 
         pool_images, identity["unlabelled_sha256"] = load_unlabelled(unlabelled)
         offset = data.identity["source_size"]

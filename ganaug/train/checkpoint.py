@@ -5,7 +5,7 @@ A checkpoint is a ``torch.save`` dict (loaded with ``weights_only=True``) holdin
 ``classes``, ``step``, ``train_seconds``, the state dicts ``G``, ``D``, ``G_ema``, ``opt_g``, ``opt_d``,
 ``scaler_g``, ``scaler_d``, and the RNG states ``rng`` (batch order and z) and ``aug_rng`` (one per rank).
 
-Both :mod:`ganaug.training` (which writes and resumes) and :mod:`ganaug.export` (which reads) import this
+Both :mod:`ganaug.train.trainer` (which writes and resumes) and :mod:`ganaug.train.export` (which reads) import this
 module; it imports neither, so there is no import cycle between them.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from ganaug.config import RemovedLeverError, TrainConfig
 from ganaug.errors import InputError
-from ganaug.models import Generator
+from ganaug.models.dcgan import Generator
 
 CHECKPOINT = "checkpoint.pt"
 #: Version of the checkpoint layout; bump it when a key changes meaning or goes away.
@@ -155,7 +155,7 @@ def load_generator(
     path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[Generator, dict[str, Any]]:
     """The (EMA by default) generator of a run folder or checkpoint file, in eval mode (followed by
-    :class:`~ganaug.models.CenterOfMass` when the run samples that way), and the checkpoint's metadata
+    :class:`~ganaug.models.dcgan.CenterOfMass` when the run samples that way), and the checkpoint's metadata
     (``ganaug_version``, ``config``, ``classes``, ``step``, ``schema``).
 
     Raises:

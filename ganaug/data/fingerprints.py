@@ -14,18 +14,18 @@ before anything reads them:
   re-crop) and is accepted without hashing. So is an unknown file that declares the *other* split's official
   count (only a known file is refused there: the splits swapped).
 
-A deliberate substitute is accepted with ``verify=False`` in :func:`ganaug.data.load_source` /
-:func:`ganaug.data.load_training_data`, or by setting the environment variable
-``GANAUG_ACCEPT_SUBSTITUTE_DATA=1`` (which every command honours, as they all load through :mod:`ganaug.data`).
+A deliberate substitute is accepted with ``verify=False`` in :func:`ganaug.data.sources.load_source` /
+:func:`ganaug.data.sources.load_training_data`, or by setting the environment variable
+``GANAUG_ACCEPT_SUBSTITUTE_DATA=1`` (which every command honours, as they all load through :mod:`ganaug.data.sources`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from ganaug.errors import InputError
+from ganaug.hashing import file_sha256
 
 ACCEPT_ENV = "GANAUG_ACCEPT_SUBSTITUTE_DATA"
 
@@ -67,15 +67,12 @@ def substitutes_accepted() -> bool:
 
 
 def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of the file ``path``, cached per ``(resolved path, size, mtime_ns)``."""
+def cached_sha256(path: str | Path) -> str:
+    """sha256 (hex) of the file ``path`` (:func:`ganaug.hashing.file_sha256`), cached per ``(resolved path, size,
+    mtime_ns)``: a dataset's files are hashed once a process."""
     path = Path(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
@@ -110,7 +107,7 @@ def _verdict(path: Path, dataset: str, count: int) -> tuple[str, tuple[str, str]
     kind = "images" if "images" in slot else "labels"
     if count not in {n for name, n in OFFICIAL_COUNTS.items() if kind in name}:
         return None  # not the official release: the user's own data
-    digest = file_sha256(path)
+    digest = cached_sha256(path)
     if digest == expected:
         return None
     found = identify(digest)

@@ -18,7 +18,7 @@ Folder layouts (``root`` is what ``--data-root`` names):
 
 MNIST and Fashion-MNIST are what they claim to be: a file whose header declares an official count (60000
 training or 10000 test items) must be that dataset's official file of its name, known by its sha256
-(:mod:`ganaug.fingerprints`); Fashion-MNIST's files under ``MNIST/raw``, the splits swapped, or an unknown file
+(:mod:`ganaug.data.fingerprints`); Fashion-MNIST's files under ``MNIST/raw``, the splits swapped, or an unknown file
 with the official count are refused in one line before anything reads them. Files declaring other counts are not
 the official release and are read as the user's own data (a subset, say). ``verify=False`` or the environment
 variable ``GANAUG_ACCEPT_SUBSTITUTE_DATA=1`` accepts a deliberate substitute.
@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ganaug.config import DATASETS
+from ganaug.config import DATASETS, LAST_WITH_REMOVED_LEVERS
 from ganaug.errors import InputError
 
 Split = Literal["train", "test"]
@@ -95,7 +95,7 @@ def load_source(
     """Load one split of a source dataset as uint8 [N, 28, 28] images.
 
     ``verify``: refuse MNIST / Fashion-MNIST files that declare the official counts but are not the official
-    files of ``name`` (see the module docstring and :func:`ganaug.fingerprints.check_official_files`). False, or
+    files of ``name`` (see the module docstring and :func:`ganaug.data.fingerprints.check_official_files`). False, or
     the environment variable ``GANAUG_ACCEPT_SUBSTITUTE_DATA=1``, accepts a deliberate substitute.
 
     Raises:
@@ -203,7 +203,7 @@ def check_idx_file(path: Path, kind: Literal["images", "labels"], *, count: int 
 def _load_torchvision_mnist(name: str, root: Path, split: Split, download: bool, *, verify: bool) -> SourceData:
     from torchvision import datasets
 
-    from ganaug.fingerprints import check_official_files, substitutes_accepted
+    from ganaug.data.fingerprints import check_official_files, substitutes_accepted
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     raw = root / cls.__name__ / "raw"
@@ -380,3 +380,34 @@ def load_training_data(
         "indices_sha256": indices_hash(indices),
     }
     return TrainingData(to_model_range(src.images[idx]), src.labels[idx], src.classes, indices, identity)
+
+
+def training_images(data: dict[str, Any], *, root: str | Path | None) -> torch.Tensor:
+    """The images (float [N, 1, 28, 28] in [-1, 1]) a generator trained on, rebuilt from its data identity
+    (the subset is re-drawn with its seed and checked against the recorded sha256).
+
+    Raises:
+        InputError: the files under ``root`` give a different subset than the one recorded.
+    """
+    return training_set(data, root=root)[0]
+
+
+def training_set(data: dict[str, Any], *, root: str | Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`training_images` with their labels: ``(images float [N, 1, 28, 28] in [-1, 1], labels int64 [N])``."""
+    src = load_source(data["dataset"], root=root, split="train")
+    if data.get("per_class") is None:
+        idx = np.arange(len(src.labels))
+    else:
+        idx = stratified_subset(src.labels.numpy(), data["per_class"], seed=data["subset_seed"])
+    if data.get("holdout_per_class"):  # images held out for checkpoint selection, a lever ganaug no longer has
+        raise InputError(
+            "this generator trained on its split less the images checkpoint selection (--select-by) held out, a "
+            f"lever ganaug no longer has; evaluate it with ganaug at git commit {LAST_WITH_REMOVED_LEVERS}"
+        )
+    if data.get("indices_sha256") and indices_hash(idx) != data["indices_sha256"]:
+        raise InputError(
+            f"the {data['dataset']} files under {root} differ from those the generator trained on; "
+            "point --data-root at the original data"
+        )
+    rows = torch.from_numpy(idx)
+    return to_model_range(src.images[rows]), src.labels[rows]

@@ -6,19 +6,19 @@ Sample ``i`` of seed ``s`` stays index-addressed. Round 0 gives it the latent ``
 ``T = 1`` and no check, exactly the plain sample). When the check rejects that image, round ``r`` (``1 <= r <
 rounds``) tries ``T * latents(round_seed(s, r), i, i + 1)``; the first image the check accepts is sample ``i``. If
 it accepts none, sample ``i`` is the round's image it gave the highest probability of its label (the earliest on
-a tie). With :class:`ganaug.unflatten.Unflatten` (``--unflatten K``, for runs trained with ``flatten_density``), sample ``i`` is
+a tie). With :class:`ganaug.sample.unflatten.Unflatten` (``--unflatten K``, for runs trained with ``flatten_density``), sample ``i`` is
 drawn that way ``K`` times, from seeds ``candidate_seed(s, j)``, and one candidate is kept by a uniform draw of
 ``(s, i)`` weighted towards the real data's density. So sample ``i`` depends only on (generator, seed, i, label,
 temperature, check, unflattening), never on the batch size, the order, or which other samples were asked for (up
 to float rounding across batch sizes, which could flip a verdict sitting exactly on a boundary).
 
 The check (:class:`LabelCheck`) is one concept wherever it is used: ``ganaug generate`` / ``ganaug evaluate``
-``--label-check`` and ``label_check=`` of :class:`ganaug.dataset.GeneratedDataset`, :func:`ganaug.mixing.augment`,
-:func:`ganaug.mixing.draw_synthetic` and :class:`ganaug.batchmix.SyntheticMix` all draw sample ``i`` by this law.
+``--label-check`` and ``label_check=`` of :class:`ganaug.feed.dataset.GeneratedDataset`, :func:`ganaug.feed.mixing.augment`,
+:func:`ganaug.feed.mixing.draw_synthetic` and :class:`ganaug.feed.batchmix.SyntheticMix` all draw sample ``i`` by this law.
 It is a ganaug evaluator (``ganaug evaluator train``) trained on the generator's own training split, or any
 classifier of your own with its input range; it must not be the evaluator that scores the samples (``ganaug
 evaluate`` refuses the same weights), or the fidelity it reports would be the check's own verdict. A check
-folder may also hold a :class:`Manifold` (``--manifold-per-class N``): then an image must also lie on its
+folder may also hold a :class:`~ganaug.classify.manifold.Manifold` (``--manifold-per-class N``): then an image must also lie on its
 class's real manifold in the check's features.
 """
 
@@ -32,19 +32,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ganaug.classify.manifold import MANIFOLD, Manifold
+from ganaug.data.labels import check_same_classes
 from ganaug.errors import InputError
-from ganaug.labels import check_same_classes
-from ganaug.sampling import derive_seed, latents
+from ganaug.sample.latents import derive_seed, latents
 
 if TYPE_CHECKING:
     import torch
 
-    from ganaug.evaluator import Evaluator
+    from ganaug.classify.evaluator import Evaluator
 
 #: A generator as sampling sees it: ``(z float32 [N, z_dim], labels int64 [N]) -> float32 [N, 1, H, W] in [-1, 1]``.
 Run = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-#: ``round_seed(s, r)`` derives round r's latent seed with this purpose (see :func:`ganaug.sampling.derive_seed`).
+#: ``round_seed(s, r)`` derives round r's latent seed with this purpose (see :func:`ganaug.sample.latents.derive_seed`).
 _ROUND_PURPOSE = 0x7E5A
 
 
@@ -63,146 +64,13 @@ def latent_rows(seed: int, indices: np.ndarray, z_dim: int) -> np.ndarray:
     return np.concatenate([latents(seed, int(i), int(i) + 1, z_dim) for i in idx.tolist()])
 
 
-#: File of a check folder holding its :class:`Manifold` (``ganaug evaluator train --manifold-per-class N``).
-MANIFOLD = "manifold.safetensors"
-
-
-def is_manifold(path: str | Path) -> bool:
-    """Whether ``path`` is a file :meth:`Manifold.save` wrote (a safetensors file bound to check weights)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return "weights_sha256" in (f.metadata() or {}) and {"features", "labels", "radii"} <= set(f.keys())
-    except (SafetensorError, OSError):
-        return False
-
-
-@dataclass(frozen=True)
-class Manifold:
-    """Real training images as the check sees them: per class, a union of balls in the check's feature space,
-    one around each image reaching its ``k``-th nearest neighbour among that class's images (the real manifold
-    of Kynkäänniemi et al., 2019). An image lies on it when its *realism* (the largest radius / distance over
-    its class's balls) is at least 1, that is, inside one of them.
-
-    Attributes:
-        features: float32 [M, D], the check's penultimate features of M real images.
-        labels: int64 [M], their classes.
-        radii: float32 [M], each ball's radius.
-    """
-
-    features: torch.Tensor
-    labels: torch.Tensor
-    radii: torch.Tensor
-
-    @classmethod
-    def build(cls, evaluator: Evaluator, images: torch.Tensor, labels: torch.Tensor, *, k: int = 3) -> Manifold:
-        """From real images float [M, 1, 28, 28] in [-1, 1] and labels int64 [M] (more than ``k`` per class)."""
-        import torch
-
-        f = evaluator.features(images)
-        y = torch.as_tensor(labels, dtype=torch.int64)
-        radii = torch.zeros(len(y))
-        for c in y.unique():
-            rows = (y == c).nonzero().flatten()
-            if len(rows) <= k:
-                raise InputError(
-                    f"the manifold needs more than k={k} images of every class, class {int(c)} has {len(rows)}"
-                )
-            d = torch.cdist(f[rows], f[rows])
-            radii[rows] = d.topk(k + 1, dim=1, largest=False).values[:, k]  # the k-th neighbour besides itself
-        return cls(f.contiguous(), y, radii)
-
-    def realism(self, features: torch.Tensor, labels: np.ndarray) -> np.ndarray:
-        """float64 [N]: for each feature row float [N, D], max over its label's balls of radius / distance."""
-        import torch
-
-        out = np.zeros(len(labels))
-        for c in np.unique(labels):
-            rows, mine = np.flatnonzero(labels == c), self.labels == int(c)
-            d = torch.cdist(features[torch.from_numpy(rows)].float(), self.features[mine]).double()
-            out[rows] = (self.radii[mine].double()[None, :] / d.clamp_min(1e-12)).amax(dim=1).numpy()
-        return out
-
-    def sha256(self) -> str:
-        """Hex sha256 of the tensors' bytes (identity for manifests and caches)."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for t in (self.features, self.labels, self.radii):
-            digest.update(t.contiguous().numpy().tobytes())
-        return digest.hexdigest()
-
-    def save(self, path: str | Path, *, weights_sha256: str) -> Path:
-        """Write ``path`` (a safetensors file), bound to the check weights with sha256 ``weights_sha256``."""
-        from safetensors.torch import save
-
-        from ganaug.outputs import write_bytes_whole
-
-        path = Path(path)
-        tensors = {"features": self.features, "labels": self.labels, "radii": self.radii}
-        write_bytes_whole(path, save(tensors, metadata={"weights_sha256": weights_sha256}))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, *, weights_sha256: str) -> Manifold:
-        """Read a file :meth:`save` wrote for the weights with sha256 ``weights_sha256``.
-
-        Raises:
-            InputError: unreadable, or written for other weights (the evaluator was retrained since).
-        """
-        from safetensors import SafetensorError, safe_open
-
-        path = Path(path)
-        redo = f"rebuild it with `ganaug evaluator train ... --manifold-per-class N --out {path.parent} --overwrite`"
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                bound = (f.metadata() or {}).get("weights_sha256")
-                tensors = {k: f.get_tensor(k) for k in ("features", "labels", "radii")}
-        except (SafetensorError, OSError, KeyError) as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise InputError(f"{path} is not a readable manifold ({reason}); {redo}") from None
-        if bound != weights_sha256:
-            raise InputError(f"{path} was built for other weights than {path.parent}'s (retrained since?); {redo}")
-        f, y, r = tensors["features"], tensors["labels"], tensors["radii"]
-        if f.dim() != 2 or y.shape != (len(f),) or r.shape != (len(f),):
-            raise InputError(f"{path} holds tensors of mismatched shapes; {redo}")
-        # Copies, not views of the mapped file: replacing or truncating the file later must not touch them.
-        return cls(f.float().clone(), y.long().clone(), r.float().clone())
-
-
-def manifold_images(
-    dataset: str, *, root: str | Path | None, per_class: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` images per class of ``dataset``'s training split (a stratified, seeded subset, see
-    :func:`ganaug.data.stratified_subset`) for :meth:`Manifold.build`: float [M, 1, 28, 28] in [-1, 1] and
-    int64 [M].
-
-    Raises:
-        InputError: missing files, or a class with fewer than ``per_class`` images.
-    """
-    import torch
-
-    from ganaug.data import load_source, stratified_subset, to_model_range
-
-    src = load_source(dataset, root=root, split="train")
-    smallest = int(src.labels.bincount().min())
-    if per_class > smallest:
-        raise InputError(
-            f"--manifold-per-class {per_class} is larger than the smallest class of {dataset}'s training split "
-            f"({smallest} images); choose --manifold-per-class <= {smallest}"
-        )
-    idx = torch.from_numpy(stratified_subset(src.labels.numpy(), per_class, seed=seed))
-    return to_model_range(src.images[idx]), src.labels[idx]
-
-
 @dataclass(frozen=True)
 class LabelCheck:
     """A classifier that must agree with each generated image's label, or the image is drawn again.
 
     Every consumer applies it the same way (:class:`Sampling`; ``ganaug generate`` / ``ganaug evaluate``
     ``--label-check``, ``GeneratedDataset``, ``augment``, ``draw_synthetic`` and ``SyntheticMix`` ``label_check=``):
-    an image is accepted when the argmax of the classifier's scores is its label (and, with a :class:`Manifold`,
+    an image is accepted when the argmax of the classifier's scores is its label (and, with a :class:`~ganaug.classify.manifold.Manifold`,
     it lies on that label's real manifold); a rejected image is drawn again from its own latent stream, up to
     ``rounds`` tries in all, else the try with the highest probability of its label is kept. See the module
     docstring for the law.
@@ -217,11 +85,11 @@ class LabelCheck:
       ``(x - mean) / std`` with ``normalize=(mean, std)``: ``input_range=(0, 1), normalize=(0.1307, 0.3081)`` for
       one trained on ``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))``, ``input_range=(-1, 1)`` for one
       trained on ganaug's tensors. An ``nn.Module`` must be in eval mode (so a verdict does not depend on its
-      batch) and gets its batches on the device of its first parameter. A :class:`ganaug.evaluator.Evaluator`
+      batch) and gets its batches on the device of its first parameter. A :class:`ganaug.classify.evaluator.Evaluator`
       works too (it takes [-1, 1] itself).
 
     Attributes:
-        classifier: the callable above, or a :class:`ganaug.evaluator.Evaluator`.
+        classifier: the callable above, or a :class:`ganaug.classify.evaluator.Evaluator`.
         input_range: ``(low, high)`` the generator's [-1, 1] maps to [default: ``(0, 1)``; an evaluator's own
             ``(-1, 1)``].
         normalize: optional ``(mean, std)`` applied after the mapping.
@@ -288,11 +156,11 @@ class LabelCheck:
         """Load an evaluator folder (and its manifold, if it holds one) as a check.
 
         Raises:
-            InputError: ``path`` is not an evaluator folder (see :func:`ganaug.evaluator.load_evaluator`), or its
+            InputError: ``path`` is not an evaluator folder (see :func:`ganaug.classify.evaluator.load_evaluator`), or its
                 manifold was built for other weights.
         """
-        from ganaug.evaluator import WEIGHTS, load_evaluator
-        from ganaug.export import file_sha256
+        from ganaug.classify.evaluator import WEIGHTS, load_evaluator
+        from ganaug.hashing import file_sha256
 
         evaluator = load_evaluator(path)
         sha = file_sha256(Path(path) / WEIGHTS)
@@ -302,8 +170,8 @@ class LabelCheck:
 
     @property
     def evaluator(self) -> Evaluator | None:
-        """The classifier when it is a ganaug :class:`~ganaug.evaluator.Evaluator` (always with :meth:`load`)."""
-        from ganaug.evaluator import Evaluator
+        """The classifier when it is a ganaug :class:`~ganaug.classify.evaluator.Evaluator` (always with :meth:`load`)."""
+        from ganaug.classify.evaluator import Evaluator
 
         return self.classifier if isinstance(self.classifier, Evaluator) else None
 
@@ -450,7 +318,7 @@ _PICK_PURPOSE = 0x7E5C
 
 
 def candidate_seed(seed: int, j: int) -> int:
-    """The seed candidate ``j`` of ``--unflatten`` (:class:`ganaug.unflatten.Unflatten`) is sampled with (``seed`` itself for candidate 0)."""
+    """The seed candidate ``j`` of ``--unflatten`` (:class:`ganaug.sample.unflatten.Unflatten`) is sampled with (``seed`` itself for candidate 0)."""
     return seed if j == 0 else derive_seed(seed, _CANDIDATE_PURPOSE, j)
 
 
@@ -464,7 +332,7 @@ def pick_uniforms(seed: int, indices: np.ndarray) -> np.ndarray:
 
 
 class Reweighting(Protocol):
-    """What :class:`Sampling` needs of a candidate reweighting (:class:`ganaug.unflatten.Unflatten`)."""
+    """What :class:`Sampling` needs of a candidate reweighting (:class:`ganaug.sample.unflatten.Unflatten`)."""
 
     candidates: int
 
@@ -581,5 +449,5 @@ class Sampling:
 
 def sampling_from_options(temperature: float, label_check: str | Path | None, *, rounds: int = 8) -> Sampling:
     """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` options describe (``--unflatten``:
-    :func:`ganaug.unflatten.with_unflatten`)."""
+    :func:`ganaug.sample.unflatten.with_unflatten`)."""
     return Sampling(temperature, as_label_check(label_check, rounds=rounds))

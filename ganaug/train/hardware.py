@@ -1,13 +1,21 @@
-"""Choices that depend on the machine, made at start by a capability check and a short measurement, never by a
-flag a user on another CPU must know to remove."""
+"""The machine a run trains on: which device (:func:`resolve_device`), whether the CPU computes bf16 natively
+(:func:`cpu_has_bf16`), cuDNN's algorithm search (:func:`cudnn_autotune`), and choices made at start by a
+capability check and a short measurement (:func:`cpu_bf16_pays`), never by a flag a user on another CPU must know
+to remove."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from ganaug.config import ModelConfig
+from ganaug.errors import InputError
 
 #: CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic; without one oneDNN emulates bf16, about 15x slower.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -30,10 +38,9 @@ def cpu_flags() -> set[str] | None:
 def cpu_bf16_speedup(model: ModelConfig, batch_size: int = 64, *, steps: int = 3) -> float:
     """fp32 time over bf16-autocast-with-channels-last time of a G and D training step on this CPU (medians of
     ``steps`` steps after one warm-up each, interleaved): above 1, bf16 is faster. Takes a few seconds."""
-    import torch
     import torch.nn.functional as F
 
-    from ganaug.models import Discriminator, Generator
+    from ganaug.models.dcgan import Discriminator, Generator
 
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(batch_size, model.z_dim, generator=gen)
@@ -78,3 +85,40 @@ def cpu_bf16_pays(model: ModelConfig, batch_size: int = 64) -> bool:
     if flags is not None and not flags & set(BF16_FLAGS):
         return False
     return cpu_bf16_speedup(model, batch_size) >= BF16_MIN_SPEEDUP
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an :class:`InputError`.
+    Under torchrun a CUDA device is the rank's ``cuda:LOCAL_RANK``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+@contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """cuDNN's algorithm search (``torch.backends.cudnn.benchmark``) on inside the block when ``device`` is
+    CUDA (fixed batch shapes, so the search pays off); the caller's setting is restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX); True when torch cannot tell."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True

@@ -41,20 +41,20 @@ import numpy as np
 import torch
 
 from ganaug.config import sampling_temperature
+from ganaug.data.labels import check_smoothing, smooth_labels
 from ganaug.errors import InputError
-from ganaug.labels import check_smoothing, smooth_labels
-from ganaug.models import IMAGE_SHAPE
-from ganaug.recipe import MIX_SHARE
-from ganaug.resample import LabelCheck, Sampling, as_label_check
-from ganaug.sampling import latents
+from ganaug.models.dcgan import IMAGE_SHAPE
+from ganaug.sample.latents import latents
+from ganaug.sample.resample import LabelCheck, Sampling, as_label_check
 from ganaug.threads import check_threads
+from ganaug.train.recipe import MIX_SHARE
 
 if TYPE_CHECKING:
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.sample.runtime import OnnxGenerator
 
 Mode = Literal["replace", "extend"]
 Backend = Literal["onnx", "torch"]
-_MIX_PURPOSE = 10  # SeedSequence word of this module's streams (ganaug.dataset uses 0 and 2; 1 is reserved)
+_MIX_PURPOSE = 10  # SeedSequence word of this module's streams (ganaug.feed.dataset uses 0 and 2; 1 is reserved)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class MixPlan:
         step: the step.
         n: how many synthetic items.
         latent_seed: synthetic item ``k`` has latent
-            ``ganaug.sampling.latents(latent_seed, latent_start + k, latent_start + k + 1, z_dim)``.
+            ``ganaug.sample.latents.latents(latent_seed, latent_start + k, latent_start + k + 1, z_dim)``.
         latent_start: ``step * n``: the step's first row of the latent stream.
         positions: ``replace`` mode: int64 [n], sorted, the batch positions replaced; ``extend``: ``None``
             (the synthetic items follow the real ones).
@@ -89,7 +89,7 @@ class SyntheticMix:
         share: the synthetic share of the returned batch of N items. ``replace``: ``round(share * N)``
             items are replaced (0 <= share <= 1). ``extend``: ``m = round(share * N / (1 - share))``
             items are appended, so ``m / (N + m)`` is ``share`` up to rounding (0 <= share < 1). Left out:
-            the low-budget recipe's 0.1 (:mod:`ganaug.recipe`; the benchmark measured it with
+            the low-budget recipe's 0.1 (:mod:`ganaug.train.recipe`; the benchmark measured it with
             ``label_smoothing=0.2``, which you ask for yourself: it changes the labels' type).
         mode: ``replace`` (the batch keeps its size) or ``extend`` (synthetic items appended).
         classes: ``uniform`` (each synthetic label uniform over the classes), a sequence of
@@ -106,15 +106,15 @@ class SyntheticMix:
             :data:`ganaug.threads.MAX_THREADS_PER_CPU` times the CPUs this process may use.
         label_smoothing: ``e`` in [0, 1) [default: 0: int64 labels, with or without a ``share``]. With ``e > 0`` the
             returned labels are float32 [N', num_classes] probability targets: one-hot for the real items,
-            ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.labels.smooth_labels`),
+            ``(1 - e) * one_hot + e / num_classes`` for the synthetic ones (:func:`ganaug.data.labels.smooth_labels`),
             so ``F.cross_entropy(logits, labels)`` trains the generated items on smoothed labels and the real
-            ones as before. 0: int64 labels. Where the recipe paid and where it did not: :mod:`ganaug.recipe`.
-        temperature: latents are ``temperature * N(0, I)`` (> 0), as in :class:`ganaug.resample.Sampling`.
+            ones as before. 0: int64 labels. Where the recipe paid and where it did not: :mod:`ganaug.train.recipe`.
+        temperature: latents are ``temperature * N(0, I)`` (> 0), as in :class:`ganaug.sample.resample.Sampling`.
             Default: the model's own (its preset's ``sampling``; 1, plain, for models without one).
-        label_check: a :class:`ganaug.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
+        label_check: a :class:`ganaug.sample.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
             normalize=...)`` or ``LabelCheck.load(folder)``) or an evaluator folder: a synthetic item the check
             assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
-            tries, as everywhere else a check is used (:mod:`ganaug.resample`); item ``k`` of step ``s`` is sample
+            tries, as everywhere else a check is used (:mod:`ganaug.sample.resample`); item ``k`` of step ``s`` is sample
             ``s * n + k`` of that law, so it still depends only on ``(seed, s)`` and the batch size. Each block of
             steps then goes through the host once, for the check (a synchronisation on CUDA).
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
@@ -398,7 +398,9 @@ class SyntheticMix:
             starts = [(first + j * stride) * n for j in range(steps)]
             z = np.concatenate([latents(self._latent_seed, s, s + n, self.z_dim) for s in starts])
         if self.temperature != 1.0 and self.label_check is None:  # with a check, Sampling scales them itself
-            z = z * np.float32(self.temperature)  # as ganaug.resample.Sampling does: float32 latents times float32 t
+            z = z * np.float32(
+                self.temperature
+            )  # as ganaug.sample.resample.Sampling does: float32 latents times float32 t
         z = torch.from_numpy(z)
         return (ints.pin_memory(), z.pin_memory()) if pin else (ints, z)
 
@@ -443,7 +445,7 @@ class SyntheticMix:
         self, first: int, stride: int, n: int, z: torch.Tensor, labels: torch.Tensor, device: torch.device
     ) -> torch.Tensor:
         """A block's items drawn through the label check: item ``k`` of step ``s`` is sample ``s * n + k`` of
-        :class:`ganaug.resample.Sampling` (the temperature and the check) with the latent seed; ``z`` holds their
+        :class:`ganaug.sample.resample.Sampling` (the temperature and the check) with the latent seed; ``z`` holds their
         unscaled first latents. Returns float32 [L * n, 1, 28, 28] in [-1, 1] on ``device``."""
         steps = labels.shape[0]
         indices = ((first + np.arange(steps, dtype=np.int64) * stride)[:, None] * n + np.arange(n)[None, :]).reshape(-1)
@@ -523,7 +525,7 @@ class SyntheticMix:
         key = (os.getpid(), str(device))
         if self.backend == "torch":
             if key not in self._torch:
-                from ganaug.export import fold_for_inference, load_checkpoint_generator
+                from ganaug.train.export import fold_for_inference, load_checkpoint_generator
 
                 generator, _ = load_checkpoint_generator(self.path)
                 self._torch[key] = fold_for_inference(generator).eval().to(device)
@@ -574,7 +576,7 @@ class SyntheticMix:
     # ---- helpers --------------------------------------------------------------------------------
 
     def _open_onnx(self, device: torch.device) -> OnnxGenerator:
-        from ganaug.runtime import OnnxGenerator
+        from ganaug.sample.runtime import OnnxGenerator
 
         if device.type == "cpu":
             return OnnxGenerator(self.path, provider="cpu", threads=self.threads)
@@ -689,7 +691,7 @@ def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str], dict[str,
     """(the file the backend loads, z_dim, class names, the model's default sampling) of a run folder, ``.onnx``
     or checkpoint."""
     if backend == "onnx":
-        from ganaug.runtime import ONNX_FILE, OnnxGenerator, warn_uncorrected
+        from ganaug.sample.runtime import ONNX_FILE, OnnxGenerator, warn_uncorrected
 
         onnx_path = path / ONNX_FILE if path.is_dir() else path
         if path.suffix == ".pt":
@@ -697,7 +699,7 @@ def _open(path: Path, backend: Backend) -> tuple[Path, int, list[str], dict[str,
         probe = OnnxGenerator(onnx_path, provider="cpu")  # metadata only: the session is made on first use
         warn_uncorrected(probe, unflatten=False)  # SyntheticMix samples plain: no correction of density weighting
         return onnx_path, probe.z_dim, probe.classes, probe.sampling
-    from ganaug.export import load_checkpoint_generator
+    from ganaug.train.export import load_checkpoint_generator
 
     source = path.parent if path.suffix == ".onnx" else path
     generator, meta = load_checkpoint_generator(source)

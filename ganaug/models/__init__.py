@@ -1,0 +1,1 @@
+"""The networks: :mod:`~ganaug.models.dcgan` holds the class-conditional DCGAN's generator and discriminator."""
