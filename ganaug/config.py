@@ -111,7 +111,7 @@ class TrainConfig:
     shifts of up to 2 pixels and horizontal flips (for clothes; see ``ganaug.data.augment_ops.CLASSICAL``): G then
     learns the augmented distribution, i.e. digits in slightly new poses, which for tiny subsets is what a
     downstream classifier wants.
-    ``pseudo_label``: few labels, many images (issue 12's pool protocol). With ``per_class``, the GAN also
+    ``pseudo_label``: few labels, many images (the downstream benchmark's pool protocol). With ``per_class``, the GAN also
     trains on the rest of the training split, labelled by a teacher classifier trained on the subset alone
     (:mod:`ganaug.train.pseudo`); an image is kept when the teacher's probability is >= this threshold, in (0, 1];
     0 = off (the subset only). No label outside the subset is read. ``unlabelled``: a folder of unlabelled

@@ -1,8 +1,8 @@
 """How many CPU threads ganaug computes with, and how its idle OpenMP threads wait.
 
 PyTorch's OpenMP threads (libgomp) spin for a while when they wait for work. On a machine where other
-processes compute too, a spinning thread holds a core the thread it waits for needs. Measured on 2 cores
-(issue 10): ``ganaug train --dataset digits`` made 724 images/s quiet, 225 beside one busy single-threaded
+processes compute too, a spinning thread holds a core the thread it waits for needs. Measured on 2 cores:
+``ganaug train --dataset digits`` made 724 images/s quiet, 225 beside one busy single-threaded
 process with 2 threads, where 1 thread made 402 and ``OMP_WAIT_POLICY=PASSIVE`` 380; beside three busy
 processes 104 (1 thread: 225). Sleeping at once (``PASSIVE``) costs 15% quiet (617 against 721 images/s);
 spinning 1,000 rounds before sleeping (``GOMP_SPINCOUNT=1000``, libgomp's default is 300,000) keeps the quiet

@@ -97,7 +97,10 @@ def run_probes(
     return doc
 
 
-_MARKS = {"probes.json": '{\n "profile"', "probes.md": "# Issue 12 probes"}  # what an earlier run's files begin with
+_MARKS = {
+    "probes.json": '{\n "profile"',
+    "probes.md": ("# Downstream probes", "# Issue 12 probes"),
+}  # what an earlier run's files begin with
 
 
 def _per_seed(cells: list[dict[str, Any]], budget: int, cond: str, ref: str) -> list[float]:
@@ -118,7 +121,7 @@ def _diff(row: dict[str, Any], key: str) -> str:
 
 def _markdown(base: Profile, doc: dict[str, Any]) -> str:
     lines = [
-        *provenance_lines(f"Issue 12 probes: `{base.name}` profile, dataset `{base.dataset}`", doc),
+        *provenance_lines(f"Downstream probes: `{base.name}` profile, dataset `{base.dataset}`", doc),
         (
             f"Each probe changes one lever of the profile (classical augmentation `{base.classical}`, "
             f"{base.synthetic_per_class} generated per class, classifier {base.clf_steps} steps) and runs (a) real, "
