@@ -28,12 +28,14 @@ DEFAULT_SAVES = 40
 
 
 #: The keys a run's default sampling (``TrainConfig.sampling``, a preset's ``sampling``, the ONNX metadata) may hold.
-SAMPLING_KEYS: tuple[str, ...] = ("temperature",)
+SAMPLING_KEYS: tuple[str, ...] = ("temperature", "label_check")
 
 
 def sampling_problem(sampling: Any) -> str | None:
-    """What is wrong with a default-sampling mapping (``{"temperature": t}``, t a finite number > 0; empty =
-    plain), or ``None`` when it is right: the one check of the run config, the preset files and the ONNX file."""
+    """What is wrong with a default-sampling mapping (``{"temperature": t, "label_check": "label_check.onnx"}``:
+    t a finite number > 0; the check, when named, a ``.onnx`` file name beside the model, which ``ganaug train``
+    writes; empty = plain), or ``None`` when it is right: the one check of the run config, the preset files and
+    the ONNX file."""
     if not isinstance(sampling, dict):
         return f'sampling must be a mapping such as {{"temperature": 1.0}}, got {type(sampling).__name__}'
     unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
@@ -42,6 +44,12 @@ def sampling_problem(sampling: Any) -> str | None:
     t = sampling.get("temperature", 1.0)
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
         return f"sampling temperature must be a finite number > 0, got {t!r}"
+    check = sampling.get("label_check")
+    if check is not None and not (
+        isinstance(check, str) and check.endswith(".onnx") and check == check.strip() and "/" not in check
+        and "\\" not in check and check not in (".onnx", "..onnx")
+    ):
+        return f'sampling label_check must be a file name such as "label_check.onnx" (beside the model), got {check!r}'
     return None
 
 

@@ -36,6 +36,8 @@ from ganaug.errors import GanaugError, InputError
 
 ONNX_FILE = "generator.onnx"
 """A run folder's exported generator."""
+CHECK_FILE = "label_check.onnx"
+"""A run's own label check beside its generator (:mod:`ganaug.train.labelcheck`)."""
 ONNX_FP16_FILE = "generator_fp16.onnx"
 """``ganaug export --fp16``'s default name in a run folder."""
 MARKER = ".ganaug.json"

@@ -58,12 +58,12 @@ def test_python_resolves_every_preset_as_the_cli_does_field_by_field(monkeypatch
 
 def test_the_dataset_and_budget_choose_the_preset_and_say_so(monkeypatch, tmp_path):
     cases = {
-        ("mnist", None): "mnist@1",
+        ("mnist", None): "mnist@2",
         ("fashion-mnist", None): "fashion-mnist@1",
         ("imagefolder", None): "fashion-mnist@1",
         ("digits", None): "digits@1",
         ("mnist", 199): "few-shot@1",
-        ("mnist", 200): "mnist@1",
+        ("mnist", 200): "mnist@2",
     }
     for (dataset, per_class), tag in cases.items():
         if dataset == "imagefolder":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ganaug.cli._common import main, model_temperature, sampling_options
+from ganaug.cli._common import cli_sampling, main, sampling_options
 from ganaug.config import DATASETS
 from ganaug.errors import InputError
 from ganaug.outputs import check_own_folder, check_report_target, write_text_whole
@@ -271,6 +271,7 @@ def evaluate(
     model: Path,
     temperature: float,
     label_check: Path | None,
+    plain: bool,
     unflatten: int,
     threads: int | None,
     evaluator_path: Path,
@@ -297,7 +298,6 @@ def evaluate(
     from ganaug.data.sources import load_source, training_images
     from ganaug.eval.report import evaluate_on_sources, evaluation_data
     from ganaug.sample.generators import open_generator
-    from ganaug.sample.resample import sampling_from_options
     from ganaug.sample.unflatten import check_unflatten_room, with_unflatten
     from ganaug.threads import check_threads, configure_torch
 
@@ -310,7 +310,7 @@ def evaluate(
     dataset, root = evaluation_data(gen, ev, dataset=dataset, data_root=data_root)
     check_same_classes(gen.classes, ev.classes)
     # evaluate_generator checks it against ev
-    sampling = sampling_from_options(model_temperature(temperature, gen), label_check)
+    sampling = cli_sampling(gen, temperature, label_check, plain, threads)
     # Before the run's training images are read: K candidates of each image of a 1,000-image batch at once.
     samples = per_class * len(gen.classes)
     shape = getattr(gen, "image_shape", (1, 28, 28))  # the PyTorch backend's generator makes 28x28 grey images

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from ganaug import __version__
-from ganaug.cli._common import main, model_temperature, sampling_options
+from ganaug.cli._common import cli_sampling, main, sampling_options
 from ganaug.outputs import IMAGES_MANIFEST, check_targets, make_folders, remove_made_folders, replace_path
 from ganaug.sample.latents import MAX_SEED
 
@@ -123,6 +123,7 @@ def generate(
     seed: int,
     temperature: float,
     label_check: Path | None,
+    plain: bool,
     unflatten: int,
     data_root: Path | None,
     out: Path,
@@ -142,7 +143,6 @@ def generate(
     """
     from ganaug.data.labels import class_folders
     from ganaug.outputs import clean_stale_temps, exclusive_lock, remove_path, reporting_disk_full, temp_path
-    from ganaug.sample.resample import sampling_from_options
     from ganaug.sample.runtime import OnnxGenerator, warn_uncorrected
     from ganaug.sample.unflatten import check_unflatten_room, with_unflatten
     from ganaug.threads import check_threads, choose_threads
@@ -164,7 +164,7 @@ def generate(
     # Before the run's training images are read: K candidates of every image of a batch are held at once.
     check_unflatten_room(unflatten, batch=min(batch_size, len(labels)), image_shape=gen.image_shape)
     sampling = with_unflatten(
-        sampling_from_options(model_temperature(temperature, gen), label_check),
+        cli_sampling(gen, temperature, label_check, plain, threads),
         unflatten,
         run=model,
         data_root=data_root,

@@ -40,12 +40,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from ganaug.config import sampling_temperature
 from ganaug.data.labels import check_smoothing, smooth_labels
 from ganaug.errors import InputError
 from ganaug.models.dcgan import IMAGE_SHAPE
 from ganaug.sample.latents import latents
-from ganaug.sample.resample import LabelCheck, Sampling, as_label_check
+from ganaug.sample.resample import LabelCheck, Sampling, model_sampling
 from ganaug.threads import check_threads
 from ganaug.train.recipe import MIX_SHARE
 
@@ -116,7 +115,10 @@ class SyntheticMix:
             assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
             tries, as everywhere else a check is used (:mod:`ganaug.sample.resample`); item ``k`` of step ``s`` is sample
             ``s * n + k`` of that law, so it still depends only on ``(seed, s)`` and the batch size. Each block of
-            steps then goes through the host once, for the check (a synchronisation on CUDA).
+            steps then goes through the host once, for the check (a synchronisation on CUDA). Default: the
+            model's own check when its preset asks for one (``label_check.onnx`` beside it).
+        sampling: ``"model"`` (default: the model's temperature and label check where none is given) or
+            ``"plain"`` (temperature 1, no check, unless given), as :class:`ganaug.feed.dataset.GeneratedDataset`.
         lookahead: steps whose synthetic items are generated in one generator call. Step ``s`` belongs to
             the block of steps ``[s // lookahead * lookahead, ... + lookahead)``; the first call in a block
             generates (and keeps, on the device) the whole block, later calls only scatter their share into
@@ -193,6 +195,7 @@ class SyntheticMix:
         label_smoothing: float | None = None,
         temperature: float | None = None,
         label_check: str | Path | LabelCheck | None = None,
+        sampling: str = "model",
     ) -> None:
         if share is None:
             share = MIX_SHARE
@@ -219,15 +222,19 @@ class SyntheticMix:
         self.value_range = _check_range(value_range)
         self.normalize = _check_normalize(normalize)
         self._uint8_ok = value_range is None and normalize is None
-        self.path, self.z_dim, self.class_names, model_sampling = _open(Path(generator), backend)
-        if temperature is None:  # the model's default sampling, as `ganaug generate` and GeneratedDataset use it
-            temperature = sampling_temperature(model_sampling)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, type(None))) or not (
+            temperature is None or temperature > 0
+        ):
             raise InputError(f"temperature must be a number > 0, got {temperature!r}")
-        if not math.isfinite(temperature):
+        if temperature is not None and not math.isfinite(temperature):
             raise InputError(f"temperature must be finite, got {temperature!r}")
-        self.temperature = float(temperature)
-        self.label_check = as_label_check(label_check)
+        self.path, self.z_dim, self.class_names, own = _open(Path(generator), backend)
+        # the model's default sampling where none is given, as `ganaug generate` and GeneratedDataset use it
+        drawn = model_sampling(
+            own, self.path, sampling=sampling, temperature=temperature, label_check=label_check, threads=self.threads
+        )
+        self.temperature = float(drawn.temperature)
+        self.label_check = drawn.check
         if self.label_check is not None:
             self.label_check.check_classes(self.class_names, IMAGE_SHAPE)
         self._sampling = Sampling(self.temperature, self.label_check)

@@ -34,11 +34,10 @@ import torch
 from PIL import Image
 from torchvision.datasets import VisionDataset
 
-from ganaug.config import sampling_temperature
 from ganaug.data.labels import labels_from_counts, parse_counts, resolve_class, to_uint8, whole
 from ganaug.errors import InputError
 from ganaug.sample.latents import check_seed, derive_seed, latents
-from ganaug.sample.resample import LabelCheck, Sampling, as_label_check
+from ganaug.sample.resample import LabelCheck, Sampling, model_sampling
 from ganaug.sample.runtime import warn_uncorrected
 from ganaug.sample.unflatten import Unflatten
 
@@ -178,10 +177,14 @@ class GeneratedDataset(VisionDataset):
         label_check: a :class:`ganaug.sample.resample.LabelCheck` (an evaluator folder, or a classifier of your own
             with its input range) that must agree with each item's label: an item it rejects is drawn again from
             its own latent stream, up to ``rounds`` tries (see :mod:`ganaug.sample.resample`). An evaluator folder is
-            loaded with 8 rounds.
+            loaded with 8 rounds. Default: the model's own check when its preset asks for one (``label_check.onnx``
+            beside the model, written by ``ganaug train``).
         unflatten: for a run folder trained with ``flatten_density`` (the mnist preset's density weighting): candidates per item (0 = off; or a
             :class:`ganaug.sample.unflatten.Unflatten`), one kept towards the real density (:mod:`ganaug.sample.resample`). It
             holds the run's training images (47 MB for MNIST), read from ``data_root`` (default: the run's).
+        sampling: ``"model"`` (default): the model's default sampling (its temperature and label check, as
+            ``ganaug generate`` uses them) fills in what is not given; ``"plain"``: temperature 1 and no check
+            unless given.
 
     Memory: generated items stay cached in each process that generated them (784 bytes an item for
     ``"pil"``, 3,136 for ``"tensor"``, plus ``4 * z_dim`` for latents); :meth:`materialize` fills the cache
@@ -218,6 +221,7 @@ class GeneratedDataset(VisionDataset):
         label_check: str | Path | LabelCheck | None = None,
         unflatten: int | Unflatten = 0,
         data_root: str | Path | None = None,
+        sampling: str = "model",
     ) -> None:
         super().__init__(str(generator), transform=transform, target_transform=target_transform)
         if output not in ("pil", "tensor"):
@@ -241,13 +245,14 @@ class GeneratedDataset(VisionDataset):
         self.threads = threads
         self.chunk_size = _positive_int(chunk_size, "chunk_size")
         self.epoch: int | None = None
-        check = as_label_check(label_check)
         if not isinstance(unflatten, Unflatten) and unflatten:
             unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
         runtime = self._runtime()
-        if temperature is None:  # the model's default sampling, as `ganaug generate` uses it
-            temperature = sampling_temperature(runtime.sampling)
-        self.sampling = Sampling(temperature, check, unflatten or None)
+        own = model_sampling(  # the model's default sampling where the caller leaves it open, as `ganaug generate`
+            runtime.sampling, runtime.path, sampling=sampling, temperature=temperature, label_check=label_check,
+            threads=threads,
+        )
+        self.sampling = Sampling(own.temperature, own.check, unflatten or None)
         warn_uncorrected(runtime, unflatten=self.sampling.unflatten is not None)
         self.z_dim: int = int(runtime.z_dim)
         self.classes: list[str] = list(runtime.classes)

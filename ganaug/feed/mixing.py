@@ -271,12 +271,14 @@ def draw_synthetic(
     mode: str = "L",
     transform: Callable | None = None,
     target_transform: Callable | None = None,
+    sampling: str = "model",
     **removed: Any,
 ) -> SyntheticSet:
     """Exactly ``per_class`` generated items of each class, optionally drawn through a label check.
 
     From a generator file: the items of ``GeneratedDataset(generated, per_class={c: n_c, ...}, seed=seed,
-    order="sorted", label_check=label_check)`` (classes in index order), with the model's default sampling. From
+    order="sorted", label_check=label_check, sampling=sampling)`` (classes in index order): by default the model's
+    own sampling (its temperature and label check). From
     a :class:`GeneratedDataset`: the first ``n_c`` items of each class ``c`` in its own order, drawn its own way
     (its temperature, check and unflattening), with ``label_check`` added when given. With a check, an item the
     check assigns to another class is drawn again from its own latent stream, up to the check's ``rounds``
@@ -291,6 +293,8 @@ def draw_synthetic(
         label_check: a :class:`ganaug.sample.resample.LabelCheck` (``LabelCheck(classifier, input_range=...,
             normalize=...)`` or ``LabelCheck.load(folder)``) or an evaluator folder.
         mode, transform, target_transform: how :class:`SyntheticSet` hands the items out.
+        sampling: with a generator file, ``"model"`` (default: its temperature and label check where none is given)
+            or ``"plain"`` (see :class:`GeneratedDataset`).
 
     Raises:
         InputError: bad quotas or classes; a :class:`GeneratedDataset` with tensor output, transforms, too few
@@ -314,19 +318,16 @@ def draw_synthetic(
             picks += [(0, int(i)) for i in held[:n]]
         sources, sampling = [source], source.sampling.identity()
     else:
-        template = GeneratedDataset(path, per_class=1, seed=base_seed)
+        template = GeneratedDataset(path, per_class=1, seed=base_seed, label_check=check, sampling=sampling)
         quotas = _quotas(per_class, template.classes)
-        if check is not None:
-            check.check_classes(template.classes, template.image_shape)
-        sampling = dataclasses.replace(template.sampling, check=check).identity()
         wanted = {c: n for c, n in enumerate(quotas) if n}
         sources, picks = [], []
         if wanted:
+            drawn = {"temperature": template.sampling.temperature, "label_check": template.sampling.check}
             options = {"provider": template.provider, "threads": template.threads, "chunk_size": template.chunk_size}
-            sources = [
-                GeneratedDataset(path, per_class=wanted, seed=base_seed, order="sorted", label_check=check, **options)
-            ]
+            sources = [GeneratedDataset(path, per_class=wanted, seed=base_seed, order="sorted", **drawn, **options)]
             picks = [(0, i) for i in range(sum(wanted.values()))]
+        sampling = template.sampling.identity()
     return SyntheticSet(
         sources,
         np.array(picks, dtype=np.int64).reshape(-1, 2),
@@ -361,6 +362,7 @@ def augment(
     label_check: str | Path | LabelCheck | None = None,
     match_class_names: bool = True,
     label_smoothing: float | None = None,
+    sampling: str = "model",
     **removed: Any,
 ) -> AugmentedDataset:
     """``real`` plus synthetic items of its own item type, in one dataset that records the mix.
@@ -397,6 +399,8 @@ def augment(
             targets become probability vectors, smoothed by ``e`` for synthetic items only (see
             :class:`AugmentedDataset`); needs a real dataset without ``target_transform``. Where it paid and
             where it did not (Fashion-MNIST and MNIST, 10 and 50 real images per class): :mod:`ganaug.train.recipe`.
+        sampling: with a generator file, ``"model"`` (default: the model's temperature and label check where none
+            is given) or ``"plain"`` (see :class:`GeneratedDataset`).
 
     Raises:
         InputError: more than one rule, or a bad value for it; an empty real dataset; items that are not
@@ -426,7 +430,7 @@ def augment(
             "without target_transform, or label_smoothing=0"
         )
     pool, path, base_seed = _pool(generated, seed)
-    facts = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed)
+    facts = pool if pool is not None else GeneratedDataset(path, per_class=1, seed=base_seed, sampling=sampling)
     classes, (_, height, width) = facts.classes, facts.image_shape
     raw_image = _raw_item(base, 0 if index_map is None else int(index_map[0]))[0]
     if not isinstance(raw_image, Image.Image):
@@ -462,6 +466,7 @@ def augment(
         quotas,
         seed=None if pool is not None else base_seed,
         label_check=check,
+        sampling=sampling,
         mode=raw_image.mode,
         transform=getattr(base, "transform", None),
         target_transform=getattr(base, "target_transform", None),

@@ -78,7 +78,8 @@ class LabelCheck:
     Two ways to build one:
 
     - ``LabelCheck.load(folder, rounds=8)``: a ganaug evaluator folder (``ganaug evaluator train``), with its
-      manifold if the folder holds one; what the CLI's ``--label-check FOLDER`` loads.
+      manifold if the folder holds one, or a run's ``label_check.onnx`` (:class:`OnnxCheck`); what the CLI's
+      ``--label-check PATH`` loads.
     - ``LabelCheck(classifier, input_range=(0, 1), normalize=(0.1307, 0.3081), rounds=8)``: any classifier of
       your own, ``float32 [N, 1, H, W] -> scores [N, num_classes]`` (logits or any scores; the prediction is their
       argmax). It sees the generator's float output mapped from [-1, 1] to ``input_range``, then
@@ -162,6 +163,11 @@ class LabelCheck:
         from ganaug.classify.evaluator import WEIGHTS, load_evaluator
         from ganaug.hashing import file_sha256
 
+        if Path(path).suffix == ".onnx" and not Path(path).is_dir():
+            onnx_check = OnnxCheck(path)
+            return cls(
+                onnx_check, input_range=(-1.0, 1.0), rounds=rounds, classes=onnx_check.classes, sha256=onnx_check.sha256
+            )
         evaluator = load_evaluator(path)
         sha = file_sha256(Path(path) / WEIGHTS)
         manifold_file = Path(path) / MANIFOLD
@@ -255,6 +261,75 @@ class LabelCheck:
                 )
             out.append(scores.detach().float().cpu())
         return torch.cat(out)
+
+
+class OnnxCheck:
+    """A run's own label check (``label_check.onnx``, written by ``ganaug train``; see
+    :mod:`ganaug.train.labelcheck`) run by ONNX Runtime on the CPU: ``check(x)`` takes images float32 [N, 1, 28, 28]
+    in [-1, 1] (a tensor or an array) and returns logits float32 [N, num_classes] as a tensor.
+
+    Each process opens its own session on first use (a forked DataLoader worker does not share its parent's);
+    pickling keeps the path only. ``threads``: ONNX Runtime's intra-op threads (None: its default).
+
+    Raises:
+        InputError: the file is missing, not ONNX, or not a ganaug check file.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        from ganaug.hashing import file_sha256
+        from ganaug.train.labelcheck import CHECK_KIND
+
+        self.path = Path(path)
+        self.threads = threads
+        if not self.path.is_file():
+            raise InputError(f"no label check at {self.path}; `ganaug train` writes one when its preset asks for it")
+        meta = _onnx_metadata(self.path)
+        if meta.get("kind") != CHECK_KIND or not isinstance(meta.get("classes"), list):
+            raise InputError(f"{self.path} is not a ganaug label check (its metadata kind is {meta.get('kind')!r})")
+        self.classes: list[str] = [str(c) for c in meta["classes"]]
+        self.metadata = meta
+        self.sha256 = file_sha256(self.path)
+        self._sessions: dict[int, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sessions": {}}
+
+    def _session(self) -> Any:
+        import os
+
+        pid = os.getpid()
+        if pid not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self.threads is not None:
+                options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+            self._sessions = {pid: ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])}
+        return self._sessions[pid]
+
+    def __call__(self, images: Any) -> torch.Tensor:
+        import torch
+
+        x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        (logits,) = self._session().run(["logits"], {"images": np.ascontiguousarray(x, dtype=np.float32)})
+        return torch.from_numpy(logits)
+
+
+def _onnx_metadata(path: Path) -> dict[str, Any]:
+    """The ``ganaug.`` metadata of an ONNX file without reading its weights' meaning (one line if unreadable)."""
+    import json
+
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+        return {
+            p.key[len("ganaug.") :]: json.loads(p.value) for p in proto.metadata_props if p.key.startswith("ganaug.")
+        }
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same bad input
+        raise InputError(f"{path} is not a readable ONNX file ({type(e).__name__}); give a run's label_check.onnx") from None
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:
@@ -451,3 +526,55 @@ def sampling_from_options(temperature: float, label_check: str | Path | None, *,
     """The :class:`Sampling` the CLI's ``--temperature`` / ``--label-check`` options describe (``--unflatten``:
     :func:`ganaug.sample.unflatten.with_unflatten`)."""
     return Sampling(temperature, as_label_check(label_check, rounds=rounds))
+
+
+#: What ``sampling=`` takes wherever a model is sampled: its own default sampling, or the plain one.
+SAMPLING_CHOICES: tuple[str, ...] = ("model", "plain")
+
+
+def model_sampling(
+    model_sampling: dict[str, Any] | None,
+    model_file: str | Path,
+    *,
+    sampling: str = "model",
+    temperature: float | None = None,
+    label_check: Any = None,
+    threads: int | None = None,
+) -> Sampling:
+    """The sampling every consumer uses (``ganaug generate`` / ``evaluate``, ``GeneratedDataset``, ``augment``,
+    ``SyntheticMix``): what the caller gives, else the model's default.
+
+    Args:
+        model_sampling: the model's default sampling (its ONNX metadata or run config: ``{"temperature": t,
+            "label_check": "label_check.onnx"}``; empty = plain).
+        model_file: the ``.onnx`` file or run folder the model came from; its check is the file of that name beside it
+            (in the run folder).
+        sampling: ``"model"`` (default: the model's temperature and check fill in what the caller leaves out) or
+            ``"plain"`` (temperature 1 and no check unless given).
+        temperature, label_check: the caller's own (see :class:`Sampling`, :func:`as_label_check`).
+        threads: ONNX Runtime threads of the model's check.
+
+    Raises:
+        InputError: an unknown ``sampling``; the model's check is missing beside it or is not a check file.
+    """
+    from ganaug.config import sampling_temperature
+
+    if sampling not in SAMPLING_CHOICES:
+        raise InputError(f"sampling must be 'model' (the model's default) or 'plain', got {sampling!r}")
+    own = model_sampling if sampling == "model" else {}
+    if temperature is None:
+        temperature = sampling_temperature(own)
+    check = as_label_check(label_check)
+    name = (own or {}).get("label_check")
+    if check is None and name:
+        model_file = Path(model_file)
+        folder = model_file if model_file.is_dir() else model_file.parent
+        path = folder / name
+        if not path.is_file():
+            raise InputError(
+                f"{model_file}'s default sampling needs its label check {name}, which is not in {folder}; copy it "
+                "there from the run folder, or sample plainly (--plain, sampling='plain')"
+            )
+        onnx_check = OnnxCheck(path, threads=threads)
+        check = LabelCheck(onnx_check, input_range=(-1.0, 1.0), classes=onnx_check.classes, sha256=onnx_check.sha256)
+    return Sampling(temperature, check)

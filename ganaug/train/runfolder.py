@@ -25,7 +25,7 @@ import torch
 
 from ganaug import __version__, viz
 from ganaug.errors import InputError
-from ganaug.outputs import MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
+from ganaug.outputs import CHECK_FILE, MARKER, ONNX_FILE, ONNX_FP16_FILE, temp_target
 from ganaug.train.checkpoint import CHECKPOINT
 from ganaug.train.pseudo import FILE as PSEUDO_LABELS
 
@@ -48,7 +48,7 @@ _ATOMIC_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY)
 #: nothing else.
 RUN_FILES = frozenset(
     {MARKER, CONFIG, INDICES, METRICS, SAMPLES, CHECKPOINT, PSEUDO_LABELS, GRID, GIF, LOSSES, SUMMARY}
-    | {ONNX_FILE, ONNX_FP16_FILE}
+    | {ONNX_FILE, ONNX_FP16_FILE, CHECK_FILE}
 )
 _EPOCH_GRID = re.compile(r"epoch_\d{4,}\.png")
 

@@ -1,0 +1,212 @@
+"""Which sampling should a preset use by default? Plain sampling, the model's own default (its preset's: for the
+mnist preset the run's small label check, ``label_check.onnx``), and slower chains, side by side on the same runs:
+images/s through ``GeneratedDataset`` on this machine's cores, and the quality of the same images in ganaug's
+committed evaluator (recall, precision, FD against its real floor, class fidelity; CAS with ``--cas``) and in a
+second judge of another family (LeNet-5 trained here, as in ``benchmarks/metric_agreement.py``: its fidelity and
+the FD in its 84-d features), so that a sampling rule is not tuned to one evaluator's features.
+
+    python -m benchmarks.default_sampling RUN [RUN ...] --evaluator benchmarks/results/evaluators/mnist_cpu \\
+        --data-root DATA [--label-check CHECK --temperature 1.15 --unflatten 8] [--cas] --threads 2 --out OUT
+
+Variants: ``plain`` (``sampling="plain"``), ``model`` (the run's default sampling, what ``ganaug generate RUN``
+and ``GeneratedDataset(RUN)`` use), and with ``--label-check``: ``T + check`` (that evaluator folder as the
+check) and, with ``--unflatten K``, ``T + check + unflatten K`` (the full chain). Speed: every variant generates
+``--speed-images`` images through ``GeneratedDataset.arrays`` in turn, ``--repeats`` times (interleaved, so a
+drift in the machine's speed hits all alike); medians. Quality: ``--per-class`` images per class (latent seed 0)
+scored as ``ganaug evaluate`` scores them. Writes ``OUT/results.json`` and ``OUT/report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _variants(run: Path, args) -> dict[str, Any]:
+    """name -> GeneratedDataset keyword arguments of each sampling compared for ``run``."""
+    from ganaug.sample.resample import LabelCheck
+
+    out: dict[str, Any] = {"plain": {"sampling": "plain"}, "model": {}}
+    if args.label_check is not None:
+        check = LabelCheck.load(args.label_check)
+        t = args.temperature
+        out[f"T {t:g} + check"] = {"sampling": "plain", "temperature": t, "label_check": check}
+        if args.unflatten:
+            out[f"T {t:g} + check + unflatten {args.unflatten}"] = {
+                "sampling": "plain", "temperature": t, "label_check": check, "unflatten": args.unflatten,
+                "data_root": args.data_root,
+            }
+    return out
+
+
+def speed(run: Path, variants: dict[str, Any], *, images: int, repeats: int, threads: int, log) -> dict[str, Any]:
+    """Median images/s of each variant through ``GeneratedDataset(run, ...).arrays`` over ``images`` items."""
+    from ganaug.feed.dataset import GeneratedDataset
+
+    per_class = -(-images // 10)
+    sets = {
+        name: GeneratedDataset(run, per_class=per_class, seed=0, threads=threads, **kw) for name, kw in variants.items()
+    }
+    for ds in sets.values():  # sessions, the check, the unflattening's caps: built before timing
+        ds.arrays(np.arange(64))
+    seconds: dict[str, list[float]] = {name: [] for name in sets}
+    for r in range(repeats):
+        for name, ds in sets.items():
+            ds.set_epoch(1000 + r)  # fresh items each repeat: nothing served from the cache
+            t0 = time.perf_counter()
+            ds.arrays(np.arange(images))
+            seconds[name].append(time.perf_counter() - t0)
+        log(f"  speed repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {images / s[-1]:.0f}/s" for n, s in seconds.items()))
+    base = statistics.median(seconds["plain"])
+    return {
+        name: {
+            "images_per_second": images / statistics.median(s),
+            "speed_vs_plain": base / statistics.median(s),
+            "seconds": s,
+        }
+        for name, s in seconds.items()
+    }
+
+
+def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_class: int, cas: bool, log):
+    """Per variant: ganaug's report on ``per_class`` images per class and the second judge's fidelity and FD."""
+    from ganaug.data.labels import labels_from_counts
+    from ganaug.eval.metrics import frechet_distance
+    from ganaug.eval.report import evaluate_generator
+    from ganaug.feed.dataset import GeneratedDataset
+    from ganaug.sample.generators import generate, open_generator
+
+    gen = open_generator(run, backend="onnx")
+    labels = labels_from_counts([per_class] * len(gen.classes))
+    rows = {}
+    for name, kw in variants.items():
+        t0 = time.perf_counter()
+        sampling = GeneratedDataset(run, per_class=1, **kw).sampling
+        report = evaluate_generator(
+            gen, evaluator, test_images=data["test_x"], test_labels=data["test_y"], train_images=data["train_x"],
+            train_labels=data["train_y"], per_class=per_class, seed=0, sampling=sampling,
+        )
+        fake = generate(gen, labels, seed=0, sampling=sampling)
+        pred, feats = judge["outputs"](fake)
+        row = {
+            "recall": report.precision_recall.recall,
+            "precision": report.precision_recall.precision,
+            "fd": report.frechet_distance,
+            "fd_floor": report.frechet_distance_floor,
+            "fd_ratio": report.frechet_distance / report.frechet_distance_floor,
+            "fidelity": report.fidelity.overall,
+            "judge_fidelity": float((pred == labels).mean()),
+            "judge_fd": frechet_distance(feats, judge["test_features"]),
+            "sampling": report.sampling,
+        }
+        if cas:
+            from ganaug.eval.cas import cas_score, load_cas_data
+
+            row["cas"] = cas_score(gen, load_cas_data("mnist", root=data["root"]), sampling=sampling)["accuracy"]
+        rows[name] = row
+        log(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)) +
+            f" ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (each with generator.onnx)")
+    p.add_argument("--evaluator", type=Path, required=True, help="the committed evaluator folder that scores")
+    p.add_argument("--data-root", type=Path, required=True, help="folder holding MNIST/raw")
+    p.add_argument("--label-check", type=Path, default=None, help="an evaluator folder: adds the T + check variants")
+    p.add_argument("--temperature", type=float, default=1.15)
+    p.add_argument("--unflatten", type=int, default=0, help="adds the full chain with K candidates")
+    p.add_argument("--per-class", type=int, default=1000)
+    p.add_argument("--speed-images", type=int, default=10000)
+    p.add_argument("--chain-speed-images", type=int, default=2000, help="images timed for the unflatten chain")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cas", action="store_true", help="also CAS (a classifier trained on 60,000 generated digits)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "default_sampling")
+    args = p.parse_args(argv)
+
+    from ganaug.classify.evaluator import load_evaluator
+    from ganaug.data.sources import load_source, to_model_range
+    from ganaug.downstream.machine import describe
+    from ganaug.threads import configure_torch
+    from benchmarks.metric_agreement import lenet_outputs, train_lenet
+
+    configure_torch(args.threads)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    train = load_source("mnist", root=args.data_root, split="train")
+    test = load_source("mnist", root=args.data_root, split="test")
+    data = {
+        "train_x": to_model_range(train.images), "train_y": train.labels,
+        "test_x": to_model_range(test.images), "test_y": test.labels, "root": args.data_root,
+    }
+    t0 = time.perf_counter()
+    lenet = train_lenet(data["train_x"], train.labels)
+    pred, test_features = lenet_outputs(lenet, data["test_x"])
+    judge = {"outputs": lambda x: lenet_outputs(lenet, x), "test_features": test_features}
+    judge_acc = float((pred == test.labels.numpy()).mean())
+    log(f"LeNet-5 judge: {judge_acc:.4f} on the MNIST test split ({time.perf_counter() - t0:.0f} s)")
+    evaluator = load_evaluator(args.evaluator)
+    results: dict[str, Any] = {
+        "command": "python -m benchmarks.default_sampling " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": describe(),
+        "threads": args.threads,
+        "judge": {"model": "LeNet-5 (benchmarks/metric_agreement.py)", "test_accuracy": judge_acc},
+        "runs": {},
+    }
+    for run in args.runs:
+        log(f"{run}:")
+        variants = _variants(run, args)
+        fast = {k: v for k, v in variants.items() if "unflatten" not in v}
+        rows = speed(run, fast, images=args.speed_images, repeats=args.repeats, threads=args.threads, log=log)
+        slow = {k: v for k, v in variants.items() if "unflatten" in v}
+        if slow:
+            chain = speed(run, {"plain": variants["plain"], **slow}, images=args.chain_speed_images,
+                          repeats=args.repeats, threads=args.threads, log=log)
+            rows |= {k: v for k, v in chain.items() if k != "plain"}
+        scores = quality(run, variants, evaluator=evaluator, judge=judge, data=data, per_class=args.per_class,
+                         cas=args.cas, log=log)
+        results["runs"][str(run)] = {name: {**scores[name], **rows[name]} for name in variants}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "report.md").write_text(report(results))
+    print(report(results))
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        "# Default sampling: speed and quality side by side",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+        "",
+        f"Second judge: {results['judge']['model']}, {100 * results['judge']['test_accuracy']:.2f}% on the MNIST "
+        "test split. FD x floor: ganaug's FD over the FD of as many real training images.",
+        "",
+        "| run | sampling | images/s | x plain | recall | precision | FD x floor | fidelity | judge fidelity "
+        "| judge FD | CAS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run, rows in results["runs"].items():
+        for name, r in rows.items():
+            cas = f"{100 * r['cas']:.2f}%" if "cas" in r else "-"
+            lines.append(
+                f"| {Path(run).name} | {name} | {r['images_per_second']:,.0f} | {r['speed_vs_plain']:.2f} | "
+                f"{r['recall']:.4f} | {r['precision']:.4f} | {r['fd_ratio']:.2f} | {100 * r['fidelity']:.2f}% | "
+                f"{100 * r['judge_fidelity']:.2f}% | {r['judge_fd']:.3f} | {cas} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
