@@ -10,7 +10,8 @@ the FD in its 84-d features), so that a sampling rule is not tuned to one evalua
 
 Variants: ``plain`` (``sampling="plain"``), ``model`` (the run's default sampling, what ``ganaug generate RUN``
 and ``GeneratedDataset(RUN)`` use), and with ``--label-check``: ``T + check`` (that evaluator folder as the
-check) and, with ``--unflatten K``, ``T + check + unflatten K`` (the full chain). Speed: every variant generates
+check) and, with ``--unflatten K``, ``T + check + unflatten K`` (the full chain), and the same chain with the
+run's own check in place of that evaluator (``T + run's check + unflatten K``). Speed: every variant generates
 ``--speed-images`` images through ``GeneratedDataset.arrays`` in turn, ``--repeats`` times (interleaved, so a
 drift in the machine's speed hits all alike); medians. Quality: ``--per-class`` images per class (latent seed 0)
 scored as ``ganaug evaluate`` scores them. Writes ``OUT/results.json`` and ``OUT/report.md``.
@@ -35,6 +36,10 @@ def _variants(run: Path, args) -> dict[str, Any]:
     from ganaug.sample.resample import LabelCheck
 
     out: dict[str, Any] = {"plain": {"sampling": "plain"}, "model": {}}
+    if args.unflatten:  # the full chain with the run's own check in place of an evaluator
+        out[f"T {args.temperature:g} + run's check + unflatten {args.unflatten}"] = {
+            "temperature": args.temperature, "unflatten": args.unflatten, "data_root": args.data_root,
+        }
     if args.label_check is not None:
         check = LabelCheck.load(args.label_check)
         t = args.temperature

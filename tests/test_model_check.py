@@ -149,3 +149,23 @@ def test_the_check_is_kept_out_of_the_onnx_contract_checks(checked_run):
     proto = onnx.load(str(checked_run / "label_check.onnx"))
     names = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
     assert names == (["images"], ["logits"])
+
+
+def test_evaluate_scores_the_models_default_sampling_unless_plain(checked_run, tmp_path):
+    from ganaug.classify.evaluator import EvaluatorConfig, EvaluatorTraining, train_evaluator_on
+
+    tiny = EvaluatorTraining(epochs=1, model=EvaluatorConfig(width=4, hidden=16))
+    evaluator = train_evaluator_on("digits", settings=tiny).save(tmp_path / "ev")
+    reports = {}
+    for name, extra in (("model", []), ("plain", ["--plain"])):
+        out = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(
+            main,
+            ["evaluate", str(checked_run), "--evaluator", str(evaluator), "--per-class", "10", "--device", "cpu",
+             "--threads", "1", "--json", str(out), *extra],
+        )
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(out.read_text())
+    sha = OnnxCheck(checked_run / "label_check.onnx").sha256
+    assert reports["model"]["sampling"]["label_check"]["sha256"] == sha
+    assert reports["plain"]["sampling"]["label_check"] is None
