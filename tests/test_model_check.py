@@ -169,3 +169,10 @@ def test_evaluate_scores_the_models_default_sampling_unless_plain(checked_run, t
     sha = OnnxCheck(checked_run / "label_check.onnx").sha256
     assert reports["model"]["sampling"]["label_check"]["sha256"] == sha
     assert reports["plain"]["sampling"]["label_check"] is None
+
+
+def test_item_i_does_not_depend_on_the_chunk_size_with_the_models_check(checked_run):
+    whole = GeneratedDataset(checked_run, per_class=6, seed=2, output="tensor", chunk_size=1024)
+    small = GeneratedDataset(checked_run, per_class=6, seed=2, output="tensor", chunk_size=7)
+    idx = np.arange(len(whole))
+    assert np.array_equal(whole.arrays(idx), small.arrays(idx[::-1])[::-1])
