@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--chain-speed-images", type=int, default=2000, help="images timed for the unflatten chain")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cas", action="store_true", help="also CAS (a classifier trained on 60,000 generated digits)")
+    p.add_argument("--only", choices=("speed", "quality"), default=None,
+                   help="measure one half (speed wants the machine to itself; quality does not depend on load)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "default_sampling")
     args = p.parse_args(argv)
@@ -153,32 +155,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_x": to_model_range(train.images), "train_y": train.labels,
         "test_x": to_model_range(test.images), "test_y": test.labels, "root": args.data_root,
     }
-    t0 = time.perf_counter()
-    lenet = train_lenet(data["train_x"], train.labels)
-    pred, test_features = lenet_outputs(lenet, data["test_x"])
-    judge = {"outputs": lambda x: lenet_outputs(lenet, x), "test_features": test_features}
-    judge_acc = float((pred == test.labels.numpy()).mean())
-    log(f"LeNet-5 judge: {judge_acc:.4f} on the MNIST test split ({time.perf_counter() - t0:.0f} s)")
+    judge, judge_acc = None, None
+    if args.only != "speed":
+        t0 = time.perf_counter()
+        lenet = train_lenet(data["train_x"], train.labels)
+        pred, test_features = lenet_outputs(lenet, data["test_x"])
+        judge = {"outputs": lambda x: lenet_outputs(lenet, x), "test_features": test_features}
+        judge_acc = float((pred == test.labels.numpy()).mean())
+        log(f"LeNet-5 judge: {judge_acc:.4f} on the MNIST test split ({time.perf_counter() - t0:.0f} s)")
     evaluator = load_evaluator(args.evaluator)
     results: dict[str, Any] = {
         "command": "python -m benchmarks.default_sampling " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe(),
         "threads": args.threads,
         "judge": {"model": "LeNet-5 (benchmarks/metric_agreement.py)", "test_accuracy": judge_acc},
+        "only": args.only,
         "runs": {},
     }
     for run in args.runs:
         log(f"{run}:")
         variants = _variants(run, args)
-        fast = {k: v for k, v in variants.items() if "unflatten" not in v}
-        rows = speed(run, fast, images=args.speed_images, repeats=args.repeats, threads=args.threads, log=log)
-        slow = {k: v for k, v in variants.items() if "unflatten" in v}
-        if slow:
-            chain = speed(run, {"plain": variants["plain"], **slow}, images=args.chain_speed_images,
-                          repeats=args.repeats, threads=args.threads, log=log)
-            rows |= {k: v for k, v in chain.items() if k != "plain"}
-        scores = quality(run, variants, evaluator=evaluator, judge=judge, data=data, per_class=args.per_class,
-                         cas=args.cas, log=log)
+        rows: dict[str, Any] = {name: {} for name in variants}
+        if args.only != "quality":
+            fast = {k: v for k, v in variants.items() if "unflatten" not in v}
+            rows |= speed(run, fast, images=args.speed_images, repeats=args.repeats, threads=args.threads, log=log)
+            slow = {k: v for k, v in variants.items() if "unflatten" in v}
+            if slow:
+                chain = speed(run, {"plain": variants["plain"], **slow}, images=args.chain_speed_images,
+                              repeats=args.repeats, threads=args.threads, log=log)
+                rows |= {k: v for k, v in chain.items() if k != "plain"}
+        scores: dict[str, Any] = {name: {} for name in variants}
+        if args.only != "speed":
+            scores = quality(run, variants, evaluator=evaluator, judge=judge, data=data, per_class=args.per_class,
+                             cas=args.cas, log=log)
         results["runs"][str(run)] = {name: {**scores[name], **rows[name]} for name in variants}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -195,20 +204,25 @@ def report(results: dict[str, Any]) -> str:
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
         "",
-        f"Second judge: {results['judge']['model']}, {100 * results['judge']['test_accuracy']:.2f}% on the MNIST "
-        "test split. FD x floor: ganaug's FD over the FD of as many real training images.",
+        f"Second judge: {results['judge']['model']}"
+        + (f", {100 * results['judge']['test_accuracy']:.2f}% on the MNIST test split" if results["judge"]["test_accuracy"] else " (not run)")
+        + ". Fidelities in %. FD x floor: ganaug's FD over the FD of as many real training images.",
         "",
         "| run | sampling | images/s | x plain | recall | precision | FD x floor | fidelity | judge fidelity "
         "| judge FD | CAS |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    def cell(r: dict, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else "-"
+
     for run, rows in results["runs"].items():
         for name, r in rows.items():
-            cas = f"{100 * r['cas']:.2f}%" if "cas" in r else "-"
+            pct = {k: 100 * r[k] for k in ("fidelity", "judge_fidelity", "cas") if k in r}
             lines.append(
-                f"| {Path(run).name} | {name} | {r['images_per_second']:,.0f} | {r['speed_vs_plain']:.2f} | "
-                f"{r['recall']:.4f} | {r['precision']:.4f} | {r['fd_ratio']:.2f} | {100 * r['fidelity']:.2f}% | "
-                f"{100 * r['judge_fidelity']:.2f}% | {r['judge_fd']:.3f} | {cas} |"
+                f"| {Path(run).name} | {name} | {cell(r, 'images_per_second', ',.0f')} | "
+                f"{cell(r, 'speed_vs_plain', '.2f')} | {cell(r, 'recall', '.4f')} | {cell(r, 'precision', '.4f')} | "
+                f"{cell(r, 'fd_ratio', '.2f')} | {cell(pct, 'fidelity', '.2f')} | {cell(pct, 'judge_fidelity', '.2f')} | "
+                f"{cell(r, 'judge_fd', '.3f')} | {cell(pct, 'cas', '.2f')} |"
             )
     return "\n".join(lines) + "\n"
 
