@@ -207,8 +207,21 @@ def generate(
             remove_made_folders(made, out.parent.absolute())
     click.echo(
         f"wrote {len(labels)} images ({len(chosen)} classes x {per_class}) to {out} in {seconds:.1f} s "
-        f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]})"
+        f"({len(labels) / max(seconds, 1e-9):.0f} images/s, {gen.providers[0]}){_drawn(sampling)}"
     )
+
+
+def _drawn(sampling) -> str:
+    """How the images were drawn, for the closing line (nothing for plain sampling)."""
+    if sampling.plain:
+        return ""
+    parts = [f"temperature {sampling.temperature:g}"] if sampling.temperature != 1.0 else []
+    if sampling.check is not None:
+        path = getattr(sampling.check.classifier, "path", None)
+        parts.append("label check" + (f" {path.name}" if path is not None else ""))
+    if sampling.unflatten is not None:
+        parts.append(f"unflatten {sampling.unflatten.candidates}")
+    return "; sampled with " + ", ".join(parts) + " (--plain for plain sampling)"
 
 
 def _check_room(n: int, image_shape: tuple[int, ...], *, fmt: str, out: Path) -> None:
