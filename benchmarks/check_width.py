@@ -58,20 +58,43 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 )
                 train_s = time.perf_counter() - t0
                 path = labelcheck.export_label_check(check, Path(tmp) / "label_check.onnx")
-                ds = GeneratedDataset(model, per_class=args.per_class, seed=0, order="sorted", output="tensor",
-                                      value_range=(-1, 1), label_check=path, threads=args.threads, sampling="plain")
+                ds = GeneratedDataset(
+                    model,
+                    per_class=args.per_class,
+                    seed=0,
+                    order="sorted",
+                    output="tensor",
+                    value_range=(-1, 1),
+                    label_check=path,
+                    threads=args.threads,
+                    sampling="plain",
+                )
                 t0 = time.perf_counter()
                 images = torch.from_numpy(ds.arrays(np.arange(len(ds))))  # float32 [N, 1, 28, 28] in [-1, 1]
                 seconds = time.perf_counter() - t0
                 fid = class_fidelity(ev.predict(images), ds.targets, num_classes=len(ds.classes)).overall
-                row = {"width": width, "epochs": epochs, "train_seconds": train_s,
-                       "train_accuracy": check.meta["train_accuracy"], "fidelity": fid,
-                       "images_per_second": len(ds) / seconds}
+                row = {
+                    "width": width,
+                    "epochs": epochs,
+                    "train_seconds": train_s,
+                    "train_accuracy": check.meta["train_accuracy"],
+                    "fidelity": fid,
+                    "images_per_second": len(ds) / seconds,
+                }
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": "python -m benchmarks.check_width " + " ".join(argv or sys.argv[1:]),
-                                    "machine": describe(), "rows": rows}, indent=1) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": "python -m benchmarks.check_width " + " ".join(argv or sys.argv[1:]),
+                "machine": describe(),
+                "rows": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return rows
 
 

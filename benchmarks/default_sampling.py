@@ -6,7 +6,7 @@ second judge of another family (LeNet-5 trained here, as in ``benchmarks/metric_
 the FD in its 84-d features), so that a sampling rule is not tuned to one evaluator's features.
 
     python -m benchmarks.default_sampling RUN [RUN ...] --evaluator benchmarks/results/evaluators/mnist_cpu \\
-        --data-root DATA [--label-check CHECK --temperature 1.15 --unflatten 8] [--cas] --threads 2 --out OUT
+        --data-root DATA [--label-check CHECK --temperature 1.15 --unflatten 8] [--cas [plain,model]] --threads 2 --out OUT
 
 Variants: ``plain`` (``sampling="plain"``), ``model`` (the run's default sampling, what ``ganaug generate RUN``
 and ``GeneratedDataset(RUN)`` use), and with ``--label-check``: ``T + check`` (that evaluator folder as the
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 
 def _variants(run: Path, args) -> dict[str, Any]:
@@ -38,7 +37,9 @@ def _variants(run: Path, args) -> dict[str, Any]:
     out: dict[str, Any] = {"plain": {"sampling": "plain"}, "model": {}}
     if args.unflatten:  # the full chain with the run's own check in place of an evaluator
         out[f"T {args.temperature:g} + run's check + unflatten {args.unflatten}"] = {
-            "temperature": args.temperature, "unflatten": args.unflatten, "data_root": args.data_root,
+            "temperature": args.temperature,
+            "unflatten": args.unflatten,
+            "data_root": args.data_root,
         }
     if args.label_check is not None:
         check = LabelCheck.load(args.label_check)
@@ -46,7 +47,10 @@ def _variants(run: Path, args) -> dict[str, Any]:
         out[f"T {t:g} + check"] = {"sampling": "plain", "temperature": t, "label_check": check}
         if args.unflatten:
             out[f"T {t:g} + check + unflatten {args.unflatten}"] = {
-                "sampling": "plain", "temperature": t, "label_check": check, "unflatten": args.unflatten,
+                "sampling": "plain",
+                "temperature": t,
+                "label_check": check,
+                "unflatten": args.unflatten,
                 "data_root": args.data_root,
             }
     return out
@@ -69,7 +73,9 @@ def speed(run: Path, variants: dict[str, Any], *, images: int, repeats: int, thr
             t0 = time.perf_counter()
             ds.arrays(np.arange(images))
             seconds[name].append(time.perf_counter() - t0)
-        log(f"  speed repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {images / s[-1]:.0f}/s" for n, s in seconds.items()))
+        log(
+            f"  speed repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {images / s[-1]:.0f}/s" for n, s in seconds.items())
+        )
     base = statistics.median(seconds["plain"])
     return {
         name: {
@@ -81,7 +87,7 @@ def speed(run: Path, variants: dict[str, Any], *, images: int, repeats: int, thr
     }
 
 
-def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_class: int, cas: bool, log):
+def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_class: int, cas: str | None, log):
     """Per variant: ganaug's report on ``per_class`` images per class and the second judge's fidelity and FD."""
     from ganaug.data.labels import labels_from_counts
     from ganaug.eval.metrics import frechet_distance
@@ -96,8 +102,15 @@ def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_
         t0 = time.perf_counter()
         sampling = GeneratedDataset(run, per_class=1, **kw).sampling
         report = evaluate_generator(
-            gen, evaluator, test_images=data["test_x"], test_labels=data["test_y"], train_images=data["train_x"],
-            train_labels=data["train_y"], per_class=per_class, seed=0, sampling=sampling,
+            gen,
+            evaluator,
+            test_images=data["test_x"],
+            test_labels=data["test_y"],
+            train_images=data["train_x"],
+            train_labels=data["train_y"],
+            per_class=per_class,
+            seed=0,
+            sampling=sampling,
         )
         fake = generate(gen, labels, seed=0, sampling=sampling)
         pred, feats = judge["outputs"](fake)
@@ -112,13 +125,16 @@ def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_
             "judge_fd": frechet_distance(feats, judge["test_features"]),
             "sampling": report.sampling,
         }
-        if cas:
+        if cas is not None and (cas == "all" or name in cas.split(",")):
             from ganaug.eval.cas import cas_score, load_cas_data
 
             row["cas"] = cas_score(gen, load_cas_data("mnist", root=data["root"]), sampling=sampling)["accuracy"]
         rows[name] = row
-        log(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)) +
-            f" ({time.perf_counter() - t0:.0f} s)")
+        log(
+            f"  {name}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
+            + f" ({time.perf_counter() - t0:.0f} s)"
+        )
     return rows
 
 
@@ -134,26 +150,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--speed-images", type=int, default=10000)
     p.add_argument("--chain-speed-images", type=int, default=2000, help="images timed for the unflatten chain")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--cas", action="store_true", help="also CAS (a classifier trained on 60,000 generated digits)")
-    p.add_argument("--only", choices=("speed", "quality"), default=None,
-                   help="measure one half (speed wants the machine to itself; quality does not depend on load)")
+    p.add_argument(
+        "--cas",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="VARIANTS",
+        help="also CAS (a classifier trained on 60,000 generated digits): of every variant, or of the "
+        "comma-separated ones named (e.g. plain,model)",
+    )
+    p.add_argument(
+        "--only",
+        choices=("speed", "quality"),
+        default=None,
+        help="measure one half (speed wants the machine to itself; quality does not depend on load)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "default_sampling")
     args = p.parse_args(argv)
 
+    from benchmarks.metric_agreement import lenet_outputs, train_lenet
     from ganaug.classify.evaluator import load_evaluator
     from ganaug.data.sources import load_source, to_model_range
     from ganaug.downstream.machine import describe
     from ganaug.threads import configure_torch
-    from benchmarks.metric_agreement import lenet_outputs, train_lenet
 
     configure_torch(args.threads)
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda m: print(m, file=sys.stderr, flush=True)
     train = load_source("mnist", root=args.data_root, split="train")
     test = load_source("mnist", root=args.data_root, split="test")
     data = {
-        "train_x": to_model_range(train.images), "train_y": train.labels,
-        "test_x": to_model_range(test.images), "test_y": test.labels, "root": args.data_root,
+        "train_x": to_model_range(train.images),
+        "train_y": train.labels,
+        "test_x": to_model_range(test.images),
+        "test_y": test.labels,
+        "root": args.data_root,
     }
     judge, judge_acc = None, None
     if args.only != "speed":
@@ -181,13 +212,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows |= speed(run, fast, images=args.speed_images, repeats=args.repeats, threads=args.threads, log=log)
             slow = {k: v for k, v in variants.items() if "unflatten" in v}
             if slow:
-                chain = speed(run, {"plain": variants["plain"], **slow}, images=args.chain_speed_images,
-                              repeats=args.repeats, threads=args.threads, log=log)
+                chain = speed(
+                    run,
+                    {"plain": variants["plain"], **slow},
+                    images=args.chain_speed_images,
+                    repeats=args.repeats,
+                    threads=args.threads,
+                    log=log,
+                )
                 rows |= {k: v for k, v in chain.items() if k != "plain"}
         scores: dict[str, Any] = {name: {} for name in variants}
         if args.only != "speed":
-            scores = quality(run, variants, evaluator=evaluator, judge=judge, data=data, per_class=args.per_class,
-                             cas=args.cas, log=log)
+            scores = quality(
+                run,
+                variants,
+                evaluator=evaluator,
+                judge=judge,
+                data=data,
+                per_class=args.per_class,
+                cas=args.cas,
+                log=log,
+            )
         results["runs"][str(run)] = {name: {**scores[name], **rows[name]} for name in variants}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -205,13 +250,20 @@ def report(results: dict[str, Any]) -> str:
         "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
         "",
         f"Second judge: {results['judge']['model']}"
-        + (f", {100 * results['judge']['test_accuracy']:.2f}% on the MNIST test split" if results["judge"]["test_accuracy"] else " (not run)")
+        + (
+            f", {100 * results['judge']['test_accuracy']:.2f}% on the MNIST test split"
+            if results["judge"]["test_accuracy"]
+            else " (not run)"
+        )
         + ". Fidelities in %. FD x floor: ganaug's FD over the FD of as many real training images.",
         "",
-        "| run | sampling | images/s | x plain | recall | precision | FD x floor | fidelity | judge fidelity "
-        "| judge FD | CAS |",
+        (
+            "| run | sampling | images/s | x plain | recall | precision | FD x floor | fidelity | judge fidelity "
+            "| judge FD | CAS |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
     def cell(r: dict, key: str, fmt: str) -> str:
         return format(r[key], fmt) if key in r else "-"
 

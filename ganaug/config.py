@@ -46,8 +46,12 @@ def sampling_problem(sampling: Any) -> str | None:
         return f"sampling temperature must be a finite number > 0, got {t!r}"
     check = sampling.get("label_check")
     if check is not None and not (
-        isinstance(check, str) and check.endswith(".onnx") and check == check.strip() and "/" not in check
-        and "\\" not in check and check not in (".onnx", "..onnx")
+        isinstance(check, str)
+        and check.endswith(".onnx")
+        and check == check.strip()
+        and "/" not in check
+        and "\\" not in check
+        and check not in (".onnx", "..onnx")
     ):
         return f'sampling label_check must be a file name such as "label_check.onnx" (beside the model), got {check!r}'
     return None

@@ -63,7 +63,9 @@ def test_train_writes_the_check_and_the_onnx_file_names_it(checked_run):
 
 def test_generate_applies_the_models_check_unless_plain(checked_run, tmp_path):
     default, labels, manifest = _generate(checked_run, tmp_path / "default.npz")
-    spelled, _, _ = _generate(checked_run, tmp_path / "spelled.npz", "--label-check", str(checked_run / "label_check.onnx"))
+    spelled, _, _ = _generate(
+        checked_run, tmp_path / "spelled.npz", "--label-check", str(checked_run / "label_check.onnx")
+    )
     plain, plain_labels, plain_manifest = _generate(checked_run, tmp_path / "plain.npz", "--plain")
     assert np.array_equal(default, spelled) and np.array_equal(labels, plain_labels)
     assert manifest["sampling"]["label_check"]["sha256"] == OnnxCheck(checked_run / "label_check.onnx").sha256
@@ -161,8 +163,21 @@ def test_evaluate_scores_the_models_default_sampling_unless_plain(checked_run, t
         out = tmp_path / f"{name}.json"
         result = CliRunner().invoke(
             main,
-            ["evaluate", str(checked_run), "--evaluator", str(evaluator), "--per-class", "10", "--device", "cpu",
-             "--threads", "1", "--json", str(out), *extra],
+            [
+                "evaluate",
+                str(checked_run),
+                "--evaluator",
+                str(evaluator),
+                "--per-class",
+                "10",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--json",
+                str(out),
+                *extra,
+            ],
         )
         assert result.exit_code == 0, result.output
         reports[name] = json.loads(out.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import signal
 import threading
+from pathlib import Path
 
 import click
 
@@ -98,8 +99,6 @@ def main() -> None:
 def sampling_options(command):
     """``--temperature``, ``--label-check`` and ``--unflatten``: how latents are drawn
     (:class:`ganaug.sample.resample.Sampling`)."""
-    from pathlib import Path
-
     command = click.option(
         "--unflatten",
         type=click.IntRange(min=0),

@@ -245,8 +245,13 @@ def train(
     click.echo(
         f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_seconds:.1f} s "
         f"({result.images_per_second:.0f} images/s); outputs in {result.run_dir}/: samples.png, samples.gif, "
-        f"losses.png, metrics.csv, checkpoint.pt" + (", generator.onnx" if trainer.config.export_onnx else "")
-        + (f", {trainer.config.sampling['label_check']} (its label check)" if trainer.config.sampling.get("label_check") else "")
+        f"losses.png, metrics.csv, checkpoint.pt"
+        + (", generator.onnx" if trainer.config.export_onnx else "")
+        + (
+            f", {trainer.config.sampling['label_check']} (its label check)"
+            if trainer.config.sampling.get("label_check")
+            else ""
+        )
     )
 
 

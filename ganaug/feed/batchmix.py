@@ -222,8 +222,10 @@ class SyntheticMix:
         self.value_range = _check_range(value_range)
         self.normalize = _check_normalize(normalize)
         self._uint8_ok = value_range is None and normalize is None
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, type(None))) or not (
-            temperature is None or temperature > 0
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, type(None)))
+            or not (temperature is None or temperature > 0)
         ):
             raise InputError(f"temperature must be a number > 0, got {temperature!r}")
         if temperature is not None and not math.isfinite(temperature):

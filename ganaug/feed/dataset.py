@@ -249,7 +249,11 @@ class GeneratedDataset(VisionDataset):
             unflatten = Unflatten.for_run(generator, candidates=unflatten, data_root=data_root)
         runtime = self._runtime()
         own = model_sampling(  # the model's default sampling where the caller leaves it open, as `ganaug generate`
-            runtime.sampling, runtime.path, sampling=sampling, temperature=temperature, label_check=label_check,
+            runtime.sampling,
+            runtime.path,
+            sampling=sampling,
+            temperature=temperature,
+            label_check=label_check,
             threads=threads,
         )
         self.sampling = Sampling(own.temperature, own.check, unflatten or None)

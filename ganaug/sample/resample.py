@@ -329,7 +329,9 @@ def _onnx_metadata(path: Path) -> dict[str, Any]:
             p.key[len("ganaug.") :]: json.loads(p.value) for p in proto.metadata_props if p.key.startswith("ganaug.")
         }
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same bad input
-        raise InputError(f"{path} is not a readable ONNX file ({type(e).__name__}); give a run's label_check.onnx") from None
+        raise InputError(
+            f"{path} is not a readable ONNX file ({type(e).__name__}); give a run's label_check.onnx"
+        ) from None
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:

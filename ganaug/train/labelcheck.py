@@ -114,7 +114,9 @@ def export_label_check(check: Evaluator, out: str | Path) -> Path:
     got = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
     err = float(np.abs(got - want).max())
     if err > 1e-3:
-        raise ExportParityError(f"the label check's ONNX logits differ from PyTorch's by {err:.3g}; nothing was written")
+        raise ExportParityError(
+            f"the label check's ONNX logits differ from PyTorch's by {err:.3g}; nothing was written"
+        )
     out = Path(out)
     tmp = temp_path(out)
     try:

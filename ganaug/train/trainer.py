@@ -384,10 +384,17 @@ class Trainer:
 
             if self.progress:
                 n = len(self.data.labels)
-                print(f"training its label check ({check}): {CHECK_EPOCHS} passes over the {n:,} images", file=sys.stderr)
+                print(
+                    f"training its label check ({check}): {CHECK_EPOCHS} passes over the {n:,} images", file=sys.stderr
+                )
             write_run_check(
-                self.run_dir, self.data.images, self.data.labels, self.data.classes,
-                seed=self.config.seed, data_identity=self.data.identity, name=check,
+                self.run_dir,
+                self.data.images,
+                self.data.labels,
+                self.data.classes,
+                seed=self.config.seed,
+                data_identity=self.data.identity,
+                name=check,
             )
         if self.config.export_onnx:
             from ganaug.train.export import export_onnx
