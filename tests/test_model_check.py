@@ -191,3 +191,27 @@ def test_item_i_does_not_depend_on_the_chunk_size_with_the_models_check(checked_
     small = GeneratedDataset(checked_run, per_class=6, seed=2, output="tensor", chunk_size=7)
     idx = np.arange(len(whole))
     assert np.array_equal(whole.arrays(idx), small.arrays(idx[::-1])[::-1])
+
+
+def test_cas_trains_on_the_models_checked_images(checked_run, fake_mnist_root, monkeypatch):
+    """CAS of the model's default sampling trains on exactly the images GeneratedDataset(RUN) yields (checked),
+    and plain sampling's CAS on other images."""
+    from ganaug.eval import cas
+    from ganaug.sample.generators import open_generator
+    from ganaug.sample.resample import model_sampling
+
+    data = cas.load_cas_data("mnist", root=fake_mnist_root)
+    gen = open_generator(checked_run, backend="onnx")
+    tiny = cas.CASClassifier(steps=12, batch=16, width=4)
+    seen = []
+    score = cas._score
+    monkeypatch.setattr(cas, "_score", lambda images, *a, **k: seen.append(images.clone()) or score(images, *a, **k))
+    for sampling in ("model", "plain"):
+        cas.cas_score(
+            gen, data, per_class=5, classifier=tiny, sampling=model_sampling(gen.sampling, gen.path, sampling=sampling)
+        )
+    expected = GeneratedDataset(
+        checked_run, per_class=5, order="sorted", output="tensor", value_range=(-1, 1), threads=1
+    )
+    assert np.array_equal(seen[0].numpy(), expected.arrays(np.arange(len(expected))))
+    assert not torch.equal(seen[0], seen[1])
