@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     run = RunFolder(args.run)
     config, data = _reopen(run, epochs=None, data_root=args.data_root)
-    write_run_check(run.path, data.images, data.labels, data.classes, seed=config.seed, data_identity=data.identity)
+    write_run_check(run.path, data, seed=config.seed)
     sampling = {**config.sampling, "label_check": CHECK_FILE}
     generator, meta = load_checkpoint_generator(run.path)
     if config.sample_center_of_mass:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +130,17 @@ def export_label_check(check: Evaluator, out: str | Path) -> Path:
 
 
 def write_run_check(
-    run_dir: str | Path,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    classes: list[str],
-    *,
-    seed: int,
-    data_identity: dict[str, Any],
-    name: str = CHECK_FILE,
+    run_dir: str | Path, data: Any, *, seed: int, name: str = CHECK_FILE, progress: bool = False
 ) -> Path:
     """Train a run's check on its training images and write it as ``run_dir/name`` (see :func:`train_label_check`,
-    :func:`export_label_check`)."""
-    if len(labels) == 0:
+    :func:`export_label_check`). ``data``: the run's training data (``images`` float32 [N, 1, 28, 28] in [-1, 1],
+    ``labels`` int64 [N], ``classes``, ``identity``); ``progress`` says on stderr what is being trained."""
+    if len(data.labels) == 0:
         raise InputError("a label check needs training images")
-    check = train_label_check(images, labels, classes, seed=seed, data_identity=data_identity)
+    if progress:
+        print(
+            f"training its label check ({name}): {CHECK_EPOCHS} passes over the {len(data.labels):,} images",
+            file=sys.stderr,
+        )
+    check = train_label_check(data.images, data.labels, data.classes, seed=seed, data_identity=data.identity)
     return export_label_check(check, Path(run_dir) / name)

@@ -380,22 +380,9 @@ class Trainer:
         self.run.finish(self.gan.sample(self.grid_z, self.grid_labels), summary, nrow=GRID_COLUMNS)
         check = self.config.sampling.get("label_check")
         if check:  # what the model's default sampling needs lives beside it (ganaug.train.labelcheck)
-            from ganaug.train.labelcheck import CHECK_EPOCHS, write_run_check
+            from ganaug.train.labelcheck import write_run_check
 
-            if self.progress:
-                n = len(self.data.labels)
-                print(
-                    f"training its label check ({check}): {CHECK_EPOCHS} passes over the {n:,} images", file=sys.stderr
-                )
-            write_run_check(
-                self.run_dir,
-                self.data.images,
-                self.data.labels,
-                self.data.classes,
-                seed=self.config.seed,
-                data_identity=self.data.identity,
-                name=check,
-            )
+            write_run_check(self.run_dir, self.data, seed=self.config.seed, name=check, progress=self.progress)
         if self.config.export_onnx:
             from ganaug.train.export import export_onnx
 
