@@ -306,6 +306,7 @@ class OnnxCheck:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self.threads is not None:
                 options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the generator's session
             self._sessions = {pid: ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])}
         return self._sessions[pid]
 
