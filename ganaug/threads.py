@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from ganaug.errors import InputError
 
@@ -212,3 +213,19 @@ def configure_torch(requested: int | None = None) -> int:
 
     torch.set_num_threads(threads)
     return threads
+
+
+def ort_session_options(threads: int | None) -> Any:
+    """``onnxruntime.SessionOptions`` of every ganaug session (generator and label check): errors only in the log, all
+    graph optimisations, ``threads`` intra-op threads (None: ONNX Runtime's choice), and no spinning after a call:
+    a label check (or the caller's own work) runs between the generator's calls, and threads that spin would take
+    its cores (at 2 threads the checked sampling ran 1.3x to 1.5x faster without)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no per-session warnings on users' terminals
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options

@@ -250,3 +250,14 @@ def test_cuda_provider_matches_cpu(onnx_path: Path) -> None:
         out, OnnxGenerator(onnx_path, provider="cpu").generate(labels, seed=0, dtype="float"), atol=1e-3, rtol=0
     )  # TF32 on by default in ONNX Runtime CUDA
     assert OnnxGenerator(onnx_path, provider="auto").device == "cuda"
+
+
+def test_every_ganaug_session_runs_without_spinning_threads():
+    """The generator's and the label check's sessions share one set of options: threads that spin after a call
+    would take the cores of the other session, called in turns."""
+    from ganaug.threads import ort_session_options
+
+    options = ort_session_options(2)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    assert ort_session_options(None).intra_op_num_threads == 0  # ONNX Runtime's own choice

@@ -301,12 +301,9 @@ class OnnxCheck:
         if pid not in self._sessions:
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if self.threads is not None:
-                options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the generator's session
+            from ganaug.threads import ort_session_options
+
+            options = ort_session_options(self.threads)
             self._sessions = {pid: ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])}
         return self._sessions[pid]
 
