@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ganaug.data.density import nearest_distances
+from ganaug.data.density import Neighbours, nearest_distances
 from ganaug.data.labels import check_same_classes
 from ganaug.data.sources import training_images
 from ganaug.errors import InputError
@@ -110,6 +110,28 @@ def test_nearest_distances_matches_brute_force():
     q, r = _features(0, n=7, d=3), _features(1, n=11, d=3)
     brute = np.sort(np.linalg.norm(q[:, None] - r[None], axis=2), axis=1)[:, 1]
     np.testing.assert_allclose(nearest_distances(q, r, k=2, batch_size=3).numpy(), brute, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("m", "n", "d"), [(300, 70, 784), (300, 3, 16), (20, 10, 5)])
+def test_neighbours_equal_torch_cdist_and_do_not_depend_on_the_call(m, n, d):
+    """Each query's k-th distance is what torch.cdist + topk gives (bit for bit for sets of more than 25 rows, where
+    cdist takes the same matrix product) and, up to the matrix product's rounding, whatever else is measured in the
+    call (--unflatten measures all candidates at once)."""
+    g = torch.Generator().manual_seed(m + n)
+    r, q = torch.rand(m, d, generator=g) * 2 - 1, torch.rand(n, d, generator=g) * 2 - 1
+    near = Neighbours(r)
+    for k in (1, 5):
+        want = torch.cdist(q, r).topk(k, dim=1, largest=False).values[:, k - 1]
+        got = near.kth(q, k=k)
+        assert torch.equal(got, want) if m > 25 else torch.allclose(got, want, rtol=1e-5)
+        together = near.kth(torch.cat([torch.rand(50, d, generator=g), q, torch.rand(9, d, generator=g)]), k=k)
+        assert torch.allclose(together[50 : 50 + n], got, rtol=1e-6)
+        alone = torch.cat([near.kth(q[i : i + 1], k=k) for i in range(n)])
+        assert torch.allclose(alone, want, rtol=1e-5)
+    with pytest.raises(InputError, match="k must be in"):
+        near.kth(q, k=m + 1)
+    with pytest.raises(InputError, match="dimensions"):
+        near.kth(q[:, :2], k=1)
 
 
 def test_fidelity_of_a_perfect_fake_is_one_and_per_class_counts():

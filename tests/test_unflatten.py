@@ -97,6 +97,19 @@ def test_sample_i_does_not_depend_on_batching_or_order(flat_run, check):
     np.testing.assert_allclose(parts, whole, atol=1e-6)
 
 
+def test_a_candidates_weight_does_not_depend_on_what_else_is_weighed(flat_run):
+    """Sampling weighs all K candidates of a batch in one call; each weight must be what it is in a call of its own
+    (up to the matrix product's rounding, which can change with the number of rows on some CPUs)."""
+    u = Unflatten.for_run(flat_run, candidates=4)
+    flat, y = _train(flat_run)  # images near the training images, so that few weights sit at their class's cap
+    noise = 0.05 * torch.randn(120, flat.shape[1], generator=torch.Generator().manual_seed(0))
+    images, labels = (flat[:120] + noise).reshape(120, 1, 28, 28).numpy(), y[:120].numpy()
+    whole = u.weights(images, labels)
+    parts = np.concatenate([u.weights(images[i : i + 30], labels[i : i + 30]) for i in range(0, 120, 30)])
+    np.testing.assert_allclose(whole, parts, rtol=1e-4)  # d ** -3 of a near neighbour: the product cancels
+    assert np.all(whole > 0) and len(np.unique(whole)) > 60
+
+
 def test_kept_samples_lie_where_the_training_images_are_denser(flat_run):
     u = Unflatten.for_run(flat_run, candidates=8)
     flat, y = _train(flat_run)
@@ -193,3 +206,18 @@ def test_sampling_cost_times_the_unflattening_beside_the_check(flat_run, check, 
     assert list(rows)[-1] == "temperature 1.15 + label check + unflatten 2" and len(rows) == 4
     assert all(r["images_per_second"] > 0 for r in rows.values()) and result["unflatten_build_seconds"] > 0
     assert json.loads((tmp_path / "cost.json").read_text())["rows"].keys() == rows.keys()
+
+
+def test_chain_speed_compares_two_versions_image_for_image(flat_run, check, tmp_path):
+    """The chain benchmark against this very checkout as the baseline: the same images, and a report that says so."""
+    from benchmarks.chain_speed import REPO
+    from benchmarks.chain_speed import main as chain_speed
+
+    out = tmp_path / "out"
+    argv = [str(flat_run), "--check", str(check), "--baseline", str(REPO), "--unflatten", "3", "--images", "40"]
+    result = chain_speed([*argv, "--repeats", "1", "--threads", "1", "--out", str(out)])
+    (row,) = result["rows"]
+    assert row["identical"] and row["differing_images"] == 0 and row["now_images_per_second"] > 0
+    assert "| identical |" in (out / "report.md").read_text()
+    assert (out / "profile-now-ev1.txt").read_text().startswith("40 images in")
+    assert json.loads((out / "results.json").read_text())["machine"]["torch_threads"] >= 1

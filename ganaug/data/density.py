@@ -1,6 +1,6 @@
 """How dense the real images are around each image: pixel (or feature) distances to the k-th nearest neighbour.
 
-:func:`nearest_distances` is the one k-NN search ganaug has (precision/recall and memorization in
+:class:`Neighbours` (:func:`nearest_distances`) is the one k-NN search ganaug has (precision/recall and memorization in
 :mod:`ganaug.eval.metrics` use it on features and pixels); :func:`class_density_distances` turns it into each
 training image's distance to its ``k``-th nearest other image of its class, what density weighting
 (``flatten_density``, :mod:`ganaug.train.weighting`) trains on and what ``--unflatten``
@@ -24,18 +24,57 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return t
 
 
+class Neighbours:
+    """Rows of a reference set ``[M, D]`` to measure queries against: ``kth(queries, k)`` is each query's
+    Euclidean distance to its ``k``-th nearest reference row, bit for bit what
+    ``torch.cdist(queries, reference).topk(k, largest=False)`` gives for the same slices of queries when either set
+    has more than 25 rows (up to float rounding otherwise).
+
+    ``torch.cdist`` computes p=2 distances between sets of more than 25 rows as the matrix product
+    ``[-2x, |x|^2, 1] . [y, 1, |y|^2]^T``, then ``sqrt(max(., 0))`` (smaller sets directly). Here it is always that
+    product, so a query's distance changes with how many others share its call by the product's rounding at most
+    (on an AVX2 EPYC, for 784 pixels, not at all: see ``benchmarks/results/chain-speed/``); the reference is padded
+    once (not at each slice of queries), and the k-th smallest is taken before the square root, which keeps the
+    order, on M values a query instead of after it on all of them.
+
+    Attributes:
+        reference: float32 [M, D].
+    """
+
+    def __init__(self, reference: Any) -> None:
+        self.reference = _as_tensor(reference, "reference").float().contiguous()
+        norm = self.reference.pow(2).sum(-1, keepdim=True)
+        self._padded = torch.cat([self.reference, torch.ones_like(norm), norm], -1)
+
+    def __len__(self) -> int:
+        return len(self.reference)
+
+    def kth(self, queries: Any, *, k: int = 1, batch_size: int = 1024) -> torch.Tensor:
+        """float32 [N]: each query's (float [N, D]) distance to its ``k``-th nearest reference row, the queries
+        taken ``batch_size`` at a time (memory: ``batch_size * M`` floats).
+
+        Raises:
+            InputError: queries that are not [N, D] with the reference's D, or ``k`` outside [1, M].
+        """
+        q = _as_tensor(queries, "queries").float()
+        if q.shape[1] != self.reference.shape[1]:
+            raise InputError(f"queries have {q.shape[1]} dimensions but reference has {self.reference.shape[1]}")
+        if not 1 <= k <= len(self):
+            raise InputError(f"k must be in [1, {len(self)}] (the reference size), got {k}")
+        out = []
+        for i in range(0, len(q), batch_size):
+            part = q[i : i + batch_size]
+            norm = part.pow(2).sum(-1, keepdim=True)
+            product = torch.cat([part.mul(-2), norm, torch.ones_like(norm)], -1).matmul(self._padded.mT)
+            out.append(product.topk(k, dim=1, largest=False).values[:, k - 1].clamp_min(0).sqrt())
+        return torch.cat(out) if out else torch.zeros(0)
+
+
 def nearest_distances(queries: Any, reference: Any, *, k: int = 1, batch_size: int = 1024) -> torch.Tensor:
-    """Euclidean distance float32 [N] from each query [N, D] to its ``k``-th nearest row of reference [M, D]."""
-    q, r = _as_tensor(queries, "queries").float(), _as_tensor(reference, "reference").float()
-    if q.shape[1] != r.shape[1]:
-        raise InputError(f"queries have {q.shape[1]} dimensions but reference has {r.shape[1]}")
-    if not 1 <= k <= len(r):
-        raise InputError(f"k must be in [1, {len(r)}] (the reference size), got {k}")
-    out = [
-        torch.cdist(q[i : i + batch_size], r).topk(k, dim=1, largest=False).values[:, k - 1]
-        for i in range(0, len(q), batch_size)
-    ]
-    return torch.cat(out) if out else torch.zeros(0)
+    """Euclidean distance float32 [N] from each query [N, D] to its ``k``-th nearest row of reference [M, D]
+    (:meth:`Neighbours.kth`; build a :class:`Neighbours` once to measure many sets of queries against one
+    reference)."""
+    return Neighbours(reference).kth(queries, k=k, batch_size=batch_size)
 
 
 def class_density_distances(flat: torch.Tensor, *, k: int = DENSITY_K, clip: float = 1.0) -> tuple[torch.Tensor, float]:

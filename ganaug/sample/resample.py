@@ -492,7 +492,8 @@ class Sampling:
                 for j in range(k)
             ]
         )  # [K, N, 1, H, W]
-        w = np.stack([self.unflatten.weights(c, labels) for c in cands], axis=1)  # [N, K]
+        w = self.unflatten.weights(cands.reshape(k * len(labels), *cands.shape[2:]), np.tile(labels, k))
+        w = w.reshape(k, len(labels)).T  # [N, K]: all candidates measured in one call
         cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
         pick = np.minimum((cdf < pick_uniforms(seed, indices)[:, None]).sum(axis=1), k - 1)
         return cands[pick, np.arange(len(labels))]
