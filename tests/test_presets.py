@@ -189,3 +189,15 @@ def test_bad_preset_input_is_one_line(tmp_path):
         load("nope")
     with pytest.raises(InputError, match="unknown option"):
         presets.resolve("digits", not_a_field=1)
+
+
+def test_the_chosen_presets_line_says_the_budget_apart_from_the_few_shot_boundary():
+    from ganaug.train.presets import choose
+
+    assert choose("mnist", per_class=1000) == (
+        "mnist",
+        "MNIST, 1000 a class; the few-shot preset below --real-per-class 200",
+    )
+    assert choose("mnist") == ("mnist", "MNIST; the few-shot preset below --real-per-class 200")
+    assert choose("fashion-mnist", per_class=10)[0] == "few-shot"
+    assert choose("imagefolder", per_class=300)[1].startswith("an image folder, 300 a class;")

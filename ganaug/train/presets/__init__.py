@@ -261,12 +261,16 @@ def choose(dataset: str, *, per_class: int | None = None, pool: bool = False) ->
         return "pool", "few labels and an unlabelled pool"
     if per_class is not None and few.below_per_class and per_class < few.below_per_class:
         return "few-shot", f"--real-per-class {per_class} is below {few.below_per_class}"
-    below = f"; --real-per-class below {few.below_per_class}: few-shot" if few.below_per_class else ""
+    # The boundary, said so that it cannot be read as this run's budget: "MNIST, 1000 a class; the few-shot preset
+    # below --real-per-class 200".
+    budget = f", {per_class} a class" if per_class is not None else ""
+    below = f"; the few-shot preset below --real-per-class {few.below_per_class}" if few.below_per_class else ""
     if dataset == "digits":
-        return "digits", f"the embedded digits{below}"
+        return "digits", f"the embedded digits{budget}{below}"
     if dataset == "mnist":
-        return "mnist", f"MNIST{below}"
-    return "fashion-mnist", f"{'Fashion-MNIST' if dataset == 'fashion-mnist' else 'an image folder'}{below}"
+        return "mnist", f"MNIST{budget}{below}"
+    name = "Fashion-MNIST" if dataset == "fashion-mnist" else "an image folder"
+    return "fashion-mnist", f"{name}{budget}{below}"
 
 
 def n_train_images(dataset: str, data_root: str | Path | None, per_class: int | None) -> int:
