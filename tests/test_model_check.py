@@ -215,3 +215,20 @@ def test_cas_trains_on_the_models_checked_images(checked_run, fake_mnist_root, m
     )
     assert np.array_equal(seen[0].numpy(), expected.arrays(np.arange(len(expected))))
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_a_run_that_lost_its_check_says_how_to_get_it_back_and_resume_writes_it_again(checked_run, tmp_path):
+    """A full disk at the end of training, or a deleted file: `generate` names the fix, `train --resume` of the
+    finished run trains nothing and writes the same check again."""
+    run = tmp_path / "run"
+    shutil.copytree(checked_run, run)
+    want = (run / "label_check.onnx").read_bytes()
+    (run / "label_check.onnx").unlink()
+    output = _generate(run, tmp_path / "x.npz", code=2)
+    assert f"ganaug train --resume {run}" in output and len(output.strip().splitlines()) == 1
+    result = CliRunner().invoke(main, ["train", "--resume", str(run), "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "had trained its" in result.output and "nan" not in result.output
+    assert (run / "label_check.onnx").read_bytes() == want
+    _, _, manifest = _generate(run, tmp_path / "y.npz")
+    assert manifest["sampling"]["label_check"]["sha256"] == OnnxCheck(run / "label_check.onnx").sha256

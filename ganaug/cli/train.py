@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -242,9 +243,14 @@ def train(
         if resolved.said:  # after the run folder is set up, so a bad-input error stays one line
             click.echo(resolved.said, err=True)
     result = trainer.fit()
+    done = (  # a finished run resumed: nothing left to train, its outputs written again
+        f"{result.run_dir} had trained its {result.steps} steps already; wrote its outputs again"
+        if math.isnan(result.images_per_second)
+        else f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_seconds:.1f} s "
+        f"({result.images_per_second:.0f} images/s)"
+    )
     click.echo(
-        f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_seconds:.1f} s "
-        f"({result.images_per_second:.0f} images/s); outputs in {result.run_dir}/: samples.png, samples.gif, "
+        f"{done}; outputs in {result.run_dir}/: samples.png, samples.gif, "
         f"losses.png, metrics.csv, checkpoint.pt"
         + (", generator.onnx" if trainer.config.export_onnx else "")
         + (

@@ -572,9 +572,16 @@ def model_sampling(
         folder = model_file if model_file.is_dir() else model_file.parent
         path = folder / name
         if not path.is_file():
+            from ganaug.train.checkpoint import CHECKPOINT
+
+            fix = (  # in its run folder (a full disk, a deleted file), train writes the check again from the run
+                f"`ganaug train --resume {folder}` writes it again"
+                if (folder / CHECKPOINT).is_file()
+                else "copy it there from the run folder"
+            )
             raise InputError(
-                f"{model_file}'s default sampling needs its label check {name}, which is not in {folder}; copy it "
-                "there from the run folder, or sample plainly (--plain, sampling='plain')"
+                f"{model_file}'s default sampling needs its label check {name}, which is not in {folder}; {fix}, "
+                "or sample plainly (--plain, sampling='plain')"
             )
         onnx_check = OnnxCheck(path, threads=threads)
         check = LabelCheck(onnx_check, input_range=(-1.0, 1.0), classes=onnx_check.classes, sha256=onnx_check.sha256)
