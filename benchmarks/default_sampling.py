@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -119,7 +120,9 @@ def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_
             "precision": report.precision_recall.precision,
             "fd": report.frechet_distance,
             "fd_floor": report.frechet_distance_floor,
-            "fd_ratio": report.frechet_distance / report.frechet_distance_floor,
+            "fd_ratio": report.frechet_distance / report.frechet_distance_floor
+            if report.frechet_distance_floor
+            else math.inf,
             "fidelity": report.fidelity.overall,
             "judge_fidelity": float((pred == labels).mean()),
             "judge_fd": frechet_distance(feats, judge["test_features"]),
@@ -128,7 +131,8 @@ def quality(run: Path, variants: dict[str, Any], *, evaluator, judge, data, per_
         if cas is not None and (cas == "all" or name in cas.split(",")):
             from ganaug.eval.cas import cas_score, load_cas_data
 
-            row["cas"] = cas_score(gen, load_cas_data("mnist", root=data["root"]), sampling=sampling)["accuracy"]
+            cas_data = load_cas_data(data["dataset"], root=data["root"])
+            row["cas"] = cas_score(gen, cas_data, sampling=sampling)["accuracy"]
         rows[name] = row
         log(
             f"  {name}: "
@@ -142,8 +146,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with generator.onnx)")
     p.add_argument("--evaluator", type=Path, required=True, help="the committed evaluator folder that scores")
-    p.add_argument("--data-root", type=Path, required=True, help="folder holding MNIST/raw")
-    p.add_argument("--label-check", type=Path, default=None, help="an evaluator folder: adds the T + check variants")
+    p.add_argument("--data-root", type=Path, required=True, help="folder holding MNIST/raw or FashionMNIST/raw")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist", help="what the runs trained on")
+    p.add_argument(
+        "--label-check",
+        type=Path,
+        default=None,
+        help="an evaluator folder or a .onnx check: adds the T + check variants",
+    )
     p.add_argument("--temperature", type=float, default=1.15)
     p.add_argument("--unflatten", type=int, default=0, help="adds the full chain with K candidates")
     p.add_argument("--per-class", type=int, default=1000)
@@ -177,14 +187,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     configure_torch(args.threads)
     log = lambda m: print(m, file=sys.stderr, flush=True)
-    train = load_source("mnist", root=args.data_root, split="train")
-    test = load_source("mnist", root=args.data_root, split="test")
+    train = load_source(args.dataset, root=args.data_root, split="train")
+    test = load_source(args.dataset, root=args.data_root, split="test")
     data = {
         "train_x": to_model_range(train.images),
         "train_y": train.labels,
         "test_x": to_model_range(test.images),
         "test_y": test.labels,
         "root": args.data_root,
+        "dataset": args.dataset,
     }
     judge, judge_acc = None, None
     if args.only != "speed":
@@ -193,12 +204,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pred, test_features = lenet_outputs(lenet, data["test_x"])
         judge = {"outputs": lambda x: lenet_outputs(lenet, x), "test_features": test_features}
         judge_acc = float((pred == test.labels.numpy()).mean())
-        log(f"LeNet-5 judge: {judge_acc:.4f} on the MNIST test split ({time.perf_counter() - t0:.0f} s)")
+        log(f"LeNet-5 judge: {judge_acc:.4f} on the {args.dataset} test split ({time.perf_counter() - t0:.0f} s)")
     evaluator = load_evaluator(args.evaluator)
     results: dict[str, Any] = {
         "command": "python -m benchmarks.default_sampling " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe(),
         "threads": args.threads,
+        "dataset": args.dataset,
         "judge": {"model": "LeNet-5 (benchmarks/metric_agreement.py)", "test_accuracy": judge_acc},
         "only": args.only,
         "runs": {},
@@ -251,7 +263,7 @@ def report(results: dict[str, Any]) -> str:
         "",
         f"Second judge: {results['judge']['model']}"
         + (
-            f", {100 * results['judge']['test_accuracy']:.2f}% on the MNIST test split"
+            f", {100 * results['judge']['test_accuracy']:.2f}% on the {results.get('dataset', 'mnist')} test split"
             if results["judge"]["test_accuracy"]
             else " (not run)"
         )
