@@ -33,7 +33,8 @@ class Neighbours:
     ``torch.cdist`` computes p=2 distances between sets of more than 25 rows as the matrix product
     ``[-2x, |x|^2, 1] . [y, 1, |y|^2]^T``, then ``sqrt(max(., 0))`` (smaller sets directly). Here it is always that
     product, so a query's distance changes with how many others share its call by the product's rounding at most
-    (on an AVX2 EPYC, for 784 pixels, not at all: see ``benchmarks/results/chain-speed/``); the reference is padded
+    (a few rows a call can round differently from hundreds; the sampling chain's images were bit for bit the same
+    on an AVX2 EPYC, ``benchmarks/results/chain-speed/``); the reference is padded
     once (not at each slice of queries), and the k-th smallest is taken before the square root, which keeps the
     order, on M values a query instead of after it on all of them.
 

@@ -114,10 +114,10 @@ class Unflatten:
         return [Neighbours(self.images[self.labels == c]) for c in range(len(self.caps))]
 
     def weights(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]. Each image's
-        weight is the same whatever else is in the call (:class:`ganaug.data.density.Neighbours`), so a caller
-        measures all its candidates in one call: one matrix product per class over all of them is about twice as
-        fast as one per candidate."""
+        """float64 [N]: ``d(x) ** -A`` of images float32 [N, 1, H, W] in [-1, 1] for labels int64 [N]. An image's
+        weight does not depend on what else is in the call, up to the matrix product's rounding
+        (:class:`ganaug.data.density.Neighbours`), so a caller measures all its candidates in one call: on MNIST
+        one product per class over all K candidates took 1.3 s where one per candidate took 2.1 s."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).flatten(1)
         d = np.ones(len(labels))
         for c in np.unique(labels):
