@@ -46,6 +46,7 @@ LEVERS: dict[str, list[str]] = {
     "ttur": ["--lr-d", "4e-4", "--lr-g", "1e-4"],
     "fp32": ["--amp", "off"],
     "bf16": ["--amp", "bf16", "--channels-last"],
+    "fp32-channels-last": ["--amp", "off", "--channels-last"],
 }
 RESULTS, REPORT = "results.json", "report.md"
 ROOT = Path(__file__).resolve().parents[1]
