@@ -5,14 +5,15 @@ Each (version, check) pair runs in a fresh process of its own (the earlier versi
 a checkout of it, e.g. ``git worktree add /tmp/before REV``), in interleaved repeats so that a drift in the
 machine's speed hits all alike; each process builds the generator, the check and the unflattening, warms up on 64
 images, then times ``OnnxGenerator.generate`` of ``--images`` images (latent seed 0) and saves them; the last
-repeat also profiles it (``profile-VERSION-CHECK.txt``, cProfile's top 12 by own time; the profile's overhead is
+repeat also profiles it (``OUT.profile-VERSION-CHECK.txt``, cProfile's top 12 by own time; the profile's overhead is
 in that repeat's time). The report gives each pair's median images/s, the speed-up of now over before and whether
 every image is bit-for-bit the same.
 
     python -m benchmarks.chain_speed RUN --check RUN/label_check.onnx --check EVALUATOR --baseline /tmp/before \\
         --data-root DATA --temperature 1.15 --unflatten 8 --images 2048 --repeats 3 --threads 2 --out OUT
 
-Writes ``OUT/results.json`` and ``OUT/report.md`` (with the machine), never into the source tree by default.
+Writes ``OUT.json`` and ``OUT.md`` (with the machine; :mod:`benchmarks.result_pair`) and the profiles as
+``OUT.profile-VERSION-CHECK.txt``, never into the source tree by default.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
+KIND = "ganaug chain_speed"
 
 
 def child(args: argparse.Namespace) -> None:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--images", type=int, default=2048)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs/benchmarks/chain_speed"))
+    p.add_argument("--out", type=Path, default=Path("runs/benchmarks/chain_speed"), help="file stem: OUT.json, OUT.md")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--save", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--profile", type=Path, help=argparse.SUPPRESS)
@@ -91,9 +93,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if not (args.baseline / "ganaug" / "__init__.py").is_file():
         p.error(f"--baseline {args.baseline} is not a ganaug checkout (no ganaug/__init__.py)")
-    if args.out.exists() and any(args.out.iterdir()) and not (args.out / "results.json").is_file():
-        p.error(f"--out {args.out} holds other files; choose an empty or new folder")
-    args.out.mkdir(parents=True, exist_ok=True)
+    from benchmarks import result_pair
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result_pair.check_out(p, args.out, kind=KIND, example="chain_speed")
 
     import numpy as np
 
@@ -110,7 +113,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 command += ["--unflatten", str(args.unflatten), "--images", str(args.images)]
                 command += ["--threads", str(args.threads), "--child", "--save", str(save)]
                 if r == args.repeats - 1:  # the last repeat also says where the time goes (cProfile, top 12)
-                    command += ["--profile", str(args.out / f"profile-{version}-{check.name}.txt")]
+                    command += [
+                        "--profile",
+                        str(args.out.parent / f"{args.out.name}.profile-{version}-{check.name}.txt"),
+                    ]
                 env = {**os.environ, "PYTHONPATH": str(root)}
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
                 if done.returncode:
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     shutil.rmtree(scratch)
     result = {
+        "kind": KIND,
         "command": "python -m benchmarks.chain_speed " + " ".join(sys.argv[1:] if argv is None else argv),
         "images": args.images,
         "repeats": args.repeats,
@@ -158,14 +165,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{row['speedup']:.2f}x | {same} |"
         )
     machine = result["machine"]
-    note = "profile-*.txt: where the last repeat's time went (cProfile, by own time)."
+    note = "OUT.profile-*.txt: where the last repeat's time went (cProfile, by own time)."
     lines += [
         "",
         f"Machine: {machine.get('cpu', '?')}; {args.threads} threads; medians of {args.repeats} repeats; {note}",
     ]
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result_pair.write(args.out, result, "\n".join(lines) + "\n")
     return result
 
 

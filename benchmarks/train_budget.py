@@ -13,20 +13,21 @@ speed this machine trains at, and the fastest this machine multiplies fp32 matri
    most two cores sustain in fp32; a step of small convolutions runs below it.
 
 The report: the preset's wall time at the measured speed, the sustained GFLOP/s that ``--minutes`` needs, and
-both against the matrix-product ceiling. Writes ``OUT/results.json`` and ``OUT/report.md``.
+both against the matrix-product ceiling. Writes ``OUT.json`` and ``OUT.md`` (:mod:`benchmarks.result_pair`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+KIND = "ganaug train_budget"
 
 
 def _config(preset: str, data_root: Path, per_class: int, epochs: int):
@@ -117,8 +118,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--flop-per-class", type=int, default=20, help="images a class of the counted run")
     p.add_argument("--speed-per-class", type=int, default=1000, help="images a class of the timed run")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "train_budget")
+    p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "train_budget", help="file stem")
     args = p.parse_args(argv)
+
+    from benchmarks import result_pair
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result_pair.check_out(p, args.out, kind=KIND, example="train_budget")
 
     from ganaug.downstream.machine import describe
     from ganaug.threads import configure_torch
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     images = steps * flops["batch_size"]
     total = images * flops["flop_per_image"]
     result = {
+        "kind": KIND,
         "command": "python -m benchmarks.train_budget " + " ".join(sys.argv[1:] if argv is None else argv),
         "preset": f"{args.preset}@{budget.version}",
         "steps": steps,
@@ -168,10 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"| fp32 matrix products here ([2048, 2048]²) | {peak:.0f} GFLOP/s |",
         f"| wall time if every FLOP ran at that speed | {r['minutes_at_matmul_speed']:.1f} min |",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result_pair.write(args.out, result, "\n".join(lines) + "\n")
     return result
 
 
