@@ -38,17 +38,21 @@ class Neighbours:
     once (not at each slice of queries), and the k-th smallest is taken before the square root, which keeps the
     order, on M values a query instead of after it on all of them.
 
-    Attributes:
-        reference: float32 [M, D].
+    Only the padded rows are kept (one copy of the reference); :attr:`reference` is a view of them.
     """
 
     def __init__(self, reference: Any) -> None:
-        self.reference = _as_tensor(reference, "reference").float().contiguous()
-        norm = self.reference.pow(2).sum(-1, keepdim=True)
-        self._padded = torch.cat([self.reference, torch.ones_like(norm), norm], -1)
+        r = _as_tensor(reference, "reference").float()
+        norm = r.pow(2).sum(-1, keepdim=True)
+        self._padded = torch.cat([r, torch.ones_like(norm), norm], -1)
+
+    @property
+    def reference(self) -> torch.Tensor:
+        """float32 [M, D]: the reference rows (a view of the padded ones)."""
+        return self._padded[:, :-2]
 
     def __len__(self) -> int:
-        return len(self.reference)
+        return len(self._padded)
 
     def kth(self, queries: Any, *, k: int = 1, batch_size: int = 1024) -> torch.Tensor:
         """float32 [N]: each query's (float [N, D]) distance to its ``k``-th nearest reference row, the queries
