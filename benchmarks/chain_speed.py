@@ -24,7 +24,6 @@ import io
 import json
 import os
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
@@ -97,53 +96,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result_pair.check_out(p, args.out, kind=KIND, example="chain_speed")
+    versions = {"before": args.baseline.resolve(), "now": REPO}
+    profiles = {  # the last repeat's cProfile of each pair, beside OUT.json
+        (check.name, version): args.out.parent / f"{args.out.name}.profile-{version}-{check.name}.txt"
+        for check in args.check
+        for version in versions
+    }
+    ours = result_pair.written_by(args.out.with_suffix(".json"), KIND)
+    for path in profiles.values():
+        if (path.exists() or path.is_symlink()) and not ours:
+            p.error(f"{path} exists and was not written by this benchmark; choose another --out")
 
     import numpy as np
 
-    versions = {"before": args.baseline.resolve(), "now": REPO}
-    scratch = Path(tempfile.mkdtemp(prefix="chain_speed-"))  # the images compared (MBs): not kept beside the report
-    seconds: dict[tuple[str, str], list[float]] = {}
-    for r in range(args.repeats):
-        for check in args.check:
-            for version, root in versions.items():
-                save = scratch / f"{version}-{check.name}.npy"
-                command = [sys.executable, str(HERE), str(args.run), "--check", str(check), "--baseline", str(root)]
-                command += [] if args.data_root is None else ["--data-root", str(args.data_root)]
-                command += ["--temperature", str(args.temperature)]
-                command += ["--unflatten", str(args.unflatten), "--images", str(args.images)]
-                command += ["--threads", str(args.threads), "--child", "--save", str(save)]
-                if r == args.repeats - 1:  # the last repeat also says where the time goes (cProfile, top 12)
-                    command += [
-                        "--profile",
-                        str(args.out.parent / f"{args.out.name}.profile-{version}-{check.name}.txt"),
-                    ]
-                env = {**os.environ, "PYTHONPATH": str(root)}
-                done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    raise SystemExit(f"error: the {version} chain failed:\n{done.stderr[-2000:]}")
-                s = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-                seconds.setdefault((check.name, version), []).append(s)
-                print(f"repeat {r + 1}: {check.name} {version}: {args.images / s:,.0f} images/s", flush=True)
-
     from ganaug.downstream.machine import describe
 
+    seconds: dict[tuple[str, str], list[float]] = {}
     rows = []
-    for check in args.check:
-        before, now = (statistics.median(seconds[(check.name, v)]) for v in versions)
-        a, b = (np.load(scratch / f"{v}-{check.name}.npy") for v in versions)
-        differing = int((a != b).reshape(len(a), -1).any(axis=1).sum())
-        rows.append(
-            {
-                "check": str(check),
-                "before_images_per_second": args.images / before,
-                "now_images_per_second": args.images / now,
-                "speedup": before / now,
-                "identical": differing == 0,
-                "differing_images": differing,
-                "seconds": {v: seconds[(check.name, v)] for v in versions},
-            }
-        )
-    shutil.rmtree(scratch)
+    with tempfile.TemporaryDirectory(prefix="chain_speed-") as scratch:  # the images compared (MBs), not kept
+        for r in range(args.repeats):
+            for check in args.check:
+                for version, root in versions.items():
+                    save = Path(scratch) / f"{version}-{check.name}.npy"
+                    command = [sys.executable, str(HERE), str(args.run), "--check", str(check)]
+                    command += ["--baseline", str(root), "--temperature", str(args.temperature)]
+                    command += [] if args.data_root is None else ["--data-root", str(args.data_root)]
+                    command += ["--unflatten", str(args.unflatten), "--images", str(args.images)]
+                    command += ["--threads", str(args.threads), "--child", "--save", str(save)]
+                    if r == args.repeats - 1:  # the last repeat also says where the time goes (cProfile, top 12)
+                        command += ["--profile", str(profiles[(check.name, version)])]
+                    env = {**os.environ, "PYTHONPATH": str(root)}
+                    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+                    if done.returncode:
+                        raise SystemExit(f"error: the {version} chain failed:\n{done.stderr[-2000:]}")
+                    s = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+                    seconds.setdefault((check.name, version), []).append(s)
+                    print(f"repeat {r + 1}: {check.name} {version}: {args.images / s:,.0f} images/s", flush=True)
+        for check in args.check:
+            before, now = (statistics.median(seconds[(check.name, v)]) for v in versions)
+            a, b = (np.load(Path(scratch) / f"{v}-{check.name}.npy") for v in versions)
+            differing = int((a != b).reshape(len(a), -1).any(axis=1).sum())
+            rows.append(
+                {
+                    "check": str(check),
+                    "before_images_per_second": args.images / before,
+                    "now_images_per_second": args.images / now,
+                    "speedup": before / now,
+                    "identical": differing == 0,
+                    "differing_images": differing,
+                    "seconds": {v: seconds[(check.name, v)] for v in versions},
+                }
+            )
     result = {
         "kind": KIND,
         "command": "python -m benchmarks.chain_speed " + " ".join(sys.argv[1:] if argv is None else argv),

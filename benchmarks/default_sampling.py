@@ -14,13 +14,12 @@ check) and, with ``--unflatten K``, ``T + check + unflatten K`` (the full chain)
 run's own check in place of that evaluator (``T + run's check + unflatten K``). Speed: every variant generates
 ``--speed-images`` images through ``GeneratedDataset.arrays`` in turn, ``--repeats`` times (interleaved, so a
 drift in the machine's speed hits all alike); medians. Quality: ``--per-class`` images per class (latent seed 0)
-scored as ``ganaug evaluate`` scores them. Writes ``OUT/results.json`` and ``OUT/report.md``.
+scored as ``ganaug evaluate`` scores them. Writes ``OUT.json`` and ``OUT.md`` (:mod:`benchmarks.result_pair`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+KIND = "ganaug default_sampling"
 
 
 def _variants(run: Path, args) -> dict[str, Any]:
@@ -176,8 +177,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="measure one half (speed wants the machine to itself; quality does not depend on load)",
     )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "default_sampling")
+    p.add_argument("--out", type=Path, default=Path("runs") / "benchmarks" / "default_sampling", help="file stem")
     args = p.parse_args(argv)
+
+    from benchmarks import result_pair
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result_pair.check_out(p, args.out, kind=KIND, example="default_sampling")
 
     from benchmarks.metric_agreement import lenet_outputs, train_lenet
     from ganaug.classify.evaluator import load_evaluator
@@ -207,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"LeNet-5 judge: {judge_acc:.4f} on the {args.dataset} test split ({time.perf_counter() - t0:.0f} s)")
     evaluator = load_evaluator(args.evaluator)
     results: dict[str, Any] = {
+        "kind": KIND,
         "command": "python -m benchmarks.default_sampling " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe(),
         "threads": args.threads,
@@ -246,10 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 log=log,
             )
         results["runs"][str(run)] = {name: {**scores[name], **rows[name]} for name in variants}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "report.md").write_text(report(results))
-    print(report(results))
+    result_pair.write(args.out, results, report(results))
     return results
 
 

@@ -20,13 +20,14 @@ def check_out(parser: argparse.ArgumentParser, out: Path, *, kind: str, example:
     if out.suffix not in ("", ".json", ".md") and (out.exists() or out.is_symlink()):
         parser.error(f"--out {out} is an existing file; give a new file stem (OUT.json and OUT.md are written)")
     for path in (out.with_suffix(".json"), out.with_suffix(".md")):
-        if path.exists() and not _written_by(out.with_suffix(".json"), kind):
+        if path.exists() and not written_by(out.with_suffix(".json"), kind):
             parser.error(f"{path} exists and was not written by this benchmark; choose another --out")
     if not out.parent.is_dir():
         parser.error(f"--out: folder {out.parent} does not exist; create it first")
 
 
-def _written_by(path: Path, kind: str) -> bool:
+def written_by(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a JSON report whose ``kind`` is ``kind`` (a file this benchmark wrote)."""
     try:
         return json.loads(path.read_text()).get("kind") == kind
     except (OSError, ValueError, AttributeError):

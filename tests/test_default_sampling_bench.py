@@ -36,5 +36,9 @@ def test_default_sampling_scores_a_fashion_run_with_its_own_check(tmp_path):
     assert rows["model"]["sampling"]["label_check"] == rows["T 1.2 + check"]["sampling"]["label_check"] is not None
     for row in rows.values():
         assert 0 <= row["recall"] <= 1 and row["fd_ratio"] > 0 and 0 <= row["judge_fidelity"] <= 1
-    assert json.loads((out / "results.json").read_text())["dataset"] == "fashion-mnist"
-    assert "fashion-mnist test split" in (out / "report.md").read_text()
+    assert json.loads(out.with_suffix(".json").read_text())["dataset"] == "fashion-mnist"
+    assert "fashion-mnist test split" in out.with_suffix(".md").read_text()
+    (tmp_path / "mine.json").write_text("{}")  # someone else's file of that name is refused, and kept
+    with pytest.raises(SystemExit):
+        default_sampling([*argv, "--only", "quality", "--threads", "1", "--out", str(tmp_path / "mine")])
+    assert (tmp_path / "mine.json").read_text() == "{}"

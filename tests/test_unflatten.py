@@ -221,3 +221,8 @@ def test_chain_speed_compares_two_versions_image_for_image(flat_run, check, tmp_
     assert "| identical |" in out.with_suffix(".md").read_text()
     assert (tmp_path / "out.profile-now-ev1.txt").read_text().startswith("40 images in")
     assert json.loads(out.with_suffix(".json").read_text())["machine"]["torch_threads"] >= 1
+    theirs = tmp_path / "theirs.profile-now-ev1.txt"  # a file beside a stem this benchmark never wrote: refused
+    theirs.write_text("keep me")
+    with pytest.raises(SystemExit):
+        chain_speed([*argv, "--repeats", "1", "--threads", "1", "--out", str(tmp_path / "theirs")])
+    assert theirs.read_text() == "keep me"
