@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error(f"--baseline {args.baseline} is not a ganaug checkout (no ganaug/__init__.py)")
     from benchmarks import result_pair
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result_pair.check_out(p, args.out, kind=KIND, example="chain_speed")
+    result_pair.check_out(p, args.out, kind=KIND, example="chain_speed", create=True)
     versions = {"before": args.baseline.resolve(), "now": REPO}
     profiles = {  # the last repeat's cProfile of each pair, beside OUT.json
         (check.name, version): args.out.parent / f"{args.out.name}.profile-{version}-{check.name}.txt"

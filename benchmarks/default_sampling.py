@@ -182,8 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from benchmarks import result_pair
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result_pair.check_out(p, args.out, kind=KIND, example="default_sampling")
+    result_pair.check_out(p, args.out, kind=KIND, example="default_sampling", create=True)
 
     from benchmarks.metric_agreement import lenet_outputs, train_lenet
     from ganaug.classify.evaluator import load_evaluator

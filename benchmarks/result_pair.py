@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 
-def check_out(parser: argparse.ArgumentParser, out: Path, *, kind: str, example: str) -> None:
+def check_out(parser: argparse.ArgumentParser, out: Path, *, kind: str, example: str, create: bool = False) -> None:
     """Refuse (``parser.error``: one line, exit 2) an ``--out`` stem whose files cannot be written or are not
-    this benchmark's (its JSON's ``kind`` must be ``kind``); ``example`` is a file stem to suggest."""
+    this benchmark's (its JSON's ``kind`` must be ``kind``); ``example`` is a file stem to suggest. ``create``:
+    make a missing folder for it (for a default under ``runs/``) instead of refusing it."""
     if out.name in ("", ".", "..") or out.is_dir():
         parser.error(f"--out {out} is a folder; give a file stem inside it, such as {out / example}")
     if out.suffix not in ("", ".json", ".md") and (out.exists() or out.is_symlink()):
@@ -23,7 +24,12 @@ def check_out(parser: argparse.ArgumentParser, out: Path, *, kind: str, example:
         if path.exists() and not written_by(out.with_suffix(".json"), kind):
             parser.error(f"{path} exists and was not written by this benchmark; choose another --out")
     if not out.parent.is_dir():
-        parser.error(f"--out: folder {out.parent} does not exist; create it first")
+        if not create:
+            parser.error(f"--out: folder {out.parent} does not exist; create it first")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            parser.error(f"--out: cannot create folder {out.parent} ({e.strerror}); choose another --out")
 
 
 def written_by(path: Path, kind: str) -> bool:

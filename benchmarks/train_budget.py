@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from benchmarks import result_pair
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result_pair.check_out(p, args.out, kind=KIND, example="train_budget")
+    result_pair.check_out(p, args.out, kind=KIND, example="train_budget", create=True)
 
     from ganaug.downstream.machine import describe
     from ganaug.threads import configure_torch

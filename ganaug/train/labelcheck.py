@@ -15,7 +15,6 @@ File contract: one input ``images`` float32 [N, 1, 28, 28] in [-1, 1] (the gener
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,8 @@ def export_label_check(check: Evaluator, out: str | Path) -> Path:
     import onnx
     import onnxruntime as ort
 
-    from ganaug.outputs import reporting_disk_full, temp_path
+    from ganaug.outputs import write_bytes_whole
+    from ganaug.threads import ort_session_options
 
     net = check.net.cpu().eval()
     example = torch.zeros(2, 1, 28, 28)
@@ -110,22 +110,16 @@ def export_label_check(check: Evaluator, out: str | Path) -> Path:
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (64, 1, 28, 28)).astype(np.float32))
     with torch.no_grad():
         want = net(x).numpy()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    got = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    got = ort.InferenceSession(data, ort_session_options(None), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x.numpy()}
+    )[0]
     err = float(np.abs(got - want).max())
     if err > 1e-3:
         raise ExportParityError(
             f"the label check's ONNX logits differ from PyTorch's by {err:.3g}; nothing was written"
         )
     out = Path(out)
-    tmp = temp_path(out)
-    try:
-        with reporting_disk_full(out, temp=tmp):
-            tmp.write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_whole(out, data)  # whole or not at all; a full disk is one line
     return out
 
 
